@@ -1,0 +1,48 @@
+# fta — one entry point for operators and developers.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_PG_DIR := .cache/test-postgres
+
+.PHONY: up down logs venv lint typecheck images test test-unit test-fast testdb clean
+
+up: ## Boot the whole stack (portal on http://127.0.0.1:8080)
+	bash scripts/up.sh
+
+down: ## Stop the stack (data volumes are kept)
+	bash scripts/down.sh
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	bash scripts/ensure-apt.sh shellcheck
+	shellcheck scripts/*.sh images/*.sh deploy/*.sh
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy src
+
+images: ## Build every image locally, without a registry
+	bash images/build.sh
+
+testdb: $(STAMP)
+	bash scripts/test-postgres.sh start $(TEST_PG_DIR)
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+test: lint typecheck images testdb ## Install what is needed and run every test
+	source $(TEST_PG_DIR)/env && $(VENV)/bin/pytest tests; rc=$$?; \
+	  bash scripts/test-postgres.sh stop $(TEST_PG_DIR); exit $$rc
+
+clean:
+	bash scripts/test-postgres.sh stop $(TEST_PG_DIR) || true
+	rm -rf $(VENV) .cache

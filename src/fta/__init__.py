@@ -1,0 +1,1 @@
+"""fta: hosted, sandboxed Freqtrade for paying clients."""

@@ -1,0 +1,76 @@
+"""/api/v1/auth: sign-up, tokens, logout, password change."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from fta.accounts import service
+from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignupIn(StrictModel):
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=200)
+    display_name: str = Field(min_length=1, max_length=100)
+
+
+class SignupOut(BaseModel):
+    tenant_id: str
+    user_id: uuid.UUID
+
+
+class TokenIn(StrictModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=200)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type
+    expires_in: int
+
+
+class PasswordChangeIn(StrictModel):
+    current_password: str = Field(max_length=200)
+    new_password: str = Field(max_length=200)
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED)
+def signup(body: SignupIn, session: SessionDep, ip: ClientIpDep) -> SignupOut:
+    user = service.signup(
+        session, email=body.email, password=body.password, display_name=body.display_name, ip=ip
+    )
+    assert user.tenant_id is not None  # noqa: S101 - sign-up always creates a tenant
+    return SignupOut(tenant_id=user.tenant_id, user_id=user.id)
+
+
+@router.post("/token")
+def token(body: TokenIn, session: SessionDep, ip: ClientIpDep) -> TokenOut:
+    issued = service.login(session, email=body.email, password=body.password, ip=ip)
+    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(principal: PrincipalDep, session: SessionDep, ip: ClientIpDep) -> Response:
+    service.logout(session, principal, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(
+    body: PasswordChangeIn, principal: PrincipalDep, session: SessionDep, ip: ClientIpDep
+) -> Response:
+    service.change_password(
+        session, principal, current=body.current_password, new=body.new_password, ip=ip
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

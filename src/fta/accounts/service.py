@@ -1,0 +1,186 @@
+"""Sign-up, log-in, token revocation and password changes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fta import audit
+from fta.accounts.models import AuthSession, Role, Tenant, TenantStatus, User
+from fta.accounts.security import (
+    DUMMY_HASH,
+    decode_token,
+    encode_token,
+    hash_password,
+    verify_password,
+)
+from fta.db import utcnow
+from fta.errors import Conflict, Invalid, Unauthorized
+from fta.plans.service import default_plan
+from fta.settings import get_settings
+
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the user, its tenant (None for platform admins) and its role."""
+
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    tenant_id: str | None
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+def new_tenant_id() -> str:
+    return "".join(secrets.choice(BASE32) for _ in range(8))
+
+
+def _normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+
+
+def _subnet_capacity() -> int:
+    settings = get_settings()
+    pool_prefix = int(settings.tenant_subnet_pool.rsplit("/", 1)[1])
+    return int(2 ** (settings.tenant_subnet_prefix - pool_prefix))
+
+
+def signup(
+    session: Session, *, email: str, password: str, display_name: str, ip: str | None
+) -> User:
+    """Creates a tenant and its first (client) user on the default plan."""
+    _check_password(password)
+    email = _normalise_email(email)
+    if session.scalars(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict("an account already exists for this email address: log in instead")
+    tenant = Tenant(id=new_tenant_id(), display_name=display_name, plan_id=default_plan(session).id)
+    session.add(tenant)
+    try:
+        session.flush()
+    except IntegrityError as exc:  # a tenant id collision is astronomically rare: retry once
+        raise Conflict("please retry the sign-up") from exc
+    if tenant.subnet_index >= _subnet_capacity():
+        raise Conflict("the platform is at capacity for new clients; contact support")
+    user = User(
+        tenant_id=tenant.id, email=email, password_hash=hash_password(password), role=Role.CLIENT
+    )
+    session.add(user)
+    session.flush()
+    audit.service.record(
+        session, actor=str(user.id), tenant_id=tenant.id, action="account.signup", ip=ip
+    )
+    return user
+
+
+def create_admin(session: Session, *, email: str, password: str) -> User:
+    _check_password(password)
+    email = _normalise_email(email)
+    if session.scalars(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user with the email {email} already exists")
+    user = User(tenant_id=None, email=email, password_hash=hash_password(password), role=Role.ADMIN)
+    session.add(user)
+    session.flush()
+    audit.service.record(session, actor="cli", action="admin.create", target=str(user.id))
+    return user
+
+
+def login(session: Session, *, email: str, password: str, ip: str | None) -> IssuedToken:
+    user = session.scalars(select(User).where(User.email == _normalise_email(email))).first()
+    if user is None:
+        verify_password(DUMMY_HASH, password)
+        raise Unauthorized("wrong email or password")
+    if not verify_password(user.password_hash, password):
+        audit.service.record(
+            session, actor=str(user.id), tenant_id=user.tenant_id, action="auth.failed", ip=ip
+        )
+        raise Unauthorized("wrong email or password")
+    ttl = get_settings().access_token_ttl_seconds
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id, created_at=now, expires_at=now + timedelta(seconds=ttl)
+    )
+    session.add(auth_session)
+    session.flush()
+    audit.service.record(
+        session, actor=str(user.id), tenant_id=user.tenant_id, action="auth.login", ip=ip
+    )
+    return IssuedToken(encode_token(user.id, auth_session.id, now, ttl), ttl)
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """Resolves a bearer token to its principal, refusing revoked or expired sessions."""
+    claims = decode_token(token)
+    if claims is None:
+        raise Unauthorized("invalid or expired token: request a new one at /api/v1/auth/token")
+    row = session.execute(
+        select(AuthSession, User, Tenant)
+        .join(User, User.id == AuthSession.user_id)
+        .outerjoin(Tenant, Tenant.id == User.tenant_id)
+        .where(AuthSession.id == claims.session_id, AuthSession.user_id == claims.user_id)
+    ).first()
+    if row is None:
+        raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
+    auth_session, user, tenant = row
+    if auth_session.revoked_at is not None or auth_session.expires_at <= utcnow():
+        raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
+    if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
+        raise Unauthorized("this account is suspended: contact support")
+    return Principal(user.id, auth_session.id, user.tenant_id, Role(user.role))
+
+
+def logout(session: Session, principal: Principal, ip: str | None) -> None:
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == principal.session_id)
+        .values(revoked_at=utcnow())
+    )
+    audit.service.record(
+        session,
+        actor=str(principal.user_id),
+        tenant_id=principal.tenant_id,
+        action="auth.logout",
+        ip=ip,
+    )
+
+
+def change_password(
+    session: Session, principal: Principal, *, current: str, new: str, ip: str | None
+) -> None:
+    """Changes the password and revokes every session of the user, this one included."""
+    user = session.get(User, principal.user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        raise Unauthorized("the current password is wrong")
+    _check_password(new)
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    audit.service.record(
+        session, actor=str(user.id), tenant_id=user.tenant_id, action="auth.password_changed", ip=ip
+    )

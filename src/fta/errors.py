@@ -1,0 +1,44 @@
+"""Domain errors. Services raise them; the API maps them to problem+json answers."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An error a person can act on; `detail` says what to do."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class Invalid(DomainError):
+    status = 422
+    title = "Invalid input"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class QuotaExceeded(DomainError):
+    status = 429
+    title = "Quota exceeded"

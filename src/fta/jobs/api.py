@@ -1,0 +1,130 @@
+"""/api/v1/jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from fta.jobs import service
+from fta.jobs.models import Job, JobKind
+from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: JobKind
+    strategy_id: uuid.UUID | None = None
+    config: dict[str, Any] = Field(
+        description="freqtrade options from the documented allow-list (see docs/api.md)"
+    )
+    max_seconds: int | None = Field(
+        default=None, description="stop the job after this many seconds (at most the plan's)"
+    )
+
+
+class JobAccepted(BaseModel):
+    id: uuid.UUID
+    status: str
+
+
+class Usage(BaseModel):
+    cpu_seconds: Decimal | None
+    memory_max_bytes: int | None
+    run_seconds: int | None
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    status: str
+    strategy_version_id: uuid.UUID | None
+    config: dict[str, Any]
+    max_seconds: int
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    error: str | None
+    usage: Usage
+
+
+def _out(job: Job) -> JobOut:
+    run_seconds = None
+    if job.started_at is not None and job.finished_at is not None:
+        run_seconds = int((job.finished_at - job.started_at).total_seconds())
+    return JobOut(
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        strategy_version_id=job.strategy_version_id,
+        config=job.config,
+        max_seconds=job.max_seconds,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        exit_code=job.exit_code,
+        error=job.error,
+        usage=Usage(
+            cpu_seconds=job.cpu_seconds,
+            memory_max_bytes=job.memory_max_bytes,
+            run_seconds=run_seconds,
+        ),
+    )
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+def submit_job(
+    body: JobIn, principal: PrincipalDep, tenant: TenantDep, session: SessionDep, ip: ClientIpDep
+) -> JobAccepted:
+    job = service.submit_job(
+        session,
+        principal,
+        tenant,
+        kind=body.kind,
+        strategy_id=body.strategy_id,
+        config=body.config,
+        max_seconds=body.max_seconds,
+        ip=ip,
+    )
+    return JobAccepted(id=job.id, status=job.status)
+
+
+@router.get("")
+def list_jobs(tenant: TenantDep, session: SessionDep) -> list[JobOut]:
+    return [_out(job) for job in service.list_jobs(session, tenant)]
+
+
+@router.get("/{job_id}")
+def get_job(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> JobOut:
+    return _out(service.get_job(session, tenant, job_id))
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse)
+def get_logs(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> PlainTextResponse:
+    return PlainTextResponse(service.job_logs(session, tenant, job_id))
+
+
+@router.get("/{job_id}/result")
+def get_result(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> dict[str, Any]:
+    return service.job_result(session, tenant, job_id)
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(
+    job_id: uuid.UUID,
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    ip: ClientIpDep,
+) -> JobOut:
+    return _out(service.cancel_job(session, principal, tenant, job_id, ip))

@@ -1,0 +1,95 @@
+"""Which candles the shared, read-only candle cache already holds.
+
+The cache is filled by a trusted container (never tenant code) and mounted read-only
+into every tenant's backtests and hyperopts, so each candle is fetched once for all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Date, String, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from fta.db import Base, utcnow
+
+
+class CandleCacheEntry(Base):
+    __tablename__ = "candle_cache"
+
+    exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pair: Mapped[str] = mapped_column(String(32), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+
+
+@dataclass(frozen=True)
+class FillRequest:
+    exchange: str
+    pairs: tuple[str, ...]
+    timeframe: str
+    start: date
+    end: date
+
+    @property
+    def timerange(self) -> str:
+        return f"{self.start:%Y%m%d}-{self.end:%Y%m%d}"
+
+
+def lock(session: Session, exchange: str, timeframe: str) -> None:
+    """Serialises fills of one exchange and timeframe until the transaction ends."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+        {"key": f"candle-cache:{exchange}:{timeframe}"},
+    )
+
+
+def missing(
+    session: Session, exchange: str, pairs: list[str], timeframe: str, start: date, end: date
+) -> FillRequest | None:
+    """What must be downloaded so every pair covers [start, end], or None when covered.
+
+    A fill covers the union of what was held and what is asked, so the cache only grows.
+    """
+    entries = {
+        entry.pair: entry
+        for entry in session.scalars(
+            select(CandleCacheEntry).where(
+                CandleCacheEntry.exchange == exchange,
+                CandleCacheEntry.timeframe == timeframe,
+                CandleCacheEntry.pair.in_(pairs),
+            )
+        )
+    }
+    todo = [
+        pair
+        for pair in pairs
+        if pair not in entries or entries[pair].start_date > start or entries[pair].end_date < end
+    ]
+    if not todo:
+        return None
+    today = utcnow().date()
+    fill_start = min([start, *(entries[p].start_date for p in todo if p in entries)])
+    fill_end = min(max([end, *(entries[p].end_date for p in todo if p in entries)]), today)
+    return FillRequest(exchange, tuple(sorted(todo)), timeframe, fill_start, fill_end)
+
+
+def record_fill(session: Session, fill: FillRequest) -> None:
+    for pair in fill.pairs:
+        session.execute(
+            insert(CandleCacheEntry)
+            .values(
+                exchange=fill.exchange,
+                pair=pair,
+                timeframe=fill.timeframe,
+                start_date=fill.start,
+                end_date=fill.end,
+            )
+            .on_conflict_do_update(
+                index_elements=["exchange", "pair", "timeframe"],
+                set_={"start_date": fill.start, "end_date": fill.end},
+            )
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the package so `fta migrate` works from the image."""

@@ -1,0 +1,23 @@
+"""Imports every domain's models so the metadata knows all tables."""
+
+from fta.accounts.models import AuthSession, Tenant, User
+from fta.audit.models import AuditChainHead, AuditEvent
+from fta.jobs.candle_cache import CandleCacheEntry
+from fta.jobs.models import Job, JobLogChunk, JobResult
+from fta.plans.models import Plan
+from fta.strategies.models import Strategy, StrategyVersion
+
+__all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "AuthSession",
+    "CandleCacheEntry",
+    "Job",
+    "JobLogChunk",
+    "JobResult",
+    "Plan",
+    "Strategy",
+    "StrategyVersion",
+    "Tenant",
+    "User",
+]

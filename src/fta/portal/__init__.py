@@ -1,0 +1,1 @@
+"""Portal: the FastAPI application (REST API and web pages). It holds no Docker rights."""

@@ -1,0 +1,87 @@
+"""Process settings, read from the environment (and `.env` in development).
+
+Outside development mode the application refuses to start while any secret
+still holds a placeholder value, so a copied `.env.example` can never reach
+production.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_MARKERS = ("changeme", "placeholder", "change-me")
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FTA_", env_file=None, extra="ignore")
+
+    mode: Mode = Mode.DEVELOPMENT
+    database_url: SecretStr = SecretStr("postgresql+psycopg://fta:changeme@127.0.0.1:5432/fta")
+    secret_key: SecretStr = SecretStr("changeme-secret-key")
+    access_token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+
+    # Docker, reached only by the worker, only through the socket proxy.
+    docker_host: str = "tcp://socket-proxy:2375"
+    job_image: str = "fta/freqtrade:2026.9"
+    gateway_container: str = "fta-market-data"
+    gateway_port: int = 8090
+    tenant_subnet_pool: str = "10.210.0.0/16"
+    tenant_subnet_prefix: Annotated[int, Field(ge=16, le=29)] = 27
+    tenant_bridge_prefix: str = "ftab-"
+    tenant_cgroup_root: str = "fta"
+    job_tmpfs_bytes: int = 256 * 1024 * 1024
+    job_log_max_line: int = 4096
+    job_log_max_bytes: int = 1024 * 1024
+    job_result_max_bytes: int = 256 * 1024
+    worker_poll_seconds: float = 2.0
+    reconcile_interval_seconds: float = 30.0
+
+    # Market data
+    market_data_mode: str = "replay"
+    market_data_upstream: str = "https://api.binance.com"
+
+    @field_validator("tenant_subnet_pool")
+    @classmethod
+    def _valid_pool(cls, value: str) -> str:
+        ipaddress.ip_network(value)
+        return value
+
+    @field_validator("tenant_bridge_prefix")
+    @classmethod
+    def _short_prefix(cls, value: str) -> str:
+        # Linux interface names hold 15 characters: prefix + 8-character tenant id.
+        if len(value) + 8 > 15:
+            raise ValueError("tenant_bridge_prefix must leave room for an 8-character id")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.mode is Mode.DEVELOPMENT:
+            return self
+        for name in ("secret_key", "database_url"):
+            value = getattr(self, name).get_secret_value().lower()
+            if any(marker in value for marker in PLACEHOLDER_MARKERS):
+                raise ValueError(
+                    f"FTA_{name.upper()} still holds a placeholder: generate a real secret "
+                    "(make up writes one into .env)"
+                )
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("FTA_SECRET_KEY must be at least 32 characters long")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Worker: claims jobs from Postgres and runs them through the container runtime."""

@@ -1,0 +1,261 @@
+"""Runs one claimed job end to end and records how it ended."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import Tenant
+from fta.db import session_scope
+from fta.jobs import candle_cache
+from fta.jobs import service as jobs
+from fta.jobs.freqtrade_config import (
+    JobConfig,
+    build_job_bundle,
+    encode_bundle,
+    parse_job_config,
+    parse_timerange,
+)
+from fta.jobs.models import Job, JobKind, JobStatus
+from fta.jobs.summary import parse_result_line
+from fta.plans.models import Plan
+from fta.runtime import ContainerSpec, HardeningError, JobRunner, Limits, Mount
+from fta.settings import Settings
+from fta.strategies.models import Strategy, StrategyVersion
+from fta.worker.log_capture import LogCapture
+from fta.worker.sandbox import Outcome, RunReport, run_container
+
+log = logging.getLogger(__name__)
+
+CANDLE_VOLUME = "fta-candles"
+CACHE_FILL_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class JobContext:
+    job_id: uuid.UUID
+    tenant_id: str
+    subnet_index: int
+    kind: JobKind
+    config: JobConfig
+    strategy_name: str | None
+    strategy_source: str | None
+    limits: Limits
+    max_seconds: int
+
+
+def _limits(plan: Plan, settings: Settings) -> Limits:
+    return Limits(
+        nano_cpus=int(plan.cpu * 1_000_000_000),
+        memory_bytes=plan.memory_mb * 1024 * 1024,
+        pids=plan.pids,
+        tmpfs_bytes=settings.job_tmpfs_bytes,
+    )
+
+
+def _load(session: Session, job: Job, settings: Settings) -> JobContext:
+    tenant = session.get(Tenant, job.tenant_id)
+    assert tenant is not None  # noqa: S101 - foreign key
+    name = source = None
+    if job.strategy_version_id is not None:
+        version = session.get(StrategyVersion, job.strategy_version_id)
+        assert version is not None  # noqa: S101 - foreign key
+        strategy = session.get(Strategy, version.strategy_id)
+        assert strategy is not None  # noqa: S101 - foreign key
+        name, source = strategy.name, version.source
+    return JobContext(
+        job_id=job.id,
+        tenant_id=tenant.id,
+        subnet_index=tenant.subnet_index,
+        kind=JobKind(job.kind),
+        config=parse_job_config(job.kind, job.config),
+        strategy_name=name,
+        strategy_source=source,
+        limits=_limits(tenant.plan, settings),
+        max_seconds=job.max_seconds,
+    )
+
+
+class JobHandler:
+    """Everything the worker does for one job, from `starting` to a final state."""
+
+    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+        self.runner = runner
+        self.settings = settings
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://market-data:{self.settings.gateway_port}"
+
+    def run(self, job_id: uuid.UUID) -> None:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            assert job is not None  # noqa: S101 - claimed by this worker
+            context = _load(session, job, self.settings)
+        try:
+            network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
+            volume = self.runner.ensure_tenant_volume(context.tenant_id)
+            self.runner.ensure_volume(CANDLE_VOLUME)
+            if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
+                self._fill_candle_cache(context, network.name, network.gateway_ip)
+            report, capture = self._run_job_container(context, network.name, network.gateway_ip, volume)
+        except HardeningError as exc:
+            log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
+            self._finish(job_id, JobStatus.FAILED, error=f"sandbox verification failed: {exc}")
+            return
+        except CacheFillError as exc:
+            self._finish(job_id, JobStatus.FAILED, error=str(exc))
+            return
+        except Exception:
+            log.exception("job %s crashed in the worker", job_id)
+            self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
+            raise
+        self._record(context, report, capture)
+
+    # --- steps ------------------------------------------------------------------------
+
+    def _spec(
+        self, context: JobContext, owner_kind: str, bundle_env: dict[str, str], network: str,
+        gateway_ip: str, mounts: list[Mount], limits: Limits,
+    ) -> ContainerSpec:
+        return ContainerSpec(
+            tenant_id=context.tenant_id,
+            owner_kind=owner_kind,
+            owner_id=str(context.job_id),
+            image=self.settings.job_image,
+            command=None,
+            env=bundle_env,
+            limits=limits,
+            mounts=mounts,
+            network=network,
+            extra_hosts={"market-data": gateway_ip},
+        )
+
+    def _fill_candle_cache(self, context: JobContext, network: str, gateway_ip: str) -> None:
+        start, end = parse_timerange(context.config.timerange)
+        with session_scope() as session:
+            candle_cache.lock(session, context.config.exchange, context.config.timeframe)
+            fill = candle_cache.missing(
+                session, context.config.exchange, list(context.config.pairs),
+                context.config.timeframe, start, end,
+            )
+            if fill is None:
+                return
+            fill_config = parse_job_config(
+                "cache-fill",
+                {
+                    "exchange": fill.exchange,
+                    "pairs": list(fill.pairs),
+                    "timeframe": fill.timeframe,
+                    "timerange": fill.timerange,
+                },
+            )
+            bundle = build_job_bundle(
+                "cache-fill", fill_config, None, None, self.gateway_url,
+                run_id=f"fill-{context.job_id}",
+            )
+            capture = self._capture()
+            spec = self._spec(
+                context, "cache-fill", encode_bundle(bundle), network, gateway_ip,
+                [Mount(CANDLE_VOLUME, "/candles", read_only=False)], context.limits,
+            )
+            report = run_container(
+                self.runner, spec, capture, max_seconds=CACHE_FILL_SECONDS,
+                on_started=lambda _: None, on_output=lambda: None, cancel_requested=lambda: False,
+            )
+            if report.outcome is not Outcome.EXITED or report.exit_code != 0:
+                cause = capture.last_error_line() or report.outcome.value
+                raise CacheFillError(f"market data for {', '.join(fill.pairs)} could not be "
+                                     f"prepared: {cause}")
+            candle_cache.record_fill(session, fill)
+
+    def _run_job_container(
+        self, context: JobContext, network: str, gateway_ip: str, volume: str
+    ) -> tuple[RunReport, LogCapture]:
+        bundle = build_job_bundle(
+            context.kind.value, context.config, context.strategy_name, context.strategy_source,
+            self.gateway_url, run_id=str(context.job_id),
+        )
+        mounts = [Mount(volume, "/freqtrade/user_data", read_only=False)]
+        if context.kind is not JobKind.DOWNLOAD_DATA:
+            mounts.append(Mount(CANDLE_VOLUME, "/candles", read_only=True))
+        spec = self._spec(
+            context, "job", encode_bundle(bundle), network, gateway_ip, mounts, context.limits
+        )
+        capture = self._capture()
+        seq = iter(range(1, 1_000_000))
+
+        def on_started(container_id: str) -> None:
+            with session_scope() as session:
+                job = session.get(Job, context.job_id)
+                assert job is not None  # noqa: S101
+                jobs.advance(session, job, JobStatus.RUNNING, container_id=container_id)
+
+        def on_output() -> None:
+            text = capture.take_pending()
+            if text:
+                with session_scope() as session:
+                    jobs.append_log(session, context.job_id, next(seq), text)
+
+        def cancel_requested() -> bool:
+            with session_scope() as session:
+                job = session.get(Job, context.job_id)
+                return job is not None and job.cancel_requested
+
+        report = run_container(
+            self.runner, spec, capture, max_seconds=context.max_seconds,
+            on_started=on_started, on_output=on_output, cancel_requested=cancel_requested,
+        )
+        return report, capture
+
+    def _record(self, context: JobContext, report: RunReport, capture: LogCapture) -> None:
+        error: str | None = None
+        summary = None
+        if report.outcome is Outcome.CANCELLED:
+            status, error = JobStatus.CANCELLED, "cancelled at the client's request"
+        elif report.outcome is Outcome.TIMED_OUT:
+            status = JobStatus.TIMED_OUT
+            error = f"stopped after its maximum duration of {context.max_seconds} s"
+        elif report.outcome is Outcome.OOM_KILLED:
+            status = JobStatus.OOM_KILLED
+            error = (f"killed: memory use exceeded the plan's limit of "
+                     f"{context.limits.memory_bytes // (1024 * 1024)} MiB")
+        elif report.exit_code == 0:
+            summary = parse_result_line(
+                capture.result_line, kind=context.kind.value,
+                max_bytes=self.settings.job_result_max_bytes,
+            )
+            if summary is None:
+                status, error = JobStatus.FAILED, "the job produced no valid result summary"
+            else:
+                status = JobStatus.SUCCEEDED
+        else:
+            status = JobStatus.FAILED
+            cause = capture.last_error_line() or "no output"
+            error = f"freqtrade exited with code {report.exit_code}: {cause}"
+        with session_scope() as session:
+            job = session.get(Job, context.job_id)
+            assert job is not None  # noqa: S101
+            if summary is not None:
+                jobs.store_result(session, job.id, summary)
+            jobs.record_usage(job, report.cpu_seconds, report.memory_max_bytes)
+            jobs.advance(session, job, status, exit_code=report.exit_code, error=error)
+        log.info("job %s ended %s", context.job_id, status.value)
+
+    def _finish(self, job_id: uuid.UUID, status: JobStatus, *, error: str) -> None:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            if job is not None and not JobStatus(job.status).is_final:
+                jobs.advance(session, job, status, error=error)
+
+    def _capture(self) -> LogCapture:
+        return LogCapture(
+            max_line=self.settings.job_log_max_line, max_total=self.settings.job_log_max_bytes
+        )
+
+
+class CacheFillError(Exception):
+    pass

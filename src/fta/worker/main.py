@@ -1,0 +1,92 @@
+"""The worker process: wakes on Postgres NOTIFY (polling as a fallback), claims jobs, runs them."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import FrameType
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from fta.db import session_scope
+from fta.jobs import service as jobs
+from fta.jobs.service import NOTIFY_CHANNEL
+from fta.runtime import DockerJobRunner, JobRunner
+from fta.settings import Settings, get_settings
+from fta.worker.handlers import JobHandler
+from fta.worker.reconciler import reconcile
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, runner: JobRunner, settings: Settings, max_parallel: int = 4) -> None:
+        self.runner = runner
+        self.settings = settings
+        self.handler = JobHandler(runner, settings)
+        self.pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
+        self.max_parallel = max_parallel
+        self.in_flight: dict[uuid.UUID, Future[None]] = {}
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def claim_and_start(self) -> int:
+        """Starts as many queued jobs as there are free slots; returns how many."""
+        started = 0
+        while len(self.in_flight) < self.max_parallel:
+            with session_scope() as session:
+                job = jobs.claim_next_job(session)
+                job_id = job.id if job else None
+            if job_id is None:
+                break
+            with self._lock:
+                future = self.pool.submit(self.handler.run, job_id)
+                self.in_flight[job_id] = future
+            future.add_done_callback(lambda _, jid=job_id: self._done(jid))
+            started += 1
+        return started
+
+    def _done(self, job_id: uuid.UUID) -> None:
+        with self._lock:
+            self.in_flight.pop(job_id, None)
+
+    def reconcile(self) -> None:
+        with self._lock:
+            in_flight = frozenset(self.in_flight)
+        reconcile(self.runner, in_flight)
+
+    def run_forever(self) -> None:
+        url = make_url(self.settings.database_url.get_secret_value())
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.reconcile()
+        next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        with psycopg.connect(conninfo, autocommit=True) as listener:
+            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            log.info("worker ready")
+            while not self.stopping.is_set():
+                self.claim_and_start()
+                if time.monotonic() >= next_reconcile:
+                    self.reconcile()
+                    next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+                # Returns on the first notification or after the poll interval.
+                for _ in listener.notifies(timeout=self.settings.worker_poll_seconds, stop_after=1):
+                    pass
+        self.pool.shutdown(wait=True)
+
+
+def run_worker() -> None:
+    settings = get_settings()
+    worker = Worker(DockerJobRunner(settings), settings)
+
+    def _stop(signum: int, _: FrameType | None) -> None:
+        log.info("signal %s: finishing running jobs, claiming no new ones", signum)
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run_forever()

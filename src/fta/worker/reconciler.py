@@ -1,0 +1,59 @@
+"""Makes Docker match Postgres after any crash. Container labels are the truth, not names."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Set
+
+from sqlalchemy import select
+
+from fta.db import session_scope
+from fta.jobs import service as jobs
+from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
+from fta.runtime import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
+    """Removes containers no live job owns; fails active jobs nobody is running.
+
+    `in_flight` holds the jobs this worker is supervising right now; everything else
+    that claims to be active was left behind by a worker that stopped.
+    """
+    containers = runner.list_managed()
+    owners: dict[uuid.UUID, str] = {}
+    for container in containers:
+        try:
+            owners[uuid.UUID(container.owner_id)] = container.id
+        except ValueError:
+            log.warning("removing container %s with a malformed owner label", container.id)
+            runner.remove(container.id)
+    with session_scope() as session:
+        active = {
+            job.id: job
+            for job in session.scalars(
+                select(Job).where(Job.status.in_(list(ACTIVE_STATUSES))).with_for_update(
+                    skip_locked=True
+                )
+            )
+        }
+        for job_id, job in active.items():
+            if job_id in in_flight:
+                continue
+            container_id = owners.get(job_id)
+            if container_id is not None:
+                runner.remove(container_id)
+            jobs.advance(
+                session,
+                job,
+                JobStatus.FAILED,
+                error="the job's container vanished or its worker stopped; please resubmit",
+            )
+            log.warning("job %s failed by the reconciler", job_id)
+        live = set(in_flight)
+    for owner_id, container_id in owners.items():
+        if owner_id not in live:
+            log.info("removing orphan container %s (owner %s)", container_id, owner_id)
+            runner.remove(container_id)

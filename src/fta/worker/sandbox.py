@@ -1,0 +1,96 @@
+"""Runs one container to its end: start, stream logs, enforce the deadline, honour cancels.
+
+Shared by tenant jobs and trusted cache fills; all Docker access goes through the runner.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from fta.runtime import ContainerSpec, JobRunner, JobTimeout
+from fta.worker.log_capture import LogCapture
+
+
+class Outcome(StrEnum):
+    EXITED = "exited"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    OOM_KILLED = "oom_killed"
+
+
+@dataclass(frozen=True)
+class RunReport:
+    outcome: Outcome
+    exit_code: int | None
+    cpu_seconds: Decimal | None
+    memory_max_bytes: int | None
+    container_id: str
+
+
+WAIT_SLICE_SECONDS = 1.0
+USAGE_SAMPLE_SECONDS = 5.0
+
+
+def run_container(
+    runner: JobRunner,
+    spec: ContainerSpec,
+    capture: LogCapture,
+    *,
+    max_seconds: int,
+    on_started: Callable[[str], None],
+    on_output: Callable[[], None],
+    cancel_requested: Callable[[], bool],
+) -> RunReport:
+    """Creates (verified), starts and supervises a container; always removes it."""
+    container_id = runner.create(spec)
+    try:
+        runner.start(container_id)
+        on_started(container_id)
+        follower = threading.Thread(
+            target=_follow, args=(runner, container_id, capture), daemon=True
+        )
+        follower.start()
+        deadline = time.monotonic() + max_seconds
+        outcome: Outcome | None = None
+        usage = None
+        next_sample = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= next_sample:
+                usage = runner.read_usage(container_id) or usage
+                next_sample = now + USAGE_SAMPLE_SECONDS
+            if cancel_requested():
+                runner.kill(container_id)
+                outcome = Outcome.CANCELLED
+            elif now >= deadline:
+                runner.kill(container_id)
+                outcome = Outcome.TIMED_OUT
+            try:
+                status = runner.wait(container_id, min(WAIT_SLICE_SECONDS, max(deadline - now, 0.1)))
+                break
+            except JobTimeout:
+                on_output()
+                continue
+        follower.join(timeout=10)
+        on_output()
+        if outcome is None:
+            outcome = Outcome.OOM_KILLED if status.oom_killed else Outcome.EXITED
+        return RunReport(
+            outcome=outcome,
+            exit_code=status.exit_code,
+            cpu_seconds=Decimal(str(round(usage.cpu_seconds, 3))) if usage else None,
+            memory_max_bytes=usage.memory_max_bytes if usage else None,
+            container_id=container_id,
+        )
+    finally:
+        runner.remove(container_id)
+
+
+def _follow(runner: JobRunner, container_id: str, capture: LogCapture) -> None:
+    for line in runner.follow_logs(container_id):
+        capture.feed(line)

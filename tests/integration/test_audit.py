@@ -1,0 +1,53 @@
+"""The audit log is append-only and its hash chain exposes tampering."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from fta.audit.models import AuditEvent
+from fta.audit.service import record, verify_chain
+from fta.db import session_scope
+from tests.support.api import sign_up
+
+
+def test_actions_are_recorded_in_the_tenant_chain(http: TestClient) -> None:
+    client = sign_up(http)
+    http.post("/api/v1/auth/logout", headers=client.auth)
+    with session_scope() as session:
+        actions = session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.chain == client.tenant_id)
+            .order_by(AuditEvent.seq)
+        ).all()
+        assert actions == ["account.signup", "auth.login", "auth.logout"]
+        assert verify_chain(session, client.tenant_id) is None
+
+
+def test_updates_and_deletes_are_refused_by_the_database(app_settings: None) -> None:
+    with session_scope() as session:
+        event = record(session, actor="test", action="test.event")
+        event_id = event.id
+    for statement in (
+        "UPDATE audit_events SET action = 'forged' WHERE id = :id",
+        "DELETE FROM audit_events WHERE id = :id",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"), session_scope() as session:
+            session.execute(text(statement), {"id": event_id})
+
+
+def test_tampering_is_detected(http: TestClient) -> None:
+    client = sign_up(http)
+    http.post("/api/v1/auth/logout", headers=client.auth)
+    with session_scope() as session:
+        # Only a database superuser can do this: disable the guard, then forge a row.
+        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        session.execute(
+            text("UPDATE audit_events SET ip = '203.0.113.9' WHERE chain = :c AND seq = 2"),
+            {"c": client.tenant_id},
+        )
+        session.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    with session_scope() as session:
+        assert verify_chain(session, client.tenant_id) == 2

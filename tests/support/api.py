@@ -1,0 +1,34 @@
+"""Helpers to drive the REST API as a client would."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from fastapi.testclient import TestClient
+
+
+@dataclass
+class Client:
+    http: TestClient
+    tenant_id: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def sign_up(http: TestClient, name: str = "Client") -> Client:
+    email = f"{name.lower()}-{secrets.token_hex(4)}@example.com"
+    password = secrets.token_urlsafe(16)
+    response = http.post(
+        "/api/v1/auth/signup", json={"email": email, "password": password, "display_name": name}
+    )
+    assert response.status_code == 201, response.text
+    tenant_id = response.json()["tenant_id"]
+    token = http.post("/api/v1/auth/token", json={"email": email, "password": password})
+    assert token.status_code == 200, token.text
+    return Client(http, tenant_id, email, password, token.json()["access_token"])

@@ -1,0 +1,37 @@
+"""Static strategy checks: the source is parsed, never executed."""
+
+from __future__ import annotations
+
+import pytest
+
+from fta.errors import Invalid
+from fta.strategies.validation import MAX_SOURCE_BYTES, check_name, check_source
+
+
+def test_a_valid_strategy_passes() -> None:
+    check_source("Mine", "class Mine:\n    pass\n")
+
+
+def test_source_is_never_executed() -> None:
+    # Would raise at import time if executed; parsing alone must accept it.
+    check_source("Bomb", "raise SystemExit('ran')\nclass Bomb:\n    pass\n")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def (:", "not valid Python"),
+        ("class Other:\n    pass\n", "no class named 'Mine'"),
+        ("class Mine:\n    pass\n" + "#" * MAX_SOURCE_BYTES, "limit is"),
+        ("class Mine:\n    pass\n\x00", "NUL"),
+    ],
+)
+def test_bad_sources(source: str, message: str) -> None:
+    with pytest.raises(Invalid, match=message):
+        check_source("Mine", source)
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "a-b", "../x", "a" * 101, "naïve"])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(Invalid):
+        check_name(name)
