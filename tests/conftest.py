@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.database import migrated_database
 
+pytest_plugins = ["tests.support.docker_resources", "tests.support.socket_proxy"]
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:

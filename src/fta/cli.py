@@ -45,7 +45,8 @@ def _worker(_: argparse.Namespace) -> int:
 def _gateway(args: argparse.Namespace) -> int:
     from fta.gateway.__main__ import main as gateway_main
 
-    return gateway_main()
+    gateway_main()
+    return 0
 
 
 def _create_admin(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     # Docker, reached only by the worker, only through the socket proxy.
     docker_host: str = "tcp://socket-proxy:2375"
     job_image: str = "fta/freqtrade:2026.9"
+    candle_volume: str = "fta-candles"
     gateway_container: str = "fta-market-data"
     gateway_port: int = 8090
     tenant_subnet_pool: str = "10.210.0.0/16"

@@ -100,7 +100,11 @@ def test_missing_strategy_and_bad_kind(http: TestClient, client: Client) -> None
     bad_kind = _submit(http, client, kind="mine-bitcoin", config=CONFIG)
     assert bad_kind["status_code"] == 422
     too_long = _submit(
-        http, client, kind="backtest", strategy_id=_strategy(http, client), config=CONFIG,
+        http,
+        client,
+        kind="backtest",
+        strategy_id=_strategy(http, client),
+        config=CONFIG,
         max_seconds=10**9,
     )
     assert too_long["status_code"] == 422 and "plan's limit" in str(too_long["detail"])

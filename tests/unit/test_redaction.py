@@ -36,7 +36,7 @@ def test_extra_secrets_are_masked_verbatim() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "2024-01-01 12:00:00 - freqtrade.optimize.backtesting - INFO - Loading data from 2024-01-01",
+        "2024-01-01 12:00:00 - freqtrade.optimize.backtesting - INFO - Loading data from 2024",
         "BTC/USDT | 12 | 1.25 | 15.03 | 0:45:00 | 8 0 4 66.7",
         "Result for strategy SampleStrategy",
         "job 3f2b1c9e-8d7a-4b6c-9e5d-1a2b3c4d5e6f finished",

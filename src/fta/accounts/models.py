@@ -41,7 +41,7 @@ class Tenant(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    plan: Mapped[Plan] = relationship(lazy="joined")
+    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
 
 
 class User(Base):

@@ -6,9 +6,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
@@ -135,7 +135,7 @@ def cancel_job(
     if status.is_final:
         raise Conflict(f"job {job_id} already ended ({job.status})")
     if status is JobStatus.QUEUED:
-        advance(session, job, JobStatus.CANCELLED, error="cancelled before it started")
+        advance(job, JobStatus.CANCELLED, error="cancelled before it started")
     else:
         job.cancel_requested = True
     audit.service.record(
@@ -152,7 +152,7 @@ def cancel_job(
 # --- worker side -------------------------------------------------------------------------
 
 
-def advance(session: Session, job: Job, status: JobStatus, **fields: Any) -> None:
+def advance(job: Job, status: JobStatus, **fields: Any) -> None:
     """Moves a job along its state machine; an illegal transition is a programming error."""
     current = JobStatus(job.status)
     if status not in TRANSITIONS.get(current, frozenset()):
@@ -173,10 +173,12 @@ def claim_next_job(session: Session) -> Job | None:
     The tenant row is locked while counting, so two workers cannot both start the job
     that would exceed the limit.
     """
+    running = aliased(Job)
     active = (
         select(func.count())
-        .select_from(Job)
-        .where(Job.tenant_id == Tenant.id, Job.status.in_(list(ACTIVE_STATUSES)))
+        .select_from(running)
+        .where(running.tenant_id == Tenant.id, running.status.in_(list(ACTIVE_STATUSES)))
+        .correlate(Tenant)
         .scalar_subquery()
     )
     candidates = session.execute(
@@ -193,14 +195,14 @@ def claim_next_job(session: Session) -> Job | None:
     ).all()
     for job_id, tenant_id in candidates:
         tenant = session.scalars(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update(of=Tenant)
         ).one()
-        running = session.scalar(
+        active_now = session.scalar(
             select(func.count())
             .select_from(Job)
             .where(Job.tenant_id == tenant_id, Job.status.in_(list(ACTIVE_STATUSES)))
         )
-        if (running or 0) >= tenant.plan.max_concurrent_jobs:
+        if (active_now or 0) >= tenant.plan.max_concurrent_jobs:
             continue
         job = session.scalars(
             select(Job)
@@ -209,7 +211,7 @@ def claim_next_job(session: Session) -> Job | None:
         ).first()
         if job is None:
             continue
-        advance(session, job, JobStatus.STARTING)
+        advance(job, JobStatus.STARTING)
         return job
     return None
 
@@ -218,8 +220,19 @@ def append_log(session: Session, job_id: uuid.UUID, seq: int, chunk: str) -> Non
     session.add(JobLogChunk(job_id=job_id, seq=seq, text=chunk))
 
 
-def store_result(session: Session, job_id: uuid.UUID, summary: dict[str, Any]) -> None:
-    session.merge(JobResult(job_id=job_id, summary=summary))
+def store_result(session: Session, job_id: uuid.UUID, summary: BaseModel) -> None:
+    session.merge(JobResult(job_id=job_id, summary=_json_numbers(summary.model_dump())))
+
+
+def _json_numbers(value: Any) -> Any:
+    """Result metrics are freqtrade's own floats: stored as JSON numbers, not strings."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _json_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_numbers(item) for item in value]
+    return value
 
 
 def record_usage(job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None) -> None:

@@ -22,7 +22,8 @@ from fta.jobs.freqtrade_config import (
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
 from fta.plans.models import Plan
-from fta.runtime import ContainerSpec, HardeningError, JobRunner, Limits, Mount
+from fta.runtime import ContainerSpec, HardeningError, JobRunner, Limits, Mount, TenantNetwork
+from fta.runtime.spec import OwnerKind
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.log_capture import LogCapture
@@ -30,7 +31,6 @@ from fta.worker.sandbox import Outcome, RunReport, run_container
 
 log = logging.getLogger(__name__)
 
-CANDLE_VOLUME = "fta-candles"
 CACHE_FILL_SECONDS = 900
 
 
@@ -98,10 +98,10 @@ class JobHandler:
         try:
             network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
             volume = self.runner.ensure_tenant_volume(context.tenant_id)
-            self.runner.ensure_volume(CANDLE_VOLUME)
+            self.runner.ensure_volume(self.settings.candle_volume)
             if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
-                self._fill_candle_cache(context, network.name, network.gateway_ip)
-            report, capture = self._run_job_container(context, network.name, network.gateway_ip, volume)
+                self._fill_candle_cache(context, network)
+            report, capture = self._run_job_container(context, network, volume)
         except HardeningError as exc:
             log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
             self._finish(job_id, JobStatus.FAILED, error=f"sandbox verification failed: {exc}")
@@ -118,8 +118,12 @@ class JobHandler:
     # --- steps ------------------------------------------------------------------------
 
     def _spec(
-        self, context: JobContext, owner_kind: str, bundle_env: dict[str, str], network: str,
-        gateway_ip: str, mounts: list[Mount], limits: Limits,
+        self,
+        context: JobContext,
+        owner_kind: OwnerKind,
+        bundle_env: dict[str, str],
+        network: TenantNetwork,
+        mounts: list[Mount],
     ) -> ContainerSpec:
         return ContainerSpec(
             tenant_id=context.tenant_id,
@@ -128,19 +132,24 @@ class JobHandler:
             image=self.settings.job_image,
             command=None,
             env=bundle_env,
-            limits=limits,
+            limits=context.limits,
             mounts=mounts,
-            network=network,
-            extra_hosts={"market-data": gateway_ip},
+            network=network.name,
+            extra_hosts=network.extra_hosts,
+            dns=network.dns,
         )
 
-    def _fill_candle_cache(self, context: JobContext, network: str, gateway_ip: str) -> None:
+    def _fill_candle_cache(self, context: JobContext, network: TenantNetwork) -> None:
         start, end = parse_timerange(context.config.timerange)
         with session_scope() as session:
             candle_cache.lock(session, context.config.exchange, context.config.timeframe)
             fill = candle_cache.missing(
-                session, context.config.exchange, list(context.config.pairs),
-                context.config.timeframe, start, end,
+                session,
+                context.config.exchange,
+                list(context.config.pairs),
+                context.config.timeframe,
+                start,
+                end,
             )
             if fill is None:
                 return
@@ -154,37 +163,52 @@ class JobHandler:
                 },
             )
             bundle = build_job_bundle(
-                "cache-fill", fill_config, None, None, self.gateway_url,
+                "cache-fill",
+                fill_config,
+                None,
+                None,
+                self.gateway_url,
                 run_id=f"fill-{context.job_id}",
             )
             capture = self._capture()
             spec = self._spec(
-                context, "cache-fill", encode_bundle(bundle), network, gateway_ip,
-                [Mount(CANDLE_VOLUME, "/candles", read_only=False)], context.limits,
+                context,
+                "cache-fill",
+                encode_bundle(bundle),
+                network,
+                [Mount(self.settings.candle_volume, "/candles", read_only=False)],
             )
             report = run_container(
-                self.runner, spec, capture, max_seconds=CACHE_FILL_SECONDS,
-                on_started=lambda _: None, on_output=lambda: None, cancel_requested=lambda: False,
+                self.runner,
+                spec,
+                capture,
+                max_seconds=CACHE_FILL_SECONDS,
+                on_started=lambda _: None,
+                on_output=lambda: None,
+                cancel_requested=lambda: False,
             )
             if report.outcome is not Outcome.EXITED or report.exit_code != 0:
                 cause = capture.last_error_line() or report.outcome.value
-                raise CacheFillError(f"market data for {', '.join(fill.pairs)} could not be "
-                                     f"prepared: {cause}")
+                raise CacheFillError(
+                    f"market data for {', '.join(fill.pairs)} could not be prepared: {cause}"
+                )
             candle_cache.record_fill(session, fill)
 
     def _run_job_container(
-        self, context: JobContext, network: str, gateway_ip: str, volume: str
+        self, context: JobContext, network: TenantNetwork, volume: str
     ) -> tuple[RunReport, LogCapture]:
         bundle = build_job_bundle(
-            context.kind.value, context.config, context.strategy_name, context.strategy_source,
-            self.gateway_url, run_id=str(context.job_id),
+            context.kind.value,
+            context.config,
+            context.strategy_name,
+            context.strategy_source,
+            self.gateway_url,
+            run_id=str(context.job_id),
         )
         mounts = [Mount(volume, "/freqtrade/user_data", read_only=False)]
         if context.kind is not JobKind.DOWNLOAD_DATA:
-            mounts.append(Mount(CANDLE_VOLUME, "/candles", read_only=True))
-        spec = self._spec(
-            context, "job", encode_bundle(bundle), network, gateway_ip, mounts, context.limits
-        )
+            mounts.append(Mount(self.settings.candle_volume, "/candles", read_only=True))
+        spec = self._spec(context, "job", encode_bundle(bundle), network, mounts)
         capture = self._capture()
         seq = iter(range(1, 1_000_000))
 
@@ -192,7 +216,7 @@ class JobHandler:
             with session_scope() as session:
                 job = session.get(Job, context.job_id)
                 assert job is not None  # noqa: S101
-                jobs.advance(session, job, JobStatus.RUNNING, container_id=container_id)
+                jobs.advance(job, JobStatus.RUNNING, container_id=container_id)
 
         def on_output() -> None:
             text = capture.take_pending()
@@ -206,8 +230,13 @@ class JobHandler:
                 return job is not None and job.cancel_requested
 
         report = run_container(
-            self.runner, spec, capture, max_seconds=context.max_seconds,
-            on_started=on_started, on_output=on_output, cancel_requested=cancel_requested,
+            self.runner,
+            spec,
+            capture,
+            max_seconds=context.max_seconds,
+            on_started=on_started,
+            on_output=on_output,
+            cancel_requested=cancel_requested,
         )
         return report, capture
 
@@ -221,11 +250,14 @@ class JobHandler:
             error = f"stopped after its maximum duration of {context.max_seconds} s"
         elif report.outcome is Outcome.OOM_KILLED:
             status = JobStatus.OOM_KILLED
-            error = (f"killed: memory use exceeded the plan's limit of "
-                     f"{context.limits.memory_bytes // (1024 * 1024)} MiB")
+            error = (
+                f"killed: memory use exceeded the plan's limit of "
+                f"{context.limits.memory_bytes // (1024 * 1024)} MiB"
+            )
         elif report.exit_code == 0:
             summary = parse_result_line(
-                capture.result_line, kind=context.kind.value,
+                capture.result_line,
+                kind=context.kind.value,
                 max_bytes=self.settings.job_result_max_bytes,
             )
             if summary is None:
@@ -242,14 +274,14 @@ class JobHandler:
             if summary is not None:
                 jobs.store_result(session, job.id, summary)
             jobs.record_usage(job, report.cpu_seconds, report.memory_max_bytes)
-            jobs.advance(session, job, status, exit_code=report.exit_code, error=error)
+            jobs.advance(job, status, exit_code=report.exit_code, error=error)
         log.info("job %s ended %s", context.job_id, status.value)
 
     def _finish(self, job_id: uuid.UUID, status: JobStatus, *, error: str) -> None:
         with session_scope() as session:
             job = session.get(Job, job_id)
             if job is not None and not JobStatus(job.status).is_final:
-                jobs.advance(session, job, status, error=error)
+                jobs.advance(job, status, error=error)
 
     def _capture(self) -> LogCapture:
         return LogCapture(

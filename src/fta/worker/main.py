@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from types import FrameType
 
 import psycopg
@@ -47,11 +48,11 @@ class Worker:
             with self._lock:
                 future = self.pool.submit(self.handler.run, job_id)
                 self.in_flight[job_id] = future
-            future.add_done_callback(lambda _, jid=job_id: self._done(jid))
+            future.add_done_callback(partial(self._done, job_id))
             started += 1
         return started
 
-    def _done(self, job_id: uuid.UUID) -> None:
+    def _done(self, job_id: uuid.UUID, _: Future[None]) -> None:
         with self._lock:
             self.in_flight.pop(job_id, None)
 
@@ -69,10 +70,15 @@ class Worker:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")
             while not self.stopping.is_set():
-                self.claim_and_start()
-                if time.monotonic() >= next_reconcile:
-                    self.reconcile()
-                    next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+                try:
+                    self.claim_and_start()
+                    if time.monotonic() >= next_reconcile:
+                        self.reconcile()
+                        next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+                except Exception:
+                    # A failed round (database or Docker hiccup) must not stop the worker.
+                    log.exception("worker round failed; retrying")
+                    self.stopping.wait(self.settings.worker_poll_seconds)
                 # Returns on the first notification or after the poll interval.
                 for _ in listener.notifies(timeout=self.settings.worker_poll_seconds, stop_after=1):
                     pass

@@ -34,9 +34,9 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
         active = {
             job.id: job
             for job in session.scalars(
-                select(Job).where(Job.status.in_(list(ACTIVE_STATUSES))).with_for_update(
-                    skip_locked=True
-                )
+                select(Job)
+                .where(Job.status.in_(list(ACTIVE_STATUSES)))
+                .with_for_update(skip_locked=True)
             )
         }
         for job_id, job in active.items():
@@ -46,14 +46,12 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
             if container_id is not None:
                 runner.remove(container_id)
             jobs.advance(
-                session,
                 job,
                 JobStatus.FAILED,
                 error="the job's container vanished or its worker stopped; please resubmit",
             )
             log.warning("job %s failed by the reconciler", job_id)
-        live = set(in_flight)
     for owner_id, container_id in owners.items():
-        if owner_id not in live:
+        if owner_id not in in_flight:
             log.info("removing orphan container %s (owner %s)", container_id, owner_id)
             runner.remove(container_id)

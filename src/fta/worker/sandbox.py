@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from fta.runtime import ContainerSpec, JobRunner, JobTimeout
+from fta.runtime import ContainerRuntimeError, ContainerSpec, JobRunner, JobTimeout, Usage
 from fta.worker.log_capture import LogCapture
 
 
@@ -57,12 +57,12 @@ def run_container(
         follower.start()
         deadline = time.monotonic() + max_seconds
         outcome: Outcome | None = None
-        usage = None
+        usage: Usage | None = None
         next_sample = time.monotonic()
         while True:
             now = time.monotonic()
             if now >= next_sample:
-                usage = runner.read_usage(container_id) or usage
+                usage = _sample(runner, container_id, usage)
                 next_sample = now + USAGE_SAMPLE_SECONDS
             if cancel_requested():
                 runner.kill(container_id)
@@ -71,7 +71,9 @@ def run_container(
                 runner.kill(container_id)
                 outcome = Outcome.TIMED_OUT
             try:
-                status = runner.wait(container_id, min(WAIT_SLICE_SECONDS, max(deadline - now, 0.1)))
+                status = runner.wait(
+                    container_id, min(WAIT_SLICE_SECONDS, max(deadline - now, 0.1))
+                )
                 break
             except JobTimeout:
                 on_output()
@@ -89,6 +91,17 @@ def run_container(
         )
     finally:
         runner.remove(container_id)
+
+
+def _sample(runner: JobRunner, container_id: str, previous: Usage | None) -> Usage | None:
+    """The latest usage reading; memory is the peak over all samples."""
+    try:
+        usage = runner.read_usage(container_id)
+    except ContainerRuntimeError:
+        return previous
+    if previous is not None and previous.memory_max_bytes > usage.memory_max_bytes:
+        return Usage(usage.cpu_seconds, previous.memory_max_bytes)
+    return usage
 
 
 def _follow(runner: JobRunner, container_id: str, capture: LogCapture) -> None:

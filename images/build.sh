@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Builds fta's images without any registry: Python wheels are fetched on the host (which can
+# reach PyPI) into a cache, handed to `docker build` in a small context, and installed there
+# with --no-index. A build is skipped when an image labelled with the hash of its inputs exists.
+# usage: images/build.sh [all|base|app|freqtrade|socket-proxy|postgres|nginx]
+# env:   FTA_BUILD_CACHE  wheel and context cache (default $HOME/.cache/fta-build)
+#        FTA_BASE_IMAGE   base of every image (default fta/base:bookworm, built locally;
+#                         online hosts may pass debian:bookworm-slim)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${FTA_BUILD_CACHE:-$HOME/.cache/fta-build}
+base_image=${FTA_BASE_IMAGE:-fta/base:bookworm}
+freqtrade_version=2026.9
+target=${1:-all}
+
+log() { printf 'build: %s\n' "$*" >&2; }
+
+# The images run Debian bookworm's python3 (3.11): the wheels must be built by a 3.11 too.
+host_python() {
+  local candidate
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$candidate"
+      return
+    fi
+  done
+  log "a Python 3.11 is needed on the host to fetch cp311 wheels"
+  return 1
+}
+
+# A private venv holds the pip that fetches wheels, so the host's own pip is never changed.
+wheel_pip() {
+  local venv=$cache/pip-venv python
+  if [ ! -x "$venv/bin/pip" ]; then
+    python=$(host_python)
+    "$python" -c 'import ensurepip' 2>/dev/null || bash "$repo/scripts/ensure-apt.sh" python3-venv
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+  fi
+  echo "$venv/bin/pip"
+}
+
+# Fills a wheel directory atomically: an interrupted download leaves no half-filled directory.
+fetch_wheels() {
+  local dest=$1 pip partial
+  shift
+  pip=$(wheel_pip)
+  partial="$dest.partial"
+  rm -rf "$partial"
+  mkdir -p "$partial"
+  log "fetching wheels into $dest"
+  "$pip" wheel -q --disable-pip-version-check -w "$partial" "$@" >&2
+  rm -rf "$dest"
+  mv "$partial" "$dest"
+}
+
+freqtrade_wheels() {
+  local dir=$cache/wheels-ft
+  compgen -G "$dir/freqtrade-$freqtrade_version-*.whl" >/dev/null \
+    || fetch_wheels "$dir" "freqtrade==$freqtrade_version"
+  echo "$dir"
+}
+
+# The app's dependencies and its build backend, fetched again only when pyproject.toml changes;
+# the fta package itself is built from source inside the image.
+app_wheels() {
+  local dir=$cache/wheels-app stamp want requirements python
+  stamp=$dir/.pyproject-sha256
+  want=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    python=$(host_python)
+    requirements=$(mktemp)
+    "$python" - "$repo/pyproject.toml" >"$requirements" <<'PY'
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as handle:
+    meta = tomllib.load(handle)
+print("\n".join(meta["project"]["dependencies"] + meta["build-system"]["requires"]))
+PY
+    fetch_wheels "$dir" -r "$requirements"
+    rm -f "$requirements"
+    echo "$want" >"$stamp"
+  fi
+  echo "$dir"
+}
+
+# Hardlinks when the cache and the context share a filesystem, copies otherwise.
+link_tree() {
+  mkdir -p "$2"
+  cp -al "$1/." "$2/" 2>/dev/null || cp -a "$1/." "$2/"
+}
+
+# Hash of everything a build reads: the context's files (wheels by name and size, since a
+# wheel's name pins its version and build), the base image's id and the build arguments.
+inputs_hash() {
+  local ctx=$1 base_id
+  base_id=$(docker image inspect -f '{{.Id}}' "$base_image" 2>/dev/null || echo "$base_image")
+  {
+    echo "base $base_id"
+    (cd "$ctx" && find . -type f ! -path './wheels/*' -print0 | sort -z | xargs -0 -r sha256sum)
+    (cd "$ctx" && find . -type f -path './wheels/*' -printf '%P %s\n' | sort)
+  } | sha256sum | cut -d' ' -f1
+}
+
+# build_image NAME CONTEXT TAG...: builds CONTEXT/images/NAME/Dockerfile unless an image with the
+# same inputs exists, then points every TAG at it.
+build_image() {
+  local name=$1 ctx=$2 hash existing started dockerfile labels
+  shift 2
+  hash=$(inputs_hash "$ctx")
+  existing=$(docker images -q --filter "label=fta.inputs=$hash" | head -n 1)
+  started=$SECONDS
+  if [ -z "$existing" ]; then
+    log "building $1 (log: $cache/build-$name.log)"
+    dockerfile=$ctx/images/$name/Dockerfile
+    # A Dockerfile that sets the labels itself, before its large layers, saves the steps
+    # that --label would append after them.
+    if grep -q '^ARG FTA_INPUTS' "$dockerfile"; then
+      labels=(--build-arg "FTA_INPUTS=$hash")
+    else
+      labels=(--label "fta.image=$name" --label "fta.inputs=$hash")
+    fi
+    docker build -f "$dockerfile" --build-arg "BASE_IMAGE=$base_image" "${labels[@]}" \
+      -t "$1" "$ctx" >"$cache/build-$name.log" 2>&1 \
+      || { tail -n 30 "$cache/build-$name.log" >&2; return 1; }
+    existing=$(docker images -q "$1")
+  fi
+  local tag
+  for tag in "$@"; do
+    docker tag "$existing" "$tag"
+  done
+  # Drop this image's superseded builds; Docker keeps those a container still uses.
+  docker image prune -f --filter "label=fta.image=$name" >/dev/null
+  log "$* ready in $((SECONDS - started)) s ($(docker image inspect -f '{{.Size}}' "$1" | numfmt --to=si))"
+}
+
+new_context() {
+  local ctx=$cache/context-$1
+  rm -rf "$ctx"
+  mkdir -p "$ctx/images"
+  cp -a "$repo/images/$1" "$ctx/images/$1"
+  echo "$ctx"
+}
+
+build_base() {
+  # Online hosts that pass FTA_BASE_IMAGE pull their base through docker build instead.
+  [ "$base_image" = fta/base:bookworm ] || return 0
+  local started=$SECONDS
+  bash "$repo/images/build-base.sh" "$base_image"
+  log "$base_image ready in $((SECONDS - started)) s"
+}
+
+build_app() {
+  local wheels ctx
+  wheels=$(app_wheels)
+  ctx=$(new_context app)
+  link_tree "$wheels" "$ctx/wheels"
+  rm -f "$ctx/wheels/.pyproject-sha256"
+  mkdir -p "$ctx/app"
+  tar -C "$repo" -c --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
+    pyproject.toml src | tar -C "$ctx/app" -x
+  build_image app "$ctx" fta/app:dev
+}
+
+build_freqtrade() {
+  local wheels ctx entry=images/freqtrade/fta_job_entry.py
+  wheels=$(freqtrade_wheels)
+  ctx=$(new_context freqtrade)
+  link_tree "$wheels" "$ctx/wheels"
+  if [ ! -f "$repo/$entry" ]; then
+    # Lets the image build before the job entry point is written; such an image runs no job.
+    log "warning: $entry is missing, the image gets an entry point that refuses to run"
+    printf '%s\n' 'import sys' 'sys.exit("fta_job_entry.py was missing when this image was built")' \
+      >"$ctx/$entry"
+  fi
+  build_image freqtrade "$ctx" "fta/freqtrade:$freqtrade_version" fta/freqtrade:dev
+}
+
+build_plain() {
+  build_image "$1" "$(new_context "$1")" "fta/$1:dev"
+}
+
+main() {
+  local started=$SECONDS
+  mkdir -p "$cache"
+  # One build at a time per cache: contexts and wheel directories are shared.
+  exec 8>"$cache/build.lock"
+  flock 8
+  case "$target" in
+    all)
+      build_base
+      build_freqtrade
+      build_app
+      build_plain socket-proxy
+      build_plain postgres
+      build_plain nginx
+      ;;
+    base) build_base ;;
+    app) build_base && build_app ;;
+    freqtrade) build_base && build_freqtrade ;;
+    socket-proxy | postgres | nginx) build_base && build_plain "$target" ;;
+    *)
+      echo "usage: $0 [all|base|app|freqtrade|socket-proxy|postgres|nginx]" >&2
+      exit 2
+      ;;
+  esac
+  log "$target done in $((SECONDS - started)) s"
+}
+
+main

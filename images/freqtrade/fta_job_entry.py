@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Entry point of an fta freqtrade job container.
+
+1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.jobs.freqtrade_config) and
+   removes them from the environment before anything else runs.
+2. Writes <job_dir>/config.json and <job_dir>/strategies/<strategy_name>.py.
+3. Runs `freqtrade <argv>` (after `prepend_argv` for downloads) in its own process group, its
+   stdout passed through and its stderr copied line by line; SIGTERM/SIGINT are forwarded to
+   the group, and whatever is left of the group is killed when freqtrade exits.
+4. On success, reads freqtrade's own result files and prints, as the LAST stdout line,
+   `FTA-RESULT:` + a compact, size-capped JSON summary. On failure, prints no result; the last
+   stderr line is `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
+
+Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succeeded but its
+results could not be summarised. Standard library only, except pandas/freqtrade (present in the
+image) to count candles of a download.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
+RESULT_PREFIX = "FTA-RESULT:"
+ERROR_PREFIX = "FTA-ERROR:"
+MAX_PAIR_ROWS = 100
+MAX_PARAMS_PER_SPACE = 50
+MAX_SPACES = 12
+MAX_STRING = 100
+MAX_ERROR = 500
+MAX_NUMBER = 1e15
+MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024
+EXIT_SUMMARY_FAILED = 70
+STDERR_TAIL_LINES = 200
+STDERR_DRAIN_SECONDS = 5.0
+
+_IMPORT_FAILURE = re.compile(r"Could not import (\S+) due to '(.*)'")
+_LOAD_FAILURE = re.compile(r"(Impossible to load Strategy '[^']*'.*)")
+_LOG_ERROR = re.compile(r" - (?:ERROR|CRITICAL) - (.*)")
+_FRAME_FILE = re.compile(r'^\s+File "([^"]+)"')
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+GENERIC_ERRORS = ("Fatal exception!",)
+
+
+class SummaryError(Exception):
+    """freqtrade succeeded but left no result we can read."""
+
+
+# ---- bundle --------------------------------------------------------------------------------
+
+
+def take_bundle(environ: MutableMapping[str, str]) -> dict[str, Any]:
+    """Decode the bundle and delete every FTA_BUNDLE_* variable from `environ`."""
+    chunks: list[str] = []
+    while f"{BUNDLE_ENV_PREFIX}{len(chunks)}" in environ:
+        chunks.append(environ[f"{BUNDLE_ENV_PREFIX}{len(chunks)}"])
+    for name in [name for name in environ if name.startswith(BUNDLE_ENV_PREFIX)]:
+        del environ[name]
+    if not chunks:
+        raise ValueError("no job bundle: FTA_BUNDLE_0 is not set")
+    bundle = json.loads(gzip.decompress(base64.b64decode("".join(chunks), validate=True)))
+    if not isinstance(bundle, dict) or bundle.get("version") != 1:
+        raise ValueError("unsupported job bundle")
+    return bundle
+
+
+def write_job_files(bundle: dict[str, Any]) -> None:
+    job_dir = Path(bundle["job_dir"])
+    config = bundle["config"]
+    (job_dir / "strategies").mkdir(parents=True, exist_ok=True)
+    config_path = job_dir / "config.json"
+    config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+    config_path.chmod(0o600)
+    if bundle.get("strategy_name"):
+        strategy_file = job_dir / "strategies" / f"{bundle['strategy_name']}.py"
+        strategy_file.write_text(bundle["strategy_source"], encoding="utf-8")
+    # freqtrade refuses a user_data_dir that does not exist, and downloads need their datadir.
+    Path(config["user_data_dir"]).mkdir(parents=True, exist_ok=True)
+    if bundle["kind"] in ("download-data", "cache-fill"):
+        Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
+
+
+# ---- running freqtrade ---------------------------------------------------------------------
+
+
+def _traceback_cause(lines: list[str], strategy: str | None) -> str | None:
+    """The exception that ended the last traceback, and whether the strategy raised it."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        return None
+    block = lines[starts[-1] + 1 :]
+    frames = [match.group(1) for line in block if (match := _FRAME_FILE.match(line))]
+    exception = next((line for line in block if line and not line[0].isspace()), None)
+    if exception is None:
+        return None
+    if strategy is None or not any(Path(frame).stem == strategy for frame in frames):
+        return exception
+    if any("in exec_module" in line for line in block):
+        return f"strategy {strategy} failed to import: {exception}"
+    return f"strategy {strategy} raised {exception}"
+
+
+def _cause(tail: collections.deque[str], strategy: str | None) -> str | None:
+    """The most telling reason for a failure in freqtrade's last stderr lines."""
+    lines = list(tail)
+    for line in lines:
+        match = _IMPORT_FAILURE.search(line)
+        if match and (strategy is None or Path(match.group(1)).stem == strategy):
+            return f"strategy {strategy} failed to import: {match.group(2)}"
+    from_traceback = _traceback_cause(lines, strategy)
+    if from_traceback is not None:
+        return from_traceback
+    for line in reversed(lines):
+        match = _LOAD_FAILURE.search(line)
+        if match:
+            return match.group(1)
+    for line in reversed(lines):
+        match = _LOG_ERROR.search(line)
+        if match and match.group(1).strip() not in GENERIC_ERRORS:
+            return match.group(1)
+    return None
+
+
+def _copy_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        sys.stderr.buffer.write(raw)
+        sys.stderr.buffer.flush()
+        tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | None]:
+    """Run freqtrade; return its exit code and, on failure, the cause found in its stderr."""
+    program = shutil.which("freqtrade")
+    if program is None:
+        return 127, "freqtrade is not installed in this image"
+    # Its own process group: signals and the final clean-up reach the helpers it forks too.
+    process = subprocess.Popen(  # noqa: S603 - fixed program, argv built by fta
+        [program, *argv],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    assert process.stderr is not None  # noqa: S101 - stderr=PIPE above
+    reader = threading.Thread(target=_copy_stderr, args=(process.stderr, tail), daemon=True)
+    reader.start()
+    try:
+        returncode = process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # Hyperopt's multiprocessing helpers can outlive freqtrade and hold its stderr open.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    reader.join(timeout=STDERR_DRAIN_SECONDS)
+    if returncode < 0:
+        return 128 - returncode, f"freqtrade was stopped by {signal.Signals(-returncode).name}"
+    return returncode, (None if returncode == 0 else _cause(tail, strategy))
+
+
+# ---- summaries -----------------------------------------------------------------------------
+
+
+def _num(value: Any, places: int = 8) -> float | int | None:
+    """A finite, rounded number (None for missing, NaN or infinite)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+        return None
+    return round(number, places)
+
+
+def _pct(ratio: Any) -> float | int | None:
+    number = _num(ratio, 12)
+    return None if number is None else round(number * 100, 4)
+
+
+def _text(value: Any) -> str:
+    return _CONTROL_CHARS.sub("?", str(value))[:MAX_STRING]
+
+
+def _scalar(value: Any) -> float | int | bool | str | None:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return _num(value, 10)
+    return _text(value)
+
+
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > MAX_RESULT_JSON_BYTES:
+        raise SummaryError(f"{path.name} is too large")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _latest(results_dir: Path, key: str) -> Path:
+    marker = results_dir / ".last_result.json"
+    if not marker.is_file():
+        raise SummaryError(f"no result in {results_dir}")
+    name = Path(str(_read_json(marker)[key])).name
+    return results_dir / name
+
+
+def summarize_backtest(bundle: dict[str, Any]) -> dict[str, Any]:
+    config = bundle["config"]
+    archive_path = _latest(Path(config["exportdirectory"]), "latest_backtest")
+    with zipfile.ZipFile(archive_path) as archive:
+        member = archive.getinfo(archive_path.with_suffix(".json").name)
+        if member.file_size > MAX_RESULT_JSON_BYTES:
+            raise SummaryError("backtest result is too large")
+        stats = json.loads(archive.read(member))
+    result = stats["strategy"][bundle["strategy_name"]]
+    rows = [row for row in result["results_per_pair"] if row.get("key") != "TOTAL"]
+    return {
+        "kind": "backtest",
+        "strategy": _text(bundle["strategy_name"]),
+        "timeframe": _text(result["timeframe"]),
+        "timerange": _text(result["timerange"]),
+        "stake_currency": _text(result["stake_currency"]),
+        "backtest_start_ms": _num(result["backtest_start_ts"]),
+        "backtest_end_ms": _num(result["backtest_end_ts"]),
+        "trades": int(result["total_trades"]),
+        "wins": int(result["wins"]),
+        "losses": int(result["losses"]),
+        "draws": int(result["draws"]),
+        "profit_total_pct": _pct(result["profit_total"]),
+        "profit_total_abs": _num(result["profit_total_abs"]),
+        "max_drawdown_pct": _pct(result.get("max_drawdown_account", 0)),
+        "max_drawdown_abs": _num(result.get("max_drawdown_abs", 0)),
+        "win_rate": _num(result.get("winrate", 0), 6),
+        "starting_balance": _num(result["starting_balance"]),
+        "final_balance": _num(result["final_balance"]),
+        "pairs_total": len(rows),
+        "pairs": [
+            {
+                "pair": _text(row["key"]),
+                "trades": int(row["trades"]),
+                "profit_total_pct": _pct(row["profit_total"]),
+                "profit_total_abs": _num(row["profit_total_abs"]),
+                "win_rate": _num(row.get("winrate", 0), 6),
+            }
+            for row in rows[:MAX_PAIR_ROWS]
+        ],
+    }
+
+
+def _params(details: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(details, dict):
+        return {}
+    spaces: dict[str, dict[str, Any]] = {}
+    for space, values in list(details.items())[:MAX_SPACES]:
+        if isinstance(values, dict):
+            items = list(values.items())[:MAX_PARAMS_PER_SPACE]
+            spaces[_text(space)] = {_text(name): _scalar(value) for name, value in items}
+    return spaces
+
+
+def summarize_hyperopt(bundle: dict[str, Any]) -> dict[str, Any]:
+    results_dir = Path(bundle["config"]["user_data_dir"]) / "hyperopt_results"
+    epochs_file = _latest(results_dir, "latest_hyperopt")
+    best: dict[str, Any] | None = None
+    epochs = 0
+    with epochs_file.open(encoding="utf-8") as lines:
+        for line in lines:
+            epochs += 1
+            epoch = json.loads(line)
+            if epoch.get("is_best") and (best is None or epoch["loss"] <= best["loss"]):
+                best = epoch
+    if best is None:
+        raise SummaryError("hyperopt found no best epoch")
+    metrics = best.get("results_metrics", {})
+    return {
+        "kind": "hyperopt",
+        "strategy": _text(bundle["strategy_name"]),
+        "hyperopt_loss": _text(bundle["config"]["hyperopt_loss"]),
+        "epochs": epochs,
+        "best_epoch": int(best["current_epoch"]),
+        "loss": _num(best["loss"], 10),
+        "trades": int(metrics.get("total_trades", 0)),
+        "profit_total_pct": _pct(metrics.get("profit_total", 0)),
+        "profit_total_abs": _num(metrics.get("profit_total_abs", 0)),
+        "max_drawdown_pct": _pct(metrics.get("max_drawdown_account", 0)),
+        "params": _params(best.get("params_details")),
+    }
+
+
+def summarize_data(bundle: dict[str, Any]) -> dict[str, Any]:
+    # Imported here: only download summaries need them, and they are slow to import.
+    from freqtrade.data.history import get_datahandler  # type: ignore[import-not-found,unused-ignore]
+    from freqtrade.enums import CandleType  # type: ignore[import-not-found,unused-ignore]
+
+    config = bundle["config"]
+    timeframe = config["timeframe"]
+    argv = bundle["argv"]
+    timerange = argv[argv.index("--timerange") + 1]
+    start, end = (_day_ms(part) for part in timerange.split("-"))
+    handler = get_datahandler(Path(config["datadir"]), config["dataformat_ohlcv"])
+    rows = []
+    for pair in config["exchange"]["pair_whitelist"][:MAX_PAIR_ROWS]:
+        frame = handler.ohlcv_load(
+            pair,
+            timeframe,
+            timerange=None,
+            candle_type=CandleType.SPOT,
+            fill_missing=False,
+            drop_incomplete=False,
+            warn_no_data=False,
+        )
+        opens = [int(stamp.timestamp() * 1000) for stamp in frame["date"]] if len(frame) else []
+        rows.append(
+            {
+                "pair": _text(pair),
+                "candles": len(opens),
+                "candles_in_range": sum(1 for t in opens if start <= t < end),
+                "first_ms": opens[0] if opens else None,
+                "last_ms": opens[-1] if opens else None,
+            }
+        )
+    return {
+        "kind": bundle["kind"],
+        "exchange": _text(config["exchange"]["name"]),
+        "timeframe": _text(timeframe),
+        "timerange": _text(timerange),
+        "pairs": rows,
+    }
+
+
+def _day_ms(yyyymmdd: str) -> int:
+    return int(datetime.strptime(yyyymmdd, "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+SUMMARIZERS = {
+    "backtest": summarize_backtest,
+    "hyperopt": summarize_hyperopt,
+    "download-data": summarize_data,
+    "cache-fill": summarize_data,
+}
+
+
+def _cleanup(bundle: dict[str, Any]) -> None:
+    """Drop hyperopt's candle pickle: a cache of this run only, as large as its data."""
+    if bundle["kind"] == "hyperopt":
+        pickle = Path(
+            bundle["config"]["user_data_dir"], "hyperopt_results", "hyperopt_tickerdata.pkl"
+        )
+        pickle.unlink(missing_ok=True)
+
+
+def _fail(message: str) -> None:
+    text = _CONTROL_CHARS.sub("", " ".join(message.split()))
+    print(f"{ERROR_PREFIX} {text[:MAX_ERROR]}", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    try:
+        bundle = take_bundle(os.environ)
+        write_job_files(bundle)
+    except (ValueError, KeyError, OSError) as error:
+        _fail(f"invalid job bundle: {error}")
+        return 2
+    strategy = bundle.get("strategy_name")
+    for argv in (bundle.get("prepend_argv"), bundle["argv"]):
+        if not argv:
+            continue
+        returncode, cause = run_freqtrade(argv, strategy)
+        if returncode != 0:
+            _fail(cause or f"freqtrade exited with code {returncode}")
+            return returncode
+    try:
+        summary = SUMMARIZERS[bundle["kind"]](bundle)
+    except (SummaryError, KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
+        _fail(f"could not summarise {bundle['kind']} results: {type(error).__name__}: {error}")
+        return EXIT_SUMMARY_FAILED
+    finally:
+        _cleanup(bundle)
+    sys.stderr.flush()
+    print(RESULT_PREFIX + json.dumps(summary, separators=(",", ":"), allow_nan=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""`python -m fta.gateway`: run the market-data gateway with uvicorn.
+
+Environment: FTA_MARKET_DATA_MODE (replay|proxy, default replay), FTA_GATEWAY_PORT (default
+8090), FTA_GATEWAY_HOST (default 0.0.0.0: it serves job containers on other networks),
+FTA_MARKET_DATA_UPSTREAM (Binance base URL for proxy mode, default https://api.binance.com).
+"""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from fta.gateway.app import build_app
+
+
+def main() -> None:
+    mode = os.environ.get("FTA_MARKET_DATA_MODE", "replay")
+    upstream = os.environ.get("FTA_MARKET_DATA_UPSTREAM", "https://api.binance.com")
+    port = int(os.environ.get("FTA_GATEWAY_PORT", "8090"))
+    host = os.environ.get("FTA_GATEWAY_HOST", "0.0.0.0")  # noqa: S104 - containerised service
+    app = build_app(mode, {"binance": upstream} if mode == "proxy" else None)
+    uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""The JobRunner on one Docker host, reached only through the socket proxy.
+
+This module is the only part of fta that talks to Docker. Every call it makes is in the
+proxy's allow-list (images/socket-proxy/haproxy.cfg); adding a call means adding it there.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import docker
+import requests
+import urllib3
+from docker.errors import APIError, NotFound
+from docker.types import IPAMConfig, IPAMPool
+
+from fta.runtime.cgroup import CgroupDriver, cgroup_parent
+from fta.runtime.docker_output import parse_docker_time, split_log_lines
+from fta.runtime.network import (
+    bridge_name,
+    network_labels,
+    network_options,
+    tenant_subnet,
+)
+from fta.runtime.protocol import (
+    ContainerRuntimeError,
+    ExitStatus,
+    HardeningError,
+    JobTimeout,
+    ManagedContainer,
+    ResourceMismatch,
+    TenantNetwork,
+    Usage,
+)
+from fta.runtime.spec import (
+    LABEL_BOT,
+    LABEL_JOB,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_TENANT,
+    TENANT_ID_RE,
+    VOLUME_NAME_RE,
+    ContainerSpec,
+    container_create_body,
+    tenant_network_name,
+    tenant_volume_name,
+)
+from fta.runtime.verify import verify_hardening, verify_network, verify_volume
+from fta.settings import Settings
+
+API_VERSION = "1.41"
+# The proxy judges a create body only when it fits in its buffer, and refuses larger ones.
+CREATE_BODY_MAX_BYTES = 1_000_000
+# One wait request lasts at most this long; the proxy's stream timeout is far above it.
+WAIT_REQUEST_SECONDS = 300.0
+
+
+class DockerJobRunner:
+    def __init__(
+        self, settings: Settings, *, extra_labels: Mapping[str, str] | None = None
+    ) -> None:
+        """`extra_labels` go on everything this runner creates, and `list_managed` only sees
+        containers that carry them (tests use them to keep to their own containers)."""
+        self._settings = settings
+        self._client = docker.DockerClient(base_url=settings.docker_host, version=API_VERSION)
+        self._api = self._client.api
+        self._extra_labels = dict(extra_labels or {})
+        self._cgroup_driver: CgroupDriver | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    # Tenant resources.
+
+    def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork:
+        _check_tenant_id(tenant_id)
+        settings = self._settings
+        name = tenant_network_name(tenant_id)
+        layout = tenant_subnet(
+            settings.tenant_subnet_pool, settings.tenant_subnet_prefix, subnet_index
+        )
+        bridge = bridge_name(settings.tenant_bridge_prefix, tenant_id)
+        labels = network_labels(tenant_id, self._extra_labels)
+        inspect = self._inspect_network(name)
+        if inspect is None:
+            try:
+                self._api.create_network(
+                    name,
+                    driver="bridge",
+                    options=network_options(bridge),
+                    ipam=IPAMConfig(
+                        pool_configs=[
+                            IPAMPool(
+                                subnet=str(layout.subnet),
+                                iprange=str(layout.dynamic_range),
+                                gateway=str(layout.bridge_ip),
+                            )
+                        ]
+                    ),
+                    check_duplicate=True,
+                    internal=True,
+                    labels=labels,
+                    attachable=False,
+                )
+            except APIError as error:
+                if error.status_code != 409:  # created meanwhile by another thread
+                    raise
+            inspect = self._api.inspect_network(name)
+        mismatches = verify_network(inspect, name=name, layout=layout, bridge=bridge, labels=labels)
+        if mismatches:
+            raise ResourceMismatch("network", name, mismatches)
+        self._connect_gateway(name, str(layout.gateway_ip))
+        return TenantNetwork(
+            name=name,
+            subnet=str(layout.subnet),
+            gateway_ip=str(layout.gateway_ip),
+            dns_ip=str(layout.dns_ip),
+        )
+
+    def ensure_tenant_volume(self, tenant_id: str) -> str:
+        _check_tenant_id(tenant_id)
+        return self._ensure_volume(tenant_volume_name(tenant_id), {LABEL_TENANT: tenant_id})
+
+    def ensure_volume(self, name: str) -> str:
+        return self._ensure_volume(name, {})
+
+    # Containers.
+
+    def create(self, spec: ContainerSpec) -> str:
+        parent = self._cgroup_parent(spec.tenant_id)
+        body = container_create_body(spec, cgroup_parent=parent, extra_labels=self._extra_labels)
+        size = len(json.dumps(body))
+        if size > CREATE_BODY_MAX_BYTES:
+            raise ValueError(f"create body is {size} bytes, over {CREATE_BODY_MAX_BYTES}")
+        name = f"fta-{spec.tenant_id}-{spec.owner_kind}-{spec.owner_id}-{secrets.token_hex(3)}"
+        container_id: str = self._api.create_container_from_config(body, name=name)["Id"]
+        try:
+            inspect = self._api.inspect_container(container_id)
+            mismatches = verify_hardening(
+                spec, inspect, cgroup_parent=parent, extra_labels=self._extra_labels
+            )
+        except BaseException:
+            self.remove(container_id)
+            raise
+        if mismatches:
+            self.remove(container_id)
+            raise HardeningError(mismatches)
+        return container_id
+
+    def start(self, container_id: str) -> None:
+        self._api.start(container_id)
+
+    def follow_logs(self, container_id: str) -> Iterator[str]:
+        """Lines of stdout and stderr as they come, until the container stops (or the proxy
+        ends a stream that stayed silent for an hour). Longer lines come in pieces."""
+        stream = self._api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
+        try:
+            yield from split_log_lines(stream, self._settings.job_log_max_line)
+        finally:
+            stream.close()
+
+    def wait(self, container_id: str, timeout_s: float) -> ExitStatus:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise JobTimeout(container_id, timeout_s)
+            try:
+                self._api.wait(container_id, timeout=min(remaining, WAIT_REQUEST_SECONDS))
+                break
+            except requests.exceptions.RequestException as error:
+                if not _is_read_timeout(error):
+                    raise
+            except APIError as error:
+                if error.status_code != 504:  # the proxy gave up on a long wait: ask again
+                    raise
+        state = self._api.inspect_container(container_id)["State"]
+        return ExitStatus(
+            exit_code=int(state["ExitCode"]),
+            oom_killed=bool(state["OOMKilled"]),
+            started_at=parse_docker_time(state.get("StartedAt")),
+            finished_at=parse_docker_time(state.get("FinishedAt")),
+        )
+
+    def read_usage(self, container_id: str) -> Usage:
+        """One stats reading; a stopped container reads as zero (its cgroup is gone)."""
+        stats: dict[str, Any] = self._api.stats(container_id, stream=False, one_shot=True)
+        cpu_ns = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
+        memory = stats.get("memory_stats") or {}
+        return Usage(
+            cpu_seconds=cpu_ns / 1e9,
+            memory_max_bytes=int(memory.get("max_usage") or memory.get("usage") or 0),
+        )
+
+    def kill(self, container_id: str) -> None:
+        try:
+            self._api.kill(container_id)
+        except NotFound:
+            pass
+        except APIError as error:
+            if error.status_code != 409:  # not running any more
+                raise
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self._api.remove_container(container_id, force=True, v=True)
+        except NotFound:
+            pass
+        except APIError as error:
+            if error.status_code != 409:  # removal already in progress
+                raise
+
+    def list_managed(self) -> list[ManagedContainer]:
+        selectors = [f"{LABEL_MANAGED}=1"]
+        selectors += [f"{key}={value}" for key, value in self._extra_labels.items()]
+        found = self._api.containers(all=True, filters={"label": selectors})
+        managed = []
+        for container in found:
+            labels = container.get("Labels") or {}
+            managed.append(
+                ManagedContainer(
+                    id=container["Id"],
+                    tenant=labels.get(LABEL_TENANT, ""),
+                    owner_kind=labels.get(LABEL_KIND, ""),
+                    owner_id=labels.get(LABEL_BOT) or labels.get(LABEL_JOB) or "",
+                    state=container.get("State", ""),
+                )
+            )
+        return managed
+
+    # Helpers.
+
+    def _cgroup_parent(self, tenant_id: str) -> str:
+        if self._cgroup_driver is None:
+            driver = self._api.info().get("CgroupDriver")
+            if driver not in ("cgroupfs", "systemd"):
+                raise ContainerRuntimeError(f"unsupported cgroup driver {driver!r}")
+            self._cgroup_driver = driver
+        return cgroup_parent(
+            tenant_id, driver=self._cgroup_driver, root=self._settings.tenant_cgroup_root
+        )
+
+    def _inspect_network(self, name: str) -> dict[str, Any] | None:
+        try:
+            inspect: dict[str, Any] = self._api.inspect_network(name)
+        except NotFound:
+            return None
+        return inspect
+
+    def _connect_gateway(self, network: str, address: str) -> None:
+        gateway = self._settings.gateway_container
+        if self._gateway_address(network) is None:
+            try:
+                self._api.connect_container_to_network(gateway, network, ipv4_address=address)
+            except APIError:
+                # Another thread may have connected it meanwhile; anything else shows below.
+                if self._gateway_address(network) is None:
+                    raise
+        configured = self._gateway_address(network)
+        if configured != address:
+            raise ResourceMismatch(
+                "network", network, [f"gateway {gateway} has address {configured}, not {address}"]
+            )
+
+    def _gateway_address(self, network: str) -> str | None:
+        """The fixed address the gateway is configured with on `network`, "" when it is
+        attached without one, None when it is not attached."""
+        gateway = self._settings.gateway_container
+        try:
+            inspect = self._api.inspect_container(gateway)
+        except NotFound as error:
+            raise ContainerRuntimeError(f"market-data gateway {gateway} not found") from error
+        attached = ((inspect.get("NetworkSettings") or {}).get("Networks") or {}).get(network)
+        if attached is None:
+            return None
+        return str((attached.get("IPAMConfig") or {}).get("IPv4Address") or "")
+
+    def _ensure_volume(self, name: str, labels: Mapping[str, str]) -> str:
+        if not VOLUME_NAME_RE.fullmatch(name):
+            raise ValueError(f"not an fta volume name: {name!r}")
+        try:
+            inspect = self._api.inspect_volume(name)
+        except NotFound:
+            # Creating an existing volume returns it: concurrent creates are harmless.
+            self._api.create_volume(
+                name, driver="local", labels={**self._extra_labels, **labels, LABEL_MANAGED: "1"}
+            )
+            inspect = self._api.inspect_volume(name)
+        mismatches = verify_volume(inspect, name=name)
+        if mismatches:
+            raise ResourceMismatch("volume", name, mismatches)
+        return name
+
+
+def _check_tenant_id(tenant_id: str) -> None:
+    if not TENANT_ID_RE.fullmatch(tenant_id):
+        raise ValueError(f"not a tenant id: {tenant_id!r}")
+
+
+def _is_read_timeout(error: requests.exceptions.RequestException) -> bool:
+    # A timeout while waiting for the headers is a ReadTimeout; while reading the body (Docker
+    # sends a wait's headers at once) it is a ConnectionError around urllib3's error.
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return True
+    return bool(error.args) and isinstance(error.args[0], urllib3.exceptions.ReadTimeoutError)

@@ -1,0 +1,112 @@
+"""The interface the worker drives job containers through, whatever runs them.
+
+`DockerJobRunner` implements it on one host through the socket proxy; an ECS implementation
+can follow with the same calls, states and errors. Every call blocks: the worker calls the
+runner from a thread, never from async code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from fta.runtime.spec import MARKET_DATA_HOSTNAME, ContainerSpec
+
+
+@dataclass(frozen=True)
+class TenantNetwork:
+    name: str
+    subnet: str
+    # The market-data gateway's fixed address on this network.
+    gateway_ip: str
+    # A reserved address of the subnet that nobody answers on: no outside name resolves.
+    dns_ip: str
+
+    @property
+    def extra_hosts(self) -> dict[str, str]:
+        return {MARKET_DATA_HOSTNAME: self.gateway_ip}
+
+    @property
+    def dns(self) -> list[str]:
+        return [self.dns_ip]
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int
+    oom_killed: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float
+    # cgroup v1: the container's peak; cgroup v2: its current usage (keep the max of samples).
+    memory_max_bytes: int
+
+
+@dataclass(frozen=True)
+class ManagedContainer:
+    id: str
+    tenant: str
+    owner_kind: str
+    owner_id: str
+    state: str
+
+
+class ContainerRuntimeError(Exception):
+    """Base of the runtime's own errors."""
+
+
+class HardeningError(ContainerRuntimeError):
+    """The engine stored a container that differs from the hardened spec; it was removed."""
+
+    def __init__(self, mismatches: list[str]) -> None:
+        super().__init__("container failed hardening verification: " + "; ".join(mismatches))
+        self.mismatches = mismatches
+
+
+class ResourceMismatch(ContainerRuntimeError):
+    """A network or volume with fta's name exists with other settings: never reused."""
+
+    def __init__(self, kind: str, name: str, mismatches: list[str]) -> None:
+        super().__init__(f"{kind} {name} differs from what fta creates: " + "; ".join(mismatches))
+        self.kind = kind
+        self.name = name
+        self.mismatches = mismatches
+
+
+class JobTimeout(ContainerRuntimeError):
+    """The container was still running at the deadline (it is left running: kill it)."""
+
+    def __init__(self, container_id: str, timeout_s: float) -> None:
+        super().__init__(f"container {container_id} still running after {timeout_s:.0f} s")
+        self.container_id = container_id
+        self.timeout_s = timeout_s
+
+
+class JobRunner(Protocol):
+    def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork: ...
+
+    def ensure_tenant_volume(self, tenant_id: str) -> str: ...
+
+    def ensure_volume(self, name: str) -> str: ...
+
+    def create(self, spec: ContainerSpec) -> str: ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def follow_logs(self, container_id: str) -> Iterator[str]: ...
+
+    def wait(self, container_id: str, timeout_s: float) -> ExitStatus: ...
+
+    def read_usage(self, container_id: str) -> Usage: ...
+
+    def kill(self, container_id: str) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def list_managed(self) -> list[ManagedContainer]: ...

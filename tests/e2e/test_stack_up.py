@@ -1,0 +1,185 @@
+"""`make up` for real: the whole stack boots from this repository, serves the portal on
+127.0.0.1:8080 only, runs hardened, and `make down` keeps the data volume.
+
+Skipped when a stack is already there (an operator's or a developer's): it must not be
+touched. Whatever this test creates (.env, the data volume) it removes again."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import httpx
+import pytest
+from docker.errors import NotFound
+
+from tests.e2e.test_stack_up_config import REPO, SERVICES, clean_environment, parse_env
+from tests.support.docker_resources import local_docker
+
+pytestmark = pytest.mark.docker
+
+PROJECT = "fta"
+CONTROL_NETWORK = "fta-control"
+DOCKER_API_NETWORK = "fta-docker-api"
+DATA_VOLUME = "fta-pgdata"
+PORTAL = "http://127.0.0.1:8080"
+
+
+def _containers(client: docker.DockerClient) -> dict[str, Any]:
+    """The stack's containers by Compose service name."""
+    found = client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}
+    )
+    return {c.labels["com.docker.compose.service"]: c for c in found}
+
+
+def _exists(getter: Any, name: str) -> bool:
+    try:
+        getter(name)
+    except NotFound:
+        return False
+    return True
+
+
+def _port_8080_taken() -> bool:
+    try:
+        httpx.get(PORTAL, timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def _script(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / name)],
+        cwd=REPO,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[docker.DockerClient]:
+    client = local_docker()
+    if (
+        _containers(client)
+        or _exists(client.networks.get, CONTROL_NETWORK)
+        or _exists(client.containers.get, "fta-market-data")
+        or _port_8080_taken()
+    ):
+        client.close()
+        pytest.skip("a stack is already running on this host: left alone")
+    env_file = REPO / ".env"
+    created_env = not env_file.exists()
+    created_volume = not _exists(client.volumes.get, DATA_VOLUME)
+    try:
+        up = _script("up.sh")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "fta is up: http://127.0.0.1:8080/" in up.stdout
+        yield client
+    finally:
+        down = _script("down.sh")
+        assert down.returncode == 0, down.stdout + down.stderr
+        if created_volume:
+            client.volumes.get(DATA_VOLUME).remove(force=True)
+        if created_env:
+            env_file.unlink()
+        client.close()
+
+
+def _wait_until_healthy(client: docker.DockerClient, seconds: float = 120) -> dict[str, str]:
+    deadline = time.monotonic() + seconds
+    while True:
+        health = {
+            name: c.attrs["State"].get("Health", {}).get("Status", "none")
+            for name, c in _containers(client).items()
+        }
+        if set(health.values()) == {"healthy"} or time.monotonic() > deadline:
+            return health
+        time.sleep(2)
+
+
+def test_portal_answers_through_nginx_with_security_headers(stack: docker.DockerClient) -> None:
+    response = httpx.get(f"{PORTAL}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" in response.headers
+    assert response.headers["server"] == "nginx"
+
+
+def test_every_service_runs_and_is_healthy(stack: docker.DockerClient) -> None:
+    health = _wait_until_healthy(stack)
+    assert set(health) == SERVICES
+    assert health == dict.fromkeys(SERVICES, "healthy")
+
+
+def test_every_container_is_hardened(stack: docker.DockerClient) -> None:
+    for name, container in _containers(stack).items():
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"], name
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], name
+        assert "no-new-privileges:true" in host["SecurityOpt"], name
+        assert not host["Privileged"], name
+        assert host["Memory"] > 0 and host["NanoCpus"] > 0 and host["PidsLimit"] > 0, name
+        assert host["RestartPolicy"]["Name"] == "unless-stopped", name
+        assert host["LogConfig"]["Config"].get("max-size"), name
+        user = container.attrs["Config"]["User"]
+        assert user and user.split(":")[0] not in ("0", "root"), name
+
+
+def test_only_nginx_is_published_and_only_on_loopback(stack: docker.DockerClient) -> None:
+    for name, container in _containers(stack).items():
+        bindings = container.attrs["HostConfig"]["PortBindings"] or {}
+        if name == "nginx":
+            assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
+        else:
+            assert not bindings, name
+
+
+def test_only_the_socket_proxy_sees_the_docker_socket(stack: docker.DockerClient) -> None:
+    for name, container in _containers(stack).items():
+        sockets = [m for m in container.attrs["Mounts"] if "docker.sock" in m["Source"]]
+        if name == "socket-proxy":
+            assert [m["RW"] for m in sockets] == [False]
+        else:
+            assert not sockets, name
+
+
+def test_networks_keep_the_portal_away_from_docker(stack: docker.DockerClient) -> None:
+    networks = {
+        name: set(c.attrs["NetworkSettings"]["Networks"]) for name, c in _containers(stack).items()
+    }
+    assert networks["portal"] == {CONTROL_NETWORK}
+    assert networks["worker"] == {CONTROL_NETWORK, DOCKER_API_NETWORK}
+    assert networks["socket-proxy"] == {DOCKER_API_NETWORK}
+    assert stack.networks.get(DOCKER_API_NETWORK).attrs["Internal"] is True
+    assert _containers(stack)["market-data"].name == "fta-market-data"
+
+    probe = "import socket; socket.create_connection(('socket-proxy', 2375), 3)"
+    result = _containers(stack)["portal"].exec_run(["python3", "-c", probe])
+    assert result.exit_code != 0, "the portal reached the socket proxy"
+
+
+def test_logs_carry_no_secret(stack: docker.DockerClient) -> None:
+    secrets = parse_env(REPO / ".env")
+    for name, container in _containers(stack).items():
+        logs = container.logs().decode(errors="replace")
+        for key in ("FTA_SECRET_KEY", "POSTGRES_PASSWORD"):
+            assert secrets[key] not in logs, f"{key} in the logs of {name}"
+
+
+def test_down_keeps_the_data_volume(stack: docker.DockerClient) -> None:
+    down = _script("down.sh")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not _containers(stack)
+    assert not _exists(stack.networks.get, CONTROL_NETWORK)
+    assert _exists(stack.volumes.get, DATA_VOLUME)
+    # And the stack comes back on the same data (the generated password still opens it).
+    up = _script("up.sh")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert httpx.get(f"{PORTAL}/healthz", timeout=5).status_code == 200

@@ -1,0 +1,124 @@
+"""The stack's configuration: the generated .env and the Compose file, without starting it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = {"nginx", "portal", "worker", "socket-proxy", "market-data", "postgres"}
+
+
+def compose_command() -> list[str]:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return ["docker", "compose"]
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """The caller's environment without the stack's variables: Compose prefers the shell's
+    values to the env file's, and test fixtures export FTA_* for themselves."""
+    prefixes = ("FTA_", "POSTGRES_", "COMPOSE_", "DOCKER_NETWORK", "DOCKER_GID")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(extra)
+    return env
+
+
+def parse_env(path: Path) -> dict[str, str]:
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key] = value
+    return pairs
+
+
+def generate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "gen-env.sh"), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+
+
+def test_env_example_holds_only_placeholders_each_explained() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert re.fullmatch(r"[A-Z][A-Z0-9_]*=\S*", line), line
+            assert lines[index - 1].startswith("# "), f"{line} has no comment line above it"
+    example = parse_env(REPO / ".env.example")
+    for secret in ("FTA_SECRET_KEY", "POSTGRES_PASSWORD", "FTA_DATABASE_URL"):
+        assert "changeme" in example[secret]
+
+
+def test_gen_env_writes_private_random_secrets_once(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    text = env_file.read_text()
+    values = parse_env(env_file)
+    assert not [key for key, value in values.items() if "changeme" in value]
+    assert values.keys() == parse_env(REPO / ".env.example").keys()
+    password = values["POSTGRES_PASSWORD"]
+    assert len(password) >= 32
+    assert values["FTA_DATABASE_URL"] == f"postgresql+psycopg://fta:{password}@postgres:5432/fta"
+    assert len(values["FTA_SECRET_KEY"]) >= 32
+    assert values["FTA_SECRET_KEY"] != password
+
+    kept = generate(env_file)
+    assert env_file.read_text() == text, "an existing .env is never overwritten"
+    assert "kept" in kept.stderr
+    other = tmp_path / "other.env"
+    generate(other)
+    assert parse_env(other)["FTA_SECRET_KEY"] != values["FTA_SECRET_KEY"]
+
+
+def test_generated_settings_pass_the_portals_own_checks(tmp_path: Path) -> None:
+    from fta.settings import Mode, Settings
+
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    values = parse_env(env_file)
+    settings = Settings(
+        mode=Mode(values["FTA_MODE"]),
+        database_url=values["FTA_DATABASE_URL"],
+        secret_key=values["FTA_SECRET_KEY"],
+    )
+    assert settings.mode is Mode.PRODUCTION
+    assert settings.docker_host == values["FTA_DOCKER_HOST"]
+    assert settings.job_image == values["FTA_JOB_IMAGE"]
+    assert settings.gateway_container == values["FTA_GATEWAY_CONTAINER"]
+
+
+@pytest.mark.skipif(
+    not (shutil.which("docker-compose") or shutil.which("docker")), reason="no compose"
+)
+def test_compose_file_is_valid_with_a_generated_env(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    base = [*compose_command(), "--env-file", str(env_file), "-f", str(REPO / "docker-compose.yml")]
+    env = clean_environment(DOCKER_GID="999")
+    checked = subprocess.run(
+        [*base, "config", "-q"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stderr
+    services = subprocess.run(
+        [*base, "config", "--services"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert set(services.stdout.split()) == SERVICES
+
+    # Without the socket's group Compose refuses, rather than start a proxy that cannot work.
+    refused = subprocess.run(
+        [*base, "config", "-q"], env=clean_environment(), capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "DOCKER_GID" in refused.stderr

@@ -1,0 +1,35 @@
+"""Bookkeeping of the shared candle cache: what is held, what a job still needs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fta.db import session_scope
+from fta.jobs import candle_cache
+
+
+def test_missing_then_recorded_then_covered(app_settings: None) -> None:
+    exchange = "testex"
+    with session_scope() as session:
+        fill = candle_cache.missing(
+            session, exchange, ["BTC/USDT", "ETH/USDT"], "5m", date(2024, 1, 1), date(2024, 2, 1)
+        )
+        assert fill is not None and fill.pairs == ("BTC/USDT", "ETH/USDT")
+        assert fill.timerange == "20240101-20240201"
+        candle_cache.record_fill(session, fill)
+    with session_scope() as session:
+        inside = candle_cache.missing(
+            session, exchange, ["BTC/USDT"], "5m", date(2024, 1, 5), date(2024, 1, 20)
+        )
+        assert inside is None
+        wider = candle_cache.missing(
+            session, exchange, ["BTC/USDT", "XRP/USDT"], "5m", date(2023, 12, 1), date(2024, 1, 2)
+        )
+        assert wider is not None
+        # The fill keeps what was held: the cache only grows.
+        assert wider.pairs == ("BTC/USDT", "XRP/USDT")
+        assert wider.timerange == "20231201-20240201"
+        other_timeframe = candle_cache.missing(
+            session, exchange, ["BTC/USDT"], "1h", date(2024, 1, 5), date(2024, 1, 20)
+        )
+        assert other_timeframe is not None

@@ -1,0 +1,294 @@
+"""The locally built images, run as Compose and the worker run them: read-only root, no
+capability, non-root user."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from docker.errors import NotFound
+from docker.models.containers import Container
+
+from tests.support.docker_resources import DockerResources, local_docker
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[2]
+FREQTRADE_IMAGE = "fta/freqtrade:2026.9"
+IMAGES = {
+    "app": "fta/app:dev",
+    "freqtrade": FREQTRADE_IMAGE,
+    "postgres": "fta/postgres:dev",
+    "nginx": "fta/nginx:dev",
+    "socket-proxy": "fta/socket-proxy:dev",
+}
+HARDENED: dict[str, Any] = {
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "tmpfs": {"/tmp": "size=64m"},
+}
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, str]:
+    """Every image, built by images/build.sh when one is missing (a no-op when up to date)."""
+    client = local_docker()
+    try:
+        for name, tag in IMAGES.items():
+            try:
+                client.images.get(tag)
+            except NotFound:
+                subprocess.run(
+                    ["bash", str(REPO / "images" / "build.sh"), name], check=True, timeout=900
+                )
+    finally:
+        client.close()
+    return IMAGES
+
+
+def run_to_end(
+    resources: DockerResources, image: str, command: list[str] | None, **kwargs: Any
+) -> tuple[int, str]:
+    container = resources.run(image, command, **HARDENED, **kwargs)
+    status = container.wait(timeout=120)
+    output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    return int(status["StatusCode"]), output
+
+
+def test_freqtrade_prints_its_version_read_only_as_uid_10000(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    code, output = run_to_end(
+        docker_resources, images["freqtrade"], ["--version"], entrypoint="freqtrade", user="10000"
+    )
+    assert code == 0, output
+    assert "freqtrade 2026.9" in output
+
+
+def test_freqtrade_libraries_load_on_a_read_only_root(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    # TA-Lib's C library comes inside the ta-lib wheel; the indicator libraries strategies use.
+    script = (
+        "import os, numpy, talib, technical, pandas_ta, freqtrade.strategy\n"
+        "print(round(float(talib.SMA(numpy.arange(10, dtype=float), 3)[-1]), 1))\n"
+        "print(os.getuid(), os.getcwd(), os.environ['HOME'])\n"
+        "for path in ('/freqtrade/user_data', '/candles'):\n"
+        "    stat = os.stat(path)\n"
+        "    print(path, stat.st_uid, stat.st_gid)\n"
+    )
+    code, output = run_to_end(
+        docker_resources, images["freqtrade"], ["-c", script], entrypoint="python3"
+    )
+    assert code == 0, output
+    assert output.split("\n")[:4] == [
+        "8.0",
+        "10000 /freqtrade /tmp",
+        "/freqtrade/user_data 10000 10000",
+        "/candles 10000 10000",
+    ]
+
+
+def test_freqtrade_image_enters_through_the_job_entry_point(images: dict[str, str]) -> None:
+    client = local_docker()
+    try:
+        config = client.images.get(images["freqtrade"]).attrs["Config"]
+    finally:
+        client.close()
+    assert config["Entrypoint"] == ["python3", "/opt/fta/fta_job_entry.py"]
+    assert config["WorkingDir"] == "/freqtrade"
+    assert not config.get("Volumes"), "a VOLUME would leave anonymous volumes behind each job"
+
+
+def test_app_image_runs_every_role_read_only_without_build_tools(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    script = (
+        "import importlib.util, os, shutil\n"
+        "import fta.cli, fta.portal.app, fta.worker.main, fta.gateway.app, fta.migrate\n"
+        "print(os.getuid())\n"
+        "print([m for m in ('pip', 'setuptools', 'wheel') if importlib.util.find_spec(m)])\n"
+        "print([tool for tool in ('gcc', 'cc', 'make') if shutil.which(tool)])\n"
+    )
+    code, output = run_to_end(docker_resources, images["app"], ["python3", "-c", script])
+    assert code == 0, output
+    assert output.split("\n")[:3] == ["10001", "[]", "[]"]
+    code, output = run_to_end(docker_resources, images["app"], ["fta", "--help"])
+    assert code == 0, output
+    for role in ("portal", "worker", "gateway", "migrate"):
+        assert role in output
+
+
+@pytest.mark.parametrize(
+    ("name", "user"),
+    [
+        ("app", "10001:10001"),
+        ("freqtrade", "10000:10000"),
+        ("postgres", "postgres"),
+        ("nginx", "www-data"),
+        ("socket-proxy", "haproxy"),
+    ],
+)
+def test_image_runs_as_its_non_root_user(images: dict[str, str], name: str, user: str) -> None:
+    client = local_docker()
+    try:
+        image = client.images.get(images[name])
+    finally:
+        client.close()
+    assert image.attrs["Config"]["User"] == user
+    assert image.labels.get("fta.image") == name
+    assert image.labels.get("fta.inputs"), "images/build.sh labels each image with its inputs"
+
+
+def _network(resources: DockerResources) -> str:
+    name = f"fta-test-images-{secrets.token_hex(4)}"
+    resources.client.networks.create(name, driver="bridge", labels=resources.labels)
+    return resources.add_network(name)
+
+
+def _wait_for(check: Any, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _postgres(resources: DockerResources, network: str, volume: str, **env: str) -> Container:
+    server = resources.run(
+        IMAGES["postgres"],
+        None,
+        environment=env,
+        network=network,
+        volumes={volume: {"bind": "/var/lib/postgresql/data", "mode": "rw"}},
+        **HARDENED,
+    )
+    _wait_for(
+        lambda: server.exec_run(["pg_isready", "-q", "-h", "/tmp"]).exit_code == 0,
+        "postgres to accept connections",
+    )
+    server.reload()
+    return server
+
+
+def _address(container: Container, network: str) -> str:
+    return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def _psql(resources: DockerResources, network: str, host: str, password: str) -> tuple[int, str]:
+    url = f"postgresql://fta:{password}@{host}:5432/fta"
+    return run_to_end(
+        resources,
+        IMAGES["postgres"],
+        [url, "-tAc", "select current_user || '@' || current_database()"],
+        entrypoint="psql",
+        network=network,
+    )
+
+
+def test_postgres_creates_its_cluster_once_and_checks_the_password(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    network = _network(docker_resources)
+    volume = docker_resources.add_volume(f"fta-test-pgdata-{secrets.token_hex(4)}")
+    docker_resources.client.volumes.create(volume, labels=docker_resources.labels)
+    password = secrets.token_hex(16)
+
+    first = _postgres(docker_resources, network, volume, POSTGRES_PASSWORD=password)
+    host = _address(first, network)
+    code, output = _psql(docker_resources, network, host, password)
+    assert (code, output.strip()) == (0, "fta@fta")
+    code, output = _psql(docker_resources, network, host, "wrong-" + password)
+    assert code != 0
+    assert "password authentication failed" in output
+    # SIGINT (the image's stop signal) is PostgreSQL's fast shutdown: no wait for the timeout.
+    started = time.monotonic()
+    first.stop(timeout=20)
+    assert time.monotonic() - started < 10
+    first.remove()
+
+    # The second start finds the cluster: no password needed, the first one still holds.
+    second = _postgres(docker_resources, network, volume)
+    code, output = _psql(docker_resources, network, _address(second, network), password)
+    assert (code, output.strip()) == (0, "fta@fta")
+
+
+def test_postgres_refuses_to_create_a_cluster_without_a_password(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    code, output = run_to_end(docker_resources, images["postgres"], None)
+    assert code != 0
+    assert "POSTGRES_PASSWORD" in output
+
+
+def _start(
+    resources: DockerResources,
+    image: str,
+    command: list[str] | None,
+    network: str,
+    aliases: list[str] | None = None,
+    publish: int | None = None,
+) -> str:
+    """A hardened container on `network` under `aliases`, `publish` bound to 127.0.0.1."""
+    api = resources.client.api
+    container = api.create_container(
+        image,
+        command,
+        labels=resources.labels,
+        ports=[publish] if publish else None,
+        host_config=api.create_host_config(
+            network_mode=network,
+            port_bindings={publish: ("127.0.0.1", None)} if publish else None,
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            tmpfs={"/tmp": "size=64m"},
+        ),
+        networking_config=api.create_networking_config(
+            {network: api.create_endpoint_config(aliases=aliases)}
+        ),
+    )
+    resources.add_container(container["Id"])
+    api.start(container["Id"])
+    return str(container["Id"])
+
+
+def _answers(http: httpx.Client) -> bool:
+    try:
+        return http.get("/").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_nginx_proxies_to_the_portal_with_its_guards(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    network = _network(docker_resources)
+    # Any HTTP server known as "portal" on port 8000 stands in for the portal here.
+    stand_in = ["python3", "-m", "http.server", "8000", "--directory", "/tmp"]
+    _start(docker_resources, images["app"], stand_in, network, aliases=["portal"])
+    proxy = _start(docker_resources, images["nginx"], None, network, publish=8080)
+    port = docker_resources.client.api.port(proxy, 8080)[0]["HostPort"]
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        _wait_for(lambda: _answers(http), "nginx to proxy to the stand-in portal")
+        headers = http.get("/").headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+        assert headers["server"] == "nginx", "server_tokens off hides the version"
+
+        too_big = http.post("/api/v1/strategies", content=b"x" * (1024 * 1024 + 1))
+        assert too_big.status_code == 413
+
+        statuses = [http.post("/api/v1/auth/login", json={}).status_code for _ in range(30)]
+        assert 429 not in statuses[:20], statuses
+        assert statuses[-1] == 429, statuses
+        assert http.get("/").status_code == 200, "the auth limit is for /api/v1/auth/ only"

@@ -1,0 +1,154 @@
+"""Jobs end to end: the API, the worker, the socket proxy, the gateway and real freqtrade
+in hardened containers on the real Docker engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.strategies import source
+from tests.support.api import Client, sign_up
+from tests.support.sandbox import Sandbox
+
+pytestmark = pytest.mark.docker
+
+BACKTEST = {
+    "exchange": "binance",
+    "pairs": ["BTC/USDT", "ETH/USDT"],
+    "timeframe": "5m",
+    "timerange": "20240101-20240115",
+    "stake_amount": 100,
+    "max_open_trades": 2,
+}
+
+
+@pytest.fixture
+def client(http: TestClient, sandbox: Sandbox) -> Iterator[Client]:
+    client = sign_up(http)
+    yield client
+    sandbox.forget_tenant(client.tenant_id)
+
+
+def _upload(http: TestClient, client: Client, name: str) -> str:
+    response = http.post(
+        "/api/v1/strategies", json={"name": name, "source": source(name)}, headers=client.auth
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _submit(http: TestClient, client: Client, **body: Any) -> str:
+    response = http.post("/api/v1/jobs", json=body, headers=client.auth)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def _wait(
+    http: TestClient, client: Client, job_id: str, statuses: set[str], timeout: float = 300
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.5)
+    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    pytest.fail(f"job {job_id} still {job['status']} after {timeout}s; logs:\n{logs[-3000:]}")
+
+
+def _job_containers(job_id: str) -> list[Any]:
+    engine = docker.from_env()
+    try:
+        return list(engine.containers.list(all=True, filters={"label": f"fta.job={job_id}"}))
+    finally:
+        engine.close()
+
+
+def test_backtest_produces_trades_and_logs(http: TestClient, client: Client) -> None:
+    strategy_id = _upload(http, client, "RsiQuick")
+    job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
+    job = _wait(http, client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
+    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    assert job["status"] == "succeeded", (job, logs[-3000:])
+    assert job["exit_code"] == 0 and job["started_at"] and job["finished_at"]
+    result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
+    assert result["trades"] > 0
+    for key in ("profit_total_pct", "max_drawdown_pct", "win_rate"):
+        assert isinstance(result[key], int | float), key
+    assert {row["pair"] for row in result["pairs"]} <= set(BACKTEST["pairs"])
+    assert "RsiQuick" in logs and "FTA-RESULT" not in logs
+    assert _job_containers(job_id) == []
+
+
+def test_hyperopt_finds_best_params(http: TestClient, client: Client) -> None:
+    strategy_id = _upload(http, client, "RsiHyper")
+    config = {**BACKTEST, "epochs": 10, "spaces": ["buy", "sell"]}
+    job_id = _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=config)
+    job = _wait(http, client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
+    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    assert job["status"] == "succeeded", (job, logs[-3000:])
+    result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
+    assert result["epochs"] == 10
+    params = result["params"]
+    assert set(params.get("buy", {})) == {"buy_rsi"} and set(params.get("sell", {})) == {"sell_rsi"}
+
+
+def test_cancel_a_running_job_removes_its_hardened_container(
+    http: TestClient, client: Client
+) -> None:
+    strategy_id = _upload(http, client, "Sleeper")
+    job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
+    _wait(http, client, job_id, {"running"}, timeout=120)
+    containers = _job_containers(job_id)
+    assert len(containers) == 1
+    attrs = containers[0].attrs
+    host = attrs["HostConfig"]
+    assert host["Privileged"] is False and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert "no-new-privileges" in host["SecurityOpt"] and host["ReadonlyRootfs"] is True
+    assert host["Memory"] == host["MemorySwap"] == 1024 * 1024 * 1024
+    assert host["NanoCpus"] == 1_000_000_000 and host["PidsLimit"] == 256
+    assert not host["PortBindings"] and not host["Binds"]
+    assert host["NetworkMode"] == f"fta-client-{client.tenant_id}"
+    assert attrs["Config"]["User"] == "10000:10000"
+    assert attrs["Config"]["Labels"]["fta.tenant"] == client.tenant_id
+    assert all(m["Type"] == "volume" for m in attrs["Mounts"])
+
+    response = http.post(f"/api/v1/jobs/{job_id}/cancel", headers=client.auth)
+    assert response.status_code == 202
+    job = _wait(http, client, job_id, {"cancelled", "failed"}, timeout=60)
+    assert job["status"] == "cancelled"
+    assert _job_containers(job_id) == []
+
+
+def test_a_job_over_its_max_duration_times_out(http: TestClient, client: Client) -> None:
+    strategy_id = _upload(http, client, "Sleeper")
+    job_id = _submit(
+        http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST, max_seconds=20
+    )
+    job = _wait(http, client, job_id, {"timed_out", "failed", "succeeded"}, timeout=180)
+    assert job["status"] == "timed_out", job
+    assert "20 s" in job["error"]
+    assert _job_containers(job_id) == []
+
+
+def test_a_job_past_its_memory_is_oom_killed(http: TestClient, client: Client) -> None:
+    strategy_id = _upload(http, client, "MemoryHog")
+    job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
+    job = _wait(http, client, job_id, {"oom_killed", "failed", "succeeded"}, timeout=180)
+    assert job["status"] == "oom_killed", job
+    assert "1024 MiB" in job["error"]
+
+
+def test_a_strategy_that_raises_on_import_fails_with_its_cause(
+    http: TestClient, client: Client
+) -> None:
+    strategy_id = _upload(http, client, "BrokenImport")
+    job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
+    job = _wait(http, client, job_id, {"failed", "succeeded"}, timeout=180)
+    assert job["status"] == "failed"
+    assert "BrokenImport" in job["error"] or "boom" in job["error"], job["error"]

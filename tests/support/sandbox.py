@@ -1,0 +1,124 @@
+"""The worker's world for one test session: gateway container, worker thread, cleanup.
+
+Docker is reached through the real socket proxy; everything created is labelled and removed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import docker
+import httpx
+
+from fta.runtime.spec import tenant_network_name, tenant_volume_name
+from tests.support.docker_resources import DockerResources, local_docker
+from tests.support.socket_proxy import GATEWAY_CONTAINER
+
+APP_IMAGE = os.environ.get("FTA_TEST_APP_IMAGE", "fta/app:dev")
+GATEWAY_PORT = 8090
+TEST_SUBNET_POOL = "10.211.0.0/16"
+
+
+@dataclass
+class Sandbox:
+    gateway_name: str
+    candle_volume: str
+    tenants: set[str] = field(default_factory=set)
+
+    def forget_tenant(self, tenant_id: str) -> None:
+        self.tenants.add(tenant_id)
+
+
+def _wait_gateway(engine: docker.DockerClient, name: str) -> None:
+    container = engine.containers.get(name)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        container.reload()
+        networks = container.attrs["NetworkSettings"]["Networks"]
+        address = next((n["IPAddress"] for n in networks.values() if n["IPAddress"]), None)
+        if address:
+            try:
+                response = httpx.get(f"http://{address}:{GATEWAY_PORT}/healthz")
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+        if container.status == "exited":
+            raise RuntimeError(f"gateway exited: {container.logs().decode()[-2000:]}")
+        time.sleep(0.5)
+    raise RuntimeError("the market-data gateway did not answer within 60 s")
+
+
+@contextmanager
+def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
+    """Starts a gateway and a worker (in a thread) configured for tests; removes all after."""
+    from fta.db import get_engine, get_sessionmaker
+    from fta.runtime import DockerJobRunner
+    from fta.settings import get_settings
+    from fta.worker.main import Worker
+
+    engine = local_docker()
+    resources = DockerResources(engine)
+    sandbox = Sandbox(
+        gateway_name=GATEWAY_CONTAINER, candle_volume=f"fta-candles-test-{resources.scope}"
+    )
+    worker = None
+    thread = None
+    try:
+        control = engine.networks.create(
+            f"fta-test-control-{resources.scope}", labels=resources.labels
+        )
+        resources.add_network(control.name)
+        resources.run(
+            APP_IMAGE,
+            ["fta", "gateway"],
+            name=sandbox.gateway_name,
+            network=control.name,
+            environment={"FTA_MARKET_DATA_MODE": "replay", "FTA_GATEWAY_PORT": str(GATEWAY_PORT)},
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+        )
+        _wait_gateway(engine, sandbox.gateway_name)
+        os.environ.update(
+            FTA_DOCKER_HOST=proxy_url,
+            FTA_GATEWAY_CONTAINER=sandbox.gateway_name,
+            FTA_GATEWAY_PORT=str(GATEWAY_PORT),
+            FTA_CANDLE_VOLUME=sandbox.candle_volume,
+            FTA_TENANT_SUBNET_POOL=TEST_SUBNET_POOL,
+            FTA_WORKER_POLL_SECONDS="0.5",
+        )
+        for cached in (get_settings, get_engine, get_sessionmaker):
+            cached.cache_clear()
+        settings = get_settings()
+        worker = Worker(DockerJobRunner(settings), settings, max_parallel=2)
+        thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
+        thread.start()
+        yield sandbox
+    finally:
+        if worker is not None and thread is not None:
+            worker.stopping.set()
+            thread.join(timeout=120)
+        # The gateway first: a network with a connected container cannot be removed.
+        _remove_gateway(engine, sandbox.gateway_name)
+        for tenant_id in sandbox.tenants:
+            for container in engine.containers.list(
+                all=True, filters={"label": f"fta.tenant={tenant_id}"}
+            ):
+                container.remove(force=True)
+            resources.add_network(tenant_network_name(tenant_id))
+            resources.add_volume(tenant_volume_name(tenant_id))
+            resources.add_tenant_cgroups("fta", tenant_id)
+        resources.add_volume(sandbox.candle_volume)
+        resources.cleanup()
+        engine.close()
+
+
+def _remove_gateway(engine: docker.DockerClient, name: str) -> None:
+    for container in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
+        container.remove(force=True)

@@ -1,0 +1,252 @@
+"""The container entry's pure parts and the worker's validation of its result line."""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fta.jobs.freqtrade_config import build_job_bundle, encode_bundle, parse_job_config
+from fta.jobs.summary import (
+    MAX_RESULT_LINE_BYTES,
+    BacktestSummary,
+    DataSummary,
+    HyperoptSummary,
+    parse_result_line,
+)
+
+ENTRY = Path(__file__).resolve().parents[2] / "images" / "freqtrade" / "fta_job_entry.py"
+BASE = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m", "timerange": "20240101-20240201"}
+
+
+@pytest.fixture(scope="module")
+def entry() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("fta_job_entry", ENTRY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_take_bundle_decodes_and_scrubs_the_environment(entry: ModuleType) -> None:
+    job = parse_job_config("backtest", BASE)
+    bundle = build_job_bundle("backtest", job, "Mine", "x = 1\n", "http://gw:8090", run_id="r")
+    environ = {**encode_bundle(bundle), "FTA_BUNDLE_77": "stray", "HOME": "/tmp"}
+    assert entry.take_bundle(environ) == bundle
+    assert environ == {"HOME": "/tmp"}
+
+
+def test_take_bundle_refuses_garbage(entry: ModuleType) -> None:
+    with pytest.raises(ValueError, match="FTA_BUNDLE_0 is not set"):
+        entry.take_bundle({})
+    with pytest.raises(ValueError):
+        entry.take_bundle({"FTA_BUNDLE_0": "not base64!"})
+
+
+def cause(entry: ModuleType, lines: list[str], strategy: str | None = "Mine") -> str | None:
+    result: str | None = entry._cause(collections.deque(lines), strategy)
+    return result
+
+
+def test_cause_of_an_import_error(entry: ModuleType) -> None:
+    lines = [
+        "2026 - freqtrade.resolvers.iresolver - WARNING - Could not import "
+        "/tmp/job/strategies/Mine.py due to 'No module named 'nope''",
+        "2026 - freqtrade - ERROR - Impossible to load Strategy 'Mine'. This class does not "
+        "exist or contains Python code errors.",
+    ]
+    assert cause(entry, lines) == "strategy Mine failed to import: No module named 'nope'"
+
+
+def test_cause_of_an_exception_raised_on_import(entry: ModuleType) -> None:
+    lines = [
+        "2026 - freqtrade - ERROR - Fatal exception!",
+        "Traceback (most recent call last):",
+        '  File "/venv/freqtrade/resolvers/iresolver.py", line 99, in _get_valid_object',
+        "    spec.loader.exec_module(module)  # type: ignore",
+        '  File "<frozen importlib._bootstrap_external>", line 940, in exec_module',
+        '  File "/tmp/job/strategies/Mine.py", line 3, in <module>',
+        "    BROKEN = 1 / 0",
+        "ZeroDivisionError: division by zero",
+    ]
+    assert cause(entry, lines) == (
+        "strategy Mine failed to import: ZeroDivisionError: division by zero"
+    )
+
+
+def test_cause_of_an_exception_raised_while_running(entry: ModuleType) -> None:
+    lines = [
+        "Traceback (most recent call last):",
+        '  File "/venv/freqtrade/optimize/backtesting.py", line 10, in load',
+        '  File "/tmp/job/strategies/Mine.py", line 30, in populate_indicators',
+        '    raise KeyError("rsi")',
+        "KeyError: 'rsi'",
+    ]
+    assert cause(entry, lines) == "strategy Mine raised KeyError: 'rsi'"
+
+
+def test_cause_from_freqtrade_errors(entry: ModuleType) -> None:
+    load = "2026 - freqtrade - ERROR - Impossible to load Strategy 'Other'. This class does not"
+    assert cause(entry, [load]) == "Impossible to load Strategy 'Other'. This class does not"
+    lines = [
+        "2026 - freqtrade - ERROR - No data found. Terminating.",
+        "2026 - freqtrade - ERROR - Fatal exception!",
+    ]
+    assert cause(entry, lines) == "No data found. Terminating."
+    assert cause(entry, ["plain output"]) is None
+
+
+def write_backtest_result(directory: Path, pair_count: int) -> None:
+    directory.mkdir(parents=True)
+    name = "backtest-result-2026-01-01_00-00-00"
+    rows = [
+        {
+            "key": f"P{i}/USDT",
+            "trades": i,
+            "profit_total": 0.012345678,
+            "profit_total_abs": 1.5,
+            "winrate": 0.5,
+        }
+        for i in range(pair_count)
+    ]
+    rows.append({"key": "TOTAL", "trades": 999, "profit_total": 1, "profit_total_abs": 1})
+    stats = {
+        "strategy": {
+            "Mine": {
+                "results_per_pair": rows,
+                "timeframe": "5m",
+                "timerange": "20240101-20240201",
+                "stake_currency": "USDT",
+                "backtest_start_ts": 1704067200000,
+                "backtest_end_ts": 1706745600000,
+                "total_trades": 83,
+                "wins": 54,
+                "losses": 29,
+                "draws": 0,
+                "profit_total": 0.018261179819999994,
+                "profit_total_abs": 18.261179819999995,
+                "max_drawdown_account": 0.01459860549164286,
+                "max_drawdown_abs": 15.002195489999993,
+                "winrate": float("nan"),
+                "starting_balance": 1000,
+                "final_balance": 1018.26117982,
+            }
+        },
+        "strategy_comparison": [],
+    }
+    with zipfile.ZipFile(directory / f"{name}.zip", "w") as archive:
+        archive.writestr(f"{name}.json", json.dumps(stats))
+    (directory / ".last_result.json").write_text(json.dumps({"latest_backtest": f"{name}.zip"}))
+
+
+def result_line(entry: ModuleType, summary: dict[str, Any]) -> str:
+    return str(entry.RESULT_PREFIX) + json.dumps(summary, separators=(",", ":"), allow_nan=False)
+
+
+def test_backtest_summary_is_capped_and_valid(entry: ModuleType, tmp_path: Path) -> None:
+    results = tmp_path / "backtest_results"
+    write_backtest_result(results, pair_count=150)
+    bundle = {"strategy_name": "Mine", "config": {"exportdirectory": str(results)}}
+    summary = entry.summarize_backtest(bundle)
+    assert summary["trades"] == 83
+    assert summary["profit_total_pct"] == 1.8261
+    assert summary["max_drawdown_pct"] == 1.4599
+    assert summary["win_rate"] is None  # NaN never leaves the container
+    assert summary["pairs_total"] == 150 and len(summary["pairs"]) == 100
+    parsed = parse_result_line(result_line(entry, summary))
+    assert isinstance(parsed, BacktestSummary)
+    assert parsed.profit_total_abs == Decimal("18.26117982")
+    assert parsed.pairs[1].pair == "P1/USDT"
+
+
+def test_hyperopt_summary_takes_the_best_epoch(entry: ModuleType, tmp_path: Path) -> None:
+    results = tmp_path / "run" / "hyperopt_results"
+    results.mkdir(parents=True)
+    epochs = [
+        {"current_epoch": 1, "loss": -1.0, "is_best": True, "params_details": {"buy": {"a": 1}}},
+        {"current_epoch": 2, "loss": 5.0, "is_best": False, "params_details": {}},
+        {
+            "current_epoch": 3,
+            "loss": -2.5,
+            "is_best": True,
+            "params_details": {"buy": {"a": 7}, "roi": {"0": 0.05}, "trailing": {"t": False}},
+            "results_metrics": {"total_trades": 12, "profit_total": 0.1},
+        },
+    ]
+    (results / "s.fthypt").write_text("".join(json.dumps(epoch) + "\n" for epoch in epochs))
+    (results / ".last_result.json").write_text(json.dumps({"latest_hyperopt": "s.fthypt"}))
+    bundle = {
+        "strategy_name": "Mine",
+        "config": {"user_data_dir": str(tmp_path / "run"), "hyperopt_loss": "SharpeHyperOptLoss"},
+    }
+    summary = entry.summarize_hyperopt(bundle)
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 3 and summary["loss"] == -2.5
+    assert summary["params"] == {"buy": {"a": 7}, "roi": {"0": 0.05}, "trailing": {"t": False}}
+    parsed = parse_result_line(result_line(entry, summary))
+    assert isinstance(parsed, HyperoptSummary)
+    assert parsed.trades == 12 and parsed.profit_total_pct == Decimal("10.0")
+
+
+def test_missing_results_are_a_summary_error(entry: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(entry.SummaryError):
+        entry.summarize_backtest({"strategy_name": "Mine", "config": {"exportdirectory": "/n"}})
+
+
+DATA_LINE = (
+    'FTA-RESULT:{"kind":"cache-fill","exchange":"binance","timeframe":"5m",'
+    '"timerange":"20240101-20240201","pairs":[{"pair":"BTC/USDT","candles":8998,'
+    '"candles_in_range":8928,"first_ms":1704067200000,"last_ms":1706766300000}]}'
+)
+
+
+def test_parse_result_line_accepts_a_data_summary() -> None:
+    parsed = parse_result_line(DATA_LINE + "\n")
+    assert isinstance(parsed, DataSummary)
+    assert parsed.pairs[0].candles_in_range == 8928
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        DATA_LINE.replace("FTA-RESULT:", "FTA-RESULT "),
+        DATA_LINE.replace('"kind":"cache-fill"', '"kind":"trade"'),
+        DATA_LINE.replace('"exchange":"binance"', '"exchange":"binance","extra":1'),
+        DATA_LINE.replace('"candles":8998', '"candles":-1'),
+        DATA_LINE.replace('"candles":8998', '"candles":NaN'),
+        DATA_LINE.replace('"candles":8998', '"candles":1e400'),
+        DATA_LINE.replace('"exchange":"binance"', '"exchange":"bin\\u001bance"'),
+        DATA_LINE.replace('"exchange":"binance"', '"exchange":"' + "x" * 101 + '"'),
+        DATA_LINE[:-5],
+        "FTA-RESULT:" + "[" * 100_000,
+        'FTA-RESULT:{"kind":"hyperopt","loss":Infinity}',
+    ],
+)
+def test_parse_result_line_refuses_invalid_lines(line: str) -> None:
+    assert parse_result_line(line) is None
+
+
+def test_parse_result_line_refuses_oversized_lines() -> None:
+    padding = " " * MAX_RESULT_LINE_BYTES
+    assert parse_result_line(DATA_LINE.replace(":[", ":" + padding + "[", 1)) is None
+
+
+def test_parse_result_line_caps_rows() -> None:
+    row = '{"pair":"BTC/USDT","candles":1,"candles_in_range":1,"first_ms":1,"last_ms":1}'
+    many = DATA_LINE.split('"pairs":')[0] + '"pairs":[' + ",".join([row] * 101) + "]}"
+    assert parse_result_line(many) is None
+
+
+def test_parse_result_line_checks_the_kind_and_a_lower_cap() -> None:
+    assert parse_result_line(DATA_LINE, kind="cache-fill") is not None
+    assert parse_result_line(DATA_LINE, kind="download-data") is None
+    assert parse_result_line(DATA_LINE, kind="backtest") is None
+    assert parse_result_line(DATA_LINE, max_bytes=100) is None
+    assert parse_result_line(DATA_LINE, max_bytes=10 * MAX_RESULT_LINE_BYTES) is not None
+    assert parse_result_line(None) is None
