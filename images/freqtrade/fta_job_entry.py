@@ -8,7 +8,8 @@
    stdout passed through and its stderr copied line by line; SIGTERM/SIGINT are forwarded to
    the group, and whatever is left of the group is killed when freqtrade exits.
 4. On success, reads freqtrade's own result files and prints, as the LAST stdout line,
-   `FTA-RESULT:` + a compact, size-capped JSON summary. On failure, prints no result; the last
+   `FTA-RESULT:` + a compact, size-capped JSON summary, preceded by freqtrade's raw result file
+   (backtest zip, hyperopt epochs) as `FTA-ARCHIVE:` lines: an opaque download. On failure, prints no result; the last
    stderr line is `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
 
 Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succeeded but its
@@ -48,6 +49,11 @@ MAX_ERROR = 500
 MAX_NUMBER = 1e15
 MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024
 EXIT_SUMMARY_FAILED = 70
+# freqtrade's raw result file travels to the platform as an opaque download, in lines short
+# enough that Docker's log driver never splits them (it cuts at 16 KiB).
+ARCHIVE_PREFIX = "FTA-ARCHIVE:"
+ARCHIVE_CHUNK_BYTES = 6 * 1024
+MAX_ARCHIVE_BYTES = 8 * 1024 * 1024
 STDERR_TAIL_LINES = 200
 STDERR_DRAIN_SECONDS = 5.0
 
@@ -366,6 +372,33 @@ SUMMARIZERS = {
 }
 
 
+def result_file(bundle: dict[str, Any]) -> Path | None:
+    """freqtrade's own result file of this run: the backtest zip or the hyperopt epochs."""
+    config = bundle["config"]
+    if bundle["kind"] == "backtest":
+        return _latest(Path(config["exportdirectory"]), "latest_backtest")
+    if bundle["kind"] == "hyperopt":
+        return _latest(Path(config["user_data_dir"]) / "hyperopt_results", "latest_hyperopt")
+    return None
+
+
+def emit_archive(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        print(
+            f"fta: {path.name} ({size} bytes) is over the {MAX_ARCHIVE_BYTES}-byte download "
+            "limit; it stays in your data volume",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    print(f"{ARCHIVE_PREFIX}name:{path.name}", flush=True)
+    with path.open("rb") as handle:
+        while chunk := handle.read(ARCHIVE_CHUNK_BYTES):
+            print(f"{ARCHIVE_PREFIX}data:{base64.b64encode(chunk).decode()}")
+    print(f"{ARCHIVE_PREFIX}end", flush=True)
+
+
 def _cleanup(bundle: dict[str, Any]) -> None:
     """Drop hyperopt's candle pickle: a cache of this run only, as large as its data."""
     if bundle["kind"] == "hyperopt":
@@ -397,11 +430,14 @@ def main() -> int:
             return returncode
     try:
         summary = SUMMARIZERS[bundle["kind"]](bundle)
+        archive = result_file(bundle)
     except (SummaryError, KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
         _fail(f"could not summarise {bundle['kind']} results: {type(error).__name__}: {error}")
         return EXIT_SUMMARY_FAILED
     finally:
         _cleanup(bundle)
+    if archive is not None:
+        emit_archive(archive)
     sys.stderr.flush()
     print(RESULT_PREFIX + json.dumps(summary, separators=(",", ":"), allow_nan=False), flush=True)
     return 0

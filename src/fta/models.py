@@ -3,7 +3,7 @@
 from fta.accounts.models import AuthSession, Tenant, User
 from fta.audit.models import AuditChainHead, AuditEvent
 from fta.jobs.candle_cache import CandleCacheEntry
-from fta.jobs.models import Job, JobLogChunk, JobResult
+from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
 from fta.plans.models import Plan
 from fta.strategies.models import Strategy, StrategyVersion
 
@@ -13,6 +13,7 @@ __all__ = [
     "AuthSession",
     "CandleCacheEntry",
     "Job",
+    "JobArchive",
     "JobLogChunk",
     "JobResult",
     "Plan",

@@ -3,7 +3,9 @@ in hardened containers on the real Docker engine."""
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,7 +83,13 @@ def test_backtest_produces_trades_and_logs(http: TestClient, client: Client) -> 
     for key in ("profit_total_pct", "max_drawdown_pct", "win_rate"):
         assert isinstance(result[key], int | float), key
     assert {row["pair"] for row in result["pairs"]} <= set(BACKTEST["pairs"])
-    assert "RsiQuick" in logs and "FTA-RESULT" not in logs
+    assert "RsiQuick" in logs and "FTA-RESULT" not in logs and "FTA-ARCHIVE" not in logs
+    archive = http.get(f"/api/v1/jobs/{job_id}/archive", headers=client.auth)
+    assert archive.status_code == 200
+    assert archive.headers["content-type"] == "application/octet-stream"
+    assert archive.headers["content-disposition"].startswith("attachment;")
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as results:
+        assert any(name.endswith(".json") for name in results.namelist())
     assert _job_containers(job_id) == []
 
 

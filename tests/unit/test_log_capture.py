@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from fta.worker.log_capture import RESULT_PREFIX, TRUNCATION_NOTICE, LogCapture
 
 
@@ -34,3 +36,22 @@ def test_secrets_are_redacted_and_last_error_found() -> None:
     capture.feed("bye\n")
     assert "hunter2" not in capture.take_pending()
     assert capture.last_error_line() == "ERROR - Impossible to load Strategy 'Broken'"
+
+
+def test_archive_lines_are_collected_apart_and_capped() -> None:
+    capture = LogCapture(max_line=100, max_total=1000, max_archive=10)
+    capture.feed("FTA-ARCHIVE:name:result.zip\n")
+    capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(b"hello").decode() + "\n")
+    capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(b"!").decode() + "\n")
+    capture.feed("FTA-ARCHIVE:end\n")
+    assert capture.archive is not None
+    assert (capture.archive.filename, capture.archive.content) == ("result.zip", b"hello!")
+    assert capture.take_pending() == ""
+
+    for name, chunks in (("../../etc/passwd", [b"x"]), ("big.zip", [b"123456", b"789012"])):
+        capture = LogCapture(max_line=100, max_total=1000, max_archive=10)
+        capture.feed(f"FTA-ARCHIVE:name:{name}\n")
+        for chunk in chunks:
+            capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(chunk).decode() + "\n")
+        capture.feed("FTA-ARCHIVE:end\n")
+        assert capture.archive is None, name

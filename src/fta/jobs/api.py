@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -117,6 +117,25 @@ def get_logs(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Plain
 @router.get("/{job_id}/result")
 def get_result(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> dict[str, Any]:
     return service.job_result(session, tenant, job_id)
+
+
+@router.get(
+    "/{job_id}/archive",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_archive(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Response:
+    """freqtrade's raw result file, as an attachment (never rendered by a browser)."""
+    archive = service.job_archive(session, tenant, job_id)
+    return Response(
+        archive.content,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{archive.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Digest": f"sha-256={archive.sha256}",
+        },
+    )
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)

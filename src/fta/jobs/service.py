@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from fta.jobs.models import (
     FINAL_STATUSES,
     TRANSITIONS,
     Job,
+    JobArchive,
     JobKind,
     JobLogChunk,
     JobResult,
@@ -218,6 +220,29 @@ def claim_next_job(session: Session) -> Job | None:
 
 def append_log(session: Session, job_id: uuid.UUID, seq: int, chunk: str) -> None:
     session.add(JobLogChunk(job_id=job_id, seq=seq, text=chunk))
+
+
+def store_archive(session: Session, job_id: uuid.UUID, filename: str, content: bytes) -> None:
+    session.merge(
+        JobArchive(
+            job_id=job_id,
+            filename=filename,
+            content=content,
+            size=len(content),
+            sha256=hashlib.sha256(content).hexdigest(),
+        )
+    )
+
+
+def job_archive(session: Session, tenant_id: str, job_id: uuid.UUID) -> JobArchive:
+    job = get_job(session, tenant_id, job_id)
+    archive = session.get(JobArchive, job.id)
+    if archive is None:
+        raise NotFound(
+            f"job {job_id} has no result file to download (only succeeded backtests and "
+            "hyperopts have one)"
+        )
+    return archive
 
 
 def store_result(session: Session, job_id: uuid.UUID, summary: BaseModel) -> None:

@@ -57,6 +57,9 @@ API_VERSION = "1.41"
 CREATE_BODY_MAX_BYTES = 1_000_000
 # One wait request lasts at most this long; the proxy's stream timeout is far above it.
 WAIT_REQUEST_SECONDS = 300.0
+# Framing bound of output lines: above the result line's own cap (256 KiB), so a summary is
+# never cut; what is logged is cut much shorter by the worker.
+MAX_OUTPUT_LINE_BYTES = 512 * 1024
 
 
 class DockerJobRunner:
@@ -159,7 +162,7 @@ class DockerJobRunner:
         ends a stream that stayed silent for an hour). Longer lines come in pieces."""
         stream = self._api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
         try:
-            yield from split_log_lines(stream, self._settings.job_log_max_line)
+            yield from split_log_lines(stream, MAX_OUTPUT_LINE_BYTES)
         finally:
             stream.close()
 

@@ -273,6 +273,10 @@ class JobHandler:
             assert job is not None  # noqa: S101
             if summary is not None:
                 jobs.store_result(session, job.id, summary)
+                if capture.archive is not None:
+                    jobs.store_archive(
+                        session, job.id, capture.archive.filename, capture.archive.content
+                    )
             jobs.record_usage(job, report.cpu_seconds, report.memory_max_bytes)
             jobs.advance(job, status, exit_code=report.exit_code, error=error)
         log.info("job %s ended %s", context.job_id, status.value)

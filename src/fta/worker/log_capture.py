@@ -7,13 +7,24 @@ validation instead of being trusted or logged.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import threading
 from dataclasses import dataclass, field
 
 from fta.redaction import redact
 
 RESULT_PREFIX = "FTA-RESULT:"
+ARCHIVE_PREFIX = "FTA-ARCHIVE:"
+ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 TRUNCATION_NOTICE = "[fta] log limit reached: further output of this job is not kept\n"
+
+
+@dataclass(frozen=True)
+class ResultArchive:
+    filename: str
+    content: bytes
 
 
 @dataclass
@@ -21,7 +32,12 @@ class LogCapture:
     max_line: int
     max_total: int
     secrets: tuple[str, ...] = ()
+    max_archive: int = 8 * 1024 * 1024
     result_line: str | None = None
+    archive: ResultArchive | None = None
+    _archive_parts: list[bytes] | None = None
+    _archive_name: str = ""
+    _archive_size: int = 0
     kept_bytes: int = 0
     truncated: bool = False
     tail: list[str] = field(default_factory=list)
@@ -38,6 +54,9 @@ class LogCapture:
         if line.startswith(RESULT_PREFIX):
             self.result_line = line[: 512 * 1024]
             return
+        if line.startswith(ARCHIVE_PREFIX):
+            self._archive_line(line[len(ARCHIVE_PREFIX) :])
+            return
         if len(line) > self.max_line:
             line = line[: self.max_line] + " [fta: line cut]"
         text = redact(line, self.secrets) + "\n"
@@ -50,6 +69,28 @@ class LogCapture:
             return
         self.kept_bytes += len(text)
         self._pending.append(text)
+
+    def _archive_line(self, rest: str) -> None:
+        """Collects the opaque result file: decoded and size-capped, never parsed."""
+        if rest.startswith("name:"):
+            name = rest[len("name:") :]
+            valid = ARCHIVE_NAME.fullmatch(name) is not None
+            self._archive_parts = [] if valid else None
+            self._archive_name, self._archive_size = name, 0
+        elif rest.startswith("data:") and self._archive_parts is not None:
+            try:
+                chunk = base64.b64decode(rest[len("data:") :], validate=True)
+            except (binascii.Error, ValueError):
+                self._archive_parts = None
+                return
+            self._archive_size += len(chunk)
+            if self._archive_size > self.max_archive:
+                self._archive_parts = None
+                return
+            self._archive_parts.append(chunk)
+        elif rest == "end" and self._archive_parts is not None:
+            self.archive = ResultArchive(self._archive_name, b"".join(self._archive_parts))
+            self._archive_parts = None
 
     def take_pending(self) -> str:
         """Returns the text not yet stored, and forgets it."""

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and print (not tests). See docs/benchmarks.md."""

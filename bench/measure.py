@@ -1,0 +1,75 @@
+"""Small helpers shared by the benchmarks: log timestamps, statistics, machine facts, tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import docker
+
+# freqtrade's log lines: "2026-01-02 03:04:05,678 - freqtrade.<logger> - INFO - ...".
+_FREQTRADE_LOG = re.compile(
+    r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - freqtrade", re.MULTILINE
+)
+
+
+def first_freqtrade_log_time(text: str) -> datetime:
+    """The time stamp of freqtrade's first log line, read as UTC: the job image has no
+    local time zone, so its containers log in UTC."""
+    match = _FREQTRADE_LOG.search(text)
+    if match is None:
+        raise RuntimeError(f"no freqtrade log line in the output:\n{text[-2000:]}")
+    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def samples(values: Sequence[float]) -> str:
+    return ", ".join(seconds(value) for value in values)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def machine_facts(engine: docker.DockerClient) -> list[tuple[str, str]]:
+    info = engine.info()
+    memory_gib = info["MemTotal"] / 2**30
+    return [
+        ("CPU", f"{info['NCPU']} cores ({_cpu_model()})"),
+        ("RAM", f"{memory_gib:.1f} GiB"),
+        ("kernel", platform.release()),
+        ("OS", info.get("OperatingSystem", "?")),
+        ("Docker engine", info["ServerVersion"]),
+        ("storage driver", info["Driver"]),
+        ("cgroup", f"v{info.get('CgroupVersion', '?')}, {info['CgroupDriver']} driver"),
+        ("Python (host)", platform.python_version()),
+    ]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown model"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
