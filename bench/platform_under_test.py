@@ -17,18 +17,18 @@ from typing import Any
 import docker
 from docker.errors import ImageNotFound
 from fastapi.testclient import TestClient
-
-from fta.runtime import Limits
-from fta.runtime.cgroup import cgroup_parent
-from fta.runtime.network import tenant_subnet
-from fta.runtime.spec import tenant_network_name, tenant_volume_name
-from fta.settings import Settings
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.database import migrated_database
 from tests.support.docker_resources import DockerResources
 from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
+
+from fta.runtime import Limits
+from fta.runtime.cgroup import cgroup_parent
+from fta.runtime.network import tenant_subnet
+from fta.runtime.spec import tenant_network_name, tenant_volume_name
+from fta.settings import Settings
 
 STRATEGY = "RsiQuick"
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out", "oom_killed"})
@@ -81,7 +81,8 @@ class PlatformUnderTest:
         raise RuntimeError(f"job {job_id} did not finish within {timeout} s")
 
     def logs(self, job_id: str) -> str:
-        return self.http.get(f"/api/v1/jobs/{job_id}/logs", headers=self.client.auth).text
+        response = self.http.get(f"/api/v1/jobs/{job_id}/logs", headers=self.client.auth)
+        return str(response.text)
 
     def trades(self, job_id: str) -> int:
         result = self.http.get(f"/api/v1/jobs/{job_id}/result", headers=self.client.auth)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import docker
 import httpx
 
-from fta.runtime.spec import tenant_network_name, tenant_volume_name
 from tests.support.docker_resources import DockerResources, local_docker
 from tests.support.socket_proxy import GATEWAY_CONTAINER
 
@@ -28,6 +27,8 @@ TEST_SUBNET_POOL = "10.211.0.0/16"
 class Sandbox:
     gateway_name: str
     candle_volume: str
+    # Carried by everything the sandbox's runner creates; its reconciler sees nothing else.
+    labels: dict[str, str]
     tenants: set[str] = field(default_factory=set)
 
     def forget_tenant(self, tenant_id: str) -> None:
@@ -65,7 +66,9 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
     engine = local_docker()
     resources = DockerResources(engine)
     sandbox = Sandbox(
-        gateway_name=GATEWAY_CONTAINER, candle_volume=f"fta-candles-test-{resources.scope}"
+        gateway_name=GATEWAY_CONTAINER,
+        candle_volume=f"fta-candles-test-{resources.scope}",
+        labels=resources.labels,
     )
     worker = None
     thread = None
@@ -92,11 +95,16 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
             FTA_CANDLE_VOLUME=sandbox.candle_volume,
             FTA_TENANT_SUBNET_POOL=TEST_SUBNET_POOL,
             FTA_WORKER_POLL_SECONDS="0.5",
+            # Reconciling at start only: tests that plant orphans reconcile explicitly.
+            FTA_RECONCILE_INTERVAL_SECONDS="86400",
         )
         for cached in (get_settings, get_engine, get_sessionmaker):
             cached.cache_clear()
         settings = get_settings()
-        worker = Worker(DockerJobRunner(settings), settings, max_parallel=2)
+        # The labels keep this worker to its own containers, networks and volumes, and let
+        # the tracker remove them all afterwards.
+        runner = DockerJobRunner(settings, extra_labels=sandbox.labels)
+        worker = Worker(runner, settings, max_parallel=2)
         thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
         thread.start()
         yield sandbox
@@ -104,21 +112,8 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
         if worker is not None and thread is not None:
             worker.stopping.set()
             thread.join(timeout=120)
-        # The gateway first: a network with a connected container cannot be removed.
-        _remove_gateway(engine, sandbox.gateway_name)
+        # Containers go first (the gateway among them), then the networks they were on.
         for tenant_id in sandbox.tenants:
-            for container in engine.containers.list(
-                all=True, filters={"label": f"fta.tenant={tenant_id}"}
-            ):
-                container.remove(force=True)
-            resources.add_network(tenant_network_name(tenant_id))
-            resources.add_volume(tenant_volume_name(tenant_id))
             resources.add_tenant_cgroups("fta", tenant_id)
-        resources.add_volume(sandbox.candle_volume)
         resources.cleanup()
         engine.close()
-
-
-def _remove_gateway(engine: docker.DockerClient, name: str) -> None:
-    for container in engine.containers.list(all=True, filters={"name": f"^{name}$"}):
-        container.remove(force=True)

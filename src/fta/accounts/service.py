@@ -136,17 +136,17 @@ def authenticate(session: Session, token: str) -> Principal:
     if claims is None:
         raise Unauthorized("invalid or expired token: request a new one at /api/v1/auth/token")
     row = session.execute(
-        select(AuthSession, User, Tenant)
+        select(AuthSession, User, Tenant.status)
         .join(User, User.id == AuthSession.user_id)
         .outerjoin(Tenant, Tenant.id == User.tenant_id)
         .where(AuthSession.id == claims.session_id, AuthSession.user_id == claims.user_id)
     ).first()
     if row is None:
         raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
-    auth_session, user, tenant = row
+    auth_session, user, tenant_status = row
     if auth_session.revoked_at is not None or auth_session.expires_at <= utcnow():
         raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
-    if tenant is not None and tenant.status == TenantStatus.SUSPENDED:
+    if tenant_status == TenantStatus.SUSPENDED:
         raise Unauthorized("this account is suspended: contact support")
     return Principal(user.id, auth_session.id, user.tenant_id, Role(user.role))
 

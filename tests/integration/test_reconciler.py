@@ -1,0 +1,95 @@
+"""The reconciler makes Docker match Postgres: labels are the truth, not names."""
+
+from __future__ import annotations
+
+import uuid
+
+import docker
+import pytest
+from fastapi.testclient import TestClient
+
+from fta.accounts.models import Tenant
+from fta.db import session_scope
+from fta.jobs.models import Job, JobStatus
+from fta.runtime import ContainerSpec, DockerJobRunner, Limits
+from fta.settings import get_settings
+from fta.worker.reconciler import reconcile
+from tests.support.api import sign_up
+from tests.support.sandbox import Sandbox
+
+pytestmark = pytest.mark.docker
+
+
+def _container_exists(container_id: str) -> bool:
+    engine = docker.from_env()
+    try:
+        engine.containers.get(container_id)
+        return True
+    except docker.errors.NotFound:
+        return False
+    finally:
+        engine.close()
+
+
+def _running_job(tenant_id: str) -> uuid.UUID:
+    with session_scope() as session:
+        job = Job(
+            tenant_id=tenant_id,
+            kind="backtest",
+            status=JobStatus.RUNNING,
+            config={},
+            max_seconds=60,
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def test_orphans_are_removed_and_abandoned_jobs_failed(http: TestClient, sandbox: Sandbox) -> None:
+    client = sign_up(http)
+    sandbox.forget_tenant(client.tenant_id)
+    runner = DockerJobRunner(get_settings(), extra_labels=sandbox.labels)
+    with session_scope() as session:
+        tenant = session.get(Tenant, client.tenant_id)
+        assert tenant is not None
+        network = runner.ensure_tenant_network(tenant.id, tenant.subnet_index)
+
+    def sleeper(owner: uuid.UUID) -> str:
+        spec = ContainerSpec(
+            tenant_id=client.tenant_id,
+            owner_kind="job",
+            owner_id=str(owner),
+            image="fta/base:bookworm",
+            command=["sleep", "300"],
+            env={},
+            limits=Limits(
+                nano_cpus=100_000_000, memory_bytes=64 << 20, pids=16, tmpfs_bytes=1 << 20
+            ),
+            mounts=[],
+            network=network.name,
+            extra_hosts=network.extra_hosts,
+            dns=network.dns,
+        )
+        container_id = runner.create(spec)
+        runner.start(container_id)
+        return container_id
+
+    supervised = _running_job(client.tenant_id)
+    abandoned = _running_job(client.tenant_id)
+    supervised_container = sleeper(supervised)
+    orphan_container = sleeper(uuid.uuid4())  # no job owns it
+    abandoned_container = sleeper(abandoned)
+
+    reconcile(runner, frozenset({supervised}))
+
+    assert _container_exists(supervised_container)
+    assert not _container_exists(orphan_container)
+    assert not _container_exists(abandoned_container)
+    with session_scope() as session:
+        kept = session.get(Job, supervised)
+        failed = session.get(Job, abandoned)
+        assert kept is not None and kept.status == JobStatus.RUNNING
+        assert failed is not None and failed.status == JobStatus.FAILED
+        assert "vanished" in (failed.error or "")
+        kept.status = JobStatus.FAILED
+    runner.remove(supervised_container)
