@@ -10,21 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from fta.accounts.service import Principal, authenticate
-from fta.db import get_sessionmaker
+from fta.db import session_scope
 from fta.errors import Forbidden, Unauthorized
 
 
 def get_db() -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
