@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	bash scripts/ensure-apt.sh shellcheck
-	shellcheck scripts/*.sh images/*.sh deploy/*.sh
+	shellcheck scripts/*.sh images/*.sh images/*/*.sh deploy/*.sh bench/*.sh
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src

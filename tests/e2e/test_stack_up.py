@@ -6,9 +6,13 @@ touched. Whatever this test creates (.env, the data volume) it removes again."""
 
 from __future__ import annotations
 
+import json
+import secrets
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -26,6 +30,9 @@ CONTROL_NETWORK = "fta-control"
 DOCKER_API_NETWORK = "fta-docker-api"
 DATA_VOLUME = "fta-pgdata"
 PORTAL = "http://127.0.0.1:8080"
+CANDLE_VOLUME = "fta-candles"
+# Tenants the README sequence signed up: their networks and volumes outlive the stack.
+README_TENANTS: list[str] = []
 
 
 def _containers(client: docker.DockerClient) -> dict[str, Any]:
@@ -77,6 +84,7 @@ def stack() -> Iterator[docker.DockerClient]:
     env_file = REPO / ".env"
     created_env = not env_file.exists()
     created_volume = not _exists(client.volumes.get, DATA_VOLUME)
+    created_candles = not _exists(client.volumes.get, CANDLE_VOLUME)
     try:
         up = _script("up.sh")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -89,7 +97,30 @@ def stack() -> Iterator[docker.DockerClient]:
             client.volumes.get(DATA_VOLUME).remove(force=True)
         if created_env:
             env_file.unlink()
+        _remove_tenants(client, README_TENANTS, remove_candles=created_candles)
         client.close()
+
+
+def _remove_tenants(
+    client: docker.DockerClient, tenants: list[str], *, remove_candles: bool
+) -> None:
+    """Removes exactly what the stack made for these tenants (names compared in full:
+    Docker's name filters match substrings)."""
+    for tenant in tenants:
+        for container in client.containers.list(
+            all=True, filters={"label": f"fta.tenant={tenant}"}
+        ):
+            container.remove(force=True)
+    networks = {f"fta-client-{tenant}" for tenant in tenants}
+    volumes = {f"fta-data-{tenant}" for tenant in tenants} | (
+        {CANDLE_VOLUME} if remove_candles else set()
+    )
+    for network in client.networks.list():
+        if network.name in networks:
+            network.remove()
+    for volume in client.volumes.list():
+        if volume.name in volumes:
+            volume.remove(force=True)
 
 
 def _wait_until_healthy(client: docker.DockerClient, seconds: float = 120) -> dict[str, str]:
@@ -183,3 +214,37 @@ def test_down_keeps_the_data_volume(stack: docker.DockerClient) -> None:
     up = _script("up.sh")
     assert up.returncode == 0, up.stdout + up.stderr
     assert httpx.get(f"{PORTAL}/healthz", timeout=5).status_code == 200
+
+
+def _readme_curl_block() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Try it with curl") :]
+    start = section.index("```sh\n") + len("```sh\n")
+    return section[start : section.index("```", start)]
+
+
+def test_the_readme_curl_sequence_runs_a_backtest(
+    stack: docker.DockerClient, tmp_path: Path
+) -> None:
+    email = f"readme-{secrets.token_hex(4)}@example.com"
+    script = tmp_path / "readme.sh"
+    # The block runs from the repository (it reads docs/examples); the archive lands in tmp.
+    script.write_text(
+        "set -euo pipefail\n"
+        + _readme_curl_block().replace("-o result.zip", f"-o {tmp_path}/r.zip")
+    )
+    run = subprocess.run(
+        ["timeout", "600", "bash", str(script)],
+        cwd=REPO,
+        env={**clean_environment(), "EMAIL": email, "PASSWORD": secrets.token_urlsafe(16)},
+        capture_output=True,
+        text=True,
+        timeout=660,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    signup, job, result = (json.loads(line) for line in lines[:3])
+    README_TENANTS.append(signup["tenant_id"])
+    assert job["status"] == "succeeded", job
+    assert result["trades"] > 0
+    assert zipfile.is_zipfile(tmp_path / "r.zip")
