@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import docker
 
-from bench.measure import first_freqtrade_log_time
+from bench.measure import first_freqtrade_log
 from bench.platform_under_test import TenantSandbox, utc_now
 from fta.runtime.docker_output import parse_docker_time
 from fta.runtime.spec import (
@@ -32,21 +33,22 @@ from fta.runtime.spec import (
 
 @dataclass(frozen=True)
 class BareRun:
-    before_run: datetime
-    started_at: datetime
-    first_log: datetime
+    before_run: datetime  # host UTC time just before `docker run`
+    started_at: datetime  # the engine's State.StartedAt
+    first_log: datetime  # the time stamp of freqtrade's first log line
+    first_line: str
+    wall_seconds: float  # `docker run` -> the container exited
     output: str
 
 
 def docker_run_args(
-    target: TenantSandbox, env_names: list[str], labels: Mapping[str, str]
+    target: TenantSandbox, env_names: list[str], labels: Mapping[str, str], *, cpu_limit: bool
 ) -> list[str]:
     limits = target.limits
-    args = [
-        "docker",
-        "run",
-        "--detach",
-        f"--cpus={limits.nano_cpus / 1e9:g}",
+    args = ["docker", "run", "--detach"]
+    if cpu_limit:
+        args.append(f"--cpus={limits.nano_cpus / 1e9:g}")
+    args += [
         f"--memory={limits.memory_bytes}",
         f"--memory-swap={limits.memory_bytes}",
         f"--pids-limit={limits.pids}",
@@ -81,11 +83,14 @@ def run_bare(
     bundle_env: Mapping[str, str],
     labels: Mapping[str, str],
     *,
+    cpu_limit: bool = True,
     timeout: float,
 ) -> BareRun:
-    """Runs the container to its end and removes it."""
-    command = docker_run_args(target, sorted(bundle_env), labels)
+    """Runs the container to its end and removes it; `cpu_limit=False` leaves out the
+    plan's CPU limit (and nothing else)."""
+    command = docker_run_args(target, sorted(bundle_env), labels, cpu_limit=cpu_limit)
     before = utc_now()
+    started = time.monotonic()
     done = subprocess.run(
         command,
         env={**os.environ, **bundle_env},
@@ -99,12 +104,14 @@ def run_bare(
     container = engine.containers.get(done.stdout.strip())
     try:
         status = container.wait(timeout=timeout)
+        wall = time.monotonic() - started
         container.reload()
         output = container.logs(stdout=True, stderr=True).decode(errors="replace")
         if status["StatusCode"] != 0 or "FTA-RESULT:" not in output:
             raise RuntimeError(f"bare run exited {status['StatusCode']}:\n{output[-3000:]}")
         started_at = parse_docker_time(container.attrs["State"]["StartedAt"])
         assert started_at is not None
-        return BareRun(before, started_at, first_freqtrade_log_time(output), output)
+        first_log, first_line = first_freqtrade_log(output)
+        return BareRun(before, started_at, first_log, first_line, wall, output)
     finally:
         container.remove(force=True, v=True)

@@ -7,6 +7,7 @@ limit; the bundle's container paths point at a temporary directory.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -27,7 +28,6 @@ from fta.jobs.freqtrade_config import (
     encode_bundle,
     parse_job_config,
 )
-from fta.jobs.summary import BacktestSummary, parse_result_line
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = REPO / "images" / "freqtrade" / "fta_job_entry.py"
@@ -36,6 +36,7 @@ ENTRY = REPO / "images" / "freqtrade" / "fta_job_entry.py"
 @dataclass(frozen=True)
 class HostRun:
     wall_seconds: float
+    cpu_seconds: float  # user + system of the entry and everything it ran
     stdout: str
     stderr: str
 
@@ -85,22 +86,21 @@ class HostFreqtrade:
             **encode_bundle(bundle),
         }
         command = [str(self.venv / "bin" / "python"), str(ENTRY)]
+        cpu_before = _children_cpu_seconds()
         started = time.monotonic()
         done = subprocess.run(
             command, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
         wall = time.monotonic() - started
+        cpu = _children_cpu_seconds() - cpu_before
         if done.returncode != 0:
             raise RuntimeError(f"host {kind} exited {done.returncode}:\n{done.stderr[-3000:]}")
-        return HostRun(wall, done.stdout, done.stderr)
+        return HostRun(wall, cpu, done.stdout, done.stderr)
 
 
-def backtest_trades(run: HostRun) -> int:
-    lines = run.stdout.splitlines()
-    summary = parse_result_line(lines[-1] if lines else None, kind="backtest")
-    if not isinstance(summary, BacktestSummary):
-        raise RuntimeError(f"host backtest printed no result:\n{run.stdout[-2000:]}")
-    return summary.trades
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def freqtrade_venv() -> Path:

@@ -11,19 +11,32 @@ from datetime import UTC, datetime
 
 import docker
 
+from fta.jobs.summary import BacktestSummary, parse_result_line
+
 # freqtrade's log lines: "2026-01-02 03:04:05,678 - freqtrade.<logger> - INFO - ...".
 _FREQTRADE_LOG = re.compile(
     r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) - freqtrade", re.MULTILINE
 )
 
 
-def first_freqtrade_log_time(text: str) -> datetime:
-    """The time stamp of freqtrade's first log line, read as UTC: the job image has no
-    local time zone, so its containers log in UTC."""
+def first_freqtrade_log(text: str) -> tuple[datetime, str]:
+    """The time stamp and the line of freqtrade's first log line. The time is read as UTC:
+    the job image has no local time zone, so its containers log in UTC."""
     match = _FREQTRADE_LOG.search(text)
     if match is None:
         raise RuntimeError(f"no freqtrade log line in the output:\n{text[-2000:]}")
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+    line = text[match.start() :].split("\n", 1)[0]
+    stamp = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+    return stamp, line
+
+
+def backtest_trades(output: str) -> int:
+    """The trade count in a backtest's `FTA-RESULT:` line."""
+    lines = [line for line in output.splitlines() if line.startswith("FTA-RESULT:")]
+    summary = parse_result_line(lines[-1] if lines else None, kind="backtest")
+    if not isinstance(summary, BacktestSummary):
+        raise RuntimeError(f"the backtest printed no valid result:\n{output[-2000:]}")
+    return summary.trades
 
 
 def median(values: Sequence[float]) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import docker
 from docker.errors import ImageNotFound
@@ -25,7 +25,7 @@ from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
 
 from fta.runtime import Limits
-from fta.runtime.cgroup import cgroup_parent
+from fta.runtime.cgroup import cgroup_parent, read_tenant_usage
 from fta.runtime.network import tenant_subnet
 from fta.runtime.spec import tenant_network_name, tenant_volume_name
 from fta.settings import Settings
@@ -87,6 +87,22 @@ class PlatformUnderTest:
     def trades(self, job_id: str) -> int:
         result = self.http.get(f"/api/v1/jobs/{job_id}/result", headers=self.client.auth)
         return int(result.json()["trades"])
+
+    def tenant_cpu_seconds(self, engine: docker.DockerClient) -> float:
+        """CPU time of all the tenant's containers so far: their parent cgroup keeps the
+        time of children that have exited."""
+        info = engine.info()
+        version: Literal[1, 2] = 2 if str(info.get("CgroupVersion")) == "2" else 1
+        try:
+            usage = read_tenant_usage(
+                self.client.tenant_id,
+                version=version,
+                driver=info["CgroupDriver"],
+                root=self.settings.tenant_cgroup_root,
+            )
+        except FileNotFoundError:  # made with the tenant's first container
+            return 0.0
+        return usage.cpu_seconds
 
     def tenant_sandbox(self, engine: docker.DockerClient) -> TenantSandbox:
         """The tenant's network, volumes, cgroup parent and plan limits, as the worker

@@ -98,7 +98,7 @@ link_tree() {
 }
 
 # Hash of everything a build reads: the context's files (wheels by name and size, since a
-# wheel's name pins its version and build), the base image's id and the build arguments.
+# wheel's name pins its version and build) and the base image's id.
 inputs_hash() {
   local ctx=$1 base_id
   base_id=$(docker image inspect -f '{{.Id}}' "$base_image" 2>/dev/null || echo "$base_image")
@@ -183,16 +183,10 @@ build_app() {
 }
 
 build_freqtrade() {
-  local wheels ctx entry=images/freqtrade/fta_job_entry.py
+  local wheels ctx
   wheels=$(freqtrade_wheels)
   ctx=$(new_context freqtrade)
   link_tree "$wheels" "$ctx/wheels"
-  if [ ! -f "$repo/$entry" ]; then
-    # Lets the image build before the job entry point is written; such an image runs no job.
-    log "warning: $entry is missing, the image gets an entry point that refuses to run"
-    printf '%s\n' 'import sys' 'sys.exit("fta_job_entry.py was missing when this image was built")' \
-      >"$ctx/$entry"
-  fi
   build_image freqtrade "$ctx" "fta/freqtrade:$freqtrade_version" fta/freqtrade:dev
 }
 

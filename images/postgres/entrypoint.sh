@@ -43,4 +43,5 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   trap - EXIT
 fi
 unset POSTGRES_PASSWORD
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$socket_dir" "$@"
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$socket_dir" \
+  -c jit=off "$@"

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("changeme-secret-key")
     access_token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
 
+    # Names this installation: its worker manages only containers carrying this label, so
+    # two installations (say staging and production) can share a Docker engine.
+    instance: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] = "fta"
     # Docker, reached only by the worker, only through the socket proxy.
     docker_host: str = "tcp://socket-proxy:2375"
     job_image: str = "fta/freqtrade:2026.9"

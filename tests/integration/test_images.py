@@ -74,9 +74,9 @@ def test_freqtrade_prints_its_version_read_only_as_uid_10000(
 def test_freqtrade_libraries_load_on_a_read_only_root(
     images: dict[str, str], docker_resources: DockerResources
 ) -> None:
-    # TA-Lib's C library comes inside the ta-lib wheel; the indicator libraries strategies use.
+    # TA-Lib's C library comes inside the ta-lib wheel; the libraries strategies and hyperopt use.
     script = (
-        "import os, numpy, talib, technical, pandas_ta, freqtrade.strategy\n"
+        "import os, numpy, talib, technical, pandas_ta, optuna, freqtrade.strategy\n"
         "print(round(float(talib.SMA(numpy.arange(10, dtype=float), 3)[-1]), 1))\n"
         "print(os.getuid(), os.getcwd(), os.environ['HOME'])\n"
         "for path in ('/freqtrade/user_data', '/candles'):\n"

@@ -17,6 +17,7 @@ from fta.runtime import (
     ResourceMismatch,
     read_tenant_usage,
 )
+from fta.runtime.docker_runner import MAX_OUTPUT_LINE_BYTES
 from fta.runtime.network import network_options, tenant_subnet
 from fta.settings import Settings
 from tests.support.docker_resources import BASE_IMAGE, DockerResources, random_tenant_id
@@ -196,14 +197,15 @@ def test_usage_is_read_per_job_and_stays_in_the_tenant_cgroup(
 
 
 def test_long_lines_come_in_pieces(
-    proxied_job_runner: DockerJobRunner, proxied_tenant: ContainerSpec, standin_world: StandinWorld
+    proxied_job_runner: DockerJobRunner, proxied_tenant: ContainerSpec
 ) -> None:
-    max_line = standin_world.settings().job_log_max_line
-    script = f"head -c {2 * max_line + 100} /dev/zero | tr '\\0' a; echo; echo end"
+    script = f"head -c {MAX_OUTPUT_LINE_BYTES + 100} /dev/zero | tr '\\0' a; echo; echo end"
     lines = run_to_end(
         proxied_job_runner, spec_with(proxied_tenant, command=["bash", "-c", script])
     )
-    assert lines == ["a" * max_line, "a" * max_line, "a" * 100, "end"]
+    assert [len(line) for line in lines] == [MAX_OUTPUT_LINE_BYTES, 100, 3]
+    assert lines[-1] == "end"
+    assert set(lines[0] + lines[1]) == {"a"}
 
 
 def test_managed_containers_are_listed_from_their_labels(

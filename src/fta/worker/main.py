@@ -23,6 +23,7 @@ from fta.worker.handlers import JobHandler
 from fta.worker.reconciler import reconcile
 
 log = logging.getLogger(__name__)
+INSTANCE_LABEL = "fta.instance"
 
 
 class Worker:
@@ -87,7 +88,8 @@ class Worker:
 
 def run_worker() -> None:
     settings = get_settings()
-    worker = Worker(DockerJobRunner(settings), settings)
+    runner = DockerJobRunner(settings, extra_labels={INSTANCE_LABEL: settings.instance})
+    worker = Worker(runner, settings)
 
     def _stop(signum: int, _: FrameType | None) -> None:
         log.info("signal %s: finishing running jobs, claiming no new ones", signum)
