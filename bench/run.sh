@@ -9,15 +9,25 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 pg_dir=.cache/bench-postgres
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 stop_postgres() {
   bash scripts/test-postgres.sh stop "$pg_dir" || true
   rm -rf "$pg_dir"
 }
 trap stop_postgres EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 FTA_TEST_PG_PORT=${FTA_BENCH_PG_PORT:-55442} bash scripts/test-postgres.sh start "$pg_dir"
 # shellcheck source=/dev/null
 source "$pg_dir/env"
-.venv/bin/python -m bench.sandbox_overhead "$@"
+
+# In the background so that an interruption reaches it as SIGTERM, on which it removes
+# everything it created before exiting; Postgres is stopped only after that.
+.venv/bin/python -m bench.sandbox_overhead "$@" &
+bench=$!
+trap 'kill -TERM "$bench" 2>/dev/null || true' INT TERM
+status=0
+wait "$bench" || status=$?
+if kill -0 "$bench" 2>/dev/null; then
+  wait "$bench" || status=$?
+fi
+exit "$status"

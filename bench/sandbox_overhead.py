@@ -200,8 +200,8 @@ def measure_backtest(
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Sandbox overhead benchmark (see the module).")
-    parser.add_argument("--launch-runs", type=int, default=5)
-    parser.add_argument("--backtest-runs", type=int, default=3)
+    parser.add_argument("--launch-runs", type=int, default=5, help="0 skips the launch part")
+    parser.add_argument("--backtest-runs", type=int, default=3, help="0 skips the backtests")
     parser.add_argument("--launch-timerange", default="20240101-20240115")
     parser.add_argument("--backtest-timerange", default="20240101-20240401")
     args = parser.parse_args()
@@ -237,13 +237,15 @@ def main() -> None:
                 # Also fills the candle cache for both timeranges (the launch one is inside).
                 progress("warm-up: a sandbox backtest")
                 bench.sandbox_backtest(backtest_config(args.backtest_timerange))
-                report.launch = measure_launch(
-                    bench, args.launch_timerange, args.launch_runs, report
-                )
-                with host_freqtrade() as host:
-                    report.backtest = measure_backtest(
-                        bench, host, args.backtest_timerange, args.backtest_runs, report
+                if args.launch_runs > 0:
+                    report.launch = measure_launch(
+                        bench, args.launch_timerange, args.launch_runs, report
                     )
+                if args.backtest_runs > 0:
+                    with host_freqtrade() as host:
+                        report.backtest = measure_backtest(
+                            bench, host, args.backtest_timerange, args.backtest_runs, report
+                        )
             finally:
                 bench.bare_resources.cleanup()  # before the sandbox removes the tenant network
     finally:

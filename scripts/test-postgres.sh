@@ -4,7 +4,7 @@
 set -euo pipefail
 action=${1:?start or stop}
 dir=$(realpath -m "${2:?data directory}")
-port=${FTA_TEST_PG_PORT:-55432}
+port=${FTA_TEST_PG_PORT:-}
 
 pg_bin() {
   local candidate
@@ -23,6 +23,8 @@ case "$action" in
     rm -rf "$dir"
     mkdir -p "$dir/data" "$dir/run"
     chown -R postgres: "$dir"
+    # A free loopback port, unless one is asked for: two clones may test side by side.
+    [ -n "$port" ] || port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
     printf '%s\n' "$password" > "$dir/pwfile"
     chown postgres: "$dir/pwfile"
