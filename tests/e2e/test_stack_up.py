@@ -31,6 +31,7 @@ DOCKER_API_NETWORK = "fta-docker-api"
 DATA_VOLUME = "fta-pgdata"
 PORTAL = "http://127.0.0.1:8080"
 CANDLE_VOLUME = "fta-candles"
+METADATA_STAND_IN = "198.51.100.254"
 # Tenants the README sequence signed up: their networks and volumes outlive the stack.
 README_TENANTS: list[str] = []
 
@@ -63,7 +64,8 @@ def _script(name: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(REPO / "scripts" / name)],
         cwd=REPO,
-        env=clean_environment(),
+        # The host firewall's metadata rule aims at a stand-in address on test machines.
+        env=clean_environment(FTA_METADATA_ADDRESS=METADATA_STAND_IN),
         capture_output=True,
         text=True,
         timeout=1200,
