@@ -1,4 +1,5 @@
-"""Session-wide test settings: a migrated throwaway database and generated secrets."""
+"""Session-wide fixtures: a migrated throwaway database, generated secrets, the application,
+and the worker's sandbox (gateway, socket proxy, worker thread) for tests that run jobs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.support.database import migrated_database
+from tests.support.sandbox import Sandbox, running_sandbox
 
 pytest_plugins = ["tests.support.docker_resources", "tests.support.socket_proxy"]
 
@@ -34,3 +37,18 @@ def app_settings(database_url: str) -> Iterator[None]:
         cached.cache_clear()
     yield
     get_engine().dispose()
+
+
+@pytest.fixture(scope="session")
+def http(app_settings: None) -> Iterator[TestClient]:
+    from fta.portal.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def sandbox(app_settings: None, docker_proxy_url: str) -> Iterator[Sandbox]:
+    """A worker thread driving Docker through the socket proxy, and a market-data gateway."""
+    with running_sandbox(docker_proxy_url) as sandbox:
+        yield sandbox
