@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 	bash scripts/ensure-apt.sh shellcheck
 	shellcheck scripts/*.sh images/*.sh images/*/*.sh deploy/*.sh bench/*.sh
+	bash scripts/secret-scan.sh
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src

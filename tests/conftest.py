@@ -32,6 +32,8 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_MODE="test",
         FTA_DATABASE_URL=database_url,
         FTA_SECRET_KEY=secrets.token_urlsafe(48),
+        # Every in-process request comes from one address; the throttle tests set their own.
+        FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
     )
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()

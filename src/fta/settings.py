@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql+psycopg://fta:changeme@127.0.0.1:5432/fta")
     secret_key: SecretStr = SecretStr("changeme-secret-key")
     access_token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    # Failed password checks allowed per account, and per client address (which may front
+    # several people), within a sliding window; beyond that the API answers 429.
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    login_max_failures_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 30
+    login_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
 
     # Names this installation: its worker manages only containers carrying this label, so
     # two installations (say staging and production) can share a Docker engine.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-import jwt
 from fastapi.testclient import TestClient
 
 from tests.support.api import sign_up
@@ -103,19 +102,6 @@ def test_password_change_revokes_every_session(http: TestClient) -> None:
         assert denied.status_code == 401
     fresh = http.post("/api/v1/auth/token", json={"email": client.email, "password": new_password})
     assert fresh.status_code == 200
-
-
-def test_tampered_tokens_are_refused(http: TestClient) -> None:
-    client = sign_up(http)
-    claims = jwt.decode(client.token, options={"verify_signature": False})
-    forged = jwt.encode(claims, "not-the-server-key", algorithm="HS256")
-    header, payload, _ = client.token.split(".")
-    unsigned = jwt.encode(claims, key=None, algorithm="none")
-    expired = dict(claims, exp=claims["iat"] - 10)
-    for token in (forged, unsigned, f"{header}.{payload}.", "garbage", jwt.encode(expired, "x")):
-        response = http.get("/api/v1/strategies", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 401, token
-        assert response.headers["content-type"] == PROBLEM
 
 
 def test_missing_token_is_401_with_a_hint(http: TestClient) -> None:

@@ -5,6 +5,7 @@ Docker is reached through the real socket proxy; everything created is labelled 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -20,7 +21,22 @@ from tests.support.socket_proxy import GATEWAY_CONTAINER
 
 APP_IMAGE = os.environ.get("FTA_TEST_APP_IMAGE", "fta/app:dev")
 GATEWAY_PORT = 8090
-TEST_SUBNET_POOL = "10.211.0.0/16"
+# Candidate /16 pools for the test tenants' subnets, outside Docker's default pools.
+TEST_POOL_CANDIDATES = [f"10.{octet}.0.0/16" for octet in range(211, 251)]
+
+
+def _free_pool(engine: docker.DockerClient) -> str:
+    """A /16 no existing network overlaps: two test sessions may share one engine."""
+    taken = [
+        ipaddress.ip_network(config["Subnet"])
+        for network in engine.api.networks()
+        for config in (network.get("IPAM") or {}).get("Config") or []
+        if config.get("Subnet")
+    ]
+    for pool in TEST_POOL_CANDIDATES:
+        if not any(ipaddress.ip_network(pool).overlaps(subnet) for subnet in taken):
+            return pool
+    raise RuntimeError("no free /16 left for test tenant networks")
 
 
 @dataclass
@@ -93,7 +109,7 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
             FTA_GATEWAY_CONTAINER=sandbox.gateway_name,
             FTA_GATEWAY_PORT=str(GATEWAY_PORT),
             FTA_CANDLE_VOLUME=sandbox.candle_volume,
-            FTA_TENANT_SUBNET_POOL=TEST_SUBNET_POOL,
+            FTA_TENANT_SUBNET_POOL=_free_pool(engine),
             FTA_WORKER_POLL_SECONDS="0.5",
             # Reconciling at start only: tests that plant orphans reconcile explicitly.
             FTA_RECONCILE_INTERVAL_SECONDS="86400",

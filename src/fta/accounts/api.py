@@ -20,7 +20,7 @@ class StrictModel(BaseModel):
 
 class SignupIn(StrictModel):
     email: EmailStr
-    password: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
     display_name: str = Field(min_length=1, max_length=100)
 
 
@@ -42,7 +42,7 @@ class TokenOut(BaseModel):
 
 class PasswordChangeIn(StrictModel):
     current_password: str = Field(max_length=200)
-    new_password: str = Field(max_length=200)
+    new_password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, Sequence, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Sequence, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fta.db import Base, utcnow
@@ -66,3 +66,23 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginFailure(Base):
+    """One failed password check (or one still being checked), kept for the throttle's window.
+
+    `account_key` is a digest of the normalised email typed, whether or not an account has
+    it: the throttle answers alike for known and unknown addresses, and the table holds no
+    address in clear.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_account_key_created_at", "account_key", "created_at"),
+        Index("ix_login_failures_ip_created_at", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_key: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.accounts import throttle
 from fta.accounts.models import AuthSession, Role, Tenant, TenantStatus, User
 from fta.accounts.security import (
     DUMMY_HASH,
@@ -107,16 +108,32 @@ def create_admin(session: Session, *, email: str, password: str) -> User:
     return user
 
 
-def login(session: Session, *, email: str, password: str, ip: str | None) -> IssuedToken:
-    user = session.scalars(select(User).where(User.email == _normalise_email(email))).first()
+def _refusal(session: Session, user: User | None, ip: str | None, detail: str) -> Unauthorized:
+    """Audits a failed password check, commits it, and returns the error to raise.
+
+    Committed here because the request's transaction is rolled back with the error. Unknown
+    accounts are audited too (on the platform's chain), so both paths do the same work.
+    """
     if user is None:
-        verify_password(DUMMY_HASH, password)
-        raise Unauthorized("wrong email or password")
-    if not verify_password(user.password_hash, password):
+        audit.service.record(session, actor="anonymous", action="auth.failed.unknown", ip=ip)
+    else:
         audit.service.record(
             session, actor=str(user.id), tenant_id=user.tenant_id, action="auth.failed", ip=ip
         )
-        raise Unauthorized("wrong email or password")
+    session.commit()
+    return Unauthorized(detail)
+
+
+def login(session: Session, *, email: str, password: str, ip: str | None) -> IssuedToken:
+    """Issues a token for a correct password; failures are throttled (see `throttle`)."""
+    email = _normalise_email(email)
+    throttle.reserve_attempt(session, email, ip)
+    user = session.scalars(select(User).where(User.email == email)).first()
+    if user is None:
+        verify_password(DUMMY_HASH, password)
+    if user is None or not verify_password(user.password_hash, password):
+        raise _refusal(session, user, ip, "wrong email or password")
+    throttle.forgive(session, email)
     ttl = get_settings().access_token_ttl_seconds
     now = utcnow()
     auth_session = AuthSession(
@@ -171,8 +188,13 @@ def change_password(
 ) -> None:
     """Changes the password and revokes every session of the user, this one included."""
     user = session.get(User, principal.user_id)
-    if user is None or not verify_password(user.password_hash, current):
-        raise Unauthorized("the current password is wrong")
+    if user is None:
+        raise Unauthorized("this account no longer exists")
+    # The current password is a password oracle too: throttled like a log-in.
+    throttle.reserve_attempt(session, user.email, ip)
+    if not verify_password(user.password_hash, current):
+        raise _refusal(session, user, ip, "the current password is wrong")
+    throttle.forgive(session, user.email)
     _check_password(new)
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()

@@ -12,6 +12,7 @@ import os
 import uvicorn
 
 from fta.gateway.app import build_app
+from fta.logs import configure_logging
 
 
 def main() -> None:
@@ -20,8 +21,12 @@ def main() -> None:
     port = int(os.environ.get("FTA_GATEWAY_PORT", "8090"))
     host = os.environ.get("FTA_GATEWAY_HOST", "0.0.0.0")  # noqa: S104 - containerised service
     app = build_app(mode, {"binance": upstream} if mode == "proxy" else None)
-    uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=False)
+    # log_config=None: uvicorn's records reach the root handler, which redacts secrets.
+    uvicorn.run(
+        app, host=host, port=port, server_header=False, proxy_headers=False, log_config=None
+    )
 
 
 if __name__ == "__main__":
+    configure_logging()
     main()

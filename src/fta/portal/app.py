@@ -2,43 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
 from fta.accounts.api import router as auth_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.portal import problems
+from fta.portal.middleware import BodySizeLimit, SecurityHeaders
 from fta.strategies.api import router as strategies_router
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class PortalApp(FastAPI):
+    """FastAPI with the portal's own layers outermost, so that they also wrap the answers of
+    Starlette's error middleware (a 500 carries the security headers too)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(BodySizeLimit(super().build_middleware_stack(), MAX_BODY_BYTES))
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = problems.document(
+                get_openapi(
+                    title=self.title,
+                    version=self.version,
+                    description=self.description,
+                    routes=self.routes,
+                )
+            )
+        return self.openapi_schema
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(
+    app = PortalApp(
         title="fta API",
         version="1",
         description="Hosted, sandboxed Freqtrade: strategies, backtests, hyperopts, data.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        default_response_class=problems.SafeJSONResponse,
     )
     problems.install(app)
-
-    @app.middleware("http")
-    async def _cap_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # nginx caps bodies too; this keeps the portal safe when reached directly.
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problems.problem(
-                413, "Request too large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
-            )
-        return await call_next(request)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)

@@ -2,22 +2,81 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from fta.accounts.throttle import TooManyAttempts
 from fta.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
+# <, > and & only ever occur inside JSON strings: escaped, no response can be read as markup
+# even by a client that ignores its content type.
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+# The documented shape of every error (RFC 9457), referenced by each operation's 4XX answer.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "what went wrong and what to do"},
+        "errors": {
+            "type": "array",
+            "description": "one entry per invalid field",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+class SafeJSONResponse(JSONResponse):
+    """JSON with <, > and & escaped: tenant-supplied text never reads as HTML."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.translate(_HTML_SAFE).encode("utf-8")
+
+
+def problem(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return SafeJSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=all_headers)
+
+
+def document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Declares every operation's errors as problem+json, replacing FastAPI's 422 schema."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    answer = {
+        "description": "The request was refused: `detail` says why and what to do.",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["4XX"] = answer
+    return openapi
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -30,6 +89,8 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
             message = "the request body is not valid JSON"
         elif kind == "extra_forbidden":
             message = f"unknown field {where!r}"
+        elif where == "body" and kind in ("model_attributes_type", "missing"):
+            message = "the request body must be a JSON object sent as application/json"
         elif kind == "missing":
             message = f"missing field {where!r}"
         else:
@@ -38,10 +99,26 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     return "; ".join(e["message"] for e in errors) or "invalid request", errors
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method served at the request's path (Starlette's 405 names one route's only)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail)
+
+    @app.exception_handler(TooManyAttempts)
+    async def _throttled(_: Request, exc: TooManyAttempts) -> JSONResponse:
+        return problem(
+            exc.status, exc.title, exc.detail, headers={"Retry-After": str(exc.retry_after)}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,13 +126,19 @@ def install(app: FastAPI) -> None:
         return problem(422, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such resource: see /api/v1/openapi.json for the API's routes"
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "unreadable request body: send a JSON object encoded in UTF-8"
+        headers = exc.headers
         if exc.status_code == 405:
-            detail = "this method is not allowed on this resource"
-        return problem(exc.status_code, detail.split(":")[0].capitalize(), detail)
+            allowed = _allowed_methods(request)
+            detail = f"this method is not allowed on this resource: use {', '.join(allowed)}"
+            headers = {"Allow": ", ".join(allowed)}
+        title = detail.split(":")[0].capitalize()
+        return problem(exc.status_code, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

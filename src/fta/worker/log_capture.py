@@ -13,7 +13,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from fta.redaction import redact
+from fta.redaction import LineRedactor
 
 RESULT_PREFIX = "FTA-RESULT:"
 ARCHIVE_PREFIX = "FTA-ARCHIVE:"
@@ -44,6 +44,10 @@ class LogCapture:
     _pending: list[str] = field(default_factory=list)
     # Fed by the log-following thread, drained by the supervising one.
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _redactor: LineRedactor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._redactor = LineRedactor(self.secrets)
 
     def feed(self, raw: str) -> None:
         with self._lock:
@@ -57,9 +61,10 @@ class LogCapture:
         if line.startswith(ARCHIVE_PREFIX):
             self._archive_line(line[len(ARCHIVE_PREFIX) :])
             return
+        text = self._redactor.redact_line(line, self.max_line)
         if len(line) > self.max_line:
-            line = line[: self.max_line] + " [fta: line cut]"
-        text = redact(line, self.secrets) + "\n"
+            text += " [fta: line cut]"
+        text += "\n"
         self.tail = [*self.tail[-19:], text]
         if self.truncated:
             return

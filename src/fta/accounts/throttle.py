@@ -1,0 +1,98 @@
+"""Throttling of password checks, per account and per client address, in a sliding window
+kept in Postgres (so every portal process counts the same failures).
+
+Each check reserves its failure row *before* the password is verified and commits it at
+once: concurrent guesses cannot all slip under the limit, and the failure stays recorded
+although the request is then refused (and its transaction rolled back). A correct password
+forgives the account's failures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import LoginFailure
+from fta.db import utcnow
+from fta.errors import DomainError
+from fta.settings import get_settings
+
+# First keys of pg_advisory_xact_lock(int, int): accounts and addresses never share a lock.
+_ACCOUNT_LOCKS = 1
+_ADDRESS_LOCKS = 2
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed password attempts for this account or from this address: "
+            f"wait {retry_after} seconds before trying again"
+        )
+        self.retry_after = retry_after
+
+
+def account_key(normalised_email: str) -> str:
+    return hashlib.sha256(normalised_email.encode()).hexdigest()
+
+
+def _blocked_until(
+    session: Session, subject: ColumnElement[bool], limit: int, window: timedelta, now: datetime
+) -> datetime | None:
+    """When the limit-th most recent failure leaves the window; None when under the limit."""
+    nth_latest = session.scalars(
+        select(LoginFailure.created_at)
+        .where(subject, LoginFailure.created_at > now - window)
+        .order_by(LoginFailure.created_at.desc())
+        .offset(limit - 1)
+        .limit(1)
+    ).first()
+    return None if nth_latest is None else nth_latest + window
+
+
+def reserve_attempt(session: Session, normalised_email: str, ip: str | None) -> None:
+    """Counts this attempt as a failure until `forgive`; raises TooManyAttempts over a limit.
+
+    Commits the session, so call it before the unit of work writes anything. It commits on
+    the request's own connection: a second one per request would let a burst of log-ins
+    exhaust the pool. A refused attempt is not counted: waiting Retry-After gives a try again.
+    """
+    settings = get_settings()
+    window = timedelta(seconds=settings.login_window_seconds)
+    key = account_key(normalised_email)
+    # (lock namespace, lock key, the rows counted, their limit): the account first, then the
+    # address, always in this order, so two attempts never wait on each other in a cycle.
+    limits: list[tuple[int, str, ColumnElement[bool], int]] = [
+        (_ACCOUNT_LOCKS, key, LoginFailure.account_key == key, settings.login_max_failures)
+    ]
+    if ip is not None:
+        limits.append(
+            (_ADDRESS_LOCKS, ip, LoginFailure.ip == ip, settings.login_max_failures_per_ip)
+        )
+    session.commit()  # a fresh transaction: the locks below last until its commit
+    for namespace, lock_key, _, _ in limits:
+        session.execute(select(func.pg_advisory_xact_lock(namespace, func.hashtext(lock_key))))
+    now = utcnow()
+    session.execute(delete(LoginFailure).where(LoginFailure.created_at <= now - window))
+    ends = [
+        end
+        for _, _, subject, limit in limits
+        if (end := _blocked_until(session, subject, limit, window, now)) is not None
+    ]
+    if ends:
+        raise TooManyAttempts(max(1, math.ceil((max(ends) - now).total_seconds())))
+    session.add(LoginFailure(account_key=key, ip=ip, created_at=now))
+    session.commit()
+
+
+def forgive(session: Session, normalised_email: str) -> None:
+    """Clears the account's failures (and so their weight on their addresses' counts)."""
+    session.execute(
+        delete(LoginFailure).where(LoginFailure.account_key == account_key(normalised_email))
+    )

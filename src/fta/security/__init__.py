@@ -1,0 +1,1 @@
+"""Security checks of what the platform runs (CIS Docker Benchmark section 5)."""
