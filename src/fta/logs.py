@@ -9,6 +9,8 @@ from types import TracebackType
 
 from fta.redaction import redact
 
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
 
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -21,6 +23,12 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Libraries that set up their own handlers (uvicorn does, unless told not to) would write
+    # around the redacting one: their records go through the root handler instead.
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     # The interpreter prints warnings and uncaught exceptions itself, bypassing every
     # logger: send them through the redacting handler too (a crash on a misconfigured
     # database URL would otherwise print its password).
