@@ -3,11 +3,12 @@
 # scripts/ft-host-venv.sh, in the job image (its files served by Docker's storage driver),
 # and in the job image with its venv copied onto a volume (the host's own filesystem).
 # Explains where a job container's start-up time goes; see docs/benchmarks.md.
-# usage: bench/import_time.sh [RUNS]   (default 3)
+# One discarded warm-up round, then RUNS rounds; prints every sample, then the medians.
+# usage: bench/import_time.sh [RUNS]   (default 5)
 # env:   FTA_JOB_IMAGE  the job image (default fta/freqtrade:2026.9)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-runs=${1:-3}
+runs=${1:-5}
 image=${FTA_JOB_IMAGE:-fta/freqtrade:2026.9}
 volume=fta-bench-import-$$
 trap 'docker volume rm -f "$volume" >/dev/null 2>&1 || true' EXIT
@@ -25,10 +26,31 @@ docker volume create --label fta.test=1 "$volume" >/dev/null
 docker run --rm --user 0 --label fta.test=1 --network none -v "$volume:/copy" \
   --entrypoint cp "$image" -a /opt/freqtrade/. /copy/
 
-for ((i = 1; i <= runs; i++)); do
-  echo "host venv:                          $("$venv/bin/python" -c "$probe")"
-  echo "container, 1 CPU:                   $(docker run "${hardened[@]}" --cpus 1 "$image" -c "$probe")"
-  echo "container, no CPU limit:            $(docker run "${hardened[@]}" "$image" -c "$probe")"
-  echo "container, 1 CPU, venv on a volume: $(docker run "${hardened[@]}" --cpus 1 \
-    -v "$volume:/opt/freqtrade:ro" "$image" -c "$probe")"
+labels=("host venv" "container, 1 CPU" "container, no CPU limit"
+  "container, 1 CPU, venv on a volume")
+sample() {
+  case $1 in
+    0) "$venv/bin/python" -c "$probe" ;;
+    1) docker run "${hardened[@]}" --cpus 1 "$image" -c "$probe" ;;
+    2) docker run "${hardened[@]}" "$image" -c "$probe" ;;
+    3) docker run "${hardened[@]}" --cpus 1 -v "$volume:/opt/freqtrade:ro" "$image" -c "$probe" ;;
+  esac
+}
+
+walls=("" "" "" "")
+for ((round = 0; round <= runs; round++)); do
+  for i in 0 1 2 3; do
+    out=$(sample "$i")
+    if ((round > 0)); then # round 0 warms the page cache up
+      printf '%-36s %s\n' "${labels[i]}:" "$out"
+      walls[i]+="${out%% s wall*} "
+    fi
+  done
+done
+echo "medians of the wall times ($runs runs):"
+for i in 0 1 2 3; do
+  # shellcheck disable=SC2086  # one number per word
+  median=$(printf '%s\n' ${walls[i]} | sort -n |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  printf '%-36s %s s\n' "${labels[i]}:" "$median"
 done

@@ -207,7 +207,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     launch_start, launch_end = parse_timerange(args.launch_timerange)
     backtest_start, backtest_end = parse_timerange(args.backtest_timerange)
-    if not backtest_start <= launch_start < launch_end <= backtest_end:
+    inside = backtest_start <= launch_start < launch_end <= backtest_end
+    if args.launch_runs > 0 and not inside:
         # The warm-up fills the candle cache for the backtest timerange only.
         parser.error("--launch-timerange must lie within --backtest-timerange")
     return args
