@@ -35,6 +35,8 @@ images: ## Build every image locally, without a registry
 	bash images/build.sh
 
 testdb: $(STAMP)
+	# Tenant disks (loop-mounted ext4 images) are made with these in the tests too.
+	bash scripts/ensure-apt.sh e2fsprogs mount
 	bash scripts/test-postgres.sh start $(TEST_PG_DIR)
 
 test-unit: $(STAMP)

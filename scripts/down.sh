@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make down`: stops and removes the stack's containers and networks; data volumes are kept.
+# `make down`: stops and removes the stack's containers and networks, and the tenant disk
+# helper; data volumes and tenant disks are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,4 @@ compose() {
 DOCKER_GID=$(stat -c %g /var/run/docker.sock)
 export DOCKER_GID
 compose down --remove-orphans
+bash scripts/tenant-disks.sh stop

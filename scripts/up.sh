@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: boots the whole stack on this host and waits until the portal answers.
-# Steps: secrets (.env), images (built locally, no registry), host firewall, containers.
+# Steps: secrets (.env), images (built locally, no registry), host firewall, tenant disk
+# helper, containers.
 # env: FTA_UP_TIMEOUT  seconds to wait for the portal (default 180)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ bash images/build.sh all
 if [ -f deploy/host-firewall.sh ]; then
   bash deploy/host-firewall.sh apply
 fi
+bash scripts/tenant-disks.sh start
 # The socket proxy runs unprivileged with the socket's group, which differs between hosts.
 DOCKER_GID=$(stat -c %g /var/run/docker.sock)
 export DOCKER_GID

@@ -13,7 +13,11 @@ from fastapi.testclient import TestClient
 from tests.support.database import migrated_database
 from tests.support.sandbox import Sandbox, running_sandbox
 
-pytest_plugins = ["tests.support.docker_resources", "tests.support.socket_proxy"]
+pytest_plugins = [
+    "tests.support.docker_resources",
+    "tests.support.socket_proxy",
+    "tests.support.tenant_disks",
+]
 
 
 @pytest.fixture(scope="session")

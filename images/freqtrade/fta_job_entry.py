@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Entry point of an fta freqtrade job container.
+"""Entry point of an fta freqtrade job container, and its PID 1.
 
+0. Makes itself non-dumpable before anything else: the job's processes share its uid, and
+   must neither ptrace it nor read its /proc entries (its initial environment, its stdout).
 1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.jobs.freqtrade_config) and
    removes them from the environment before anything else runs.
 2. Writes <job_dir>/config.json and <job_dir>/strategies/<strategy_name>.py.
-3. Runs `freqtrade <argv>` (after `prepend_argv` for downloads) in its own process group, its
-   stdout passed through and its stderr copied line by line; SIGTERM/SIGINT are forwarded to
-   the group, and whatever is left of the group is killed when freqtrade exits.
+3. Runs `freqtrade <argv>` (after `prepend_argv` for downloads) in its own process group. Its
+   stdout and stderr come back through pipes and are forwarded line by line, up to
+   `OUTPUT_MAX_BYTES` for both together, then drained and discarded (so a flood costs the
+   job's own CPU, not the engine's); a forwarded line that starts like one of our markers is
+   escaped. SIGTERM/SIGINT are forwarded to the group. When freqtrade exits, the rest of its
+   group is killed and, as PID 1, every other process of the container too; as PID 1 it also
+   reaps every orphan.
 4. On success, reads freqtrade's own result files and prints, as the LAST stdout line,
    `FTA-RESULT:` + a compact, size-capped JSON summary, preceded by freqtrade's raw result file
-   (backtest zip, hyperopt epochs) as `FTA-ARCHIVE:` lines: an opaque download. On failure, prints no result; the last
-   stderr line is `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
+   (backtest zip, hyperopt epochs) as `FTA-ARCHIVE:` lines, whose end line carries its size
+   and SHA-256: an opaque download. On failure, prints no result; the last stderr line is
+   `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
 
 Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succeeded but its
 results could not be summarised. Standard library only, except pandas/freqtrade (present in the
@@ -22,7 +29,9 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
+import ctypes
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -32,10 +41,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
@@ -55,7 +66,22 @@ ARCHIVE_PREFIX = "FTA-ARCHIVE:"
 ARCHIVE_CHUNK_BYTES = 6 * 1024
 MAX_ARCHIVE_BYTES = 8 * 1024 * 1024
 STDERR_TAIL_LINES = 200
-STDERR_DRAIN_SECONDS = 5.0
+OUTPUT_DRAIN_SECONDS = 5.0
+# freqtrade's output per run, stdout and stderr together, that reaches the engine's log: four
+# times the worker's default `job_log_max_bytes`, so the worker's own cap decides what is kept,
+# and under one of the engine's 5 MB log files. Each line also costs about what the engine wraps
+# around it, so a flood of empty lines is capped too.
+OUTPUT_MAX_BYTES = 4 * 1024 * 1024
+OUTPUT_LINE_COST = 64
+# One engine log record (16 KiB with its newline): the rest of a longer line is dropped.
+OUTPUT_MAX_LINE = 16 * 1024 - 1
+OUTPUT_CAPPED = (
+    "fta: this job's output is over {} bytes: the rest of it is discarded, the job goes on\n"
+)
+# A forwarded line never starts like a marker of ours: the worker would take it for one.
+MARKER_START = b"FTA-"
+ESCAPED_MARKER = b"[job] "
+PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
 
 _IMPORT_FAILURE = re.compile(r"Could not import (\S+) due to '(.*)'")
 _LOAD_FAILURE = re.compile(r"(Impossible to load Strategy '[^']*'.*)")
@@ -144,11 +170,113 @@ def _cause(tail: collections.deque[str], strategy: str | None) -> str | None:
     return None
 
 
-def _copy_stderr(stream: IO[bytes], tail: collections.deque[str]) -> None:
-    for raw in iter(stream.readline, b""):
-        sys.stderr.buffer.write(raw)
-        sys.stderr.buffer.flush()
-        tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+class Output:
+    """Forwards freqtrade's stdout and stderr, line by line, within one shared budget."""
+
+    def __init__(self, max_bytes: int = OUTPUT_MAX_BYTES) -> None:
+        self._lock = threading.Lock()
+        self._left = max_bytes
+        self._max_bytes = max_bytes
+        self._capped = False
+        self._closed = False
+
+    def forward(self, line: bytes, target: IO[bytes]) -> None:
+        """Writes one line (newline included) unless the budget is spent or output closed."""
+        with self._lock:
+            if self._capped or self._closed:
+                return
+            cost = len(line) + OUTPUT_LINE_COST
+            if cost > self._left:
+                self._capped = True
+                sys.stdout.buffer.write(OUTPUT_CAPPED.format(self._max_bytes).encode())
+                sys.stdout.buffer.flush()
+                return
+            self._left -= cost
+            if line.startswith(MARKER_START):
+                line = ESCAPED_MARKER + line
+            target.write(line)
+            target.flush()
+
+    def close(self) -> None:
+        """From now on, only the entry writes: whatever still comes through a pipe is dropped."""
+        with self._lock:
+            self._closed = True
+
+
+def pump(
+    stream: IO[bytes],
+    target: IO[bytes],
+    output: Output,
+    tail: collections.deque[str] | None = None,
+) -> None:
+    """Reads `stream` to its end, forwarding each line cut at `OUTPUT_MAX_LINE` bytes."""
+    cut = False  # inside a line whose start was forwarded already
+    for piece in iter(lambda: stream.readline(OUTPUT_MAX_LINE), b""):
+        whole = piece.endswith(b"\n")
+        if not cut:
+            line = piece if whole else piece + b"\n"
+            output.forward(line, target)
+            if tail is not None:
+                tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+        cut = not whole
+
+
+class Stopper:
+    """SIGTERM/SIGINT: forwarded to freqtrade's group while it runs, else the entry exits. As
+    PID 1 the entry would otherwise ignore both."""
+
+    def __init__(self) -> None:
+        self.group: int | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.group is None:
+            raise SystemExit(128 + signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.group, signum)
+
+
+STOPPER = Stopper()
+
+
+def make_undumpable() -> None:
+    """No ptrace and no /proc/<pid>/{environ,fd,mem} of this process for the job's processes,
+    which share its uid: the kernel then needs CAP_SYS_PTRACE, which nobody here has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    zero = ctypes.c_ulong(0)
+    if libc.prctl(PR_SET_DUMPABLE, zero, zero, zero, zero) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    if libc.prctl(PR_GET_DUMPABLE, zero, zero, zero, zero) != 0:
+        raise OSError("this process is still dumpable")
+
+
+def wait_for(pid: int) -> int:
+    """Reaps children until `pid` ends (as PID 1, the job's orphans come here too); its exit
+    code, -N when signal N ended it."""
+    while True:
+        reaped, status = os.waitpid(-1, 0)
+        if reaped == pid:
+            return os.waitstatus_to_exitcode(status)
+
+
+def end_the_rest(group: int) -> None:
+    """Kills what freqtrade left behind: its process group (hyperopt's helpers can outlive it)
+    and, as the container's PID 1, every other process, for a helper may leave the group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    if os.getpid() != 1:
+        return
+    while True:
+        # Again after each reaped child: a process forked meanwhile gets killed too.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | None]:
@@ -160,28 +288,34 @@ def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | Non
     process = subprocess.Popen(  # noqa: S603 - fixed program, argv built by fta
         [program, *argv],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    STOPPER.group = process.pid
+    output = Output()
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-    assert process.stderr is not None  # noqa: S101 - stderr=PIPE above
-    reader = threading.Thread(target=_copy_stderr, args=(process.stderr, tail), daemon=True)
-    reader.start()
+    assert process.stdout is not None and process.stderr is not None  # noqa: S101 - PIPE
+    readers = [
+        threading.Thread(
+            target=pump, args=(process.stdout, sys.stdout.buffer, output), daemon=True
+        ),
+        threading.Thread(
+            target=pump, args=(process.stderr, sys.stderr.buffer, output, tail), daemon=True
+        ),
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        returncode = process.wait()
+        returncode = wait_for(process.pid)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    # Hyperopt's multiprocessing helpers can outlive freqtrade and hold its stderr open.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    reader.join(timeout=STDERR_DRAIN_SECONDS)
+        STOPPER.group = None
+    process.returncode = returncode  # reaped here, not by Popen
+    end_the_rest(process.pid)
+    deadline = time.monotonic() + OUTPUT_DRAIN_SECONDS
+    for reader in readers:
+        reader.join(timeout=max(deadline - time.monotonic(), 0))
+    output.close()
     if returncode < 0:
         return 128 - returncode, f"freqtrade was stopped by {signal.Signals(-returncode).name}"
     return returncode, (None if returncode == 0 else _cause(tail, strategy))
@@ -383,6 +517,8 @@ def result_file(bundle: dict[str, Any]) -> Path | None:
 
 
 def emit_archive(path: Path) -> None:
+    """The file as `FTA-ARCHIVE:` lines; the end line carries its size and SHA-256, so that
+    the worker can tell a copy that lost or repeated a line on its way."""
     size = path.stat().st_size
     if size > MAX_ARCHIVE_BYTES:
         print(
@@ -393,10 +529,13 @@ def emit_archive(path: Path) -> None:
         )
         return
     print(f"{ARCHIVE_PREFIX}name:{path.name}", flush=True)
+    digest, sent = hashlib.sha256(), 0
     with path.open("rb") as handle:
         while chunk := handle.read(ARCHIVE_CHUNK_BYTES):
+            digest.update(chunk)
+            sent += len(chunk)
             print(f"{ARCHIVE_PREFIX}data:{base64.b64encode(chunk).decode()}")
-    print(f"{ARCHIVE_PREFIX}end", flush=True)
+    print(f"{ARCHIVE_PREFIX}end:{sent}:{digest.hexdigest()}", flush=True)
 
 
 def _cleanup(bundle: dict[str, Any]) -> None:
@@ -414,6 +553,12 @@ def _fail(message: str) -> None:
 
 
 def main() -> int:
+    try:
+        make_undumpable()
+    except OSError as error:
+        _fail(f"cannot protect the job's entry: {error}")
+        return 2
+    STOPPER.install()
     try:
         bundle = take_bundle(os.environ)
         write_job_files(bundle)

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fta.tenantdisk.protocol import check_root
+
 PLACEHOLDER_MARKERS = ("changeme", "placeholder", "change-me")
 
 
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     tenant_subnet_prefix: Annotated[int, Field(ge=16, le=29)] = 27
     tenant_bridge_prefix: str = "ftab-"
     tenant_cgroup_root: str = "fta"
+    # Tenant data volumes are binds of size-capped file systems that a root helper on the host
+    # mounts under this directory (see fta.tenantdisk); the worker asks for them on this socket.
+    tenant_disk_root: str = "/var/lib/fta/tenant-disks"
+    tenant_disk_socket: str = "/run/fta-tenant-disk/helper.sock"
     job_tmpfs_bytes: int = 256 * 1024 * 1024
     job_log_max_line: int = 4096
     job_log_max_bytes: int = 1024 * 1024
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
     def _valid_pool(cls, value: str) -> str:
         ipaddress.ip_network(value)
         return value
+
+    @field_validator("tenant_disk_root")
+    @classmethod
+    def _plain_disk_root(cls, value: str) -> str:
+        return check_root(value)
 
     @field_validator("tenant_bridge_prefix")
     @classmethod

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import subprocess
 import time
 import zipfile
@@ -22,6 +23,7 @@ from docker.errors import NotFound
 
 from tests.e2e.test_stack_up_config import REPO, SERVICES, clean_environment, parse_env
 from tests.support.docker_resources import local_docker
+from tests.support.tenant_disks import unmount_all
 
 pytestmark = pytest.mark.docker
 
@@ -32,6 +34,8 @@ DATA_VOLUME = "fta-pgdata"
 PORTAL = "http://127.0.0.1:8080"
 CANDLE_VOLUME = "fta-candles"
 METADATA_STAND_IN = "198.51.100.254"
+# The stack's tenant disks live here during the test, never in an installation's directory.
+E2E_DISKS = f"/tmp/fta-e2e-disks-{secrets.token_hex(4)}"
 # Tenants the README sequence signed up: their networks and volumes outlive the stack.
 README_TENANTS: list[str] = []
 
@@ -65,7 +69,11 @@ def _script(name: str) -> subprocess.CompletedProcess[str]:
         ["bash", str(REPO / "scripts" / name)],
         cwd=REPO,
         # The host firewall's metadata rule aims at a stand-in address on test machines.
-        env=clean_environment(FTA_METADATA_ADDRESS=METADATA_STAND_IN),
+        env=clean_environment(
+            FTA_METADATA_ADDRESS=METADATA_STAND_IN,
+            FTA_TENANT_DISK_ROOT=E2E_DISKS,
+            FTA_TENANT_DISK_RUN_DIR=f"{E2E_DISKS}-run",
+        ),
         capture_output=True,
         text=True,
         timeout=1200,
@@ -100,6 +108,9 @@ def stack() -> Iterator[docker.DockerClient]:
         if created_env:
             env_file.unlink()
         _remove_tenants(client, README_TENANTS, remove_candles=created_candles)
+        unmount_all(E2E_DISKS)
+        shutil.rmtree(E2E_DISKS, ignore_errors=True)
+        shutil.rmtree(f"{E2E_DISKS}-run", ignore_errors=True)
         client.close()
 
 
@@ -181,6 +192,12 @@ def test_only_the_socket_proxy_sees_the_docker_socket(stack: docker.DockerClient
             assert [m["RW"] for m in sockets] == [False]
         else:
             assert not sockets, name
+
+
+def test_the_worker_holds_only_the_tenant_disk_helpers_socket(stack: docker.DockerClient) -> None:
+    worker = _containers(stack)["worker"]
+    binds = [(m["Source"], m["Destination"]) for m in worker.attrs["Mounts"] if m["Type"] == "bind"]
+    assert binds == [(f"{E2E_DISKS}-run", "/run/fta-tenant-disk")]
 
 
 def test_networks_keep_the_portal_away_from_docker(stack: docker.DockerClient) -> None:

@@ -25,9 +25,11 @@ from tests.support.socket_proxy import (
     STANDIN_GATEWAY,
     TEST_BRIDGE_PREFIX,
     TEST_CGROUP_ROOT,
+    TEST_DISK_BYTES,
     StandinWorld,
     spec_with,
 )
+from tests.support.tenant_disks import TEST_DISK_ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
@@ -73,10 +75,13 @@ def test_tenant_network_is_internal_fixed_and_idempotent(
     again = proxied_job_runner.ensure_tenant_network(tenant_id, index)
     assert again.name == proxied_tenant.network
     assert again.gateway_ip == gateway_ip
-    assert proxied_job_runner.ensure_tenant_volume(tenant_id) == f"fta-data-{tenant_id}"
+    assert proxied_job_runner.ensure_tenant_volume(tenant_id, TEST_DISK_BYTES) == (
+        f"fta-data-{tenant_id}"
+    )
     volume = api.inspect_volume(f"fta-data-{tenant_id}")
     assert volume["Driver"] == "local"
-    assert not volume["Options"]
+    disk = f"{TEST_DISK_ROOT}/mounts/{tenant_id}"
+    assert volume["Options"] == {"type": "none", "o": "bind", "device": disk}
 
     with pytest.raises(ResourceMismatch):
         proxied_job_runner.ensure_tenant_network(tenant_id, (index + 1) % 2048)
@@ -107,7 +112,7 @@ def test_lookalike_network_and_volume_are_never_reused(
     with pytest.raises(ResourceMismatch, match="Internal"):
         proxied_job_runner.ensure_tenant_network(tenant_id, 0)
     with pytest.raises(ResourceMismatch, match="Options"):
-        proxied_job_runner.ensure_tenant_volume(tenant_id)
+        proxied_job_runner.ensure_tenant_volume(tenant_id, TEST_DISK_BYTES)
 
     shared = f"fta-cache-{docker_resources.scope}"
     docker_resources.add_volume(shared)

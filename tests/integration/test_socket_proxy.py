@@ -223,6 +223,7 @@ def test_refused_network_and_volume_creates(docker_proxy_url: str) -> None:
         assert response.status_code == 403, network
     volume = {"Name": "fta-data-never", "Driver": "local"}
     refused_volumes = [
+        volume,  # a tenant data volume is always the bind of its size-capped disk
         {**volume, "DriverOpts": {"type": "none", "o": "bind", "device": "/"}},
         {**volume, "Driver": "nfs"},
         {**volume, "Name": "other"},

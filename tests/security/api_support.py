@@ -56,28 +56,33 @@ def unique_ip() -> str:
     return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
-def park(tenant_id: str) -> None:
-    """Moves the tenant onto a plan with no concurrent job allowed: its jobs stay queued."""
+def move_to_test_plan(tenant_id: str, code: str, name: str, **changes: int) -> None:
+    """Moves the tenant onto a plan like the default one, with `changes` (created once)."""
     with session_scope() as session:
         base = default_plan(session)
+        values = {
+            "cpu": base.cpu,
+            "memory_mb": base.memory_mb,
+            "pids": base.pids,
+            "disk_mb": base.disk_mb,
+            "max_concurrent_jobs": base.max_concurrent_jobs,
+            "max_bots": base.max_bots,
+            "max_job_seconds": base.max_job_seconds,
+        }
         session.execute(
             insert(Plan)
-            .values(
-                code=PARKED_PLAN,
-                name="Test plan that runs no job",
-                is_default=False,
-                cpu=base.cpu,
-                memory_mb=base.memory_mb,
-                pids=base.pids,
-                disk_mb=base.disk_mb,
-                max_concurrent_jobs=0,
-                max_bots=0,
-                max_job_seconds=base.max_job_seconds,
-            )
+            .values(code=code, name=name, is_default=False, **{**values, **changes})
             .on_conflict_do_nothing(index_elements=["code"])
         )
-        plan_id = session.scalars(select(Plan.id).where(Plan.code == PARKED_PLAN)).one()
+        plan_id = session.scalars(select(Plan.id).where(Plan.code == code)).one()
         session.execute(update(Tenant).where(Tenant.id == tenant_id).values(plan_id=plan_id))
+
+
+def park(tenant_id: str) -> None:
+    """Moves the tenant onto a plan with no concurrent job allowed: its jobs stay queued."""
+    move_to_test_plan(
+        tenant_id, PARKED_PLAN, "Test plan that runs no job", max_concurrent_jobs=0, max_bots=0
+    )
 
 
 def parked_client(http: TestClient, name: str = "Client") -> Client:

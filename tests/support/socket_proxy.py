@@ -43,6 +43,7 @@ from tests.support.docker_resources import (
     random_tenant_id,
     responder_command,
 )
+from tests.support.tenant_disks import TEST_DISK_ROOT, TenantDiskHelper
 
 REPO = Path(__file__).resolve().parents[2]
 PROXY_IMAGE = "fta/socket-proxy:dev"
@@ -56,6 +57,7 @@ TEST_BRIDGE_PREFIX = "ftat-"
 TEST_SUBNET_POOL = "10.210.0.0/16"
 STANDIN_GATEWAY_PORT = 8090
 TEST_CGROUP_ROOT = "ftatest"
+TEST_DISK_BYTES = 32 << 20
 TEST_LIMITS = Limits(nano_cpus=500_000_000, memory_bytes=128 << 20, pids=64, tmpfs_bytes=16 << 20)
 
 
@@ -94,6 +96,7 @@ def running_socket_proxy(
         environment={
             "FTA_GATEWAY_CONTAINER": gateway_container,
             "FTA_TENANT_BRIDGE_PREFIX": bridge_prefix,
+            "FTA_TENANT_DISK_ROOT": TEST_DISK_ROOT,
         },
     )
     container.reload()
@@ -123,7 +126,9 @@ def socket_proxy_image() -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_proxy_url(socket_proxy_image: None) -> Iterator[str]:
+def docker_proxy_url(
+    socket_proxy_image: None, tenant_disk_helper: TenantDiskHelper
+) -> Iterator[str]:
     client = local_docker()
     resources = DockerResources(client)
     try:
@@ -138,6 +143,7 @@ def docker_proxy_url(socket_proxy_image: None) -> Iterator[str]:
 class StandinWorld:
     proxy_url: str
     gateway_token: str
+    disks: TenantDiskHelper
 
     def settings(self) -> Settings:
         return Settings(
@@ -147,11 +153,15 @@ class StandinWorld:
             tenant_subnet_pool=TEST_SUBNET_POOL,
             tenant_bridge_prefix=TEST_BRIDGE_PREFIX,
             tenant_cgroup_root=TEST_CGROUP_ROOT,
+            tenant_disk_root=self.disks.root,
+            tenant_disk_socket=self.disks.socket,
         )
 
 
 @pytest.fixture(scope="session")
-def standin_world(socket_proxy_image: None) -> Iterator[StandinWorld]:
+def standin_world(
+    socket_proxy_image: None, tenant_disk_helper: TenantDiskHelper
+) -> Iterator[StandinWorld]:
     client = local_docker()
     resources = DockerResources(client)
     token = f"market-data-{RUN_ID}"
@@ -161,7 +171,7 @@ def standin_world(socket_proxy_image: None) -> Iterator[StandinWorld]:
         ) as url:
             command = responder_command(STANDIN_GATEWAY_PORT, token)
             resources.run(PROXY_IMAGE, command, name=STANDIN_GATEWAY)
-            yield StandinWorld(url, token)
+            yield StandinWorld(url, token, tenant_disk_helper)
     finally:
         resources.cleanup()
         client.close()
@@ -186,7 +196,7 @@ def new_tenant(
     )
     resources.add_tenant_cgroups(settings.tenant_cgroup_root, tenant_id)
     network = runner.ensure_tenant_network(tenant_id, index)
-    volume = runner.ensure_tenant_volume(tenant_id)
+    volume = runner.ensure_tenant_volume(tenant_id, TEST_DISK_BYTES)
     return ContainerSpec(
         tenant_id=tenant_id,
         owner_kind="job",

@@ -5,7 +5,11 @@ from __future__ import annotations
 import collections
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import zipfile
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +25,8 @@ from fta.jobs.summary import (
     HyperoptSummary,
     parse_result_line,
 )
+from fta.settings import Settings
+from fta.worker.log_capture import LogCapture, ResultArchive
 
 ENTRY = Path(__file__).resolve().parents[2] / "images" / "freqtrade" / "fta_job_entry.py"
 BASE = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m", "timerange": "20240101-20240201"}
@@ -250,3 +256,109 @@ def test_parse_result_line_checks_the_kind_and_a_lower_cap() -> None:
     assert parse_result_line(DATA_LINE, max_bytes=100) is None
     assert parse_result_line(DATA_LINE, max_bytes=10 * MAX_RESULT_LINE_BYTES) is not None
     assert parse_result_line(None) is None
+
+
+# ---- the entry as the container's PID 1: output, signals, archive ------------------------
+
+
+LOAD_ENTRY = (
+    "import ctypes, importlib.util, json, sys\n"
+    f"spec = importlib.util.spec_from_file_location('entry', {str(ENTRY)!r})\n"
+    "entry = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(entry)\n"
+)
+
+
+@dataclass(frozen=True)
+class EntryRun:
+    returned: list[Any]
+    stdout: bytes
+    stderr: bytes
+
+
+def run_freqtrade(tmp_path: Path, script: str) -> EntryRun:
+    """The entry's run_freqtrade, in a process of its own (it reaps any child), with a fake
+    `freqtrade` running `script`."""
+    program = tmp_path / "freqtrade"
+    program.write_text("#!/bin/sh\n" + script)
+    program.chmod(0o755)
+    returned = tmp_path / "returned.json"
+    code = LOAD_ENTRY + f"json.dump(entry.run_freqtrade([], None), open({str(returned)!r}, 'w'))"
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, check=True, timeout=120
+    )
+    return EntryRun(json.loads(returned.read_text()), done.stdout, done.stderr)
+
+
+def test_freqtrade_output_is_escaped_cut_and_capped(entry: ModuleType, tmp_path: Path) -> None:
+    run = run_freqtrade(
+        tmp_path,
+        'echo "FTA-RESULT:{}"\n'
+        'echo "FTA-ARCHIVE:end" >&2\n'
+        "head -c 40000 /dev/zero | tr '\\0' x; echo\n"
+        "yes flood | head -n 200000\n"
+        "echo 'freqtrade - ERROR - it went wrong' >&2\n"
+        "exit 3\n",
+    )
+    # The cause is still found in stderr lines that were not forwarded.
+    assert run.returned == [3, "it went wrong"]
+    lines = run.stdout.splitlines(keepends=True)
+    # A line that starts like a marker is escaped, whichever stream it came through.
+    assert lines[0] == b"[job] FTA-RESULT:{}\n"
+    assert run.stderr == b"[job] FTA-ARCHIVE:end\n"
+    # A long line keeps its first engine log record's worth.
+    assert lines[1] == b"x" * entry.OUTPUT_MAX_LINE + b"\n"
+    # Both streams share one budget, then one notice; the rest is drained and dropped.
+    assert lines[-1] == entry.OUTPUT_CAPPED.format(entry.OUTPUT_MAX_BYTES).encode()
+    assert set(lines[2:-1]) == {b"flood\n"}
+    forwarded = [*lines[:-1], run.stderr]
+    cost = sum(len(line) + entry.OUTPUT_LINE_COST for line in forwarded)
+    assert entry.OUTPUT_MAX_BYTES - 80 < cost <= entry.OUTPUT_MAX_BYTES
+
+
+def test_a_signal_that_ends_freqtrade_is_its_exit_code(tmp_path: Path) -> None:
+    run = run_freqtrade(tmp_path, "echo started\nkill -TERM $$\n")
+    assert run.returned == [143, "freqtrade was stopped by SIGTERM"]
+    assert run.stdout == b"started\n"
+
+
+def test_the_entry_makes_itself_undumpable() -> None:
+    probe = LOAD_ENTRY + (
+        "libc = ctypes.CDLL(None)\n"
+        "before = libc.prctl(entry.PR_GET_DUMPABLE, 0, 0, 0, 0)\n"
+        "entry.make_undumpable()\n"
+        "print(before, libc.prctl(entry.PR_GET_DUMPABLE, 0, 0, 0, 0))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["1", "0"]
+
+
+def test_an_emitted_archive_is_collected_whole(
+    entry: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    content = os.urandom(3 * entry.ARCHIVE_CHUNK_BYTES + 5)
+    path = tmp_path / "backtest-result.zip"
+    path.write_bytes(content)
+    entry.emit_archive(path)
+    lines = capsys.readouterr().out.splitlines(keepends=True)
+    assert lines[-1].startswith(f"FTA-ARCHIVE:end:{len(content)}:")
+    capture = LogCapture(max_line=100, max_total=100)
+    for line in lines:
+        capture.feed(line)
+    assert capture.archive == ResultArchive("backtest-result.zip", content)
+    # One line lost on the way, and nothing is kept.
+    capture = LogCapture(max_line=100, max_total=1000)
+    for line in lines[:2] + lines[3:]:
+        capture.feed(line)
+    assert capture.archive is None and capture.archive_problem
+
+
+def test_the_output_cap_leaves_the_worker_its_own_caps(entry: ModuleType) -> None:
+    fields = Settings.model_fields
+    assert 2 * fields["job_log_max_bytes"].default <= entry.OUTPUT_MAX_BYTES
+    assert fields["job_log_max_line"].default <= entry.OUTPUT_MAX_LINE
+    # The engine never splits a forwarded line: the worker reads each as the entry wrote it.
+    assert entry.OUTPUT_MAX_LINE + 1 <= 16 * 1024

@@ -12,7 +12,13 @@ import pytest
 
 from fta.runtime.docker_output import parse_docker_time, split_log_lines
 from fta.runtime.network import bridge_name, network_options, tenant_subnet
-from fta.runtime.spec import ContainerSpec, Limits, Mount, container_create_body
+from fta.runtime.spec import (
+    ContainerSpec,
+    Limits,
+    Mount,
+    container_create_body,
+    tenant_volume_options,
+)
 from fta.runtime.verify import verify_hardening, verify_network, verify_volume
 
 TENANT = "k3vq7m2a"
@@ -290,7 +296,8 @@ TAMPERED: dict[str, tuple[Tamper, str]] = {
     "mounted elsewhere": (mount_point(0, "Destination", "/"), "Mounts"),
     "other driver": (mount_point(0, "Driver", "nfs"), "Mounts"),
     "anonymous volume": (add_anonymous_volume, "Mounts"),
-    "no init": (host_set("Init", None), "HostConfig.Init"),
+    "docker-init": (host_set("Init", True), "HostConfig.Init"),
+    "engine's default init": (host_set("Init", None), "HostConfig.Init"),
     "auto remove": (host_set("AutoRemove", True), "HostConfig.AutoRemove"),
     "restarts": (host_set("RestartPolicy", {"Name": "always"}), "HostConfig.RestartPolicy"),
     "log driver": (
@@ -504,13 +511,21 @@ def test_network_with_other_settings_is_refused(key: str, value: Any) -> None:
 
 def test_volume_with_driver_options_is_refused() -> None:
     plain = {"Name": "fta-candles", "Driver": "local", "Scope": "local", "Options": None}
-    assert verify_volume(plain, name="fta-candles") == []
-    assert verify_volume({**plain, "Options": {}}, name="fta-candles") == []
+    assert verify_volume(plain, name="fta-candles", options=None) == []
+    assert verify_volume({**plain, "Options": {}}, name="fta-candles", options=None) == []
     bind = {**plain, "Options": {"type": "none", "o": "bind", "device": "/"}}
-    assert verify_volume(bind, name="fta-candles") == [
+    assert verify_volume(bind, name="fta-candles", options=None) == [
         "Options: expected nothing, got " + repr(bind["Options"])
     ]
-    assert verify_volume({**plain, "Driver": "nfs"}, name="fta-candles")
+    assert verify_volume({**plain, "Driver": "nfs"}, name="fta-candles", options=None)
+
+
+def test_tenant_volume_must_bind_exactly_its_disk() -> None:
+    disk = tenant_volume_options("/var/lib/fta/tenant-disks/mounts/abc")
+    volume = {"Name": "fta-data-abc", "Driver": "local", "Scope": "local", "Options": disk}
+    assert verify_volume(volume, name="fta-data-abc", options=disk) == []
+    for options in (None, {}, {**disk, "device": "/"}, {**disk, "o": "bind,rw"}):
+        assert verify_volume({**volume, "Options": options}, name="fta-data-abc", options=disk)
 
 
 def test_log_lines_are_split_and_capped() -> None:

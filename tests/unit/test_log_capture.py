@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import logging
 
-from fta.worker.log_capture import RESULT_PREFIX, TRUNCATION_NOTICE, LogCapture
+import pytest
+
+from fta.worker.log_capture import (
+    ARCHIVE_LOST_NOTICE,
+    RESULT_PREFIX,
+    TRUNCATION_NOTICE,
+    LogCapture,
+    ResultArchive,
+)
 
 
 def test_lines_are_cut_and_total_is_capped() -> None:
@@ -38,20 +48,74 @@ def test_secrets_are_redacted_and_last_error_found() -> None:
     assert capture.last_error_line() == "ERROR - Impossible to load Strategy 'Broken'"
 
 
+def archive_lines(name: str, chunks: list[bytes], end: str | None = None) -> list[str]:
+    """What the container entry prints for a file made of `chunks`."""
+    content = b"".join(chunks)
+    if end is None:
+        end = f"end:{len(content)}:{hashlib.sha256(content).hexdigest()}"
+    return [
+        f"FTA-ARCHIVE:name:{name}\n",
+        *(f"FTA-ARCHIVE:data:{base64.b64encode(chunk).decode()}\n" for chunk in chunks),
+        f"FTA-ARCHIVE:{end}\n",
+    ]
+
+
+def feed_all(capture: LogCapture, lines: list[str]) -> None:
+    for line in lines:
+        capture.feed(line)
+
+
 def test_archive_lines_are_collected_apart_and_capped() -> None:
     capture = LogCapture(max_line=100, max_total=1000, max_archive=10)
-    capture.feed("FTA-ARCHIVE:name:result.zip\n")
-    capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(b"hello").decode() + "\n")
-    capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(b"!").decode() + "\n")
-    capture.feed("FTA-ARCHIVE:end\n")
+    feed_all(capture, archive_lines("result.zip", [b"hello", b"!"]))
     assert capture.archive is not None
     assert (capture.archive.filename, capture.archive.content) == ("result.zip", b"hello!")
+    assert capture.archive_problem is None
     assert capture.take_pending() == ""
 
     for name, chunks in (("../../etc/passwd", [b"x"]), ("big.zip", [b"123456", b"789012"])):
         capture = LogCapture(max_line=100, max_total=1000, max_archive=10)
-        capture.feed(f"FTA-ARCHIVE:name:{name}\n")
-        for chunk in chunks:
-            capture.feed("FTA-ARCHIVE:data:" + base64.b64encode(chunk).decode() + "\n")
-        capture.feed("FTA-ARCHIVE:end\n")
+        feed_all(capture, archive_lines(name, chunks))
         assert capture.archive is None, name
+        assert capture.archive_problem, name
+
+
+def test_an_archive_that_lost_or_repeated_a_line_is_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chunks = [b"first chunk ", b"second chunk ", b"third chunk"]
+    whole = archive_lines("result.zip", chunks)
+    damaged = {
+        "a lost line": (whole[:2] + whole[3:], "23 bytes arrived of 36"),
+        "a repeated line": (whole[:3] + whole[2:], "49 bytes arrived of 36"),
+        "a changed line": (
+            archive_lines("result.zip", [b"first chunk ", b"SECOND chunk ", b"third chunk"])[:-1]
+            + whole[-1:],
+            "its SHA-256 does not match",
+        ),
+        "an end line without size and digest": (
+            archive_lines("result.zip", chunks, end="end"),
+            "its end line carries no size and SHA-256",
+        ),
+        "a lost end line": (
+            whole[:-1] + archive_lines("other.zip", [b"x"]),
+            "a new archive started before its end line",
+        ),
+    }
+    for case, (lines, reason) in damaged.items():
+        capture = LogCapture(max_line=200, max_total=1000)
+        capture.feed("before\n")
+        with caplog.at_level(logging.WARNING, logger="fta.worker.log_capture"):
+            feed_all(capture, lines)
+        capture.feed(RESULT_PREFIX + "{}\n")
+        if case == "a lost end line":
+            # The next archive, whole, is still kept.
+            assert capture.archive == ResultArchive("other.zip", b"x"), case
+        else:
+            assert capture.archive is None, case
+        assert capture.archive_problem == reason, case
+        assert reason in caplog.text, case
+        # The job's own log says so; the result line is still set aside.
+        assert capture.take_pending() == "before\n" + ARCHIVE_LOST_NOTICE, case
+        assert capture.result_line == RESULT_PREFIX + "{}", case
+        caplog.clear()

@@ -4,12 +4,14 @@ from fta.runtime.cgroup import TenantCgroupUsage, cgroup_parent, read_tenant_usa
 from fta.runtime.docker_runner import CREATE_BODY_MAX_BYTES, DockerJobRunner
 from fta.runtime.protocol import (
     ContainerRuntimeError,
+    ContainerState,
     ExitStatus,
     HardeningError,
     JobRunner,
     JobTimeout,
     ManagedContainer,
     ResourceMismatch,
+    StorageUnavailable,
     TenantNetwork,
     Usage,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "MARKET_DATA_HOSTNAME",
     "ContainerRuntimeError",
     "ContainerSpec",
+    "ContainerState",
     "DockerJobRunner",
     "ExitStatus",
     "HardeningError",
@@ -38,6 +41,7 @@ __all__ = [
     "ManagedContainer",
     "Mount",
     "ResourceMismatch",
+    "StorageUnavailable",
     "TenantCgroupUsage",
     "TenantNetwork",
     "Usage",

@@ -6,10 +6,12 @@ proxy's allow-list (images/socket-proxy/haproxy.cfg); adding a call means adding
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -28,11 +30,13 @@ from fta.runtime.network import (
 )
 from fta.runtime.protocol import (
     ContainerRuntimeError,
+    ContainerState,
     ExitStatus,
     HardeningError,
     JobTimeout,
     ManagedContainer,
     ResourceMismatch,
+    StorageUnavailable,
     TenantNetwork,
     Usage,
 )
@@ -48,9 +52,11 @@ from fta.runtime.spec import (
     container_create_body,
     tenant_network_name,
     tenant_volume_name,
+    tenant_volume_options,
 )
 from fta.runtime.verify import verify_hardening, verify_network, verify_volume
 from fta.settings import Settings
+from fta.tenantdisk.client import TenantDiskClient, TenantDiskUnavailable
 
 API_VERSION = "1.41"
 # The proxy judges a create body only when it fits in its buffer, and refuses larger ones.
@@ -73,6 +79,7 @@ class DockerJobRunner:
         self._api = self._client.api
         self._extra_labels = dict(extra_labels or {})
         self._cgroup_driver: CgroupDriver | None = None
+        self._disks = TenantDiskClient(settings.tenant_disk_socket, settings.tenant_disk_root)
 
     def close(self) -> None:
         self._client.close()
@@ -124,12 +131,21 @@ class DockerJobRunner:
             dns_ip=str(layout.dns_ip),
         )
 
-    def ensure_tenant_volume(self, tenant_id: str) -> str:
+    def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str:
+        """The tenant's data volume: a bind of its own file system of at least `size_bytes`,
+        which the host's tenant disk helper creates, grows and mounts."""
         _check_tenant_id(tenant_id)
-        return self._ensure_volume(tenant_volume_name(tenant_id), {LABEL_TENANT: tenant_id})
+        try:
+            disk = self._disks.ensure(tenant_id, size_bytes)
+        except TenantDiskUnavailable as error:
+            raise StorageUnavailable(str(error)) from error
+        options = tenant_volume_options(disk.path)
+        return self._ensure_volume(
+            tenant_volume_name(tenant_id), {LABEL_TENANT: tenant_id}, options
+        )
 
     def ensure_volume(self, name: str) -> str:
-        return self._ensure_volume(name, {})
+        return self._ensure_volume(name, {}, None)
 
     # Containers.
 
@@ -157,10 +173,13 @@ class DockerJobRunner:
     def start(self, container_id: str) -> None:
         self._api.start(container_id)
 
-    def follow_logs(self, container_id: str) -> Iterator[str]:
+    def follow_logs(self, container_id: str, *, since: datetime | None = None) -> Iterator[str]:
         """Lines of stdout and stderr as they come, until the container stops (or the proxy
-        ends a stream that stayed silent for an hour). Longer lines come in pieces."""
-        stream = self._api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
+        ends a stream that stayed silent for an hour). Longer lines come in pieces. With
+        `since`, only what was written from then on (a worker picking a bot up again)."""
+        stream = self._api.logs(
+            container_id, stdout=True, stderr=True, stream=True, follow=True, since=since
+        )
         try:
             yield from split_log_lines(stream, MAX_OUTPUT_LINE_BYTES)
         finally:
@@ -188,6 +207,30 @@ class DockerJobRunner:
             started_at=parse_docker_time(state.get("StartedAt")),
             finished_at=parse_docker_time(state.get("FinishedAt")),
         )
+
+    def state(self, container_id: str) -> ContainerState | None:
+        """Whether the container runs, and how it ended if it does not; None once it is gone."""
+        try:
+            state = self._api.inspect_container(container_id)["State"]
+        except NotFound:
+            return None
+        return ContainerState(
+            running=bool(state["Running"]),
+            exit_code=int(state["ExitCode"]),
+            oom_killed=bool(state["OOMKilled"]),
+            started_at=parse_docker_time(state.get("StartedAt")),
+            finished_at=parse_docker_time(state.get("FinishedAt")),
+        )
+
+    def tail_logs(self, container_id: str, lines: int) -> list[str]:
+        """The last `lines` lines of output of a container, running or stopped."""
+        raw = self._api.logs(container_id, stdout=True, stderr=True, stream=False, tail=lines)
+        return list(split_log_lines([raw], MAX_OUTPUT_LINE_BYTES))
+
+    def stop(self, container_id: str, timeout_s: int) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s` seconds; a stopped container is left as is."""
+        with contextlib.suppress(NotFound):
+            self._api.stop(container_id, timeout=timeout_s)
 
     def read_usage(self, container_id: str) -> Usage:
         """One stats reading; a stopped container reads as zero (its cgroup is gone)."""
@@ -282,7 +325,9 @@ class DockerJobRunner:
             return None
         return str((attached.get("IPAMConfig") or {}).get("IPv4Address") or "")
 
-    def _ensure_volume(self, name: str, labels: Mapping[str, str]) -> str:
+    def _ensure_volume(
+        self, name: str, labels: Mapping[str, str], options: Mapping[str, str] | None
+    ) -> str:
         if not VOLUME_NAME_RE.fullmatch(name):
             raise ValueError(f"not an fta volume name: {name!r}")
         try:
@@ -290,10 +335,13 @@ class DockerJobRunner:
         except NotFound:
             # Creating an existing volume returns it: concurrent creates are harmless.
             self._api.create_volume(
-                name, driver="local", labels={**self._extra_labels, **labels, LABEL_MANAGED: "1"}
+                name,
+                driver="local",
+                driver_opts=dict(options) if options else None,
+                labels={**self._extra_labels, **labels, LABEL_MANAGED: "1"},
             )
             inspect = self._api.inspect_volume(name)
-        mismatches = verify_volume(inspect, name=name)
+        mismatches = verify_volume(inspect, name=name, options=options)
         if mismatches:
             raise ResourceMismatch("volume", name, mismatches)
         return name

@@ -42,6 +42,15 @@ class ExitStatus:
 
 
 @dataclass(frozen=True)
+class ContainerState:
+    running: bool
+    exit_code: int
+    oom_killed: bool
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Usage:
     cpu_seconds: float
     # cgroup v1: the container's peak; cgroup v2: its current usage (keep the max of samples).
@@ -79,6 +88,10 @@ class ResourceMismatch(ContainerRuntimeError):
         self.mismatches = mismatches
 
 
+class StorageUnavailable(ContainerRuntimeError):
+    """The tenant's data file system could not be provided (helper down, host disk trouble)."""
+
+
 class JobTimeout(ContainerRuntimeError):
     """The container was still running at the deadline (it is left running: kill it)."""
 
@@ -91,7 +104,7 @@ class JobTimeout(ContainerRuntimeError):
 class JobRunner(Protocol):
     def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork: ...
 
-    def ensure_tenant_volume(self, tenant_id: str) -> str: ...
+    def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str: ...
 
     def ensure_volume(self, name: str) -> str: ...
 
@@ -99,7 +112,13 @@ class JobRunner(Protocol):
 
     def start(self, container_id: str) -> None: ...
 
-    def follow_logs(self, container_id: str) -> Iterator[str]: ...
+    def follow_logs(self, container_id: str, *, since: datetime | None = None) -> Iterator[str]: ...
+
+    def state(self, container_id: str) -> ContainerState | None: ...
+
+    def tail_logs(self, container_id: str, lines: int) -> list[str]: ...
+
+    def stop(self, container_id: str, timeout_s: int) -> None: ...
 
     def wait(self, container_id: str, timeout_s: float) -> ExitStatus: ...
 

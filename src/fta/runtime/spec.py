@@ -42,6 +42,12 @@ def tenant_volume_name(tenant_id: str) -> str:
     return f"fta-data-{tenant_id}"
 
 
+def tenant_volume_options(disk_path: str) -> dict[str, str]:
+    """The local driver's options that make a volume a bind of the tenant's own file system.
+    The socket proxy accepts these options and no others."""
+    return {"type": "none", "o": "bind", "device": disk_path}
+
+
 def tenant_network_name(tenant_id: str) -> str:
     return f"fta-client-{tenant_id}"
 
@@ -171,7 +177,9 @@ def container_create_body(
         "CgroupParent": cgroup_parent,
         "IpcMode": "private",
         "CgroupnsMode": "private",
-        "Init": True,
+        # The image's entry is PID 1 (it reaps and forwards signals itself), not docker-init: a
+        # process the job could ptrace. Explicit, or the engine's own default would apply.
+        "Init": False,
         "Tmpfs": {TMPFS_TARGET: tmpfs_options(spec.limits)},
         "Mounts": [
             {"Type": "volume", "Source": m.volume, "Target": m.target, "ReadOnly": m.read_only}

@@ -135,7 +135,7 @@ def verify_hardening(
     _check_mounts(check, spec, host.get("Mounts"), inspect.get("Mounts"))
 
     # Lifecycle and bookkeeping.
-    check.equal("HostConfig.Init", host.get("Init"), True)
+    check.equal("HostConfig.Init", host.get("Init"), False)
     check.equal("HostConfig.AutoRemove", host.get("AutoRemove"), False)
     check.equal(
         "HostConfig.RestartPolicy.Name",
@@ -235,12 +235,17 @@ def verify_network(
     return check.mismatches
 
 
-def verify_volume(inspect: Mapping[str, Any], *, name: str) -> list[str]:
-    """Differences between a volume as inspected and a plain local volume: driver options
-    could mount any device or host path."""
+def verify_volume(
+    inspect: Mapping[str, Any], *, name: str, options: Mapping[str, str] | None
+) -> list[str]:
+    """Differences between a volume as inspected and the local volume fta creates: without
+    options, or with exactly the tenant disk bind's (other options could mount anything)."""
     check = _Checker()
     check.equal("Name", inspect.get("Name"), name)
     check.equal("Driver", inspect.get("Driver"), "local")
     check.equal("Scope", inspect.get("Scope"), "local")
-    check.empty("Options", inspect.get("Options"))
+    if options:
+        check.equal("Options", inspect.get("Options"), dict(options))
+    else:
+        check.empty("Options", inspect.get("Options"))
     return check.mismatches

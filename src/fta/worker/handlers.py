@@ -22,7 +22,15 @@ from fta.jobs.freqtrade_config import (
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
 from fta.plans.models import Plan
-from fta.runtime import ContainerSpec, HardeningError, JobRunner, Limits, Mount, TenantNetwork
+from fta.runtime import (
+    ContainerSpec,
+    HardeningError,
+    JobRunner,
+    Limits,
+    Mount,
+    StorageUnavailable,
+    TenantNetwork,
+)
 from fta.runtime.spec import OwnerKind
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
@@ -44,6 +52,7 @@ class JobContext:
     strategy_name: str | None
     strategy_source: str | None
     limits: Limits
+    disk_bytes: int
     max_seconds: int
 
 
@@ -75,6 +84,7 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
         strategy_name=name,
         strategy_source=source,
         limits=_limits(tenant.plan, settings),
+        disk_bytes=tenant.plan.disk_mb * 1024 * 1024,
         max_seconds=job.max_seconds,
     )
 
@@ -97,7 +107,7 @@ class JobHandler:
             context = _load(session, job, self.settings)
         try:
             network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
-            volume = self.runner.ensure_tenant_volume(context.tenant_id)
+            volume = self.runner.ensure_tenant_volume(context.tenant_id, context.disk_bytes)
             self.runner.ensure_volume(self.settings.candle_volume)
             if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
                 self._fill_candle_cache(context, network)
@@ -105,6 +115,14 @@ class JobHandler:
         except HardeningError as exc:
             log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
             self._finish(job_id, JobStatus.FAILED, error=f"sandbox verification failed: {exc}")
+            return
+        except StorageUnavailable as exc:
+            log.error("job %s: tenant storage unavailable: %s", job_id, exc)
+            self._finish(
+                job_id,
+                JobStatus.FAILED,
+                error="your storage is unavailable right now: try again later",
+            )
             return
         except CacheFillError as exc:
             self._finish(job_id, JobStatus.FAILED, error=str(exc))

@@ -2,23 +2,33 @@
 
 Tenant output is hostile input: lines are cut at a fixed length, the total kept is
 capped, every line is redacted, and the single result line is set aside for schema
-validation instead of being trusted or logged.
+validation instead of being trusted or logged. Only the container's entry can start a line
+with a marker (it escapes the job's own lines that would). The result archive is kept only
+when it arrived whole: the engine's log can lose or repeat lines across a rotation.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
 
 from fta.redaction import LineRedactor
 
+log = logging.getLogger(__name__)
+
 RESULT_PREFIX = "FTA-RESULT:"
 ARCHIVE_PREFIX = "FTA-ARCHIVE:"
 ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+ARCHIVE_END = re.compile(r"end:([0-9]{1,12}):([0-9a-f]{64})")
 TRUNCATION_NOTICE = "[fta] log limit reached: further output of this job is not kept\n"
+ARCHIVE_LOST_NOTICE = (
+    "[fta] the result file did not arrive whole and is not kept: run the job again to get it\n"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class LogCapture:
     max_archive: int = 8 * 1024 * 1024
     result_line: str | None = None
     archive: ResultArchive | None = None
+    archive_problem: str | None = None
     _archive_parts: list[bytes] | None = None
     _archive_name: str = ""
     _archive_size: int = 0
@@ -64,7 +75,9 @@ class LogCapture:
         text = self._redactor.redact_line(line, self.max_line)
         if len(line) > self.max_line:
             text += " [fta: line cut]"
-        text += "\n"
+        self._keep(text + "\n")
+
+    def _keep(self, text: str) -> None:
         self.tail = [*self.tail[-19:], text]
         if self.truncated:
             return
@@ -76,26 +89,50 @@ class LogCapture:
         self._pending.append(text)
 
     def _archive_line(self, rest: str) -> None:
-        """Collects the opaque result file: decoded and size-capped, never parsed."""
+        """Collects the opaque result file: decoded, size-capped and checked, never parsed."""
         if rest.startswith("name:"):
+            if self._archive_parts is not None:
+                self._drop_archive("a new archive started before its end line")
             name = rest[len("name:") :]
-            valid = ARCHIVE_NAME.fullmatch(name) is not None
-            self._archive_parts = [] if valid else None
             self._archive_name, self._archive_size = name, 0
-        elif rest.startswith("data:") and self._archive_parts is not None:
+            self._archive_parts = []
+            if ARCHIVE_NAME.fullmatch(name) is None:
+                self._drop_archive("its name is not a plain file name")
+        elif self._archive_parts is None:
+            return
+        elif rest.startswith("data:"):
             try:
                 chunk = base64.b64decode(rest[len("data:") :], validate=True)
             except (binascii.Error, ValueError):
-                self._archive_parts = None
+                self._drop_archive("a line of it is not base64")
                 return
             self._archive_size += len(chunk)
             if self._archive_size > self.max_archive:
-                self._archive_parts = None
+                self._drop_archive(f"it is over {self.max_archive} bytes")
                 return
             self._archive_parts.append(chunk)
-        elif rest == "end" and self._archive_parts is not None:
-            self.archive = ResultArchive(self._archive_name, b"".join(self._archive_parts))
+        elif rest.startswith("end"):
+            self._end_archive(rest)
+
+    def _end_archive(self, rest: str) -> None:
+        assert self._archive_parts is not None  # noqa: S101 - checked by the caller
+        content = b"".join(self._archive_parts)
+        end = ARCHIVE_END.fullmatch(rest)
+        if end is None:
+            self._drop_archive("its end line carries no size and SHA-256")
+        elif len(content) != int(end.group(1)):
+            self._drop_archive(f"{len(content)} bytes arrived of {end.group(1)}")
+        elif hashlib.sha256(content).hexdigest() != end.group(2):
+            self._drop_archive("its SHA-256 does not match")
+        else:
+            self.archive = ResultArchive(self._archive_name, content)
             self._archive_parts = None
+
+    def _drop_archive(self, reason: str) -> None:
+        self._archive_parts = None
+        self.archive_problem = reason
+        log.warning("result archive %r not kept: %s", self._archive_name[:100], reason)
+        self._keep(ARCHIVE_LOST_NOTICE)
 
     def take_pending(self) -> str:
         """Returns the text not yet stored, and forgets it."""

