@@ -2,6 +2,7 @@
 
 from fta.accounts.models import AuthSession, Tenant, User
 from fta.audit.models import AuditChainHead, AuditEvent
+from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.candle_cache import CandleCacheEntry
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
 from fta.plans.models import Plan
@@ -11,6 +12,9 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuthSession",
+    "Bot",
+    "BotLog",
+    "BotTrade",
     "CandleCacheEntry",
     "Job",
     "JobArchive",

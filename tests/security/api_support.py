@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from fta.accounts.models import Tenant
 from fta.accounts.service import create_admin as create_admin_user
+from fta.bots import service as bots
 from fta.db import session_scope
 from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobResult, JobStatus
@@ -44,6 +45,9 @@ BACKTEST_CONFIG = {
     "stake_amount": 100,
     "max_open_trades": 1,
 }
+
+
+BOT_CONFIG = {"exchange": "binance", "pairs": ["BTC/USDT"], "timeframe": "5m"}
 
 
 def strategy_source(name: str, comment: str = "a strategy") -> str:
@@ -133,6 +137,23 @@ def submit_backtest(http: TestClient, headers: dict[str, str], strategy_id: str)
     )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
+
+
+def create_bot(
+    http: TestClient, headers: dict[str, str], strategy_id: str, log: str | None = None
+) -> str:
+    """A stopped bot; `log` is written to its log as the worker would."""
+    response = http.post(
+        f"{API}/bots",
+        json={"name": f"b{secrets.token_hex(6)}", "strategy_id": strategy_id, "config": BOT_CONFIG},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    bot_id = str(response.json()["id"])
+    if log is not None:
+        with session_scope() as session:
+            bots.append_log(session, uuid.UUID(bot_id), log)
+    return bot_id
 
 
 def finish_job(job_id: str, *, log: str, summary: dict[str, object], archive: bytes) -> None:

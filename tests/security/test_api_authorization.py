@@ -18,10 +18,12 @@ from fastapi.testclient import TestClient
 from tests.security.api_support import (
     API,
     BACKTEST_CONFIG,
+    BOT_CONFIG,
     PROBLEM_JSON,
     Admin,
     cancel_queued_jobs,
     create_admin,
+    create_bot,
     create_strategy,
     finish_job,
     log_in,
@@ -64,16 +66,17 @@ class World:
 
 @dataclass
 class Objects:
-    """A's objects, fresh for each check: a strategy, a queued job and a finished job."""
+    """A's objects, fresh for each check: a strategy, a queued job, a finished job, a bot."""
 
     strategy_id: str
     strategy_name: str
     queued_job_id: str
     finished_job_id: str
+    bot_id: str
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return (self.strategy_id, self.queued_job_id, self.finished_job_id)
+        return (self.strategy_id, self.queued_job_id, self.finished_job_id, self.bot_id)
 
 
 Body = Callable[[World, Objects, Caller], dict[str, Any]]
@@ -106,6 +109,15 @@ def _new_version(world: World, objects: Objects, caller: Caller) -> dict[str, An
 
 def _backtest_of_a(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
     return {"kind": "backtest", "strategy_id": objects.strategy_id, "config": BACKTEST_CONFIG}
+
+
+def _bot_of_a(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    name = f"m{secrets.token_hex(4)}"
+    return {"name": name, "strategy_id": objects.strategy_id, "config": BOT_CONFIG}
+
+
+def _rename(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {"name": f"r{secrets.token_hex(4)}"}
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,17 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/jobs/{job_id}/result"): _tenant(200, 404, job="finished"),
     ("GET", "/jobs/{job_id}/archive"): _tenant(200, 404, job="finished"),
     ("POST", "/jobs/{job_id}/cancel"): _tenant(202, 404),
+    ("GET", "/bots"): _tenant(200, 200),
+    ("POST", "/bots"): _tenant(201, 404, _bot_of_a),
+    ("GET", "/bots/{bot_id}"): _tenant(200, 404),
+    ("PATCH", "/bots/{bot_id}"): _tenant(200, 404, _rename),
+    ("DELETE", "/bots/{bot_id}"): _tenant(204, 404),
+    # A's parked plan allows no running bot: A gets as far as the quota, B not even there.
+    ("POST", "/bots/{bot_id}/start"): _tenant(429, 404),
+    ("POST", "/bots/{bot_id}/restart"): _tenant(429, 404),
+    ("POST", "/bots/{bot_id}/stop"): _tenant(202, 404),
+    ("GET", "/bots/{bot_id}/logs"): _tenant(200, 404),
+    ("GET", "/bots/{bot_id}/trades"): _tenant(200, 404),
 }
 
 
@@ -196,7 +219,8 @@ def objects(http: TestClient, world: World) -> Objects:
         summary={"marker": world.marker, "total_trades": 3},
         archive=world.marker.encode(),
     )
-    return Objects(strategy_id, strategy_name, queued, finished)
+    bot = create_bot(http, a, strategy_id, log=f"bot of {world.marker}\n")
+    return Objects(strategy_id, strategy_name, queued, finished, bot)
 
 
 def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -222,6 +246,7 @@ def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Obje
     values = {
         "strategy_id": objects.strategy_id,
         "job_id": objects.finished_job_id if route.job == "finished" else objects.queued_job_id,
+        "bot_id": objects.bot_id,
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):
@@ -287,16 +312,22 @@ def test_the_matrix_leaves_a_objects_untouched_by_others(
             json={"source": "class Evil: pass"},
             headers=headers,
         )
+        http.delete(f"{API}/bots/{objects.bot_id}", headers=headers)
+        http.patch(f"{API}/bots/{objects.bot_id}", json={"name": "taken"}, headers=headers)
     a = world.headers(http, "tenant_a")
     strategy = http.get(f"{API}/strategies/{objects.strategy_id}", headers=a)
     assert strategy.status_code == 200 and strategy.json()["version"] == 1
     assert world.marker in strategy.json()["source"]
     job = http.get(f"{API}/jobs/{objects.queued_job_id}", headers=a).json()
     assert job["status"] == "queued" and job["cancel_requested"] is False
+    bot = http.get(f"{API}/bots/{objects.bot_id}", headers=a)
+    assert bot.status_code == 200 and bot.json()["name"] != "taken"
+    logs = http.get(f"{API}/bots/{objects.bot_id}/logs", headers=a).json()
+    assert world.marker in logs["chunks"][0]["text"]
 
 
 def test_a_new_tenant_sees_nothing(http: TestClient, world: World, objects: Objects) -> None:
     newcomer = sign_up(http, "Newcomer")
-    for collection in ("strategies", "jobs"):
+    for collection in ("strategies", "jobs", "bots"):
         response = http.get(f"{API}/{collection}", headers=newcomer.auth)
         assert response.status_code == 200 and response.json() == []

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings
 from tests.security.api_support import (
     API,
     cancel_queued_jobs,
+    create_bot,
     create_strategy,
     finish_job,
     log_in,
@@ -46,8 +47,10 @@ def fuzzed(http: TestClient) -> Iterator[Fuzzed]:
     strategy_id, _ = create_strategy(http, client.auth, comment="fuzzed")
     job_id = submit_backtest(http, client.auth, strategy_id)
     finish_job(job_id, log="fuzzed\n", summary={"total_trades": 1}, archive=b"fuzzed")
+    bot_id = create_bot(http, client.auth, strategy_id, log="fuzzed\n")
     changer = parked_client(http, "FuzzPassword")
-    yield Fuzzed(client, changer, {"strategy_id": strategy_id, "job_id": job_id})
+    path_values = {"strategy_id": strategy_id, "job_id": job_id, "bot_id": bot_id}
+    yield Fuzzed(client, changer, path_values)
     cancel_queued_jobs(client.tenant_id)
 
 

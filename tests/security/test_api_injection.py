@@ -24,6 +24,7 @@ from tests.security.api_support import (
     BACKTEST_CONFIG,
     PROBLEM_JSON,
     cancel_queued_jobs,
+    create_bot,
     create_strategy,
     finish_job,
     parked_client,
@@ -186,6 +187,31 @@ def test_markup_written_by_a_job_comes_back_inert(http: TestClient, client: Clie
     assert archive.headers["content-disposition"].startswith("attachment;")
 
 
+@pytest.mark.parametrize("payload", XSS)
+def test_markup_in_a_bot_name_is_refused(http: TestClient, client: Client, payload: str) -> None:
+    strategy_id, _ = create_strategy(http, client.auth)
+    response = http.post(
+        f"{API}/bots",
+        json={"name": payload, "strategy_id": strategy_id, "config": {"pairs": ["BTC/USDT"]}},
+        headers=client.auth,
+    )
+    assert response.status_code == 422, response.text
+    _assert_json_without_markup(response)
+
+
+def test_markup_written_by_a_bot_comes_back_escaped(http: TestClient, client: Client) -> None:
+    strategy_id, _ = create_strategy(http, client.auth)
+    markup = "\n".join(XSS)
+    bot_id = create_bot(http, client.auth, strategy_id, log=markup)
+    logs = http.get(f"{API}/bots/{bot_id}/logs", headers=client.auth)
+    _assert_json_without_markup(logs)
+    assert logs.json()["chunks"][0]["text"] == markup
+    stream = http.get(f"{API}/bots/{bot_id}/logs?follow=true", headers=client.auth)
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert "sandbox" in stream.headers["content-security-policy"]
+    assert stream.headers["x-content-type-options"] == "nosniff"
+
+
 # --- path traversal ------------------------------------------------------------------------
 
 
@@ -207,7 +233,9 @@ def test_traversal_in_every_path_parameter(
 ) -> None:
     assert operations
     for method, template in operations:
-        path = template.replace("{strategy_id}", payload).replace("{job_id}", payload)
+        path = template
+        for name in ("{strategy_id}", "{job_id}", "{bot_id}"):
+            path = path.replace(name, payload)
         body = {"source": strategy_source("X")} if method == "PUT" else None
         response = http.request(method, path, json=body, headers=client.auth)
         _assert_refused_cleanly(response, (404, 405, 422))

@@ -110,6 +110,27 @@ _RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 Ratio = Annotated[Decimal, Field(gt=0, lt=1, max_digits=12, decimal_places=8)]
 
 
+def check_pair_format(value: list[str]) -> list[str]:
+    """Pairs look like BASE/QUOTE and do not repeat (shared by job and bot configs)."""
+    for pair in value:
+        if not _PAIR_RE.match(pair):
+            raise ValueError(f"pair {pair[:64]!r} is not of the form BASE/QUOTE")
+    if len(set(value)) != len(value):
+        raise ValueError("pairs must not repeat")
+    return value
+
+
+def check_known_pairs(exchange: str, value: list[str]) -> None:
+    """Every pair is listed by the exchange's markets (shared by job and bot configs)."""
+    known = pairs(exchange)
+    unknown = [pair for pair in value if pair not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown pair(s) on {exchange}: {', '.join(unknown[:5])}; "
+            f"available: {', '.join(sorted(known))}"
+        )
+
+
 class JobConfig(BaseModel):
     """The options a client may set for a job; anything else is refused.
 
@@ -170,12 +191,7 @@ class JobConfig(BaseModel):
     @field_validator("pairs")
     @classmethod
     def _pair_format(cls, value: list[str]) -> list[str]:
-        for pair in value:
-            if not _PAIR_RE.match(pair):
-                raise ValueError(f"pair {pair[:64]!r} is not of the form BASE/QUOTE")
-        if len(set(value)) != len(value):
-            raise ValueError("pairs must not repeat")
-        return value
+        return check_pair_format(value)
 
     @field_validator("timerange")
     @classmethod
@@ -201,13 +217,7 @@ class JobConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
-        known = pairs(self.exchange)
-        unknown = [pair for pair in self.pairs if pair not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown pair(s) on {self.exchange}: {', '.join(unknown[:5])}; "
-                f"available: {', '.join(sorted(known))}"
-            )
+        check_known_pairs(self.exchange, self.pairs)
         quotes = {pair.split("/")[1] for pair in self.pairs}
         if quotes != {self.stake_currency}:
             raise ValueError(f"every pair must be quoted in stake_currency {self.stake_currency}")

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from fta.accounts.api import router as auth_router
+from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.portal import problems
@@ -56,6 +57,7 @@ def create_app() -> FastAPI:
     api.include_router(auth_router)
     api.include_router(strategies_router)
     api.include_router(jobs_router)
+    api.include_router(bots_router)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

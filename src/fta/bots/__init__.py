@@ -1,0 +1,1 @@
+"""Long-running dry-run trading bots."""

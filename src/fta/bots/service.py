@@ -1,0 +1,443 @@
+"""Bots: the one facade used by the API (create, read, start, stop, restart, delete) and the
+worker (what to reconcile, state transitions, logs, status and trade snapshots).
+
+The API writes only the desired state; the worker writes only the actual state. Deleting a
+bot hides it (every route answers 404) and asks the worker to stop and remove its container;
+its rows, logs and trade snapshots are kept, like a deleted strategy's versions, so that the
+audit log's references stay resolvable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from fta import audit
+from fta.accounts.models import Tenant, TenantStatus
+from fta.accounts.service import Principal
+from fta.bots.config import BOT_OPTIONS, BotConfig, parse_bot_config
+from fta.bots.models import AT_REST, TRANSITIONS, ActualState, Bot, BotLog, BotTrade, DesiredState
+from fta.bots.snapshots import BotStatus, TradeSnapshot
+from fta.db import utcnow
+from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
+from fta.jobs.config_errors import describe_config_error
+from fta.redaction import redact
+from fta.strategies.models import Strategy, StrategyVersion
+from fta.strategies.service import get_strategy, latest_version
+
+MAX_LOG_CHUNK_CHARS = 64 * 1024
+# Older chunks are dropped: a bot runs for months, its log must not grow without bound.
+KEPT_LOG_CHUNKS = 2000
+BACKOFF_FIRST = timedelta(seconds=10)
+BACKOFF_MAX = timedelta(minutes=10)
+
+
+def _config(raw: dict[str, Any]) -> BotConfig:
+    try:
+        return parse_bot_config(raw)
+    except ValidationError as exc:
+        raise Invalid(describe_config_error(exc, "bot", BOT_OPTIONS)) from exc
+
+
+def _name_free(session: Session, tenant_id: str, name: str, bot_id: uuid.UUID | None) -> None:
+    query = select(Bot.id).where(
+        Bot.tenant_id == tenant_id, Bot.name == name, Bot.deleted_at.is_(None)
+    )
+    if bot_id is not None:
+        query = query.where(Bot.id != bot_id)
+    taken = session.scalars(query).first()
+    if taken is not None:
+        raise Conflict(f"you already have a bot named {name!r} ({taken}): choose another name")
+
+
+def _audit(
+    session: Session, principal: Principal, tenant_id: str, action: str, bot: Bot, ip: str | None
+) -> None:
+    audit.service.record(
+        session,
+        actor=str(principal.user_id),
+        tenant_id=tenant_id,
+        action=f"bot.{action}",
+        target=str(bot.id),
+        ip=ip,
+    )
+
+
+def create_bot(
+    session: Session,
+    principal: Principal,
+    tenant_id: str,
+    *,
+    name: str,
+    strategy_id: uuid.UUID,
+    config: dict[str, Any],
+    ip: str | None,
+) -> Bot:
+    """A stopped bot that pins the strategy's current version."""
+    bot_config = _config(config)
+    version = latest_version(session, get_strategy(session, tenant_id, strategy_id))
+    _name_free(session, tenant_id, name, None)
+    bot = Bot(
+        tenant_id=tenant_id,
+        name=name,
+        strategy_version_id=version.id,
+        config=bot_config.model_dump(mode="json"),
+        desired_state=DesiredState.STOPPED,
+        actual_state=ActualState.STOPPED,
+        restarts=0,
+    )
+    session.add(bot)
+    session.flush()
+    _audit(session, principal, tenant_id, "create", bot, ip)
+    return bot
+
+
+def update_bot(
+    session: Session,
+    principal: Principal,
+    tenant_id: str,
+    bot_id: uuid.UUID,
+    *,
+    name: str | None,
+    strategy_id: uuid.UUID | None,
+    config: dict[str, Any] | None,
+    ip: str | None,
+) -> Bot:
+    """Renames it, replaces its config, or pins the current version of a strategy.
+
+    A running bot keeps what it runs until it is restarted.
+    """
+    bot = _locked_bot(session, tenant_id, bot_id)
+    if config is not None:
+        bot.config = _config(config).model_dump(mode="json")
+    if strategy_id is not None:
+        bot.strategy_version_id = latest_version(
+            session, get_strategy(session, tenant_id, strategy_id)
+        ).id
+    if name is not None and name != bot.name:
+        _name_free(session, tenant_id, name, bot.id)
+        bot.name = name
+    bot.updated_at = utcnow()
+    _audit(session, principal, tenant_id, "update", bot, ip)
+    return bot
+
+
+def get_bot(session: Session, tenant_id: str, bot_id: uuid.UUID) -> Bot:
+    """A live bot of this tenant; any other answers NotFound, never its data."""
+    bot = session.get(Bot, bot_id)
+    if bot is None or bot.tenant_id != tenant_id or bot.deleted_at is not None:
+        raise NotFound(f"no bot {bot_id} in your account")
+    return bot
+
+
+def _locked_bot(session: Session, tenant_id: str, bot_id: uuid.UUID) -> Bot:
+    bot = session.scalars(select(Bot).where(Bot.id == bot_id).with_for_update()).first()
+    if bot is None or bot.tenant_id != tenant_id or bot.deleted_at is not None:
+        raise NotFound(f"no bot {bot_id} in your account")
+    return bot
+
+
+def list_bots(session: Session, tenant_id: str) -> list[Bot]:
+    return list(
+        session.scalars(
+            select(Bot)
+            .where(Bot.tenant_id == tenant_id, Bot.deleted_at.is_(None))
+            .order_by(Bot.created_at)
+        )
+    )
+
+
+def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
+    """Refuses a start the account's status or plan does not allow.
+
+    The tenant row is locked while counting, so two concurrent starts cannot both take the
+    last slot.
+    """
+    tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
+    if tenant.status != TenantStatus.ACTIVE:
+        raise Conflict("this account is suspended: bots cannot be started")
+    running = session.scalars(
+        select(Bot.name)
+        .where(
+            Bot.tenant_id == tenant_id,
+            Bot.desired_state == DesiredState.RUNNING,
+            Bot.deleted_at.is_(None),
+            Bot.id != bot.id,
+        )
+        .order_by(Bot.name)
+    ).all()
+    limit = tenant.plan.max_bots
+    if len(running) >= limit:
+        names = f" (running: {', '.join(running)})" if running else ""
+        raise QuotaExceeded(
+            f"your plan {tenant.plan.name!r} allows {limit} running bot(s) and you have "
+            f"{len(running)}{names}: stop one, or upgrade your plan, before starting this one"
+        )
+
+
+def start_bot(
+    session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
+) -> Bot:
+    """Asks for the bot to run; starting a bot that should already run changes nothing."""
+    bot = _locked_bot(session, tenant_id, bot_id)
+    if bot.desired_state == DesiredState.RUNNING:
+        return bot
+    _admit_start(session, tenant_id, bot)
+    _want_running(bot)
+    _audit(session, principal, tenant_id, "start", bot, ip)
+    return bot
+
+
+def _want_running(bot: Bot) -> None:
+    bot.desired_state = DesiredState.RUNNING
+    bot.restarts = 0
+    bot.restart_backoff_until = None
+    bot.updated_at = utcnow()
+
+
+def stop_bot(
+    session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
+) -> Bot:
+    bot = _locked_bot(session, tenant_id, bot_id)
+    if bot.desired_state == DesiredState.STOPPED:
+        return bot
+    bot.desired_state = DesiredState.STOPPED
+    bot.restart_requested_at = None
+    bot.updated_at = utcnow()
+    _audit(session, principal, tenant_id, "stop", bot, ip)
+    return bot
+
+
+def restart_bot(
+    session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
+) -> Bot:
+    """Restarts a running bot (with its current config and pinned strategy) or starts a
+    stopped one; either way the crash back-off starts again from zero."""
+    bot = _locked_bot(session, tenant_id, bot_id)
+    if bot.desired_state == DesiredState.RUNNING:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or tenant.status != TenantStatus.ACTIVE:
+            raise Conflict("this account is suspended: bots cannot be started")
+        bot.restart_requested_at = utcnow()
+    else:
+        _admit_start(session, tenant_id, bot)
+    _want_running(bot)
+    _audit(session, principal, tenant_id, "restart", bot, ip)
+    return bot
+
+
+def delete_bot(
+    session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
+) -> None:
+    """Hides the bot and frees its name; the worker then stops and removes its container."""
+    bot = _locked_bot(session, tenant_id, bot_id)
+    now = utcnow()
+    bot.deleted_at = now
+    bot.desired_state = DesiredState.STOPPED
+    bot.restart_requested_at = None
+    bot.updated_at = now
+    _audit(session, principal, tenant_id, "delete", bot, ip)
+
+
+def bot_logs(
+    session: Session, tenant_id: str, bot_id: uuid.UUID, *, after: int, limit: int
+) -> list[BotLog]:
+    """Chunks with a sequence number above `after`, oldest first."""
+    get_bot(session, tenant_id, bot_id)
+    return _chunks_after(session, bot_id, after, limit)
+
+
+def _chunks_after(session: Session, bot_id: uuid.UUID, after: int, limit: int) -> list[BotLog]:
+    return list(
+        session.scalars(
+            select(BotLog)
+            .where(BotLog.bot_id == bot_id, BotLog.seq > after)
+            .order_by(BotLog.seq)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class LogPoll:
+    chunks: list[BotLog]
+    # The bot is stopped, or crashed with no restart coming: no new output will arrive.
+    at_rest: bool
+
+
+def poll_logs(
+    session: Session, tenant_id: str, bot_id: uuid.UUID, *, after: int, limit: int
+) -> LogPoll:
+    """One poll of a log follower: new chunks, and whether more can come."""
+    bot = get_bot(session, tenant_id, bot_id)
+    chunks = _chunks_after(session, bot_id, after, limit)
+    at_rest = bot.desired_state == DesiredState.STOPPED and bot.actual_state in AT_REST
+    return LogPoll(chunks, at_rest)
+
+
+def bot_trades(
+    session: Session, tenant_id: str, bot_id: uuid.UUID, *, is_open: bool | None, limit: int
+) -> list[BotTrade]:
+    get_bot(session, tenant_id, bot_id)
+    query = select(BotTrade).where(BotTrade.bot_id == bot_id)
+    if is_open is not None:
+        query = query.where(BotTrade.is_open.is_(is_open))
+    return list(
+        session.scalars(
+            query.order_by(BotTrade.open_date.desc(), BotTrade.trade_id.desc()).limit(limit)
+        )
+    )
+
+
+# --- worker side -------------------------------------------------------------------------
+
+
+def wanted_state(bot: Bot, tenant_status: str) -> DesiredState:
+    """What the worker should converge to: deleted bots and suspended accounts run nothing."""
+    if (
+        bot.deleted_at is None
+        and tenant_status == TenantStatus.ACTIVE
+        and bot.desired_state == DesiredState.RUNNING
+    ):
+        return DesiredState.RUNNING
+    return DesiredState.STOPPED
+
+
+def bots_needing_action(session: Session) -> list[tuple[Bot, str]]:
+    """Bots whose container does not match what is wanted, with their tenant's status.
+
+    A crashed bot still waiting out its back-off is included: the worker compares
+    `restart_backoff_until` with the time.
+    """
+    out_of_step = or_(
+        Bot.desired_state != Bot.actual_state,
+        Bot.restart_requested_at.is_not(None),
+        and_(Bot.container_id.is_not(None), Bot.actual_state.in_(list(AT_REST))),
+        and_(
+            or_(Bot.deleted_at.is_not(None), Tenant.status != TenantStatus.ACTIVE),
+            Bot.actual_state != ActualState.STOPPED,
+        ),
+    )
+    rows = session.execute(
+        select(Bot, Tenant.status)
+        .join(Tenant, Tenant.id == Bot.tenant_id)
+        .where(out_of_step)
+        .order_by(Bot.updated_at)
+    ).all()
+    return [(bot, status) for bot, status in rows]
+
+
+def lock_bot(session: Session, bot_id: uuid.UUID) -> Bot | None:
+    """The bot row, locked until the caller's transaction ends (whatever its tenant)."""
+    return session.scalars(select(Bot).where(Bot.id == bot_id).with_for_update()).first()
+
+
+def pinned_strategy(session: Session, bot: Bot) -> tuple[str, str]:
+    """The class name and source of the strategy version the bot runs."""
+    name, source = session.execute(
+        select(Strategy.name, StrategyVersion.source)
+        .join(Strategy, Strategy.id == StrategyVersion.strategy_id)
+        .where(StrategyVersion.id == bot.strategy_version_id)
+    ).one()
+    return str(name), str(source)
+
+
+def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
+    """Moves a bot along its state machine; an illegal transition is a programming error."""
+    current = ActualState(bot.actual_state)
+    if state not in TRANSITIONS.get(current, frozenset()):
+        raise ValueError(f"bot {bot.id}: illegal transition {current} -> {state}")
+    now = utcnow()
+    if state is ActualState.STARTING:
+        if current is ActualState.CRASHED or (
+            current is ActualState.PENDING and bot.restart_backoff_until is not None
+        ):
+            bot.restarts += 1
+        bot.restart_requested_at = None
+        bot.last_error = None
+    if state is ActualState.RUNNING:
+        bot.started_at = now
+        bot.last_heartbeat_at = now
+        bot.restart_backoff_until = None
+    if state is ActualState.STOPPED:
+        bot.container_id = None
+        bot.started_at = None
+    bot.actual_state = state
+    bot.updated_at = now
+    for name, value in fields.items():
+        setattr(bot, name, value)
+
+
+def backoff_delay(restarts: int) -> timedelta:
+    """Doubles with each automatic restart since the client's last start, up to a cap."""
+    return min(BACKOFF_FIRST * (1 << min(restarts, 16)), BACKOFF_MAX)
+
+
+def record_crash(bot: Bot, error: str, last_log_lines: str | None, now: datetime) -> None:
+    """The container exited on its own or could not start: kept for the client to read, and
+    the next automatic start waits out the back-off."""
+    advance(
+        bot,
+        ActualState.CRASHED,
+        started_at=None,
+        last_error=redact(error)[:4000],
+        last_log_lines=redact(last_log_lines)[-MAX_LOG_CHUNK_CHARS:] if last_log_lines else None,
+        restart_backoff_until=now + backoff_delay(bot.restarts),
+    )
+
+
+def heartbeat(bot: Bot) -> None:
+    bot.last_heartbeat_at = utcnow()
+
+
+def append_log(session: Session, bot_id: uuid.UUID, text: str) -> int:
+    """Stores the next chunk of output (redacted again, capped); returns its sequence number.
+
+    One worker writes a bot's log at a time: the primary key refuses a duplicate number.
+    """
+    seq = int(
+        session.scalar(
+            select(func.coalesce(func.max(BotLog.seq), -1) + 1).where(BotLog.bot_id == bot_id)
+        )
+        or 0
+    )
+    session.add(BotLog(bot_id=bot_id, seq=seq, text=redact(text[:MAX_LOG_CHUNK_CHARS])))
+    session.execute(
+        delete(BotLog).where(BotLog.bot_id == bot_id, BotLog.seq <= seq - KEPT_LOG_CHUNKS)
+    )
+    session.flush()
+    return seq
+
+
+def record_status(session: Session, bot_id: uuid.UUID, status: BotStatus) -> None:
+    bot = session.get(Bot, bot_id)
+    if bot is None:
+        raise NotFound(f"no bot {bot_id}")
+    bot.status = status.model_dump(mode="json")
+    bot.status_at = utcnow()
+    bot.last_heartbeat_at = bot.status_at
+
+
+def record_trades(session: Session, bot_id: uuid.UUID, trades: Sequence[TradeSnapshot]) -> None:
+    """Inserts or overwrites each reported trade; trades not reported stay as they were."""
+    if not trades:
+        return
+    now = utcnow()
+    rows = [{"bot_id": bot_id, "updated_at": now, **trade.model_dump()} for trade in trades]
+    statement = insert(BotTrade).values(rows)
+    updated = {
+        column: statement.excluded[column]
+        for column in rows[0]
+        if column not in ("bot_id", "trade_id")
+    }
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["bot_id", "trade_id"], set_=updated)
+    )
