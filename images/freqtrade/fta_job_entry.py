@@ -19,8 +19,14 @@
    and SHA-256: an opaque download. On failure, prints no result; the last stderr line is
    `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
 
+A bot (`kind: bot`) runs `freqtrade trade` the same way, its output budget renewed every hour,
+and every `report.interval_s` prints `FTA-STATUS:` + JSON: its figures read from its own trade
+database (read-only, here in the sandbox), and the heartbeat, state and whitelist freqtrade
+logged.
+
 Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succeeded but its
-results could not be summarised. Standard library only, except pandas/freqtrade (present in the
+results could not be summarised; 71 when a bot's freqtrade ended with code 0. Standard
+library only, except pandas/freqtrade (present in the
 image) to count candles of a download.
 """
 
@@ -38,12 +44,13 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import zipfile
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -60,6 +67,7 @@ MAX_ERROR = 500
 MAX_NUMBER = 1e15
 MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024
 EXIT_SUMMARY_FAILED = 70
+EXIT_BOT_ENDED = 71
 # freqtrade's raw result file travels to the platform as an opaque download, in lines short
 # enough that Docker's log driver never splits them (it cuts at 16 KiB).
 ARCHIVE_PREFIX = "FTA-ARCHIVE:"
@@ -80,6 +88,11 @@ OUTPUT_CAPPED = (
 )
 # A forwarded line never starts like a marker of ours: the worker would take it for one.
 MARKER_START = b"FTA-"
+STATUS_PREFIX = "FTA-STATUS:"
+MAX_BOT_TRADES = 100
+MAX_BOT_PAIRS = 50
+# A bot runs for weeks: its output budget renews every hour.
+BOT_OUTPUT_WINDOW_SECONDS = 3600.0
 ESCAPED_MARKER = b"[job] "
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
 
@@ -125,7 +138,7 @@ def write_job_files(bundle: dict[str, Any]) -> None:
         strategy_file.write_text(bundle["strategy_source"], encoding="utf-8")
     # freqtrade refuses a user_data_dir that does not exist, and downloads need their datadir.
     Path(config["user_data_dir"]).mkdir(parents=True, exist_ok=True)
-    if bundle["kind"] in ("download-data", "cache-fill"):
+    if bundle["kind"] in ("download-data", "cache-fill", "bot"):
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
 
 
@@ -171,18 +184,30 @@ def _cause(tail: collections.deque[str], strategy: str | None) -> str | None:
 
 
 class Output:
-    """Forwards freqtrade's stdout and stderr, line by line, within one shared budget."""
+    """Forwards freqtrade's stdout and stderr, line by line, within one shared budget: for the
+    whole run, or per `window_s` seconds for a bot that runs for weeks."""
 
-    def __init__(self, max_bytes: int = OUTPUT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = OUTPUT_MAX_BYTES, window_s: float | None = None) -> None:
         self._lock = threading.Lock()
         self._left = max_bytes
         self._max_bytes = max_bytes
         self._capped = False
         self._closed = False
+        self._window_s = window_s
+        self._window_ends = time.monotonic() + window_s if window_s else math.inf
+
+    def own(self, line: bytes) -> None:
+        """A line of the entry itself (a bot's status), outside the budget."""
+        with self._lock:
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
 
     def forward(self, line: bytes, target: IO[bytes]) -> None:
         """Writes one line (newline included) unless the budget is spent or output closed."""
         with self._lock:
+            if self._window_s and time.monotonic() >= self._window_ends:
+                self._window_ends = time.monotonic() + self._window_s
+                self._left, self._capped = self._max_bytes, False
             if self._capped or self._closed:
                 return
             cost = len(line) + OUTPUT_LINE_COST
@@ -208,6 +233,7 @@ def pump(
     target: IO[bytes],
     output: Output,
     tail: collections.deque[str] | None = None,
+    watch: Callable[[str], None] | None = None,
 ) -> None:
     """Reads `stream` to its end, forwarding each line cut at `OUTPUT_MAX_LINE` bytes."""
     cut = False  # inside a line whose start was forwarded already
@@ -216,8 +242,11 @@ def pump(
         if not cut:
             line = piece if whole else piece + b"\n"
             output.forward(line, target)
+            text = line.decode("utf-8", "replace").rstrip("\n")
             if tail is not None:
-                tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+                tail.append(text)
+            if watch is not None:
+                watch(text)
         cut = not whole
 
 
@@ -279,8 +308,16 @@ def end_the_rest(group: int) -> None:
             return
 
 
-def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | None]:
-    """Run freqtrade; return its exit code and, on failure, the cause found in its stderr."""
+def run_freqtrade(
+    argv: list[str],
+    strategy: str | None,
+    output: Output | None = None,
+    watch: Callable[[str], None] | None = None,
+    *,
+    ends_in_failure: bool = False,
+) -> tuple[int, str | None]:
+    """Run freqtrade; return its exit code and, on failure (any end, for a bot:
+    `ends_in_failure`), the cause found in its stderr."""
     program = shutil.which("freqtrade")
     if program is None:
         return 127, "freqtrade is not installed in this image"
@@ -293,15 +330,15 @@ def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | Non
         start_new_session=True,
     )
     STOPPER.group = process.pid
-    output = Output()
+    output = output or Output()
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     assert process.stdout is not None and process.stderr is not None  # noqa: S101 - PIPE
     readers = [
         threading.Thread(
-            target=pump, args=(process.stdout, sys.stdout.buffer, output), daemon=True
+            target=pump, args=(process.stdout, sys.stdout.buffer, output, None, watch), daemon=True
         ),
         threading.Thread(
-            target=pump, args=(process.stderr, sys.stderr.buffer, output, tail), daemon=True
+            target=pump, args=(process.stderr, sys.stderr.buffer, output, tail, watch), daemon=True
         ),
     ]
     for reader in readers:
@@ -318,7 +355,8 @@ def run_freqtrade(argv: list[str], strategy: str | None) -> tuple[int, str | Non
     output.close()
     if returncode < 0:
         return 128 - returncode, f"freqtrade was stopped by {signal.Signals(-returncode).name}"
-    return returncode, (None if returncode == 0 else _cause(tail, strategy))
+    failed = returncode != 0 or ends_in_failure
+    return returncode, (_cause(tail, strategy) if failed else None)
 
 
 # ---- summaries -----------------------------------------------------------------------------
@@ -538,6 +576,134 @@ def emit_archive(path: Path) -> None:
     print(f"{ARCHIVE_PREFIX}end:{sent}:{digest.hexdigest()}", flush=True)
 
 
+# ---- bots ----------------------------------------------------------------------------------
+
+
+class BotWatch:
+    """What freqtrade's own log says of the bot: its last heartbeat, state and whitelist."""
+
+    _HEARTBEAT = re.compile(r"Bot heartbeat\. PID=\d+, version='[^']*', state='([A-Z_]{1,20})'")
+    _WHITELIST = re.compile(r"Whitelist with \d+ pairs: \[(.*)\]")
+    _PAIR = re.compile(r"'([A-Z0-9]{1,20}/[A-Z0-9]{1,20})'")
+
+    def __init__(self) -> None:
+        self.heartbeat_at: str | None = None
+        self.state: str | None = None
+        self.whitelist: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        if match := self._HEARTBEAT.search(line):
+            self.heartbeat_at = datetime.now(UTC).isoformat()
+            self.state = match.group(1)
+        elif match := self._WHITELIST.search(line):
+            self.whitelist = self._PAIR.findall(match.group(1))[:MAX_BOT_PAIRS]
+
+
+def _money(value: Any) -> str:
+    """Exact decimal text of a stored float, at most 12 decimal places."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "0"
+    return format(round(float(value), 12), "f").rstrip("0").rstrip(".") or "0"
+
+
+def _utc(value: Any) -> str | None:
+    """freqtrade's naive UTC timestamps, as ISO 8601 with their offset."""
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).isoformat()
+
+
+def read_bot_status(db_path: str, wallet: float) -> dict[str, Any]:
+    """The bot's figures from its own trade database, read-only, in this sandbox: the worker
+    never opens a tenant's database."""
+    trades: list[dict[str, Any]] = []
+    open_count = closed_count = 0
+    closed_profit = 0.0
+    if Path(db_path).exists():
+        with contextlib.closing(
+            sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        ) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "trades" in tables:
+                open_count, closed_count, profit = db.execute(
+                    "SELECT COALESCE(SUM(is_open), 0), COALESCE(SUM(1 - is_open), 0),"
+                    " COALESCE(SUM(CASE WHEN is_open THEN 0 ELSE close_profit_abs END), 0)"
+                    " FROM trades"
+                ).fetchone()
+                closed_profit = float(profit or 0)
+                rows = db.execute(
+                    "SELECT id, pair, is_open, open_date, close_date, amount, stake_amount,"
+                    " open_rate, close_rate, close_profit_abs, close_profit FROM trades"
+                    " ORDER BY is_open DESC, id DESC LIMIT ?",
+                    (MAX_BOT_TRADES,),
+                ).fetchall()
+                for row in rows:
+                    is_open = bool(row[2])
+                    trade: dict[str, Any] = {
+                        "trade_id": row[0],
+                        "pair": row[1],
+                        "is_open": is_open,
+                        "open_date": _utc(row[3]),
+                        "amount": _money(row[5]),
+                        "stake_amount": _money(row[6]),
+                        "open_rate": _money(row[7]),
+                    }
+                    if not is_open:
+                        trade.update(
+                            close_date=_utc(row[4]),
+                            close_rate=_money(row[8]),
+                            profit_abs=_money(row[9]),
+                            profit_ratio=_money(row[10]),
+                        )
+                    trades.append(trade)
+    return {
+        "status": {
+            "open_trades": int(open_count),
+            "closed_trades": int(closed_count),
+            "closed_profit": _money(closed_profit),
+            "balance": _money(wallet + closed_profit),
+        },
+        "trades": trades,
+    }
+
+
+def report_bot(
+    bundle: dict[str, Any], watch: BotWatch, output: Output, stop: threading.Event
+) -> None:
+    """Prints an `FTA-STATUS:` line every interval while the bot runs."""
+    report = bundle["report"]
+    while not stop.wait(report["interval_s"]):
+        try:
+            figures = read_bot_status(report["db_path"], float(report["wallet"]))
+        except (sqlite3.Error, OSError, ValueError, TypeError) as error:
+            figures = {"error": f"{type(error).__name__}: {error}"[:MAX_ERROR]}
+        figures["freqtrade"] = {
+            "heartbeat_at": watch.heartbeat_at,
+            "state": watch.state,
+            "whitelist": watch.whitelist,
+        }
+        line = json.dumps(figures, separators=(",", ":"), allow_nan=False)
+        output.own(f"{STATUS_PREFIX}{line}\n".encode())
+
+
+def run_bot(bundle: dict[str, Any]) -> int:
+    """Runs `freqtrade trade` until it ends or is stopped; its output is capped per hour."""
+    watch = BotWatch()
+    output = Output(window_s=BOT_OUTPUT_WINDOW_SECONDS)
+    stop = threading.Event()
+    reporter = threading.Thread(target=report_bot, args=(bundle, watch, output, stop), daemon=True)
+    reporter.start()
+    try:
+        returncode, cause = run_freqtrade(
+            bundle["argv"], bundle.get("strategy_name"), output, watch
+        )
+    finally:
+        stop.set()
+    if returncode != 0:
+        _fail(cause or f"freqtrade exited with code {returncode}")
+    return returncode
+
+
 def _cleanup(bundle: dict[str, Any]) -> None:
     """Drop hyperopt's candle pickle: a cache of this run only, as large as its data."""
     if bundle["kind"] == "hyperopt":
@@ -565,6 +731,8 @@ def main() -> int:
     except (ValueError, KeyError, OSError) as error:
         _fail(f"invalid job bundle: {error}")
         return 2
+    if bundle["kind"] == "bot":
+        return run_bot(bundle)
     strategy = bundle.get("strategy_name")
     for argv in (bundle.get("prepend_argv"), bundle["argv"]):
         if not argv:

@@ -62,10 +62,17 @@ class Settings(BaseSettings):
     job_result_max_bytes: int = 256 * 1024
     worker_poll_seconds: float = 2.0
     reconcile_interval_seconds: float = 30.0
+    # Bots: how often the worker converges them, how often a bot reports its figures, how
+    # long a stopping bot gets after SIGTERM, and how many crashes in a row it restarts from.
+    bot_converge_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    bot_report_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    bot_stop_timeout_seconds: Annotated[int, Field(ge=1, le=50)] = 30
+    bot_max_restarts: Annotated[int, Field(ge=0, le=100)] = 5
 
     # Market data
     market_data_mode: str = "replay"
     market_data_upstream: str = "https://api.binance.com"
+    market_data_weight_budget: Annotated[int, Field(ge=1, le=6000)] = 3000
 
     @field_validator("tenant_subnet_pool")
     @classmethod

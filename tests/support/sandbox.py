@@ -111,6 +111,9 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
             FTA_CANDLE_VOLUME=sandbox.candle_volume,
             FTA_TENANT_SUBNET_POOL=_free_pool(engine),
             FTA_WORKER_POLL_SECONDS="0.5",
+            FTA_BOT_CONVERGE_SECONDS="1",
+            FTA_BOT_REPORT_SECONDS="3",
+            FTA_BOT_STOP_TIMEOUT_SECONDS="10",
             # Reconciling at start only: tests that plant orphans reconcile explicitly.
             FTA_RECONCILE_INTERVAL_SECONDS="86400",
         )

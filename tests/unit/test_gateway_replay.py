@@ -143,9 +143,11 @@ def test_time(client: GatewayClient) -> None:
 
 def test_ticker_and_depth_follow_the_latest_candle(client: GatewayClient) -> None:
     ticker = client.get(f"{BASE}/ticker/24hr", params={"symbol": "BTCUSDT"}).json()
-    minute_open = interval_open("1m", NOW)
-    last_closed = klines(client, interval="1m", endTime=minute_open - 1, limit=1)[0]
-    assert ticker["lastPrice"] == last_closed[4]
+    # The candles in progress close at the live price that the ticker quotes.
+    for interval in ("1m", "5m", "1h"):
+        current = klines(client, interval=interval, limit=1)[0]
+        assert current[0] == interval_open(interval, NOW)
+        assert ticker["lastPrice"] == current[4]
     assert Decimal(ticker["bidPrice"]) < Decimal(ticker["lastPrice"]) < Decimal(ticker["askPrice"])
     assert (
         Decimal(ticker["lowPrice"]) <= Decimal(ticker["lastPrice"]) <= Decimal(ticker["highPrice"])

@@ -87,6 +87,8 @@ class BotOut(BaseModel):
     closed_trades: int | None
     closed_profit: Decimal | None = Field(description="in the stake currency")
     balance: Decimal | None = Field(description="simulated wallet, in the stake currency")
+    freqtrade_state: str | None = Field(description="as freqtrade's last heartbeat said")
+    whitelist: list[str] = Field(description="the pairs freqtrade trades, as it last logged")
     status_at: datetime | None
 
 
@@ -141,6 +143,8 @@ def _out(bot: Bot) -> BotOut:
         closed_trades=snapshot.get("closed_trades"),
         closed_profit=snapshot.get("closed_profit"),
         balance=snapshot.get("balance"),
+        freqtrade_state=snapshot.get("freqtrade_state"),
+        whitelist=snapshot.get("whitelist") or [],
         status_at=bot.status_at,
     )
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from fta.jobs.freqtrade_config import (
+    BUNDLE_VERSION,
     CONTAINER_PATHS,
     ContainerPaths,
     Exchange,
@@ -145,10 +146,9 @@ def build_bot_config(
         "pairlists": [{"method": "StaticPairList"}],
         "entry_pricing": {"price_side": "same", "use_order_book": True, "order_book_top": 1},
         "exit_pricing": {"price_side": "same", "use_order_book": True, "order_book_top": 1},
-        "api_server": {"enabled": False},
+        # No api_server, webhook or external_message_consumer section: freqtrade leaves them
+        # off unless configured (and its schema wants their addresses whenever they appear).
         "telegram": {"enabled": False, "token": "", "chat_id": ""},
-        "webhook": {"enabled": False},
-        "external_message_consumer": {"enabled": False},
         "db_url": f"sqlite:///{paths.path(run_dir, 'tradesv3.dryrun.sqlite')}",
         "dataformat_ohlcv": "feather",
         "dataformat_trades": "feather",
@@ -158,4 +158,36 @@ def build_bot_config(
         "strategy_path": paths.path(paths.job, "strategies"),
         "recursive_strategy_search": False,
         "internals": {"process_throttle_secs": 5},
+    }
+
+
+def build_bot_bundle(
+    config: BotConfig,
+    *,
+    bot_id: uuid.UUID,
+    strategy_name: str,
+    strategy_source: str,
+    gateway_url: str,
+    report_interval_s: int,
+    paths: ContainerPaths = CONTAINER_PATHS,
+) -> dict[str, Any]:
+    """The bundle the container entry runs for a bot: `freqtrade trade`, and every
+    `report_interval_s` a status report read from the bot's own trade database."""
+    freqtrade = build_bot_config(
+        config, bot_id=bot_id, strategy_name=strategy_name, gateway_url=gateway_url, paths=paths
+    )
+    config_path = paths.path(paths.job, "config.json")
+    return {
+        "version": BUNDLE_VERSION,
+        "kind": "bot",
+        "strategy_name": strategy_name,
+        "strategy_source": strategy_source,
+        "job_dir": paths.job,
+        "config": freqtrade,
+        "argv": ["trade", "--config", config_path],
+        "report": {
+            "interval_s": report_interval_s,
+            "db_path": freqtrade["db_url"].removeprefix("sqlite:///"),
+            "wallet": str(config.dry_run_wallet),
+        },
     }

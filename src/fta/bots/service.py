@@ -417,11 +417,22 @@ def append_log(session: Session, bot_id: uuid.UUID, text: str) -> int:
     return seq
 
 
-def record_status(session: Session, bot_id: uuid.UUID, status: BotStatus) -> None:
+def record_status(
+    session: Session,
+    bot_id: uuid.UUID,
+    status: BotStatus,
+    *,
+    freqtrade_state: str | None = None,
+    whitelist: Sequence[str] = (),
+) -> None:
     bot = session.get(Bot, bot_id)
     if bot is None:
         raise NotFound(f"no bot {bot_id}")
-    bot.status = status.model_dump(mode="json")
+    bot.status = {
+        **status.model_dump(mode="json"),
+        "freqtrade_state": freqtrade_state,
+        "whitelist": list(whitelist),
+    }
     bot.status_at = utcnow()
     bot.last_heartbeat_at = bot.status_at
 
@@ -441,3 +452,22 @@ def record_trades(session: Session, bot_id: uuid.UUID, trades: Sequence[TradeSna
     session.execute(
         statement.on_conflict_do_update(index_elements=["bot_id", "trade_id"], set_=updated)
     )
+
+
+def bots_with_containers(session: Session) -> list[uuid.UUID]:
+    """Bots the worker believes have a container: it checks each one still runs."""
+    return list(
+        session.scalars(
+            select(Bot.id).where(
+                Bot.container_id.is_not(None),
+                Bot.actual_state.in_(
+                    [ActualState.STARTING, ActualState.RUNNING, ActualState.STOPPING]
+                ),
+            )
+        )
+    )
+
+
+def known_bot_ids(session: Session, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `ids` are bots (deleted ones included: their containers are still theirs)."""
+    return set(session.scalars(select(Bot.id).where(Bot.id.in_(list(ids))))) if ids else set()

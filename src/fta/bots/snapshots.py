@@ -54,3 +54,39 @@ class TradeReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trades: Annotated[list[TradeSnapshot], Field(max_length=MAX_TRADES_PER_REPORT)]
+
+
+STATUS_PREFIX = "FTA-STATUS:"
+MAX_REPORT_BYTES = 256 * 1024
+Pair = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]
+
+
+class FreqtradeHealth(BaseModel):
+    """What freqtrade itself logged, as the bot's entry saw it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    heartbeat_at: AwareDatetime | None
+    state: Annotated[str, Field(pattern=r"^[A-Z_]{1,20}$")] | None
+    whitelist: Annotated[list[Pair], Field(max_length=50)]
+
+
+class BotReport(BaseModel):
+    """One `FTA-STATUS:` line of a bot's container."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: BotStatus | None = None
+    trades: Annotated[list[TradeSnapshot], Field(max_length=MAX_TRADES_PER_REPORT)] = []
+    error: Annotated[str, Field(max_length=500)] | None = None
+    freqtrade: FreqtradeHealth
+
+
+def parse_report_line(line: str) -> BotReport | None:
+    """The report on a status line, or None for any other line or a malformed report."""
+    if not line.startswith(STATUS_PREFIX) or len(line) > MAX_REPORT_BYTES:
+        return None
+    try:
+        return BotReport.model_validate_json(line.removeprefix(STATUS_PREFIX))
+    except ValueError:
+        return None

@@ -14,9 +14,10 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fta.gateway.endpoints import ENDPOINT_PARAMS, BinanceError, Request, parse_request
+from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request, parse_request
+from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
 from fta.gateway.markets import SUPPORTED_EXCHANGES
-from fta.gateway.proxy import ProxyBackend
+from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
 from fta.gateway.replay import ReplayBackend
 
 MODES = ("replay", "proxy")
@@ -28,7 +29,7 @@ class Backend(Protocol):
 
     def known_interval(self, interval: str) -> bool: ...
 
-    async def answer(self, request: Request) -> tuple[int, bytes]: ...
+    async def answer(self, request: Request) -> Answer: ...
 
 
 def wall_clock_ms() -> int:
@@ -48,8 +49,11 @@ def _endpoint_handler(
             )
         except BinanceError as error:
             return JSONResponse(error.body(), status_code=error.status)
-        status, body = await backend.answer(parsed)
-        return Response(body, status_code=status, media_type="application/json")
+        answer = await backend.answer(parsed)
+        headers = {} if answer.retry_after is None else {"Retry-After": str(answer.retry_after)}
+        return Response(
+            answer.body, status_code=answer.status, media_type="application/json", headers=headers
+        )
 
     return handle
 
@@ -97,6 +101,7 @@ def build_app(
     upstreams: Mapping[str, str] | None = None,
     *,
     clock: Callable[[], int] = wall_clock_ms,
+    weight_budget: int = DEFAULT_WEIGHT_BUDGET,
 ) -> Starlette:
     """The gateway for `mode`; `upstreams` maps exchange -> base URL (proxy mode only)."""
     if mode == "replay":
@@ -109,10 +114,11 @@ def build_app(
     client = httpx.AsyncClient(
         timeout=UPSTREAM_TIMEOUT_SECONDS,
         follow_redirects=False,
+        headers=UPSTREAM_HEADERS,
         limits=httpx.Limits(max_connections=32),
     )
     proxies: dict[str, Backend] = {
-        exchange: ProxyBackend(url, client, wall_clock_ms=clock)
+        exchange: ProxyBackend(url, client, wall_clock_ms=clock, weight_budget=weight_budget)
         for exchange, url in upstreams.items()
     }
     return create_app(proxies, mode=mode, on_shutdown=client.aclose)

@@ -40,6 +40,15 @@ ENDPOINT_PARAMS: dict[str, frozenset[str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the gateway answers: a status, a JSON body and, when busy, when to come back."""
+
+    status: int
+    body: bytes
+    retry_after: int | None = None  # seconds
+
+
 class BinanceError(Exception):
     """An error answered as Binance does: HTTP status plus {"code", "msg"}."""
 

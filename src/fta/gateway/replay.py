@@ -1,9 +1,11 @@
 """Replay mode: answers every whitelisted endpoint from the markets fixture and synthetic candles.
 
-Candles are served like Binance serves them: aligned to the real clock, up to and including
-the candle in progress (freqtrade drops that last one as incomplete, so the newest closed
-candle is always fresh for a dry-run bot). Tickers and order books are derived from the
-price path at the start of the current minute, so they agree with the closed 1m candles.
+Live, like the exchange: candles are aligned to the real clock, up to and including the candle
+in progress, which moves as time passes (its close is the live price); freqtrade drops it as
+incomplete, so a dry-run bot always sees the previous period as its newest closed candle.
+Tickers and order books quote the same live price, to the second, so a limit order priced
+from them fills against the book as it would on the exchange. Everything is a pure function
+of (symbol, interval, time).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from fta.gateway.endpoints import KLINES_DEFAULT_LIMIT, Request
+from fta.gateway.endpoints import KLINES_DEFAULT_LIMIT, Answer, Request
 from fta.gateway.markets import Market, exchange_info, markets
 from fta.gateway.synthetic import (
     DAY_MS,
@@ -21,11 +23,12 @@ from fta.gateway.synthetic import (
     INTERVAL_MS,
     candle,
     interval_open,
+    live_candle,
+    live_price,
     price_at,
     unit,
 )
 
-Answer = tuple[int, bytes]
 DEPTH_DEFAULT = 100
 # Order book levels are this far apart (fraction of the price), at least one tick.
 DEPTH_LEVEL_SPACING = Decimal("0.0002")
@@ -33,8 +36,12 @@ DEPTH_LEVEL_SPACING = Decimal("0.0002")
 LEVEL_NOTIONAL = 2_000.0
 
 
+def _second(time_ms: int) -> int:
+    return time_ms // 1000 * 1000
+
+
 def _json(payload: Any) -> Answer:
-    return 200, json.dumps(payload, separators=(",", ":")).encode()
+    return Answer(200, json.dumps(payload, separators=(",", ":")).encode())
 
 
 def _quantity(market: Market, price: Decimal, *seed: object) -> Decimal:
@@ -99,12 +106,20 @@ class ReplayBackend:
             last = min(newest, first + (limit - 1) * length)
         else:
             first, last = newest - (limit - 1) * length, newest
-        return [candle(market, interval, o).as_binance() for o in range(first, last + 1, length)]
+        as_of = _second(now)
+        current = interval_open(interval, now)
+        return [
+            (
+                live_candle(market, interval, o, as_of)
+                if o == current
+                else candle(market, interval, o)
+            ).as_binance()
+            for o in range(first, last + 1, length)
+        ]
 
     def _book_top(self, market: Market, now: int) -> tuple[Decimal, Decimal, Decimal]:
-        """(last, bid, ask) at the start of the current minute."""
-        minute = interval_open("1m", now)
-        last = price_at(market, minute)
+        """(last, bid, ask) at the current second."""
+        last = live_price(market, _second(now))
         bid = max(last - market.tick_size, market.tick_size)
         return last, bid, last + market.tick_size
 
@@ -112,10 +127,12 @@ class ReplayBackend:
         last, bid, ask = self._book_top(market, now)
         minute = interval_open("1m", now)
         day_ago = minute - DAY_MS
+        hour = interval_open("1h", now)
         hours = [
             candle(market, "1h", open_time)
-            for open_time in range(interval_open("1h", day_ago), minute, HOUR_MS)
+            for open_time in range(interval_open("1h", day_ago), hour, HOUR_MS)
         ]
+        hours.append(live_candle(market, "1h", hour, _second(now)))
         open_price = price_at(market, day_ago)
         high = max([last, open_price, *(c.high for c in hours)])
         low = min([last, open_price, *(c.low for c in hours)])
@@ -159,7 +176,7 @@ class ReplayBackend:
     def _depth(self, request: Request, now: int) -> dict[str, Any]:
         market = self._markets[request.symbols[0]]
         _, bid, ask = self._book_top(market, now)
-        minute = interval_open("1m", now)
+        second = _second(now)
         spacing = max(
             (bid * DEPTH_LEVEL_SPACING / market.tick_size).to_integral_value() * market.tick_size,
             market.tick_size,
@@ -170,9 +187,9 @@ class ReplayBackend:
             price = bid - spacing * i
             if price <= 0:
                 break
-            bids.append([str(price), str(_quantity(market, price, "bid", minute, i))])
+            bids.append([str(price), str(_quantity(market, price, "bid", second, i))])
         asks = [
-            [str(ask + spacing * i), str(_quantity(market, ask + spacing * i, "ask", minute, i))]
+            [str(ask + spacing * i), str(_quantity(market, ask + spacing * i, "ask", second, i))]
             for i in range(levels)
         ]
-        return {"lastUpdateId": minute // 1000, "bids": bids, "asks": asks}
+        return {"lastUpdateId": second // 1000, "bids": bids, "asks": asks}

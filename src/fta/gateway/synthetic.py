@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, lru_cache
 
@@ -28,6 +28,7 @@ WEEK_OFFSET_MS = 4 * DAY_MS
 
 # Intervals whose candles have a fixed length, the ones replay mode can serve.
 INTERVAL_MS: dict[str, int] = {
+    "1s": 1000,
     "1m": MINUTE_MS,
     "3m": 3 * MINUTE_MS,
     "5m": 5 * MINUTE_MS,
@@ -61,6 +62,8 @@ _FIRST_PERIOD_MINUTES = 7.0
 _PERIOD_RATIO = 1.7
 _PERIOD_COUNT = 22  # up to about 400 days
 _MAX_SAMPLES_PER_CANDLE = 16
+# Relative amplitude of the second-by-second jitter of the live price.
+LIVE_JITTER = 0.0005
 
 
 @dataclass(frozen=True)
@@ -160,15 +163,41 @@ def _round(value: float, step: Decimal) -> Decimal:
 @lru_cache(maxsize=65_536)
 def candle(market: Market, interval: str, open_time: int) -> Candle:
     """The synthetic candle of `market` at `open_time` (which must be aligned)."""
+    return _candle(market, interval, open_time, open_time + INTERVAL_MS[interval])
+
+
+def live_candle(market: Market, interval: str, open_time: int, as_of: int) -> Candle:
+    """The candle opened at `open_time` as it stands at `as_of` (a whole second within it).
+
+    It samples the same points as the closed candle up to `as_of`, then the live price: its
+    close moves with the clock and, once the candle closes, equals the closed candle's close.
+    """
+    end = open_time + INTERVAL_MS[interval]
+    if as_of >= end:
+        return candle(market, interval, open_time)
+    partial = _candle(market, interval, open_time, as_of)
+    close = live_price(market, as_of)
+    return replace(
+        partial,
+        close=close,
+        high=max(partial.high, close),
+        low=min(partial.low, close),
+        close_time=end - 1,
+    )
+
+
+def _candle(market: Market, interval: str, open_time: int, until: int) -> Candle:
+    """The candle of `interval` at `open_time`, from the samples taken before `until`."""
     length = INTERVAL_MS[interval]
     path = _path(market)
-    start_minute = open_time / MINUTE_MS
-    minutes = length / MINUTE_MS
-    samples = max(1, min(int(minutes), _MAX_SAMPLES_PER_CANDLE))
-    prices = [path.price(start_minute + minutes * i / samples) for i in range(samples + 1)]
+    samples = max(1, min(length // MINUTE_MS, _MAX_SAMPLES_PER_CANDLE))
+    step = length // samples  # whole milliseconds for every interval served
+    times = [*range(open_time, until, step), until]
+    prices = [path.price(time / MINUTE_MS) for time in times]
+    elapsed = (until - open_time) / MINUTE_MS
     open_price, close_price = prices[0], prices[-1]
-    wick_up = 1.0 + 0.0006 * math.sqrt(minutes) * unit("up", market.symbol, interval, open_time)
-    wick_down = 1.0 - 0.0006 * math.sqrt(minutes) * unit("dn", market.symbol, interval, open_time)
+    wick_up = 1.0 + 0.0006 * math.sqrt(elapsed) * unit("up", market.symbol, interval, open_time)
+    wick_down = 1.0 - 0.0006 * math.sqrt(elapsed) * unit("dn", market.symbol, interval, open_time)
     high = _round(max(prices) * wick_up, market.tick_size)
     low = _round(min(prices) * max(wick_down, 0.5), market.tick_size)
     open_dec = _round(open_price, market.tick_size)
@@ -179,7 +208,7 @@ def candle(market: Market, interval: str, open_time: int) -> Candle:
 
     # Volume: larger on bigger moves, about 50k USDT per minute on a quiet market.
     move = abs(math.log(close_price / open_price))
-    quote_activity = 50_000.0 * minutes * (0.5 + unit("vol", market.symbol, interval, open_time))
+    quote_activity = 50_000.0 * elapsed * (0.5 + unit("vol", market.symbol, interval, open_time))
     quote_activity *= 1.0 + 50.0 * move
     mid = (open_price + close_price) / 2.0
     volume = _round(quote_activity / (mid * _reference_price_in_usdt(market)), market.step_size)
@@ -211,3 +240,16 @@ def _reference_price_in_usdt(market: Market) -> float:
 def price_at(market: Market, time_ms: int) -> Decimal:
     """The path's price at a given time, rounded to the market's tick."""
     return _round(_path(market).price(time_ms / MINUTE_MS), market.tick_size)
+
+
+def live_price(market: Market, time_ms: int) -> Decimal:
+    """The price traded at `time_ms`: the path plus a jitter that vanishes on whole minutes.
+
+    The path alone is smooth over seconds, so a resting limit order at the best bid would
+    wait for minutes in a rising market; the jitter makes the book cross it as a real one
+    would, while every closed candle (sampled on whole minutes) keeps its value.
+    """
+    second = time_ms // 1000
+    envelope = math.sin(math.pi * (second % 60) / 60)
+    jitter = LIVE_JITTER * envelope * (2.0 * unit("jitter", market.symbol, second) - 1.0)
+    return _round(_path(market).price(time_ms / MINUTE_MS) * (1.0 + jitter), market.tick_size)

@@ -21,7 +21,6 @@ from fta.jobs.freqtrade_config import (
 )
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
-from fta.plans.models import Plan
 from fta.runtime import (
     ContainerSpec,
     HardeningError,
@@ -34,6 +33,7 @@ from fta.runtime import (
 from fta.runtime.spec import OwnerKind
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
+from fta.worker.limits import plan_disk_bytes, plan_limits
 from fta.worker.log_capture import LogCapture
 from fta.worker.sandbox import Outcome, RunReport, run_container
 
@@ -56,15 +56,6 @@ class JobContext:
     max_seconds: int
 
 
-def _limits(plan: Plan, settings: Settings) -> Limits:
-    return Limits(
-        nano_cpus=int(plan.cpu * 1_000_000_000),
-        memory_bytes=plan.memory_mb * 1024 * 1024,
-        pids=plan.pids,
-        tmpfs_bytes=settings.job_tmpfs_bytes,
-    )
-
-
 def _load(session: Session, job: Job, settings: Settings) -> JobContext:
     tenant = session.get(Tenant, job.tenant_id)
     assert tenant is not None  # noqa: S101 - foreign key
@@ -83,8 +74,8 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
         config=parse_job_config(job.kind, job.config),
         strategy_name=name,
         strategy_source=source,
-        limits=_limits(tenant.plan, settings),
-        disk_bytes=tenant.plan.disk_mb * 1024 * 1024,
+        limits=plan_limits(tenant.plan, settings),
+        disk_bytes=plan_disk_bytes(tenant.plan),
         max_seconds=job.max_seconds,
     )
 

@@ -1,4 +1,5 @@
-"""The worker process: wakes on Postgres NOTIFY (polling as a fallback), claims jobs, runs them."""
+"""The worker process: wakes on Postgres NOTIFY (polling as a fallback), claims jobs, runs them;
+beside it, a thread converges bots (fta.worker.bots)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fta.jobs import service as jobs
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.runtime import DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
+from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
 from fta.worker.reconciler import reconcile
 
@@ -31,6 +33,7 @@ class Worker:
         self.runner = runner
         self.settings = settings
         self.handler = JobHandler(runner, settings)
+        self.bots = BotSupervisor(runner, settings)
         self.pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
         self.max_parallel = max_parallel
         self.in_flight: dict[uuid.UUID, Future[None]] = {}
@@ -66,6 +69,10 @@ class Worker:
         url = make_url(self.settings.database_url.get_secret_value())
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.reconcile()
+        supervisor = threading.Thread(
+            target=self.bots.run_forever, args=(self.stopping,), name="bots", daemon=True
+        )
+        supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -84,6 +91,7 @@ class Worker:
                 for _ in listener.notifies(timeout=self.settings.worker_poll_seconds, stop_after=1):
                     pass
         self.pool.shutdown(wait=True)
+        supervisor.join(timeout=self.settings.bot_stop_timeout_seconds + 30)
 
 
 def run_worker() -> None:

@@ -20,9 +20,10 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
     """Removes containers no live job owns; fails active jobs nobody is running.
 
     `in_flight` holds the jobs this worker is supervising right now; everything else
-    that claims to be active was left behind by a worker that stopped.
+    that claims to be active was left behind by a worker that stopped. Bot containers are
+    the bot supervisor's (fta.worker.bots): it converges them itself.
     """
-    containers = runner.list_managed()
+    containers = [c for c in runner.list_managed() if c.owner_kind != "bot"]
     owners: dict[uuid.UUID, str] = {}
     for container in containers:
         try:

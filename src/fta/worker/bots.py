@@ -1,0 +1,290 @@
+"""Keeps every bot's container as Postgres wants it: desired state in the database, actual
+state from Docker's labels, converged every few seconds.
+
+A bot that should run and has no container gets one; one that exited is a crash (restarted
+after a back-off that doubles, up to `bot_max_restarts` in a row, then left `crashed` with
+its last lines); a bot that should not run is stopped gracefully (SIGTERM, then SIGKILL) and
+its container removed. Its data (trade database, candles) lives in the tenant's volume and
+outlives every container. A worker that restarts finds running bots by their labels and
+follows them again: nothing is started twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import Tenant
+from fta.bots import service as bots
+from fta.bots.config import build_bot_bundle, parse_bot_config
+from fta.bots.models import ActualState, Bot, DesiredState
+from fta.bots.snapshots import BotReport, parse_report_line
+from fta.db import session_scope
+from fta.jobs.freqtrade_config import encode_bundle
+from fta.redaction import redact
+from fta.runtime import (
+    ContainerRuntimeError,
+    ContainerSpec,
+    JobRunner,
+    ManagedContainer,
+    Mount,
+)
+from fta.settings import Settings
+from fta.worker.limits import plan_disk_bytes, plan_limits
+
+log = logging.getLogger(__name__)
+
+BOT_DATA_TARGET = "/freqtrade/user_data"
+CRASH_TAIL_LINES = 40
+ERROR_PREFIX = "FTA-ERROR:"
+LOG_FLUSH_SECONDS = 2.0
+LOG_FLUSH_CHARS = 32 * 1024
+
+
+class BotSupervisor:
+    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+        self.runner = runner
+        self.settings = settings
+        self._followers: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://market-data:{self.settings.gateway_port}"
+
+    def run_forever(self, stopping: threading.Event) -> None:
+        """Converges until `stopping` is set; bots keep running when the worker stops."""
+        while not stopping.is_set():
+            try:
+                self.converge()
+            except Exception:
+                log.exception("bot convergence round failed; retrying")
+            stopping.wait(self.settings.bot_converge_seconds)
+
+    def converge(self) -> None:
+        by_bot: dict[str, list[ManagedContainer]] = {}
+        for container in self.runner.list_managed():
+            if container.owner_kind == "bot":
+                by_bot.setdefault(container.owner_id, []).append(container)
+        with session_scope() as session:
+            todo = {bot.id for bot, _ in bots.bots_needing_action(session)}
+            todo |= set(bots.bots_with_containers(session))
+            labelled = [_uuid(owner) for owner in by_bot]
+            known = bots.known_bot_ids(session, [i for i in labelled if i is not None])
+        for owner, containers in by_bot.items():
+            bot_id = _uuid(owner)
+            if bot_id is None or bot_id not in known:
+                log.warning("removing container(s) of unknown bot %r", owner)
+                self._discard(containers)
+            else:
+                todo.add(bot_id)
+        for bot_id in sorted(todo):
+            try:
+                self._converge_one(bot_id, by_bot.get(str(bot_id), []))
+            except Exception:
+                log.exception("bot %s: convergence failed", bot_id)
+
+    # --- one bot --------------------------------------------------------------------------
+
+    def _converge_one(self, bot_id: uuid.UUID, containers: list[ManagedContainer]) -> None:
+        with session_scope() as session:
+            bot = bots.lock_bot(session, bot_id)
+            if bot is None:
+                return
+            tenant = session.get(Tenant, bot.tenant_id)
+            assert tenant is not None  # noqa: S101 - foreign key
+            # Only the container the bot row names is its own; any other is a leftover.
+            self._discard([c for c in containers if c.id != bot.container_id])
+            own = next((c.id for c in containers if c.id == bot.container_id), None)
+            if bots.wanted_state(bot, tenant.status) is DesiredState.STOPPED:
+                self._stop(bot, own)
+                return
+            state = self.runner.state(own) if own else None
+            if own is not None and state is not None and state.running:
+                if bot.restart_requested_at is None:
+                    self._follow(bot, own)
+                    return
+                self._stop(bot, own)
+            elif own is not None or _expects_container(bot):
+                self._crashed(bot, own, state.exit_code if state else None)
+                return
+            if ActualState(bot.actual_state) is ActualState.CRASHED and not self._may_restart(bot):
+                return
+            self._start(session, bot, tenant)
+
+    def _may_restart(self, bot: Bot) -> bool:
+        if bot.restarts >= self.settings.bot_max_restarts:
+            return False  # given up: the client's start or restart begins a new series
+        until = bot.restart_backoff_until
+        return until is None or datetime.now(UTC) >= until
+
+    def _start(self, session: Session, bot: Bot, tenant: Tenant) -> None:
+        bots.advance(bot, ActualState.STARTING)
+        try:
+            name, source = bots.pinned_strategy(session, bot)
+            bundle = build_bot_bundle(
+                parse_bot_config(bot.config),
+                bot_id=bot.id,
+                strategy_name=name,
+                strategy_source=source,
+                gateway_url=self.gateway_url,
+                report_interval_s=self.settings.bot_report_seconds,
+            )
+            network = self.runner.ensure_tenant_network(tenant.id, tenant.subnet_index)
+            volume = self.runner.ensure_tenant_volume(tenant.id, plan_disk_bytes(tenant.plan))
+            spec = ContainerSpec(
+                tenant_id=tenant.id,
+                owner_kind="bot",
+                owner_id=str(bot.id),
+                image=self.settings.job_image,
+                command=None,
+                env=encode_bundle(bundle),
+                limits=plan_limits(tenant.plan, self.settings),
+                mounts=[Mount(volume, BOT_DATA_TARGET, read_only=False)],
+                network=network.name,
+                extra_hosts=network.extra_hosts,
+                dns=network.dns,
+            )
+            container_id = self.runner.create(spec)
+        except (ContainerRuntimeError, ValidationError, ValueError) as error:
+            log.error("bot %s could not start: %s", bot.id, error)
+            self._record_crash(bot, f"the bot could not start: {error}", None)
+            return
+        bot.container_id = container_id
+        # Committed before the start: a worker that dies now finds the container by its row.
+        session.commit()
+        try:
+            self.runner.start(container_id)
+        except ContainerRuntimeError as error:
+            self.runner.remove(container_id)
+            self._record_crash(bot, f"the bot could not start: {error}", None)
+            return
+        log.info("bot %s started in %s", bot.id, container_id[:12])
+        self._follow(bot, container_id)
+
+    def _stop(self, bot: Bot, container_id: str | None) -> None:
+        if container_id is not None:
+            if ActualState(bot.actual_state) in (ActualState.STARTING, ActualState.RUNNING):
+                bots.advance(bot, ActualState.STOPPING)
+            self.runner.stop(container_id, self.settings.bot_stop_timeout_seconds)
+            self.runner.remove(container_id)
+            log.info("bot %s stopped", bot.id)
+        if ActualState(bot.actual_state) is not ActualState.STOPPED:
+            bots.advance(bot, ActualState.STOPPED)
+
+    def _crashed(self, bot: Bot, container_id: str | None, exit_code: int | None) -> None:
+        lines: list[str] = []
+        if container_id is not None:
+            try:
+                lines = self.runner.tail_logs(container_id, CRASH_TAIL_LINES)
+            except ContainerRuntimeError:
+                lines = []
+            self.runner.remove(container_id)
+        if exit_code is None:
+            error = "the bot's container disappeared (engine restart or removal)"
+        else:
+            causes = [line for line in lines if line.startswith(ERROR_PREFIX)]
+            cause = causes[-1].removeprefix(ERROR_PREFIX).strip() if causes else None
+            error = f"freqtrade exited with code {exit_code}" + (f": {cause}" if cause else "")
+        log.warning("bot %s crashed: %s", bot.id, error)
+        self._record_crash(bot, error, "\n".join(lines) or None)
+
+    def _record_crash(self, bot: Bot, error: str, last_lines: str | None) -> None:
+        if bot.restarts >= self.settings.bot_max_restarts:
+            error += f"; not restarted after {bot.restarts} automatic restarts in a row"
+        bots.record_crash(bot, error, last_lines, datetime.now(UTC))
+
+    def _discard(self, containers: Iterable[ManagedContainer]) -> None:
+        for container in containers:
+            self.runner.stop(container.id, self.settings.bot_stop_timeout_seconds)
+            self.runner.remove(container.id)
+
+    # --- following a running bot ----------------------------------------------------------
+
+    def _follow(self, bot: Bot, container_id: str) -> None:
+        with self._lock:
+            follower = self._followers.get(container_id)
+            if follower is not None and follower.is_alive():
+                return
+            since = bot.status_at
+            follower = threading.Thread(
+                target=self._read, args=(bot.id, container_id, since), daemon=True,
+                name=f"bot-{str(bot.id)[:8]}",
+            )  # fmt: skip
+            self._followers[container_id] = follower
+        follower.start()
+
+    def _read(self, bot_id: uuid.UUID, container_id: str, since: datetime | None) -> None:
+        pending: list[str] = []
+        size = 0
+        flushed = time.monotonic()
+        max_line = self.settings.job_log_max_line
+        try:
+            for line in self.runner.follow_logs(container_id, since=since):
+                report = parse_report_line(line)
+                if report is not None:
+                    self._record_report(bot_id, container_id, report)
+                else:
+                    text = redact(line[:max_line])
+                    pending.append(text)
+                    size += len(text) + 1
+                if pending and (
+                    size >= LOG_FLUSH_CHARS or time.monotonic() - flushed >= LOG_FLUSH_SECONDS
+                ):
+                    self._store_log(bot_id, pending)
+                    pending, size, flushed = [], 0, time.monotonic()
+        except ContainerRuntimeError as error:
+            log.warning("bot %s: log stream ended: %s", bot_id, error)
+        finally:
+            if pending:
+                self._store_log(bot_id, pending)
+            with self._lock:
+                self._followers.pop(container_id, None)
+
+    def _store_log(self, bot_id: uuid.UUID, lines: list[str]) -> None:
+        with session_scope() as session:
+            bots.append_log(session, bot_id, "\n".join(lines) + "\n")
+
+    def _record_report(self, bot_id: uuid.UUID, container_id: str, report: BotReport) -> None:
+        with session_scope() as session:
+            bot = bots.lock_bot(session, bot_id)
+            if bot is None or bot.container_id != container_id:
+                return  # a report of a container this bot no longer has
+            health = report.freqtrade
+            if report.status is not None:
+                bots.record_status(
+                    session,
+                    bot_id,
+                    report.status,
+                    freqtrade_state=health.state,
+                    whitelist=health.whitelist,
+                )
+            bots.record_trades(session, bot_id, report.trades)
+            if health.heartbeat_at is not None:
+                bot.last_heartbeat_at = health.heartbeat_at
+            if ActualState(bot.actual_state) is ActualState.STARTING and health.state == "RUNNING":
+                bots.advance(bot, ActualState.RUNNING)
+            if report.error:
+                bot.last_error = redact(report.error)
+
+
+def _expects_container(bot: Bot) -> bool:
+    return ActualState(bot.actual_state) in (
+        ActualState.STARTING,
+        ActualState.RUNNING,
+        ActualState.STOPPING,
+    )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
