@@ -497,3 +497,33 @@ def test_a_crash_is_shown_and_backs_off(http: TestClient, client: Client) -> Non
     assert http.get(f"{API}/bots/{bot_id}", headers=client.auth).json()["restarts"] == 1
     # A restart by the client starts the count and the back-off again.
     assert _post(http, client, bot_id, "restart").json()["restarts"] == 0
+
+
+def test_run_usage_only_grows_and_an_ended_run_is_final(http: TestClient, client: Client) -> None:
+    bot_id = _create(http, client)
+    _post(http, client, bot_id, "start")
+    _worker(bot_id, ActualState.STARTING, ActualState.RUNNING)
+
+    def sample(container: str, cpu: str, memory: int, *, ended: bool = False) -> None:
+        with session_scope() as session:
+            bot = bots.lock_bot(session, uuid.UUID(bot_id))
+            assert bot is not None
+            bots.record_run_usage(
+                session, bot, container, cpu_seconds=Decimal(cpu), memory_max_bytes=memory,
+                ended=ended,
+            )  # fmt: skip
+
+    sample("c1", "2.5", 100 << 20)
+    sample("c1", "1.0", 50 << 20)  # a late or replayed sample lowers nothing
+    sample("c1", "4.25", 80 << 20, ended=True)
+    sample("c1", "99", 900 << 20)  # after the end: ignored
+    sample("c2", "0.75", 120 << 20)
+    with pytest.raises(ValueError, match="negative"):
+        sample("c2", "-1", 0)
+    with session_scope() as session:
+        usage = bots.bot_usage(session, uuid.UUID(bot_id))
+    assert usage.cpu_seconds == Decimal("5.000")
+    assert usage.memory_max_bytes == 120 << 20
+    shown = http.get(f"{API}/bots/{bot_id}", headers=client.auth).json()
+    assert Decimal(shown["cpu_seconds"]) == Decimal("5.000")
+    assert shown["running_seconds"] >= 0

@@ -8,6 +8,7 @@ The tests of this module run in order on one bot, as its client would use it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,11 @@ import docker
 import pytest
 from docker.models.containers import Container
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from fta.accounts.models import Tenant, TenantStatus
+from fta.bots.models import Bot
+from fta.db import session_scope
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
 from fta.worker.bots import BotSupervisor
@@ -136,8 +141,10 @@ def test_stop_then_start_keeps_the_trade_history(bot: RunningBot) -> None:
     before = {t["trade_id"] for t in bot.trades()}
     assert before
     bot.post("stop")
-    bot.wait("stopped", lambda b: b["actual_state"] == "stopped", timeout=90)
+    stopped = bot.wait("stopped", lambda b: b["actual_state"] == "stopped", timeout=90)
     assert bot.containers() == []
+    # The run was metered: freqtrade's start-up alone takes seconds of CPU.
+    assert float(stopped["cpu_seconds"]) > 1 and stopped["running_seconds"] > 1, stopped
     bot.post("start")
     state = bot.wait("ran again", lambda b: _is_running(b) and b["status_at"] is not None)
     # The trade database lives in the tenant's volume: the new container reports it.
@@ -161,7 +168,7 @@ def test_a_restarted_worker_takes_the_bot_over_without_a_duplicate(bot: RunningB
     settings = get_settings()
     runner = DockerJobRunner(settings, extra_labels=bot.sandbox.labels)
     try:
-        fresh = BotSupervisor(runner, settings)
+        fresh = BotSupervisor(runner, settings, tenant_filter=bot.sandbox.tenants.__contains__)
         fresh.converge()
         fresh.converge()
     finally:
@@ -181,6 +188,34 @@ def test_a_container_removed_behind_the_platforms_back_comes_back(bot: RunningBo
     )
     (again,) = bot.containers()
     assert again.id != container.id
+
+
+def test_a_suspended_account_has_its_bot_stopped_until_reactivated(bot: RunningBot) -> None:
+    set_status(bot.client.tenant_id, TenantStatus.SUSPENDED)
+    try:
+        # A suspended account's tokens are refused: the database tells what the worker did.
+        deadline = time.monotonic() + 90
+        while stored(bot).actual_state != "stopped" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert stored(bot).actual_state == "stopped"
+        assert bot.containers() == []
+        assert stored(bot).desired_state == "running"  # what the client asked for stays
+    finally:
+        set_status(bot.client.tenant_id, TenantStatus.ACTIVE)
+    bot.wait("ran again", _is_running)
+
+
+def stored(bot: RunningBot) -> Bot:
+    with session_scope() as session:
+        row = session.get(Bot, uuid.UUID(bot.bot_id))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def set_status(tenant_id: str, status: TenantStatus) -> None:
+    with session_scope() as session:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status=status))
 
 
 def test_a_strategy_that_crashes_at_start_ends_crashed_with_its_cause(

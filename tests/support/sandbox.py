@@ -123,7 +123,11 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
         # The labels keep this worker to its own containers, networks and volumes, and let
         # the tracker remove them all afterwards.
         runner = DockerJobRunner(settings, extra_labels=sandbox.labels)
-        worker = Worker(runner, settings, max_parallel=2)
+        # Its bot supervisor keeps to the sandbox's tenants: other tests play the worker's
+        # part for their own bots in the same database.
+        worker = Worker(
+            runner, settings, max_parallel=2, bot_tenant_filter=sandbox.tenants.__contains__
+        )
         thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
         thread.start()
         yield sandbox

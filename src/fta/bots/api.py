@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fta.bots import service
@@ -90,6 +91,8 @@ class BotOut(BaseModel):
     freqtrade_state: str | None = Field(description="as freqtrade's last heartbeat said")
     whitelist: list[str] = Field(description="the pairs freqtrade trades, as it last logged")
     status_at: datetime | None
+    cpu_seconds: Decimal = Field(description="CPU time of all the bot's runs so far")
+    running_seconds: int = Field(description="time the bot's containers ran, all runs")
 
 
 class LogChunk(BaseModel):
@@ -117,11 +120,12 @@ class TradeOut(BaseModel):
     profit_ratio: Decimal | None
 
 
-def _out(bot: Bot) -> BotOut:
+def _out(bot: Bot, session: Session) -> BotOut:
     uptime = None
     if bot.actual_state == ActualState.RUNNING and bot.started_at is not None:
         uptime = max(0, int((utcnow() - bot.started_at).total_seconds()))
     snapshot = bot.status or {}
+    usage = service.bot_usage(session, bot.id)
     return BotOut(
         id=bot.id,
         name=bot.name,
@@ -146,6 +150,8 @@ def _out(bot: Bot) -> BotOut:
         freqtrade_state=snapshot.get("freqtrade_state"),
         whitelist=snapshot.get("whitelist") or [],
         status_at=bot.status_at,
+        cpu_seconds=usage.cpu_seconds,
+        running_seconds=usage.running_seconds,
     )
 
 
@@ -162,17 +168,17 @@ def create_bot(
         config=body.config,
         ip=ip,
     )
-    return _out(bot)
+    return _out(bot, session)
 
 
 @router.get("")
 def list_bots(tenant: TenantDep, session: SessionDep) -> list[BotOut]:
-    return [_out(bot) for bot in service.list_bots(session, tenant)]
+    return [_out(bot, session) for bot in service.list_bots(session, tenant)]
 
 
 @router.get("/{bot_id}")
 def get_bot(bot_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> BotOut:
-    return _out(service.get_bot(session, tenant, bot_id))
+    return _out(service.get_bot(session, tenant, bot_id), session)
 
 
 @router.patch("/{bot_id}")
@@ -195,7 +201,7 @@ def update_bot(
         config=body.config,
         ip=ip,
     )
-    return _out(bot)
+    return _out(bot, session)
 
 
 @router.post("/{bot_id}/start", status_code=status.HTTP_202_ACCEPTED)
@@ -207,7 +213,7 @@ def start_bot(
     ip: ClientIpDep,
 ) -> BotOut:
     """Counts against the plan's running bots; the worker starts the container."""
-    return _out(service.start_bot(session, principal, tenant, bot_id, ip))
+    return _out(service.start_bot(session, principal, tenant, bot_id, ip), session)
 
 
 @router.post("/{bot_id}/stop", status_code=status.HTTP_202_ACCEPTED)
@@ -218,7 +224,7 @@ def stop_bot(
     session: SessionDep,
     ip: ClientIpDep,
 ) -> BotOut:
-    return _out(service.stop_bot(session, principal, tenant, bot_id, ip))
+    return _out(service.stop_bot(session, principal, tenant, bot_id, ip), session)
 
 
 @router.post("/{bot_id}/restart", status_code=status.HTTP_202_ACCEPTED)
@@ -230,7 +236,7 @@ def restart_bot(
     ip: ClientIpDep,
 ) -> BotOut:
     """Restarts a running bot with its current config, or starts a stopped one."""
-    return _out(service.restart_bot(session, principal, tenant, bot_id, ip))
+    return _out(service.restart_bot(session, principal, tenant, bot_id, ip), session)
 
 
 @router.delete("/{bot_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -138,3 +139,26 @@ class BotTrade(Base):
     profit_abs: Mapped[Decimal | None] = mapped_column(Numeric(30, 12))
     profit_ratio: Mapped[Decimal | None] = mapped_column(Numeric(20, 10))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BotRun(Base):
+    """One container run of a bot and what it consumed: the bots' metering samples.
+
+    `cpu_seconds` is the container's cumulative CPU time at `sampled_at` and
+    `memory_max_bytes` its peak; running time is `(ended_at or sampled_at) - started_at`.
+    """
+
+    __tablename__ = "bot_runs"
+    __table_args__ = (
+        CheckConstraint("cpu_seconds >= 0", name="cpu_seconds"),
+        CheckConstraint("memory_max_bytes >= 0", name="memory_max_bytes"),
+    )
+
+    container_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bots.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    started_at: Mapped[datetime]
+    sampled_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    cpu_seconds: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    memory_max_bytes: Mapped[int] = mapped_column(BigInteger)

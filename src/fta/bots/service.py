@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,7 +25,16 @@ from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
 from fta.bots.config import BOT_OPTIONS, BotConfig, parse_bot_config
-from fta.bots.models import AT_REST, TRANSITIONS, ActualState, Bot, BotLog, BotTrade, DesiredState
+from fta.bots.models import (
+    AT_REST,
+    TRANSITIONS,
+    ActualState,
+    Bot,
+    BotLog,
+    BotRun,
+    BotTrade,
+    DesiredState,
+)
 from fta.bots.snapshots import BotStatus, TradeSnapshot
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
@@ -471,3 +481,71 @@ def bots_with_containers(session: Session) -> list[uuid.UUID]:
 def known_bot_ids(session: Session, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Which of `ids` are bots (deleted ones included: their containers are still theirs)."""
     return set(session.scalars(select(Bot.id).where(Bot.id.in_(list(ids))))) if ids else set()
+
+
+def record_run_usage(
+    session: Session,
+    bot: Bot,
+    container_id: str,
+    *,
+    cpu_seconds: Decimal,
+    memory_max_bytes: int,
+    ended: bool = False,
+) -> None:
+    """Records a usage sample of the bot's container run. Counters only grow: a replayed or
+    late sample never lowers what was recorded, and an ended run is never changed again."""
+    if cpu_seconds < 0 or memory_max_bytes < 0:
+        raise ValueError("usage samples are never negative")
+    now = utcnow()
+    statement = insert(BotRun).values(
+        container_id=container_id,
+        bot_id=bot.id,
+        tenant_id=bot.tenant_id,
+        started_at=bot.started_at or now,
+        sampled_at=now,
+        ended_at=now if ended else None,
+        cpu_seconds=cpu_seconds,
+        memory_max_bytes=memory_max_bytes,
+    )
+    excluded = statement.excluded
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["container_id"],
+            set_={
+                "sampled_at": excluded.sampled_at,
+                "ended_at": excluded.ended_at,
+                "cpu_seconds": func.greatest(BotRun.cpu_seconds, excluded.cpu_seconds),
+                "memory_max_bytes": func.greatest(
+                    BotRun.memory_max_bytes, excluded.memory_max_bytes
+                ),
+            },
+            where=BotRun.ended_at.is_(None),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class BotUsage:
+    cpu_seconds: Decimal
+    running_seconds: int
+    memory_max_bytes: int
+
+
+def bot_usage(session: Session, bot_id: uuid.UUID) -> BotUsage:
+    """What all of the bot's container runs consumed so far."""
+    cpu, seconds, memory = session.execute(
+        select(
+            func.coalesce(func.sum(BotRun.cpu_seconds), 0),
+            func.coalesce(
+                func.sum(
+                    func.extract(
+                        "epoch",
+                        func.coalesce(BotRun.ended_at, BotRun.sampled_at) - BotRun.started_at,
+                    )
+                ),
+                0,
+            ),
+            func.coalesce(func.max(BotRun.memory_max_bytes), 0),
+        ).where(BotRun.bot_id == bot_id)
+    ).one()
+    return BotUsage(Decimal(cpu), max(0, int(seconds)), int(memory))

@@ -36,30 +36,57 @@ class Finding:
     reason: str
 
 
-# Containers that run once and are removed: jobs and the trusted candle cache fill.
-EPHEMERAL_KINDS = frozenset({"job", "cache-fill"})
+ANY_KIND = "*"
 
-ACCEPTED_DEVIATIONS: Mapping[str, str] = {
-    "5.2": (
-        "AppArmor depends on the host: where the kernel has no AppArmor the engine cannot "
-        "apply a profile (seccomp, dropped capabilities, no-new-privileges and a non-root "
-        "uid still confine the container); where it has, the docker-default profile is "
-        "required and its absence fails"
-    ),
-    "5.15": (
-        "restart policy 'no' for ephemeral containers: a job that exits is finished, the "
-        "worker records its outcome and removes it; a restart would run hostile code again "
-        "outside the job's deadline and accounting"
-    ),
-    "5.25": (
-        "a cgroup parent per tenant is used on purpose: it keeps the CPU time of the "
-        "tenant's exited containers for metering; it is confirmed to be the tenant's own"
-    ),
-    "5.27": (
-        "no HEALTHCHECK in an ephemeral container: the worker supervises a job through its "
-        "exit, its deadline and its output; a health probe would add nothing"
-    ),
+_ONE_SHOT_RESTART = (
+    "restart policy 'no' for a job or a cache fill: one that exits is finished, the worker "
+    "records its outcome and removes it; a restart would run hostile code again outside the "
+    "job's deadline and accounting"
+)
+_ONE_SHOT_HEALTH = (
+    "no HEALTHCHECK in a job or a cache fill: the worker supervises it through its exit, its "
+    "deadline and its output; a health probe would add nothing"
+)
+
+# Reasons by item, then by the container's `fta.kind` (ANY_KIND: whatever the kind). A kind
+# without a reason for an item is held to the benchmark on that item.
+ACCEPTED_DEVIATIONS: Mapping[str, Mapping[str, str]] = {
+    "5.2": {
+        ANY_KIND: (
+            "AppArmor depends on the host: where the kernel has no AppArmor the engine cannot "
+            "apply a profile (seccomp, dropped capabilities, no-new-privileges and a non-root "
+            "uid still confine the container); where it has, the docker-default profile is "
+            "required and its absence fails"
+        ),
+    },
+    "5.15": {
+        "job": _ONE_SHOT_RESTART,
+        "cache-fill": _ONE_SHOT_RESTART,
+        "bot": (
+            "restart policy 'no' for a bot: the worker's supervisor restarts a bot that exits, "
+            "after a back-off that doubles and at most bot_max_restarts times in a row (5 by "
+            "default), recording each crash for its client; an engine policy would be a second "
+            "restarter racing the supervisor, with a count the platform never sees"
+        ),
+    },
+    "5.25": {
+        ANY_KIND: (
+            "a cgroup parent per tenant is used on purpose: it keeps the CPU time of the "
+            "tenant's exited containers for metering; it is confirmed to be the tenant's own"
+        ),
+    },
+    "5.27": {
+        "job": _ONE_SHOT_HEALTH,
+        "cache-fill": _ONE_SHOT_HEALTH,
+        "bot": (
+            "no HEALTHCHECK in a bot: the worker's supervisor judges it alive from its "
+            "container's state and the heartbeat freqtrade sends in the bot's status reports; "
+            "an engine probe would run one more process in the tenant's container, and outside "
+            "swarm the engine does nothing with its verdict"
+        ),
+    },
 }
+
 
 # CIS 5.6 names these and the root; the engine's own state is as sensitive.
 SENSITIVE_HOST_DIRS = (
@@ -96,8 +123,13 @@ class _Container:
         return self.config.get("Labels") or {}
 
     @property
-    def ephemeral(self) -> bool:
-        return self.labels.get(LABEL_KIND) in EPHEMERAL_KINDS
+    def kind(self) -> str:
+        return self.labels.get(LABEL_KIND) or ""
+
+    def deviation(self, item: str) -> str | None:
+        """The reason `item` may deviate on a container of this kind, if it may."""
+        reasons = ACCEPTED_DEVIATIONS[item]
+        return reasons.get(ANY_KIND) or reasons.get(self.kind)
 
     @property
     def security_opt(self) -> list[str]:
@@ -175,7 +207,7 @@ def _apparmor(c: _Container) -> tuple[Status, str]:
         return Status.PASS, f"AppArmor profile {profile!r}"
     if "name=apparmor" in c.engine_security:
         return Status.FAIL, "the engine has AppArmor, but the container has no profile"
-    return Status.ACCEPTED, ACCEPTED_DEVIATIONS["5.2"]
+    return Status.ACCEPTED, ACCEPTED_DEVIATIONS["5.2"][ANY_KIND]
 
 
 def _selinux(c: _Container) -> tuple[Status, str]:
@@ -288,9 +320,10 @@ def _restart_policy(c: _Container) -> tuple[Status, str]:
     retries = int(policy.get("MaximumRetryCount") or 0)
     if name == "on-failure" and 0 < retries <= 5:
         return Status.PASS, f"restart on failure, at most {retries} times"
-    if name == "no" and c.ephemeral:
-        return Status.ACCEPTED, ACCEPTED_DEVIATIONS["5.15"]
-    return Status.FAIL, f"restart policy {name!r} (retries {retries})"
+    reason = c.deviation("5.15")
+    if name == "no" and reason:
+        return Status.ACCEPTED, reason
+    return Status.FAIL, f"restart policy {name!r} (retries {retries}) on kind {c.kind!r}"
 
 
 def _namespace(field: str, what: str) -> Check:
@@ -372,7 +405,9 @@ def _cgroup(c: _Container) -> tuple[Status, str]:
     if TENANT_ID_RE.fullmatch(tenant) and driver in ("cgroupfs", "systemd"):
         expected = cgroup_parent(tenant, driver=driver, root=c.cgroup_root)
         if parent == expected:
-            return Status.ACCEPTED, f"cgroup parent {parent!r}: " + ACCEPTED_DEVIATIONS["5.25"]
+            return Status.ACCEPTED, f"cgroup parent {parent!r}: " + ACCEPTED_DEVIATIONS["5.25"][
+                ANY_KIND
+            ]
     return Status.FAIL, f"cgroup parent {parent!r} is not the tenant's ({tenant!r})"
 
 
@@ -386,9 +421,10 @@ def _healthcheck(c: _Container) -> tuple[Status, str]:
     test = (c.config.get("Healthcheck") or {}).get("Test") or []
     if test and test[0] != "NONE":
         return Status.PASS, f"health check {test}"
-    if c.ephemeral:
-        return Status.ACCEPTED, ACCEPTED_DEVIATIONS["5.27"]
-    return Status.FAIL, "a long-running container without a health check"
+    reason = c.deviation("5.27")
+    if reason:
+        return Status.ACCEPTED, reason
+    return Status.FAIL, f"no health check on a container of kind {c.kind!r}"
 
 
 def _latest_image(_: _Container) -> tuple[Status, str]:

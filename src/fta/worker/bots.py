@@ -4,7 +4,8 @@ state from Docker's labels, converged every few seconds.
 A bot that should run and has no container gets one; one that exited is a crash (restarted
 after a back-off that doubles, up to `bot_max_restarts` in a row, then left `crashed` with
 its last lines); a bot that should not run is stopped gracefully (SIGTERM, then SIGKILL) and
-its container removed. Its data (trade database, candles) lives in the tenant's volume and
+its container removed. Each container run is metered (CPU time, peak memory, running time)
+in `bot_runs`, like a job. Its data (trade database, candles) lives in the tenant's volume and
 outlives every container. A worker that restarts finds running bots by their labels and
 follows them again: nothing is started twice.
 """
@@ -12,11 +13,13 @@ follows them again: nothing is started twice.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -35,6 +38,7 @@ from fta.runtime import (
     JobRunner,
     ManagedContainer,
     Mount,
+    Usage,
 )
 from fta.settings import Settings
 from fta.worker.limits import plan_disk_bytes, plan_limits
@@ -46,13 +50,24 @@ CRASH_TAIL_LINES = 40
 ERROR_PREFIX = "FTA-ERROR:"
 LOG_FLUSH_SECONDS = 2.0
 LOG_FLUSH_CHARS = 32 * 1024
+USAGE_SAMPLE_SECONDS = 30.0
 
 
 class BotSupervisor:
-    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        settings: Settings,
+        *,
+        tenant_filter: Callable[[str], bool] | None = None,
+    ) -> None:
+        """`tenant_filter` keeps the supervisor to some tenants' bots (a test sandbox shares
+        its database with tests that play the worker's part themselves); None: all."""
         self.runner = runner
         self.settings = settings
+        self._mine = tenant_filter or (lambda _tenant: True)
         self._followers: dict[str, threading.Thread] = {}
+        self._sampled: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
@@ -71,7 +86,7 @@ class BotSupervisor:
     def converge(self) -> None:
         by_bot: dict[str, list[ManagedContainer]] = {}
         for container in self.runner.list_managed():
-            if container.owner_kind == "bot":
+            if container.owner_kind == "bot" and self._mine(container.tenant):
                 by_bot.setdefault(container.owner_id, []).append(container)
         with session_scope() as session:
             todo = {bot.id for bot, _ in bots.bots_needing_action(session)}
@@ -96,7 +111,7 @@ class BotSupervisor:
     def _converge_one(self, bot_id: uuid.UUID, containers: list[ManagedContainer]) -> None:
         with session_scope() as session:
             bot = bots.lock_bot(session, bot_id)
-            if bot is None:
+            if bot is None or not self._mine(bot.tenant_id):
                 return
             tenant = session.get(Tenant, bot.tenant_id)
             assert tenant is not None  # noqa: S101 - foreign key
@@ -104,16 +119,17 @@ class BotSupervisor:
             self._discard([c for c in containers if c.id != bot.container_id])
             own = next((c.id for c in containers if c.id == bot.container_id), None)
             if bots.wanted_state(bot, tenant.status) is DesiredState.STOPPED:
-                self._stop(bot, own)
+                self._stop(session, bot, own)
                 return
             state = self.runner.state(own) if own else None
             if own is not None and state is not None and state.running:
                 if bot.restart_requested_at is None:
+                    self._sample(session, bot, own)
                     self._follow(bot, own)
                     return
-                self._stop(bot, own)
+                self._stop(session, bot, own)
             elif own is not None or _expects_container(bot):
-                self._crashed(bot, own, state.exit_code if state else None)
+                self._crashed(session, bot, own, state.exit_code if state else None)
                 return
             if ActualState(bot.actual_state) is ActualState.CRASHED and not self._may_restart(bot):
                 return
@@ -169,8 +185,34 @@ class BotSupervisor:
         log.info("bot %s started in %s", bot.id, container_id[:12])
         self._follow(bot, container_id)
 
-    def _stop(self, bot: Bot, container_id: str | None) -> None:
+    def _sample(
+        self, session: Session, bot: Bot, container_id: str, *, ended: bool = False
+    ) -> None:
+        """A usage sample of the running container, at most every `USAGE_SAMPLE_SECONDS`;
+        the last one when it ends (a stopped container's counters read zero, and the
+        recorded ones never go down)."""
+        now = time.monotonic()
+        if not ended and now - self._sampled.get(container_id, -math.inf) < USAGE_SAMPLE_SECONDS:
+            return
+        try:
+            usage = self.runner.read_usage(container_id)
+        except ContainerRuntimeError:
+            usage = Usage(0.0, 0)
+        self._sampled[container_id] = now
+        bots.record_run_usage(
+            session,
+            bot,
+            container_id,
+            cpu_seconds=Decimal(str(round(usage.cpu_seconds, 3))),
+            memory_max_bytes=usage.memory_max_bytes,
+            ended=ended,
+        )
+        if ended:
+            self._sampled.pop(container_id, None)
+
+    def _stop(self, session: Session, bot: Bot, container_id: str | None) -> None:
         if container_id is not None:
+            self._sample(session, bot, container_id, ended=True)
             if ActualState(bot.actual_state) in (ActualState.STARTING, ActualState.RUNNING):
                 bots.advance(bot, ActualState.STOPPING)
             self.runner.stop(container_id, self.settings.bot_stop_timeout_seconds)
@@ -179,9 +221,12 @@ class BotSupervisor:
         if ActualState(bot.actual_state) is not ActualState.STOPPED:
             bots.advance(bot, ActualState.STOPPED)
 
-    def _crashed(self, bot: Bot, container_id: str | None, exit_code: int | None) -> None:
+    def _crashed(
+        self, session: Session, bot: Bot, container_id: str | None, exit_code: int | None
+    ) -> None:
         lines: list[str] = []
         if container_id is not None:
+            self._sample(session, bot, container_id, ended=True)
             try:
                 lines = self.runner.tail_logs(container_id, CRASH_TAIL_LINES)
             except ContainerRuntimeError:

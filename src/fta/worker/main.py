@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from types import FrameType
@@ -29,11 +30,18 @@ INSTANCE_LABEL = "fta.instance"
 
 
 class Worker:
-    def __init__(self, runner: JobRunner, settings: Settings, max_parallel: int = 4) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        settings: Settings,
+        max_parallel: int = 4,
+        *,
+        bot_tenant_filter: Callable[[str], bool] | None = None,
+    ) -> None:
         self.runner = runner
         self.settings = settings
         self.handler = JobHandler(runner, settings)
-        self.bots = BotSupervisor(runner, settings)
+        self.bots = BotSupervisor(runner, settings, tenant_filter=bot_tenant_filter)
         self.pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
         self.max_parallel = max_parallel
         self.in_flight: dict[uuid.UUID, Future[None]] = {}
