@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the sandbox overhead benchmark against a throwaway Postgres of its own (its own
-# directory and port, so a test suite's Postgres running meanwhile is left alone), then
-# stops and removes that Postgres, also on failure or interruption.
-# usage: bench/run.sh [ARGS...]   (ARGS go to `python -m bench.sandbox_overhead`)
-# env:   FTA_BENCH_PG_PORT  port of the throwaway Postgres (default 55442)
+# Runs a benchmark against a throwaway Postgres of its own (its own directory and port, so a
+# test suite's Postgres running meanwhile is left alone), then stops and removes that
+# Postgres, also on failure or interruption.
+# usage: bench/run.sh [ARGS...]   (ARGS go to `python -m bench.$FTA_BENCH`)
+# env:   FTA_BENCH          sandbox_overhead (default) or bot_footprint
+#        FTA_BENCH_PG_PORT  port of the throwaway Postgres (default 55442)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -22,7 +23,7 @@ source "$pg_dir/env"
 
 # In the background so that an interruption reaches it as SIGTERM, on which it removes
 # everything it created before exiting; Postgres is stopped only after that.
-.venv/bin/python -m bench.sandbox_overhead "$@" &
+.venv/bin/python -m "bench.${FTA_BENCH:-sandbox_overhead}" "$@" &
 bench=$!
 trap 'kill -TERM "$bench" 2>/dev/null || true' INT TERM
 status=0

@@ -235,14 +235,17 @@ def test_down_keeps_the_data_volume(stack: docker.DockerClient) -> None:
     assert httpx.get(f"{PORTAL}/healthz", timeout=5).status_code == 200
 
 
-def _readme_curl_block() -> str:
+def _readme_curl_blocks() -> str:
+    """The shell blocks of the README's curl section, in order (the bot's uses the job's
+    variables)."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Try it with curl") :]
-    start = section.index("```sh\n") + len("```sh\n")
-    return section[start : section.index("```", start)]
+    section = section[: section.index("\n## ", 1)]
+    blocks = section.split("```sh\n")[1:]
+    return "".join(block[: block.index("```")] for block in blocks)
 
 
-def test_the_readme_curl_sequence_runs_a_backtest(
+def test_the_readme_curl_sequence_runs_a_backtest_and_a_bot(
     stack: docker.DockerClient, tmp_path: Path
 ) -> None:
     email = f"readme-{secrets.token_hex(4)}@example.com"
@@ -250,7 +253,7 @@ def test_the_readme_curl_sequence_runs_a_backtest(
     # The block runs from the repository (it reads docs/examples); the archive lands in tmp.
     script.write_text(
         "set -euo pipefail\n"
-        + _readme_curl_block().replace("-o result.zip", f"-o {tmp_path}/r.zip")
+        + _readme_curl_blocks().replace("-o result.zip", f"-o {tmp_path}/r.zip")
     )
     run = subprocess.run(
         ["timeout", "600", "bash", str(script)],
@@ -262,8 +265,11 @@ def test_the_readme_curl_sequence_runs_a_backtest(
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    signup, job, result = (json.loads(line) for line in lines[:3])
+    signup, job, result, started, seen, stopped = (json.loads(line) for line in lines[:6])
     README_TENANTS.append(signup["tenant_id"])
     assert job["status"] == "succeeded", job
     assert result["trades"] > 0
     assert zipfile.is_zipfile(tmp_path / "r.zip")
+    assert started["desired_state"] == "running" and seen["id"] == started["id"]
+    assert seen["actual_state"] == "running", seen
+    assert stopped["desired_state"] == "stopped"
