@@ -262,7 +262,7 @@ def test_bad_configs_are_refused_with_the_cause(
         {"name": "<script>alert(1)</script>"},
         {"name": ""},
         {"name": "x" * 65},
-        {"api_key": "secret"},
+        {"api_key": "secret"},  # pragma: allowlist secret
         {"config": "binance"},
         {"strategy_id": "not-a-uuid"},
     ],

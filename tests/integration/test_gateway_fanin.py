@@ -135,7 +135,7 @@ def test_backs_off_on_429_and_418_and_serves_cached_candles(
 
 def test_clients_headers_never_reach_the_exchange(standin: ExchangeStandin, tmp_path: Path) -> None:
     secrets = {
-        "X-MBX-APIKEY": "client-api-key",
+        "X-MBX-APIKEY": "client-api-key",  # pragma: allowlist secret
         "Authorization": "Bearer client-token",
         "Cookie": "session=client",
         "User-Agent": "client-agent",
