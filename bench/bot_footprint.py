@@ -38,13 +38,13 @@ import docker
 from docker.models.containers import Container
 from tests.support.api import Client, sign_up
 from tests.support.docker_resources import RUN_ID, DockerResources, local_docker
-from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helper
 
 from bench.bare_docker import docker_run_args
 from bench.measure import load_average, machine_facts, markdown_table
 from bench.platform_under_test import PlatformUnderTest, running_platform, utc_now
 from fta.bots.config import build_bot_bundle, parse_bot_config
 from fta.jobs.freqtrade_config import encode_bundle
+from fta.runtime.cgroup import tenant_cgroup_relpath
 from fta.runtime.docker_output import parse_docker_time
 from fta.runtime.spec import LABEL_BOT
 
@@ -260,7 +260,7 @@ class Bench:
     engine: docker.DockerClient
     bare_resources: DockerResources
 
-    def _api(self, method: str, path: str, client: Client, **kwargs: Any) -> Any:
+    def api(self, method: str, path: str, client: Client, **kwargs: Any) -> Any:
         response = self.under_test.http.request(
             method, f"/api/v1{path}", headers=client.auth, **kwargs
         )
@@ -269,14 +269,14 @@ class Bench:
         return response.json() if response.content else None
 
     def create_bot(self, client: Client, name: str) -> BenchBot:
-        strategy = self._api(
+        strategy = self.api(
             "POST", "/strategies", client, json={"name": STRATEGY, "source": STRATEGY_SOURCE}
         )
         body = {"name": name, "strategy_id": strategy["id"], "config": BOT_CONFIG}
-        return BenchBot(client, str(self._api("POST", "/bots", client, json=body)["id"]))
+        return BenchBot(client, str(self.api("POST", "/bots", client, json=body)["id"]))
 
     def bot(self, bot: BenchBot) -> dict[str, Any]:
-        state: dict[str, Any] = self._api("GET", f"/bots/{bot.bot_id}", bot.client)
+        state: dict[str, Any] = self.api("GET", f"/bots/{bot.bot_id}", bot.client)
         return state
 
     def _running_container(self, bot_id: str) -> Container | None:
@@ -290,7 +290,7 @@ class Bench:
         (before it, that field holds the time of the container's last status report).
         Meanwhile the container's charged memory is sampled at every poll."""
         before = utc_now()
-        self._api("POST", f"/bots/{bot.bot_id}/start", bot.client)
+        self.api("POST", f"/bots/{bot.bot_id}/start", bot.client)
         deadline = time.monotonic() + START_TIMEOUT
         cgroup = None
         while True:
@@ -600,11 +600,44 @@ def postgres_pid(pid_file: str) -> int | None:
         return None
 
 
+def remove_tenant_cgroups(engine: docker.DockerClient, tenants: list[str]) -> None:
+    """The tenants' parent cgroups. The engine removes a container's own cgroup a moment
+    after the container, so the sandbox's single try right after the removal can miss."""
+    from fta.settings import get_settings
+
+    if not tenants:
+        return
+    root = get_settings().tenant_cgroup_root
+    driver = engine.info()["CgroupDriver"]
+    hierarchies = [CGROUP_MOUNT, *(p for p in CGROUP_MOUNT.iterdir() if p.is_dir())]
+    left = [
+        directory
+        for tenant in tenants
+        for hierarchy in hierarchies
+        if (
+            directory := hierarchy / tenant_cgroup_relpath(tenant, driver=driver, root=root)
+        ).is_dir()
+    ]
+    deadline = time.monotonic() + 30
+    while left and time.monotonic() < deadline:
+        for directory in list(left):
+            try:
+                directory.rmdir()  # only succeeds once empty: never removes a live one
+                left.remove(directory)
+            except OSError:
+                pass
+        time.sleep(0.5)
+    if left:
+        progress(f"cgroups still in use, left in place: {', '.join(map(str, left))}")
+
+
 def run(args: argparse.Namespace, report: Report, engine: docker.DockerClient) -> None:
+    tenants: list[str] = []
     with ExitStack() as stack:
-        helper = stack.enter_context(running_tenant_disk_helper(TEST_DISK_ROOT))
-        os.environ.update(FTA_TENANT_DISK_ROOT=helper.root, FTA_TENANT_DISK_SOCKET=helper.socket)
+        # Runs once the platform has removed its containers.
+        stack.callback(remove_tenant_cgroups, engine, tenants)
         under_test = stack.enter_context(running_platform(engine))
+        tenants.append(under_test.client.tenant_id)
         bench = Bench(under_test, engine, DockerResources(engine))
         # Before the platform's cleanup removes the tenant networks.
         stack.callback(bench.bare_resources.cleanup)
@@ -614,12 +647,13 @@ def run(args: argparse.Namespace, report: Report, engine: docker.DockerClient) -
         progress("warm-up: the baseline client's bot (its network and disk), a bare bot")
         warm = bench.create_bot(under_test.client, "warm-up")
         bench.platform_start(warm)
-        bench._api("POST", f"/bots/{warm.bot_id}/stop", warm.client)
+        bench.api("POST", f"/bots/{warm.bot_id}/stop", warm.client)
         bench.bare_start()
         bots = []
         for index in range(args.bots):
             client = sign_up(under_test.http, f"Bench{index}")
             under_test.sandbox.forget_tenant(client.tenant_id)
+            tenants.append(client.tenant_id)
             bots.append(bench.create_bot(client, f"idle-{index}"))
         measure_starts(bench, bots, report)
         # Settled: two status reports after the last bot's heartbeat, then the window.

@@ -23,6 +23,7 @@ from tests.support.database import migrated_database
 from tests.support.docker_resources import DockerResources
 from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
+from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helper
 
 from fta.runtime import Limits
 from fta.runtime.cgroup import cgroup_parent, read_tenant_usage
@@ -175,6 +176,9 @@ def running_platform(engine: docker.DockerClient) -> Iterator[PlatformUnderTest]
         # Runs after the sandbox and the API are gone, before the database is dropped.
         stack.callback(lambda: get_engine().dispose())
         check_images(engine, get_settings().job_image)
+        # Tenant volumes are binds of disks that this root helper mounts.
+        disks = stack.enter_context(running_tenant_disk_helper(TEST_DISK_ROOT))
+        os.environ.update(FTA_TENANT_DISK_ROOT=disks.root, FTA_TENANT_DISK_SOCKET=disks.socket)
         resources = DockerResources(engine)
         stack.callback(resources.cleanup)
         proxy_url = stack.enter_context(

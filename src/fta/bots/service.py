@@ -375,7 +375,6 @@ def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
         bot.last_error = None
     if state is ActualState.RUNNING:
         bot.started_at = now
-        bot.last_heartbeat_at = now
         bot.restart_backoff_until = None
     if state is ActualState.STOPPED:
         bot.container_id = None
@@ -402,10 +401,6 @@ def record_crash(bot: Bot, error: str, last_log_lines: str | None, now: datetime
         last_log_lines=redact(last_log_lines)[-MAX_LOG_CHUNK_CHARS:] if last_log_lines else None,
         restart_backoff_until=now + backoff_delay(bot.restarts),
     )
-
-
-def heartbeat(bot: Bot) -> None:
-    bot.last_heartbeat_at = utcnow()
 
 
 def append_log(session: Session, bot_id: uuid.UUID, text: str) -> int:
@@ -444,7 +439,6 @@ def record_status(
         "whitelist": list(whitelist),
     }
     bot.status_at = utcnow()
-    bot.last_heartbeat_at = bot.status_at
 
 
 def record_trades(session: Session, bot_id: uuid.UUID, trades: Sequence[TradeSnapshot]) -> None:
