@@ -37,6 +37,8 @@ images: ## Build every image locally, without a registry
 testdb: $(STAMP)
 	# Tenant disks (loop-mounted ext4 images) are made with these in the tests too.
 	bash scripts/ensure-apt.sh e2fsprogs mount
+	# Invoice PDFs: the embedded font, and pdftotext/pdftoppm to check them.
+	bash scripts/ensure-apt.sh poppler-utils fonts-dejavu-core
 	bash scripts/test-postgres.sh start $(TEST_PG_DIR)
 
 test-unit: $(STAMP)

@@ -2,6 +2,9 @@
 
 from fta.accounts.models import AuthSession, Tenant, User
 from fta.audit.models import AuditChainHead, AuditEvent
+from fta.billing.invoices.models import Invoice, InvoiceCounter, InvoiceLine
+from fta.billing.models import UsageEvent, UsagePeriod
+from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
 from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.candle_cache import CandleCacheEntry
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
@@ -16,13 +19,22 @@ __all__ = [
     "BotLog",
     "BotTrade",
     "CandleCacheEntry",
+    "Invoice",
+    "InvoiceCounter",
+    "InvoiceLine",
     "Job",
     "JobArchive",
     "JobLogChunk",
     "JobResult",
+    "PayPalCatalogEntry",
+    "PayPalEvent",
+    "Payment",
     "Plan",
     "Strategy",
     "StrategyVersion",
+    "Subscription",
     "Tenant",
+    "UsageEvent",
+    "UsagePeriod",
     "User",
 ]

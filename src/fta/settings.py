@@ -8,6 +8,7 @@ production.
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
@@ -73,6 +74,42 @@ class Settings(BaseSettings):
     market_data_mode: str = "replay"
     market_data_upstream: str = "https://api.binance.com"
     market_data_weight_budget: Annotated[int, Field(ge=1, le=6000)] = 3000
+
+    # Billing access: a new account's free trial (days, and the CPU-hours it may use), the
+    # grace after a failed payment before suspension, how long a month's usage stays open
+    # for late samples, and how often the worker moves these states along.
+    trial_days: Annotated[int, Field(ge=0, le=365)] = 14
+    trial_cpu_hours: Annotated[Decimal, Field(ge=0, le=10_000)] = Decimal(5)
+    grace_days: Annotated[int, Field(ge=0, le=90)] = 7
+    usage_close_grace_hours: Annotated[int, Field(ge=0, le=24 * 31)] = 48
+    billing_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    # Invoices: the seller's legal identity, printed on every invoice. Placeholders are
+    # accepted in development and test only: elsewhere no invoice is issued with them.
+    seller_name: str = "placeholder"
+    seller_address: str = "placeholder"
+    seller_postcode: str = "placeholder"
+    seller_city: str = "placeholder"
+    seller_siren: str = "placeholder"
+    seller_vat_number: str = "placeholder"
+    seller_legal_form: str = "placeholder"
+    seller_email: str = "placeholder"
+    invoice_payment_days: Annotated[int, Field(ge=0, le=60)] = 30
+    invoice_late_penalty: str = "trois fois le taux d’intérêt légal"
+    invoice_font_dir: str = "/usr/share/fonts/truetype/dejavu"
+
+    # PayPal (REST, sandbox first): the API's base URL and app credentials, the id PayPal
+    # gave our webhook, the host that may serve webhook signing certificates (https only;
+    # "*.paypal.com" matches any subdomain), where buyers come back after approving a
+    # subscription, and the largest webhook body accepted.
+    paypal_base_url: str = "https://api-m.sandbox.paypal.com"
+    paypal_client_id: SecretStr = SecretStr("placeholder")
+    paypal_client_secret: SecretStr = SecretStr("placeholder")
+    paypal_webhook_id: str = "placeholder"
+    paypal_cert_host: str = "*.paypal.com"
+    paypal_return_url: str = "http://127.0.0.1:8080/api/v1/billing/return"
+    paypal_cancel_url: str = "http://127.0.0.1:8080/"
+    paypal_webhook_max_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
 
     @field_validator("tenant_subnet_pool")
     @classmethod

@@ -168,7 +168,7 @@ def test_a_restarted_worker_takes_the_bot_over_without_a_duplicate(bot: RunningB
     settings = get_settings()
     runner = DockerJobRunner(settings, extra_labels=bot.sandbox.labels)
     try:
-        fresh = BotSupervisor(runner, settings, tenant_filter=bot.sandbox.tenants.__contains__)
+        fresh = BotSupervisor(runner, settings, tenants=bot.sandbox.tenants)
         fresh.converge()
         fresh.converge()
     finally:

@@ -32,8 +32,8 @@ BACKTEST = {
 @pytest.fixture
 def client(http: TestClient, sandbox: Sandbox) -> Iterator[Client]:
     client = sign_up(http)
-    yield client
     sandbox.forget_tenant(client.tenant_id)
+    yield client
 
 
 def _upload(http: TestClient, client: Client, name: str) -> str:

@@ -32,6 +32,7 @@ from tests.security.api_support import (
     submit_backtest,
 )
 from tests.support.api import Client, sign_up
+from tests.support.invoices import issue_test_invoice
 
 Caller = Literal["anonymous", "tenant_a", "tenant_b", "admin"]
 CALLERS: tuple[Caller, ...] = ("anonymous", "tenant_a", "tenant_b", "admin")
@@ -73,10 +74,17 @@ class Objects:
     queued_job_id: str
     finished_job_id: str
     bot_id: str
+    invoice_id: str
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return (self.strategy_id, self.queued_job_id, self.finished_job_id, self.bot_id)
+        return (
+            self.strategy_id,
+            self.queued_job_id,
+            self.finished_job_id,
+            self.bot_id,
+            self.invoice_id,
+        )
 
 
 Body = Callable[[World, Objects, Caller], dict[str, Any]]
@@ -118,6 +126,10 @@ def _bot_of_a(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
 
 def _rename(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
     return {"name": f"r{secrets.token_hex(4)}"}
+
+
+def _unknown_plan(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {"plan": "no-such-plan"}
 
 
 @dataclass(frozen=True)
@@ -184,6 +196,19 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/bots/{bot_id}/stop"): _tenant(202, 404),
     ("GET", "/bots/{bot_id}/logs"): _tenant(200, 404),
     ("GET", "/bots/{bot_id}/trades"): _tenant(200, 404),
+    ("GET", "/billing/subscription"): _tenant(200, 200),
+    ("GET", "/invoices"): _tenant(200, 200),
+    ("GET", "/invoices/{invoice_id}.pdf"): _tenant(200, 404),
+    # An unknown plan: refused before PayPal is asked anything.
+    ("POST", "/billing/subscription"): _tenant(404, 404, _unknown_plan),
+    # PayPal's redirect carries no token; without a subscription id it is refused alike.
+    ("GET", "/billing/return"): Route(422, 422, 422, 422, public=True),
+    ("GET", "/plans"): Route(200, 200, 200, 200, public=True),
+    ("GET", "/usage"): _tenant(200, 200),
+    # Administrators only; the edit keeps the plan as it is.
+    ("PATCH", "/admin/plans/{code}"): Route(
+        401, 403, 403, 200, body=lambda *_: {"name": "Starter"}
+    ),
 }
 
 
@@ -207,8 +232,13 @@ def world(http: TestClient) -> Iterator[World]:
         cancel_queued_jobs(client.tenant_id)
 
 
+@pytest.fixture(scope="module")
+def invoice_id(world: World) -> str:
+    return issue_test_invoice(world.a.tenant_id)
+
+
 @pytest.fixture
-def objects(http: TestClient, world: World) -> Objects:
+def objects(http: TestClient, world: World, invoice_id: str) -> Objects:
     a = world.headers(http, "tenant_a")
     strategy_id, strategy_name = create_strategy(http, a, comment=world.marker)
     queued = submit_backtest(http, a, strategy_id)
@@ -220,7 +250,7 @@ def objects(http: TestClient, world: World) -> Objects:
         archive=world.marker.encode(),
     )
     bot = create_bot(http, a, strategy_id, log=f"bot of {world.marker}\n")
-    return Objects(strategy_id, strategy_name, queued, finished, bot)
+    return Objects(strategy_id, strategy_name, queued, finished, bot, invoice_id)
 
 
 def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -247,6 +277,8 @@ def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Obje
         "strategy_id": objects.strategy_id,
         "job_id": objects.finished_job_id if route.job == "finished" else objects.queued_job_id,
         "bot_id": objects.bot_id,
+        "invoice_id": objects.invoice_id,
+        "code": "starter",
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):

@@ -24,6 +24,7 @@ from tests.security.api_support import (
     unique_ip,
 )
 from tests.support.api import Client
+from tests.support.invoices import issue_test_invoice
 
 # Refusing schema-valid data is this API's design, not a defect: the schema cannot say that a
 # source must parse as Python, or which freqtrade options a config may use.
@@ -49,7 +50,12 @@ def fuzzed(http: TestClient) -> Iterator[Fuzzed]:
     finish_job(job_id, log="fuzzed\n", summary={"total_trades": 1}, archive=b"fuzzed")
     bot_id = create_bot(http, client.auth, strategy_id, log="fuzzed\n")
     changer = parked_client(http, "FuzzPassword")
-    path_values = {"strategy_id": strategy_id, "job_id": job_id, "bot_id": bot_id}
+    path_values = {
+        "strategy_id": strategy_id,
+        "job_id": job_id,
+        "bot_id": bot_id,
+        "invoice_id": issue_test_invoice(client.tenant_id),
+    }
     yield Fuzzed(client, changer, path_values)
     cancel_queued_jobs(client.tenant_id)
 

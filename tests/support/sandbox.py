@@ -45,9 +45,12 @@ class Sandbox:
     candle_volume: str
     # Carried by everything the sandbox's runner creates; its reconciler sees nothing else.
     labels: dict[str, str]
+    # The tenants whose jobs and bots the sandbox's worker runs, and whose leftovers
+    # (cgroups) it removes at the end.
     tenants: set[str] = field(default_factory=set)
 
     def forget_tenant(self, tenant_id: str) -> None:
+        """Hands the tenant to the sandbox: its worker serves it, and cleans up after it."""
         self.tenants.add(tenant_id)
 
 
@@ -123,11 +126,9 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
         # The labels keep this worker to its own containers, networks and volumes, and let
         # the tracker remove them all afterwards.
         runner = DockerJobRunner(settings, extra_labels=sandbox.labels)
-        # Its bot supervisor keeps to the sandbox's tenants: other tests play the worker's
-        # part for their own bots in the same database.
-        worker = Worker(
-            runner, settings, max_parallel=2, bot_tenant_filter=sandbox.tenants.__contains__
-        )
+        # It keeps to the sandbox's tenants' jobs and bots: other tests play the worker's
+        # part for their own in the same database.
+        worker = Worker(runner, settings, max_parallel=2, tenants=sandbox.tenants)
         thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
         thread.start()
         yield sandbox

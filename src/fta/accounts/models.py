@@ -41,7 +41,23 @@ class Tenant(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
+    # Billing state (fta.billing.access) and the identity invoices are made out to.
+    trial_ends_at: Mapped[datetime | None]
+    billing_status: Mapped[str] = mapped_column(String(16), default="trialing")
+    grace_until: Mapped[datetime | None]
+    pending_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
+    pending_plan_period: Mapped[str | None] = mapped_column(String(7))
+    customer_type: Mapped[str] = mapped_column(String(16), default="private")
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postcode: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    siren: Mapped[str | None] = mapped_column(String(9))
+    vat_number: Mapped[str | None] = mapped_column(String(16))
+
+    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True, foreign_keys=[plan_id])
 
 
 class User(Base):

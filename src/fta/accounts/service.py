@@ -21,6 +21,7 @@ from fta.accounts.security import (
     hash_password,
     verify_password,
 )
+from fta.billing.access import BLOCKED, trial_end
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, Unauthorized
 from fta.plans.service import default_plan
@@ -77,7 +78,12 @@ def signup(
     email = _normalise_email(email)
     if session.scalars(select(User.id).where(User.email == email)).first() is not None:
         raise Conflict("an account already exists for this email address: log in instead")
-    tenant = Tenant(id=new_tenant_id(), display_name=display_name, plan_id=default_plan(session).id)
+    tenant = Tenant(
+        id=new_tenant_id(),
+        display_name=display_name,
+        plan_id=default_plan(session).id,
+        trial_ends_at=trial_end(utcnow()),
+    )
     session.add(tenant)
     try:
         session.flush()
@@ -153,17 +159,18 @@ def authenticate(session: Session, token: str) -> Principal:
     if claims is None:
         raise Unauthorized("invalid or expired token: request a new one at /api/v1/auth/token")
     row = session.execute(
-        select(AuthSession, User, Tenant.status)
+        select(AuthSession, User, Tenant.status, Tenant.billing_status)
         .join(User, User.id == AuthSession.user_id)
         .outerjoin(Tenant, Tenant.id == User.tenant_id)
         .where(AuthSession.id == claims.session_id, AuthSession.user_id == claims.user_id)
     ).first()
     if row is None:
         raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
-    auth_session, user, tenant_status = row
+    auth_session, user, tenant_status, billing_status = row
     if auth_session.revoked_at is not None or auth_session.expires_at <= utcnow():
         raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
-    if tenant_status == TenantStatus.SUSPENDED:
+    # Suspended for lack of payment: still let in, to pay.
+    if tenant_status == TenantStatus.SUSPENDED and billing_status not in BLOCKED:
         raise Unauthorized("this account is suspended: contact support")
     return Principal(user.id, auth_session.id, user.tenant_id, Role(user.role))
 

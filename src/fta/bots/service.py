@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
+from fta.billing import access
 from fta.bots.config import BOT_OPTIONS, BotConfig, parse_bot_config
 from fta.bots.models import (
     AT_REST,
@@ -172,6 +173,7 @@ def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
     last slot.
     """
     tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
+    access.require_start(session, tenant, utcnow())
     if tenant.status != TenantStatus.ACTIVE:
         raise Conflict("this account is suspended: bots cannot be started")
     running = session.scalars(
@@ -234,6 +236,8 @@ def restart_bot(
     bot = _locked_bot(session, tenant_id, bot_id)
     if bot.desired_state == DesiredState.RUNNING:
         tenant = session.get(Tenant, tenant_id)
+        if tenant is not None:
+            access.require_start(session, tenant, utcnow())
         if tenant is None or tenant.status != TenantStatus.ACTIVE:
             raise Conflict("this account is suspended: bots cannot be started")
         bot.restart_requested_at = utcnow()

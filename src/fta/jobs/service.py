@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import Session, aliased
 
 from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
+from fta.billing import access
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound
 from fta.jobs.config_errors import describe_config_error
@@ -50,6 +52,7 @@ def submit_job(
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("unknown account")
+    access.require_start(session, tenant, utcnow())
     if tenant.status != TenantStatus.ACTIVE:
         raise Conflict("this account is suspended: jobs cannot be started")
     try:
@@ -169,8 +172,9 @@ def advance(job: Job, status: JobStatus, **fields: Any) -> None:
         setattr(job, name, value)
 
 
-def claim_next_job(session: Session) -> Job | None:
-    """Claims the oldest queued job whose tenant is under its plan's concurrency limit.
+def claim_next_job(session: Session, *, tenants: Collection[str] | None = None) -> Job | None:
+    """Claims the oldest queued job whose tenant is under its plan's concurrency limit (of
+    one of `tenants`, when given).
 
     The tenant row is locked while counting, so two workers cannot both start the job
     that would exceed the limit.
@@ -191,6 +195,7 @@ def claim_next_job(session: Session) -> Job | None:
             Job.status == JobStatus.QUEUED,
             Tenant.status == TenantStatus.ACTIVE,
             active < Plan.max_concurrent_jobs,
+            true() if tenants is None else Job.tenant_id.in_(list(tenants)),
         )
         .order_by(Job.created_at)
         .limit(20)

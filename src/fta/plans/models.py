@@ -1,4 +1,4 @@
-"""Subscription plans and the container quotas they grant."""
+"""Subscription plans: the container quotas they grant, their price and overage rates."""
 
 from __future__ import annotations
 
@@ -24,3 +24,12 @@ class Plan(Base):
     max_concurrent_jobs: Mapped[int] = mapped_column(Integer)
     max_bots: Mapped[int] = mapped_column(Integer)
     max_job_seconds: Mapped[int] = mapped_column(Integer)
+    # Monthly fee before VAT, in euro cents.
+    price_ht_cents: Mapped[int] = mapped_column(Integer, default=0)
+    included_cpu_hours: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal(0))
+    # Overage rates in EUR before VAT.
+    overage_cpu_hour_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    overage_ram_gb_hour_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    overage_job_minute_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    # An inactive plan is no longer offered; tenants already on it keep it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

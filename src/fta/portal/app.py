@@ -10,9 +10,14 @@ from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from fta.accounts.api import router as auth_router
+from fta.billing.api import router as billing_router
+from fta.billing.api import webhook_router as paypal_webhook_router
+from fta.billing.invoices.api import router as invoices_router
+from fta.billing.usage_api import router as usage_router
 from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
+from fta.plans.api import router as plans_router
 from fta.portal import problems
 from fta.portal.middleware import BodySizeLimit, SecurityHeaders
 from fta.strategies.api import router as strategies_router
@@ -58,7 +63,12 @@ def create_app() -> FastAPI:
     api.include_router(strategies_router)
     api.include_router(jobs_router)
     api.include_router(bots_router)
+    api.include_router(plans_router)
+    api.include_router(usage_router)
+    api.include_router(billing_router)
+    api.include_router(invoices_router)
     app.include_router(api)
+    app.include_router(paypal_webhook_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -59,16 +59,19 @@ class BotSupervisor:
         runner: JobRunner,
         settings: Settings,
         *,
-        tenant_filter: Callable[[str], bool] | None = None,
+        tenants: Collection[str] | None = None,
     ) -> None:
-        """`tenant_filter` keeps the supervisor to some tenants' bots (a test sandbox shares
-        its database with tests that play the worker's part themselves); None: all."""
+        """`tenants` keeps the supervisor to these tenants' bots (a test sandbox shares its
+        database with tests that play the worker's part themselves); None: all."""
         self.runner = runner
         self.settings = settings
-        self._mine = tenant_filter or (lambda _tenant: True)
+        self._tenants = tenants
         self._followers: dict[str, threading.Thread] = {}
         self._sampled: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def _mine(self, tenant_id: str) -> bool:
+        return self._tenants is None or tenant_id in self._tenants
 
     @property
     def gateway_url(self) -> str:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
-from fta.db import session_scope
+from fta.billing import metering
+from fta.db import session_scope, utcnow
+from fta.errors import Invalid
 from fta.jobs import candle_cache
 from fta.jobs import service as jobs
 from fta.jobs.freqtrade_config import (
@@ -36,6 +38,7 @@ from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.limits import plan_disk_bytes, plan_limits
 from fta.worker.log_capture import LogCapture
 from fta.worker.sandbox import Outcome, RunReport, run_container
+from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ class JobHandler:
             self.runner.ensure_volume(self.settings.candle_volume)
             if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
                 self._fill_candle_cache(context, network)
-            report, capture = self._run_job_container(context, network, volume)
+            report, capture, window = self._run_job_container(context, network, volume)
         except HardeningError as exc:
             log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
             self._finish(job_id, JobStatus.FAILED, error=f"sandbox verification failed: {exc}")
@@ -122,7 +125,7 @@ class JobHandler:
             log.exception("job %s crashed in the worker", job_id)
             self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
             raise
-        self._record(context, report, capture)
+        self._record(context, report, capture, window)
 
     # --- steps ------------------------------------------------------------------------
 
@@ -205,7 +208,7 @@ class JobHandler:
 
     def _run_job_container(
         self, context: JobContext, network: TenantNetwork, volume: str
-    ) -> tuple[RunReport, LogCapture]:
+    ) -> tuple[RunReport, LogCapture, CgroupWindow | None]:
         bundle = build_job_bundle(
             context.kind.value,
             context.config,
@@ -238,6 +241,10 @@ class JobHandler:
                 job = session.get(Job, context.job_id)
                 return job is not None and job.cancel_requested
 
+        # The tenant's parent cgroup keeps the CPU time of the removed container: read
+        # around it, it is exact where the stats samples miss the last seconds.
+        root = self.settings.tenant_cgroup_root
+        start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root)
         report = run_container(
             self.runner,
             spec,
@@ -247,9 +254,19 @@ class JobHandler:
             on_output=on_output,
             cancel_requested=cancel_requested,
         )
-        return report, capture
+        after = tenant_cpu_seconds(context.tenant_id, root)
+        window = None
+        if after is not None and after >= (before or 0):
+            window = CgroupWindow(start, utcnow(), after - (before or 0))
+        return report, capture, window
 
-    def _record(self, context: JobContext, report: RunReport, capture: LogCapture) -> None:
+    def _record(
+        self,
+        context: JobContext,
+        report: RunReport,
+        capture: LogCapture,
+        window: CgroupWindow | None,
+    ) -> None:
         error: str | None = None
         summary = None
         if report.outcome is Outcome.CANCELLED:
@@ -286,8 +303,18 @@ class JobHandler:
                     jobs.store_archive(
                         session, job.id, capture.archive.filename, capture.archive.content
                     )
-            jobs.record_usage(job, report.cpu_seconds, report.memory_max_bytes)
+            cpu = report.cpu_seconds
+            if window is not None and metering.tenant_ran_alone(
+                session, job.tenant_id, job.id, window.start, window.end
+            ):
+                cpu = window.cpu_seconds
+            jobs.record_usage(job, cpu, report.memory_max_bytes)
             jobs.advance(job, status, exit_code=report.exit_code, error=error)
+            try:
+                with session.begin_nested():
+                    metering.record_job_usage(session, job, cpu, report.memory_max_bytes)
+            except Invalid as refused:
+                log.error("job %s not metered: %s", job.id, refused.detail)
         log.info("job %s ended %s", context.job_id, status.value)
 
     def _finish(self, job_id: uuid.UUID, status: JobStatus, *, error: str) -> None:

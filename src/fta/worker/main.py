@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from types import FrameType
@@ -16,7 +16,8 @@ from types import FrameType
 import psycopg
 from sqlalchemy.engine import make_url
 
-from fta.db import session_scope
+from fta.billing.periodic import run_round as billing_round
+from fta.db import session_scope, utcnow
 from fta.jobs import service as jobs
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.runtime import DockerJobRunner, JobRunner
@@ -36,12 +37,15 @@ class Worker:
         settings: Settings,
         max_parallel: int = 4,
         *,
-        bot_tenant_filter: Callable[[str], bool] | None = None,
+        tenants: Collection[str] | None = None,
     ) -> None:
         self.runner = runner
         self.settings = settings
         self.handler = JobHandler(runner, settings)
-        self.bots = BotSupervisor(runner, settings, tenant_filter=bot_tenant_filter)
+        # Keeps this worker to these tenants' jobs and bots (a test sandbox shares its database
+        # with tests that play the worker's part themselves); None: all.
+        self.tenants = tenants
+        self.bots = BotSupervisor(runner, settings, tenants=tenants)
         self.pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
         self.max_parallel = max_parallel
         self.in_flight: dict[uuid.UUID, Future[None]] = {}
@@ -53,7 +57,7 @@ class Worker:
         started = 0
         while len(self.in_flight) < self.max_parallel:
             with session_scope() as session:
-                job = jobs.claim_next_job(session)
+                job = jobs.claim_next_job(session, tenants=self.tenants)
                 job_id = job.id if job else None
             if job_id is None:
                 break
@@ -73,6 +77,10 @@ class Worker:
             in_flight = frozenset(self.in_flight)
         reconcile(self.runner, in_flight)
 
+    def billing_round(self) -> None:
+        with session_scope() as session:
+            billing_round(session, utcnow())
+
     def run_forever(self) -> None:
         url = make_url(self.settings.database_url.get_secret_value())
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -82,6 +90,7 @@ class Worker:
         )
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        next_billing = time.monotonic()
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")
@@ -91,6 +100,9 @@ class Worker:
                     if time.monotonic() >= next_reconcile:
                         self.reconcile()
                         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+                    if time.monotonic() >= next_billing:
+                        next_billing = time.monotonic() + self.settings.billing_check_seconds
+                        self.billing_round()
                 except Exception:
                     # A failed round (database or Docker hiccup) must not stop the worker.
                     log.exception("worker round failed; retrying")

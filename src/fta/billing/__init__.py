@@ -1,0 +1,1 @@
+"""Plans, metering, PayPal subscriptions and invoices."""

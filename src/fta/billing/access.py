@@ -1,0 +1,154 @@
+"""Access follows payment: who may start jobs and bots, and the billing state machine.
+
+trialing ──(trial over or its CPU-hours used)──▶ no start; suspended by the worker's check
+active ──(payment failed)──▶ past_due (grace) ──(grace over)──▶ suspended
+any ──(payment or reactivation)──▶ active;  cancelled: no start, bots stopped, data kept
+
+A suspended or cancelled account has `Tenant.status` suspended too: the worker claims none of
+its queued jobs and stops its bots. Its users can still log in, to pay.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from fta import audit
+from fta.accounts.models import Tenant, TenantStatus
+from fta.billing.models import UsageEvent
+from fta.errors import DomainError
+from fta.settings import get_settings
+
+PAY_AT = "/api/v1/billing/subscription"
+
+
+class BillingStatus(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+
+
+# Billing states in which the account itself is suspended (bots stopped, no job claimed).
+BLOCKED = frozenset({BillingStatus.SUSPENDED, BillingStatus.CANCELLED})
+
+
+class PaymentRequired(DomainError):
+    status = 402
+    title = "Payment required"
+
+
+def trial_end(now: datetime) -> datetime:
+    return now + timedelta(days=get_settings().trial_days)
+
+
+def trial_cpu_hours_used(session: Session, tenant_id: str) -> Decimal:
+    seconds = session.scalar(
+        select(func.coalesce(func.sum(UsageEvent.cpu_seconds), 0)).where(
+            UsageEvent.tenant_id == tenant_id
+        )
+    )
+    return Decimal(seconds or 0) / 3600
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.date().isoformat() if moment else "an earlier date"
+
+
+def can_start(session: Session, tenant: Tenant, now: datetime) -> PaymentRequired | None:
+    """None when the account may start a job or a bot now; otherwise the refusal, which
+    says why and where to pay."""
+    status = BillingStatus(tenant.billing_status)
+    pay = f"subscribe to a plan at {PAY_AT}"
+    if status is BillingStatus.ACTIVE:
+        return None
+    if status is BillingStatus.TRIALING:
+        if tenant.trial_ends_at is not None and tenant.trial_ends_at <= now:
+            return PaymentRequired(
+                f"your free trial ended on {_day(tenant.trial_ends_at)}: {pay} to start jobs "
+                "and bots again (your strategies and results are kept)"
+            )
+        allowance = get_settings().trial_cpu_hours
+        if trial_cpu_hours_used(session, tenant.id) >= allowance:
+            return PaymentRequired(
+                f"your free trial's {allowance} CPU-hours are used up: {pay} to start jobs "
+                "and bots again"
+            )
+        return None
+    if status is BillingStatus.PAST_DUE:
+        if tenant.grace_until is not None and tenant.grace_until > now:
+            return None
+        return PaymentRequired(
+            f"your last payment failed and the grace period ended on {_day(tenant.grace_until)}:"
+            f" update your payment at {PAY_AT}"
+        )
+    if status is BillingStatus.CANCELLED:
+        return PaymentRequired(f"your subscription is cancelled: {pay} to start jobs and bots")
+    cause = (
+        f"the payment grace period ended on {_day(tenant.grace_until)}"
+        if tenant.grace_until is not None
+        else f"the free trial ended on {_day(tenant.trial_ends_at)}"
+    )
+    return PaymentRequired(
+        f"this account is suspended for lack of payment ({cause}): {pay} to restore access; "
+        "your data is kept"
+    )
+
+
+def require_start(session: Session, tenant: Tenant, now: datetime) -> None:
+    refusal = can_start(session, tenant, now)
+    if refusal is not None:
+        raise refusal
+
+
+def apply_billing_state(
+    session: Session, tenant: Tenant, status: BillingStatus, now: datetime
+) -> bool:
+    """Moves the account to `status` (from a payment event or the periodic check); returns
+    whether anything changed. Idempotent: a repeated failure does not extend the grace."""
+    if status is BillingStatus.TRIALING:
+        raise ValueError("a trial starts at sign-up only")
+    session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
+    session.refresh(tenant)
+    before = (tenant.billing_status, tenant.status, tenant.grace_until)
+    current = BillingStatus(tenant.billing_status)
+    if status is BillingStatus.ACTIVE:
+        tenant.grace_until = None
+        if current in BLOCKED and tenant.status == TenantStatus.SUSPENDED:
+            tenant.status = TenantStatus.ACTIVE
+    elif status is BillingStatus.PAST_DUE:
+        if current in BLOCKED:
+            return False  # no fresh grace for an account already cut off
+        if current is not BillingStatus.PAST_DUE or tenant.grace_until is None:
+            tenant.grace_until = now + timedelta(days=get_settings().grace_days)
+    else:
+        tenant.status = TenantStatus.SUSPENDED
+    tenant.billing_status = status
+    changed = before != (tenant.billing_status, tenant.status, tenant.grace_until)
+    if changed:
+        audit.service.record(
+            session, actor="billing", tenant_id=tenant.id, action=f"billing.{status.value}"
+        )
+    return changed
+
+
+def advance_billing_states(session: Session, now: datetime) -> list[str]:
+    """Suspends accounts whose trial or payment grace is over; returns their ids."""
+    expired = session.scalars(
+        select(Tenant)
+        .where(
+            or_(
+                (Tenant.billing_status == BillingStatus.TRIALING) & (Tenant.trial_ends_at <= now),
+                (Tenant.billing_status == BillingStatus.PAST_DUE) & (Tenant.grace_until <= now),
+            )
+        )
+        .order_by(Tenant.id)
+    ).all()
+    for tenant in expired:
+        apply_billing_state(session, tenant, BillingStatus.SUSPENDED, now)
+    return [tenant.id for tenant in expired]

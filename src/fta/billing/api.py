@@ -1,0 +1,128 @@
+"""/api/v1/billing (subscribing, the buyer's return from PayPal) and PayPal's webhook."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from fta.billing import subscriptions as service
+from fta.billing.paypal import PayPal, paypal_from_settings
+from fta.billing.paypal.models import Subscription
+from fta.portal import problems
+from fta.portal.deps import ClientIpDep, SessionDep, TenantDep
+from fta.settings import get_settings
+
+router = APIRouter(prefix="/billing", tags=["billing"])
+# Not under /api/v1: PayPal's caller, not a client's.
+webhook_router = APIRouter()
+
+PLAN_CODE = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+PAYPAL_ID = r"^[A-Za-z0-9-]{1,64}$"
+
+
+def get_paypal() -> PayPal:
+    return paypal_from_settings()
+
+
+PayPalDep = Annotated[PayPal, Depends(get_paypal)]
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: str = Field(pattern=PLAN_CODE, description="the code of a paid plan")
+
+
+class ApprovalOut(BaseModel):
+    approval_url: str = Field(description="send the buyer there to approve on PayPal")
+
+
+class SubscriptionOut(BaseModel):
+    subscription_id: str = Field(description="PayPal's id of the subscription")
+    plan: str
+    status: str = Field(description="pending, active, past_due or cancelled")
+    created_at: datetime
+    updated_at: datetime
+
+
+class BillingOut(BaseModel):
+    status: str | None = Field(description="the best status among your subscriptions, if any")
+    subscriptions: list[SubscriptionOut]
+
+
+def _out(subscription: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        subscription_id=subscription.paypal_subscription_id,
+        plan=subscription.plan_code,
+        status=subscription.status,
+        created_at=subscription.created_at,
+        updated_at=subscription.updated_at,
+    )
+
+
+@router.post("/subscription", status_code=status.HTTP_201_CREATED)
+def start_subscription(
+    body: SubscriptionIn, session: SessionDep, tenant_id: TenantDep, paypal: PayPalDep
+) -> ApprovalOut:
+    """Subscribes to a plan: approve it at `approval_url`; PayPal then sends the buyer back
+    to /api/v1/billing/return."""
+    return ApprovalOut(
+        approval_url=service.start_subscription(session, paypal, tenant_id, body.plan)
+    )
+
+
+@router.get("/subscription")
+def get_subscriptions(session: SessionDep, tenant_id: TenantDep) -> BillingOut:
+    rows = session.scalars(
+        select(Subscription)
+        .where(Subscription.tenant_id == tenant_id)
+        .order_by(Subscription.created_at.desc())
+    ).all()
+    return BillingOut(
+        status=service.tenant_billing_status(session, tenant_id),
+        subscriptions=[_out(row) for row in rows],
+    )
+
+
+@router.get("/return")
+def buyer_returns(
+    session: SessionDep,
+    paypal: PayPalDep,
+    subscription_id: Annotated[str, Query(pattern=PAYPAL_ID)],
+) -> SubscriptionOut:
+    """Where PayPal sends the buyer after approval (no token: a browser redirect carries
+    none). The subscription is looked at again on PayPal, so the caller decides nothing."""
+    return _out(service.confirm_return(session, paypal.client, subscription_id))
+
+
+async def _raw_body(request: Request) -> bytes:
+    limit = get_settings().paypal_webhook_max_bytes
+    too_large = service.WebhookRejected(f"webhook bodies are limited to {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+@webhook_router.post("/webhooks/paypal", include_in_schema=False)
+def paypal_webhook(
+    request: Request,
+    body: Annotated[bytes, Depends(_raw_body)],
+    session: SessionDep,
+    paypal: PayPalDep,
+    ip: ClientIpDep,
+) -> JSONResponse:
+    result = service.receive_webhook(session, paypal, request.headers, body, ip)
+    if result.refused is not None:
+        detail = f"the delivery is not verifiably PayPal's: {result.refused}"
+        return problems.problem(400, "Webhook refused", detail)
+    return problems.SafeJSONResponse({"outcome": result.outcome, "event_id": result.event_id})

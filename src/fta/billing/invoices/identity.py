@@ -1,0 +1,196 @@
+"""Who sells and who buys: checked identities, snapshotted into each invoice."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from stdnum.eu import vat as eu_vat
+from stdnum.exceptions import ValidationError
+from stdnum.fr import siren as fr_siren
+from stdnum.fr import tva as fr_tva
+
+from fta.accounts.models import Tenant
+from fta.errors import Invalid
+from fta.settings import PLACEHOLDER_MARKERS, Mode, Settings
+
+# EU member states (ISO 3166-1 alpha-2). Monaco is in the French VAT territory.
+EU_COUNTRIES = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
+FRENCH_VAT_TERRITORY = frozenset({"FR", "MC"})
+# Greek VAT numbers carry EL, not GR.
+_VAT_PREFIX_COUNTRY = {"EL": "GR"}
+
+
+class CustomerType(StrEnum):
+    PRIVATE = "private"
+    BUSINESS = "business"
+
+
+@dataclass(frozen=True)
+class Party:
+    """A legal identity as printed on an invoice."""
+
+    name: str
+    address_lines: tuple[str, ...]
+    postcode: str
+    city: str
+    country: str  # ISO 3166-1 alpha-2
+    siren: str | None = None
+    vat_number: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["address_lines"] = list(self.address_lines)
+        return data
+
+
+@dataclass(frozen=True)
+class SellerIdentity(Party):
+    legal_form: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class ClientIdentity(Party):
+    customer_type: CustomerType = CustomerType.PRIVATE
+    email: str | None = field(default=None)
+
+    @property
+    def is_business(self) -> bool:
+        return self.customer_type is CustomerType.BUSINESS
+
+
+def _text(name: str, value: str, maximum: int) -> str:
+    value = " ".join(value.split())
+    if not value or len(value) > maximum:
+        raise Invalid(f"client {name} must hold 1 to {maximum} characters")
+    return value
+
+
+def check_siren(value: str) -> str:
+    try:
+        return str(fr_siren.validate(value))
+    except ValidationError:
+        raise Invalid(f"invalid SIREN {value!r}: 9 digits with a valid check digit") from None
+
+
+def check_vat_number(value: str, country: str) -> str:
+    """An EU VAT number valid for `country`, returned compact with its country prefix."""
+    try:
+        number = str(eu_vat.validate(value))
+    except ValidationError:
+        raise Invalid(
+            f"invalid VAT number {value!r}: expected the country prefix and a number whose "
+            "format and check digits are valid (e.g. FR40303265045)"
+        ) from None
+    prefix = number[:2]
+    if _VAT_PREFIX_COUNTRY.get(prefix, prefix) != ("FR" if country == "MC" else country):
+        raise Invalid(f"VAT number {value!r} is not a VAT number of the client's country {country}")
+    return number
+
+
+def check_client(client: ClientIdentity) -> ClientIdentity:
+    """Normalises the client identity; refuses missing or invalid mandatory items."""
+    country = client.country.strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise Invalid("client country must be an ISO 3166-1 alpha-2 code such as FR")
+    lines = tuple(_text("address line", line, 200) for line in client.address_lines if line)
+    if not lines:
+        raise Invalid("client address needs at least one line")
+    siren: str | None = None
+    vat_number: str | None = None
+    if client.is_business:
+        if country == "FR":
+            if not client.siren:
+                raise Invalid("a business client in France needs its SIREN")
+            siren = check_siren(client.siren)
+            if client.vat_number:
+                vat_number = check_vat_number(client.vat_number, "FR")
+                if fr_tva.to_siren(vat_number) != siren:
+                    raise Invalid(
+                        f"VAT number {client.vat_number!r} does not belong to SIREN {siren}"
+                    )
+        elif country in EU_COUNTRIES or country in FRENCH_VAT_TERRITORY:
+            if client.vat_number:
+                vat_number = check_vat_number(client.vat_number, country)
+        elif client.vat_number:
+            # Outside the EU the number is printed as given; no checksum is known for it.
+            vat_number = _text("tax number", client.vat_number, 40)
+    return ClientIdentity(
+        name=_text("name", client.name, 200),
+        address_lines=lines,
+        postcode=_text("postcode", client.postcode, 20),
+        city=_text("city", client.city, 100),
+        country=country,
+        siren=siren,
+        vat_number=vat_number,
+        customer_type=CustomerType(client.customer_type),
+        email=client.email,
+    )
+
+
+def client_from_tenant(tenant: Tenant) -> ClientIdentity:
+    """The tenant's current billing identity (checked when an invoice is issued)."""
+    if not tenant.country or not tenant.postcode or not tenant.city or not tenant.address_line1:
+        raise Invalid(
+            f"tenant {tenant.id} has no complete billing address (address, postcode, city, "
+            "country): no invoice can be made out to it"
+        )
+    return ClientIdentity(
+        name=tenant.legal_name or tenant.display_name,
+        address_lines=tuple(line for line in (tenant.address_line1, tenant.address_line2) if line),
+        postcode=tenant.postcode,
+        city=tenant.city,
+        country=tenant.country,
+        siren=tenant.siren,
+        vat_number=tenant.vat_number,
+        customer_type=CustomerType(tenant.customer_type),
+    )
+
+
+def _is_placeholder(value: str) -> bool:
+    return not value.strip() or any(m in value.lower() for m in PLACEHOLDER_MARKERS)
+
+
+def seller_from_settings(settings: Settings) -> SellerIdentity:
+    """The seller's identity; outside development and test it must be real and valid."""
+    values = {
+        "FTA_SELLER_NAME": settings.seller_name,
+        "FTA_SELLER_ADDRESS": settings.seller_address,
+        "FTA_SELLER_POSTCODE": settings.seller_postcode,
+        "FTA_SELLER_CITY": settings.seller_city,
+        "FTA_SELLER_SIREN": settings.seller_siren,
+        "FTA_SELLER_VAT_NUMBER": settings.seller_vat_number,
+        "FTA_SELLER_LEGAL_FORM": settings.seller_legal_form,
+        "FTA_SELLER_EMAIL": settings.seller_email,
+    }
+    placeholders = [name for name, value in values.items() if _is_placeholder(value)]
+    if placeholders and settings.mode not in (Mode.DEVELOPMENT, Mode.TEST):
+        raise Invalid(
+            "invoices cannot be issued while the seller's identity holds placeholders: set "
+            + ", ".join(placeholders)
+        )
+    siren, vat_number = settings.seller_siren, settings.seller_vat_number
+    if "FTA_SELLER_SIREN" not in placeholders:
+        siren = check_siren(siren)
+    if "FTA_SELLER_VAT_NUMBER" not in placeholders:
+        vat_number = check_vat_number(vat_number, "FR")
+        if "FTA_SELLER_SIREN" not in placeholders and fr_tva.to_siren(vat_number) != siren:
+            raise Invalid("FTA_SELLER_VAT_NUMBER does not belong to FTA_SELLER_SIREN")
+    return SellerIdentity(
+        name=settings.seller_name,
+        address_lines=(settings.seller_address,),
+        postcode=settings.seller_postcode,
+        city=settings.seller_city,
+        country="FR",
+        siren=siren,
+        vat_number=vat_number,
+        legal_form=settings.seller_legal_form,
+        email=settings.seller_email,
+    )

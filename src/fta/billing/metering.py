@@ -1,0 +1,466 @@
+"""The usage ledger: recording events idempotently, metering jobs and bot runs, closing
+periods, and what a period's usage costs beyond the plan's allowance."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from sqlalchemy import DateTime, String, and_, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import Tenant
+from fta.billing.access import BillingStatus
+from fta.billing.models import UsageEvent, UsagePeriod
+from fta.billing.periods import (
+    next_period,
+    period_end,
+    period_of,
+    period_start,
+    previous_period,
+)
+from fta.bots.models import BotRun
+from fta.errors import Conflict, Invalid
+from fta.jobs.models import Job
+from fta.plans.models import Plan
+from fta.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+SubjectKind = Literal["job", "bot"]
+GIB = Decimal(1024**3)
+CENT = Decimal("0.01")
+MILLI = Decimal("0.001")
+# No single event covers more than a month and a day, or more than these machines hold.
+MAX_EVENT_SECONDS = Decimal(32 * 86_400)
+MAX_CPUS = 256
+MAX_RAM_GB = 4096
+EARLIEST = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _check(name: str, value: Decimal, limit: Decimal) -> Decimal:
+    if not value.is_finite() or value < 0:
+        raise Invalid(f"usage sample refused: {name} must be a finite number >= 0 (got {value})")
+    if value > limit:
+        raise Invalid(f"usage sample refused: {name} = {value} is beyond any possible value")
+    return value.quantize(MILLI, ROUND_HALF_UP)
+
+
+def _check_time(occurred_at: datetime, now: datetime) -> None:
+    if occurred_at.tzinfo is None:
+        raise Invalid("usage sample refused: occurred_at must carry a time zone")
+    if not EARLIEST <= occurred_at <= now + CLOCK_SKEW:
+        raise Invalid(f"usage sample refused: occurred_at {occurred_at.isoformat()} is impossible")
+
+
+def _open_period(session: Session, tenant_id: str, period: str) -> str:
+    """The period itself if open, else the first open one after it.
+
+    The period's row is share-locked: closing it waits for this transaction, and this one
+    sees a close that committed first.
+    """
+    for _ in range(1200):
+        session.execute(
+            insert(UsagePeriod)
+            .values(tenant_id=tenant_id, period=period)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "period"])
+        )
+        closed_at = session.scalar(
+            select(UsagePeriod.closed_at)
+            .where(UsagePeriod.tenant_id == tenant_id, UsagePeriod.period == period)
+            .with_for_update(read=True)
+        )
+        if closed_at is None:
+            return period
+        period = next_period(period)
+    raise Conflict(f"no open usage period for tenant {tenant_id}")
+
+
+def record_usage_event(
+    session: Session,
+    *,
+    tenant_id: str,
+    event_key: str,
+    subject_kind: SubjectKind,
+    subject_id: uuid.UUID,
+    cpu_seconds: Decimal,
+    ram_gb_seconds: Decimal,
+    running_seconds: Decimal,
+    occurred_at: datetime,
+    now: datetime,
+) -> UsageEvent:
+    """Records one event, once: the same key again returns the first row unchanged.
+
+    An event whose month is closed goes to the next open period, flagged late.
+    """
+    if subject_kind not in ("job", "bot"):
+        raise Invalid(f"usage sample refused: unknown subject kind {subject_kind!r}")
+    if not 0 < len(event_key) <= 200:
+        raise Invalid("usage sample refused: the event key must hold 1 to 200 characters")
+    running = _check("running_seconds", running_seconds, MAX_EVENT_SECONDS)
+    cpu = _check("cpu_seconds", cpu_seconds, MAX_EVENT_SECONDS * MAX_CPUS)
+    ram = _check("ram_gb_seconds", ram_gb_seconds, MAX_EVENT_SECONDS * MAX_RAM_GB)
+    _check_time(occurred_at, now)
+    existing = _event(session, tenant_id, event_key)
+    if existing is not None:
+        return existing
+    natural = period_of(occurred_at)
+    period = _open_period(session, tenant_id, natural)
+    inserted = session.scalar(
+        insert(UsageEvent)
+        .values(
+            tenant_id=tenant_id,
+            event_key=event_key,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            period=period,
+            cpu_seconds=cpu,
+            ram_gb_seconds=ram,
+            running_seconds=running,
+            occurred_at=occurred_at,
+            recorded_at=now,
+            late=period != natural,
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "event_key"])
+        .returning(UsageEvent.id)
+    )
+    event = _event(session, tenant_id, event_key)
+    assert event is not None  # noqa: S101 - inserted now or by a concurrent twin
+    if inserted is not None and event.late:
+        log.info("late usage event %s of %s counted in %s", event_key, tenant_id, period)
+    return event
+
+
+def _event(session: Session, tenant_id: str, event_key: str) -> UsageEvent | None:
+    return session.scalars(
+        select(UsageEvent).where(
+            UsageEvent.tenant_id == tenant_id, UsageEvent.event_key == event_key
+        )
+    ).first()
+
+
+def _seconds(start: datetime, end: datetime) -> Decimal:
+    return max(Decimal(0), Decimal(str((end - start).total_seconds())))
+
+
+def record_job_usage(
+    session: Session, job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None
+) -> UsageEvent:
+    """The event of a job that ended: its CPU time, peak memory × running time, and running
+    time, counted in the month it ended."""
+    assert job.finished_at is not None  # noqa: S101 - called once the job is final
+    running = _seconds(job.started_at, job.finished_at) if job.started_at else Decimal(0)
+    return record_usage_event(
+        session,
+        tenant_id=job.tenant_id,
+        event_key=f"job:{job.id}",
+        subject_kind="job",
+        subject_id=job.id,
+        cpu_seconds=cpu_seconds or Decimal(0),
+        ram_gb_seconds=Decimal(memory_max_bytes or 0) / GIB * running,
+        running_seconds=running,
+        occurred_at=job.finished_at,
+        now=job.finished_at,
+    )
+
+
+def tenant_ran_alone(
+    session: Session, tenant_id: str, job_id: uuid.UUID, start: datetime, end: datetime
+) -> bool:
+    """Whether no other job or bot of the tenant may have used its cgroup between start and
+    end (a job not yet finished, or a run not yet ended, counts as overlapping)."""
+    other_job = session.scalar(
+        select(Job.id)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.id != job_id,
+            Job.created_at <= end,
+            or_(Job.finished_at.is_(None), Job.finished_at >= start),
+        )
+        .limit(1)
+    )
+    bot_run = session.scalar(
+        select(BotRun.container_id)
+        .where(
+            BotRun.tenant_id == tenant_id,
+            BotRun.started_at <= end,
+            or_(BotRun.ended_at.is_(None), BotRun.ended_at >= start),
+        )
+        .limit(1)
+    )
+    return other_job is None and bot_run is None
+
+
+# --- bots ---------------------------------------------------------------------------------
+
+
+def meter_bot_runs(session: Session, now: datetime) -> int:
+    """Turns bot runs into events: one per run and month, key `bot:<container>:<YYYY-MM>`.
+
+    A month's event is written once the run ended or the month is over. Its CPU time is the
+    run's cumulative counter minus what earlier events of the run took, so the run's events
+    add up to its counter exactly; running time is cut at month boundaries exactly; RAM is
+    the run's peak × running time (the engine reports peaks, not an integral). Returns how
+    many events were written.
+    """
+    current = period_of(now)
+    current_start = period_start(current)
+    runs = session.scalars(
+        select(BotRun).where(
+            or_(BotRun.ended_at.is_not(None), BotRun.started_at < current_start),
+            ~select(UsageEvent.id)
+            .where(
+                UsageEvent.tenant_id == BotRun.tenant_id,
+                UsageEvent.event_key
+                == func.concat(
+                    "bot:",
+                    BotRun.container_id,
+                    ":",
+                    func.to_char(
+                        func.timezone(
+                            "UTC", func.coalesce(BotRun.ended_at, current_start - timedelta(days=1))
+                        ),
+                        "YYYY-MM",
+                    ),
+                ),
+            )
+            .exists(),
+        )
+    ).all()
+    written = 0
+    for run in runs:
+        try:
+            with session.begin_nested():
+                written += meter_run(session, run, now)
+        except Invalid as error:
+            log.error("bot run %s not metered: %s", run.container_id, error.detail)
+    return written
+
+
+def meter_run(session: Session, run: BotRun, now: datetime) -> int:
+    """Writes the run's due events (see `meter_bot_runs`); returns how many."""
+    current = period_of(now)
+    prefix = f"bot:{run.container_id}:"
+    done = session.execute(
+        select(UsageEvent.event_key, UsageEvent.cpu_seconds).where(
+            UsageEvent.tenant_id == run.tenant_id, UsageEvent.event_key.startswith(prefix)
+        )
+    ).all()
+    counted = sum((cpu for _, cpu in done), Decimal(0))
+    after = max((key.removeprefix(prefix) for key, _ in done), default=None)
+    if run.ended_at is not None:
+        last, end = period_of(run.ended_at), run.ended_at
+    else:
+        last, end = previous_period(current), period_start(current)
+    first = next_period(after) if after else period_of(run.started_at)
+    months = []
+    while first <= last:
+        months.append(first)
+        first = next_period(first)
+    if not months:
+        return 0
+    spans = [
+        _seconds(max(run.started_at, period_start(m)), min(end, period_end(m))) for m in months
+    ]
+    cpu_left = max(Decimal(0), run.cpu_seconds - counted)
+    total_span = sum(spans, Decimal(0))
+    peak_gb = Decimal(run.memory_max_bytes) / GIB
+    for index, (month, span) in enumerate(zip(months, spans, strict=True)):
+        is_last = index == len(months) - 1
+        share = (
+            cpu_left
+            if is_last
+            else (cpu_left * span / total_span).quantize(MILLI)
+            if total_span
+            else Decimal(0)
+        )
+        cpu_left -= share
+        total_span -= span
+        record_usage_event(
+            session,
+            tenant_id=run.tenant_id,
+            event_key=f"bot:{run.container_id}:{month}",
+            subject_kind="bot",
+            subject_id=run.bot_id,
+            cpu_seconds=share,
+            ram_gb_seconds=peak_gb * span,
+            running_seconds=span,
+            occurred_at=max(run.started_at, period_start(month)),
+            now=now,
+        )
+    return len(months)
+
+
+# --- periods ------------------------------------------------------------------------------
+
+
+def close_period(session: Session, period: str, now: datetime, grace: timedelta) -> list[str]:
+    """Closes the period for every tenant once its grace window is over; returns the tenants
+    whose period closed now (already closed ones are left as they were)."""
+    opens_at = period_end(period) + grace
+    if now < opens_at:
+        raise Conflict(f"period {period} can close from {opens_at.isoformat()} on")
+    statement = insert(UsagePeriod).from_select(
+        ["tenant_id", "period", "closed_at"],
+        select(Tenant.id, literal(period, String(7)), literal(now, DateTime(timezone=True))),
+    )
+    closed = session.scalars(
+        statement.on_conflict_do_update(
+            index_elements=["tenant_id", "period"],
+            set_={"closed_at": statement.excluded.closed_at},
+            where=UsagePeriod.closed_at.is_(None),
+        ).returning(UsagePeriod.tenant_id)
+    ).all()
+    return sorted(closed)
+
+
+def close_due_periods(session: Session, now: datetime, grace: timedelta) -> list[str]:
+    """Closes the past months whose grace window is over and that some tenant still has
+    open (at most a year back); returns the periods closed."""
+    closed = []
+    period = previous_period(period_of(now))
+    for _ in range(12):
+        if now < period_end(period) + grace:
+            period = previous_period(period)
+            continue
+        still_open = session.scalar(
+            select(Tenant.id)
+            .where(
+                ~select(UsagePeriod.tenant_id)
+                .where(
+                    and_(
+                        UsagePeriod.tenant_id == Tenant.id,
+                        UsagePeriod.period == period,
+                        UsagePeriod.closed_at.is_not(None),
+                    )
+                )
+                .exists()
+            )
+            .limit(1)
+        )
+        if still_open is None:
+            break
+        close_period(session, period, now, grace)
+        closed.append(period)
+        period = previous_period(period)
+    return closed
+
+
+# --- what a period costs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consumption:
+    cpu_hours: Decimal
+    ram_gb_hours: Decimal
+    job_minutes: Decimal
+    bot_hours: Decimal
+    events: int
+    late_events: int
+
+
+@dataclass(frozen=True)
+class Overage:
+    cpu_hours: Decimal
+    ram_gb_hours: Decimal
+    job_minutes: Decimal
+    amount_eur: Decimal  # HT, rounded to the cent (half up) once, on the total
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    period: str
+    closed: bool
+    plan: Plan
+    included_cpu_hours: Decimal
+    consumption: Consumption
+    overage: Overage
+    projected_overage: Overage
+
+
+def consumption(session: Session, tenant_id: str, period: str) -> Consumption:
+    is_job = UsageEvent.subject_kind == "job"
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(UsageEvent.cpu_seconds), 0),
+            func.coalesce(func.sum(UsageEvent.ram_gb_seconds), 0),
+            func.coalesce(func.sum(UsageEvent.running_seconds).filter(is_job), 0),
+            func.coalesce(func.sum(UsageEvent.running_seconds).filter(~is_job), 0),
+            func.count(),
+            func.count().filter(UsageEvent.late),
+        ).where(UsageEvent.tenant_id == tenant_id, UsageEvent.period == period)
+    ).one()
+    cpu, ram, job_seconds, bot_seconds, events, late = row
+    return Consumption(
+        cpu_hours=Decimal(cpu) / 3600,
+        ram_gb_hours=Decimal(ram) / 3600,
+        job_minutes=Decimal(job_seconds) / 60,
+        bot_hours=Decimal(bot_seconds) / 3600,
+        events=int(events),
+        late_events=int(late),
+    )
+
+
+def overage(plan: Plan, included_cpu_hours: Decimal, used: Consumption) -> Overage:
+    """CPU-hours beyond the allowance at the CPU rate; RAM GB-hours and job-minutes at their
+    rates for the same share of the period's work (the share of its CPU-hours that lies
+    beyond the allowance). Exact decimals, rounded to the cent once at the end."""
+    over_cpu = max(Decimal(0), used.cpu_hours - included_cpu_hours)
+    share = over_cpu / used.cpu_hours if used.cpu_hours else Decimal(0)
+    over_ram = used.ram_gb_hours * share
+    over_minutes = used.job_minutes * share
+    amount = (
+        over_cpu * plan.overage_cpu_hour_eur
+        + over_ram * plan.overage_ram_gb_hour_eur
+        + over_minutes * plan.overage_job_minute_eur
+    )
+    return Overage(over_cpu, over_ram, over_minutes, amount.quantize(CENT, ROUND_HALF_UP))
+
+
+def _scaled(used: Consumption, factor: Decimal) -> Consumption:
+    return Consumption(
+        cpu_hours=used.cpu_hours * factor,
+        ram_gb_hours=used.ram_gb_hours * factor,
+        job_minutes=used.job_minutes * factor,
+        bot_hours=used.bot_hours * factor,
+        events=used.events,
+        late_events=used.late_events,
+    )
+
+
+def usage_summary(session: Session, tenant: Tenant, period: str, now: datetime) -> UsageSummary:
+    """A period's consumption and overage; for the running month, also the overage if the
+    rest of the month goes on at the pace so far (`projected_overage`). On trial, the
+    allowance is the trial's CPU-hours."""
+    included_cpu_hours = (
+        get_settings().trial_cpu_hours
+        if tenant.billing_status == BillingStatus.TRIALING
+        else tenant.plan.included_cpu_hours
+    )
+    closed = session.scalar(
+        select(UsagePeriod.closed_at).where(
+            UsagePeriod.tenant_id == tenant.id, UsagePeriod.period == period
+        )
+    )
+    used = consumption(session, tenant.id, period)
+    so_far = overage(tenant.plan, included_cpu_hours, used)
+    projected = so_far
+    start, end = period_start(period), period_end(period)
+    if closed is None and start < now < end:
+        factor = _seconds(start, end) / _seconds(start, now)
+        projected = overage(tenant.plan, included_cpu_hours, _scaled(used, factor))
+    return UsageSummary(
+        period=period,
+        closed=closed is not None,
+        plan=tenant.plan,
+        included_cpu_hours=included_cpu_hours,
+        consumption=used,
+        overage=so_far,
+        projected_overage=projected,
+    )

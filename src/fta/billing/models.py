@@ -1,0 +1,47 @@
+"""The usage ledger: one row per metered piece of work, and each tenant's usage periods."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fta.db import Base, utcnow
+
+
+class UsageEvent(Base):
+    """Append-only (a database trigger refuses UPDATE, DELETE and inserts into a closed
+    period); `event_key` is deterministic, so a replayed sample is the same row."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "event_key"),
+        Index("ix_usage_events_tenant_period", "tenant_id", "period"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    event_key: Mapped[str] = mapped_column(String(200))
+    subject_kind: Mapped[str] = mapped_column(String(8))
+    subject_id: Mapped[uuid.UUID]
+    # 'YYYY-MM' (UTC) the event is billed in: its own month, or a later one when it came late.
+    period: Mapped[str] = mapped_column(String(7))
+    cpu_seconds: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    ram_gb_seconds: Mapped[Decimal] = mapped_column(Numeric(18, 3))
+    running_seconds: Mapped[Decimal] = mapped_column(Numeric(14, 3))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UsagePeriod(Base):
+    """A tenant's month; once `closed_at` is set it takes no event and never reopens."""
+
+    __tablename__ = "usage_periods"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    closed_at: Mapped[datetime | None]

@@ -1,0 +1,36 @@
+"""PayPal: the only code that talks to it (REST client, webhook verification) and its tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fta.billing.paypal.client import PayPalClient
+from fta.billing.paypal.webhooks import WebhookVerifier
+from fta.settings import get_settings
+
+
+@dataclass(frozen=True)
+class PayPal:
+    """What the billing services need of PayPal: the API, the webhook check, and where the
+    buyer's browser goes after approving or cancelling."""
+
+    client: PayPalClient
+    verifier: WebhookVerifier
+    return_url: str
+    cancel_url: str
+
+
+@lru_cache(maxsize=1)
+def paypal_from_settings() -> PayPal:
+    settings = get_settings()
+    return PayPal(
+        client=PayPalClient(
+            settings.paypal_base_url,
+            settings.paypal_client_id.get_secret_value(),
+            settings.paypal_client_secret.get_secret_value(),
+        ),
+        verifier=WebhookVerifier(settings.paypal_webhook_id, settings.paypal_cert_host),
+        return_url=settings.paypal_return_url,
+        cancel_url=settings.paypal_cancel_url,
+    )

@@ -1,0 +1,26 @@
+"""The worker's periodic billing round: cheap, idempotent, safe to run from several workers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from fta.billing import access, metering
+from fta.plans import service as plans
+from fta.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def run_round(session: Session, now: datetime) -> None:
+    """Ends expired trials and graces, applies deferred plan changes, meters bot runs, and
+    closes past months whose grace window is over."""
+    for tenant_id in access.advance_billing_states(session, now):
+        log.info("account %s suspended: trial or payment grace over", tenant_id)
+    plans.apply_pending_plans(session, now)
+    metering.meter_bot_runs(session, now)
+    grace = timedelta(hours=get_settings().usage_close_grace_hours)
+    for period in metering.close_due_periods(session, now, grace):
+        log.info("usage period %s closed", period)

@@ -1,0 +1,367 @@
+"""PayPal subscriptions: our catalog as PayPal products and plans, starting a subscription,
+the buyer's return, and webhook events.
+
+A subscription's status is never taken from an event: each event only says "look again", and
+the subscription is re-fetched from PayPal and its current status applied. Deliveries in any
+order, any number of times, therefore end in the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import Tenant
+from fta.audit import service as audit
+from fta.billing.access import BillingStatus, apply_billing_state
+from fta.billing.paypal import PayPal
+from fta.billing.paypal.client import PayPalClient, PayPalError
+from fta.billing.paypal.models import (
+    EventOutcome,
+    PaymentKind,
+    PayPalCatalogEntry,
+    PayPalEvent,
+    Subscription,
+    SubscriptionStatus,
+)
+from fta.billing.paypal.payments import MalformedResource, record_payment, sale_subscription_id
+from fta.billing.paypal.webhooks import WebhookRefused
+from fta.db import utcnow
+from fta.errors import Conflict, DomainError, NotFound
+from fta.plans.models import Plan
+from fta.plans.service import change_plan
+
+log = logging.getLogger(__name__)
+
+CURRENCY = "EUR"
+# PayPal adds French VAT on top of the plan's price (stored before tax).
+VAT_PERCENT = Decimal("20")
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "BILLING.SUBSCRIPTION.CREATED",
+        "BILLING.SUBSCRIPTION.ACTIVATED",
+        "BILLING.SUBSCRIPTION.UPDATED",
+        "BILLING.SUBSCRIPTION.RE-ACTIVATED",
+        "BILLING.SUBSCRIPTION.SUSPENDED",
+        "BILLING.SUBSCRIPTION.CANCELLED",
+        "BILLING.SUBSCRIPTION.EXPIRED",
+        "BILLING.SUBSCRIPTION.PAYMENT.FAILED",
+    }
+)
+PAYMENT_EVENTS = {
+    "PAYMENT.SALE.COMPLETED": PaymentKind.SALE,
+    "PAYMENT.SALE.REFUNDED": PaymentKind.REFUND,
+    "PAYMENT.SALE.REVERSED": PaymentKind.REVERSAL,
+}
+# When a tenant holds several subscriptions (a plan change, an abandoned approval), the best
+# status speaks for the tenant.
+_RANK = {
+    SubscriptionStatus.ACTIVE: 3,
+    SubscriptionStatus.PAST_DUE: 2,
+    SubscriptionStatus.PENDING: 1,
+    SubscriptionStatus.CANCELLED: 0,
+}
+
+
+class WebhookRejected(DomainError):
+    title = "Webhook refused"
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    outcome: str
+    event_id: str | None = None
+    refused: str | None = None  # why the delivery was refused, if it was
+
+
+# --- the subscription state machine ---
+
+
+def status_from_paypal(state: Mapping[str, Any]) -> SubscriptionStatus:
+    """Our status for a subscription as PayPal shows it now."""
+    paypal_status = state.get("status")
+    if paypal_status == "ACTIVE":
+        billing = state.get("billing_info")
+        failed = billing.get("failed_payments_count", 0) if isinstance(billing, dict) else 0
+        # PayPal resets the count after a successful payment.
+        return SubscriptionStatus.PAST_DUE if failed else SubscriptionStatus.ACTIVE
+    if paypal_status == "SUSPENDED":
+        return SubscriptionStatus.PAST_DUE
+    if paypal_status in ("CANCELLED", "EXPIRED"):
+        return SubscriptionStatus.CANCELLED
+    return SubscriptionStatus.PENDING  # APPROVAL_PENDING, APPROVED
+
+
+def tenant_billing_status(session: Session, tenant_id: str) -> SubscriptionStatus | None:
+    statuses = session.scalars(
+        select(Subscription.status).where(Subscription.tenant_id == tenant_id)
+    ).all()
+    if not statuses:
+        return None
+    return max((SubscriptionStatus(s) for s in statuses), key=_RANK.__getitem__)
+
+
+def _apply_to_tenant(
+    session: Session, subscription: Subscription, became_active: bool, now: datetime
+) -> None:
+    """The tenant's access follows its best subscription; a newly active subscription puts
+    the tenant on its plan (at once, or from the next period for an account already paying)."""
+    tenant = session.get_one(Tenant, subscription.tenant_id)
+    if became_active:
+        plan = session.scalars(select(Plan).where(Plan.code == subscription.plan_code)).first()
+        if (
+            plan is not None
+            and plan.active
+            and plan.id not in (tenant.plan_id, tenant.pending_plan_id)
+        ):
+            change_plan(session, tenant, plan, now)
+    status = tenant_billing_status(session, tenant.id)
+    if status is not None and status is not SubscriptionStatus.PENDING:
+        apply_billing_state(session, tenant, BillingStatus(status.value), now)
+
+
+def refresh_subscription(
+    session: Session, client: PayPalClient, subscription: Subscription, now: datetime
+) -> Subscription:
+    """Re-fetches the subscription (its row locked) and applies PayPal's current status."""
+    session.refresh(subscription, with_for_update=True)
+    state = client.get_subscription(subscription.paypal_subscription_id)
+    if state.get("id") != subscription.paypal_subscription_id:
+        raise PayPalError("PayPal answered with another subscription", 502)
+    was_active = subscription.status == SubscriptionStatus.ACTIVE
+    subscription.paypal_status = str(state.get("status", ""))[:32]
+    subscription.status = status_from_paypal(state)
+    subscription.last_state = state
+    subscription.updated_at = now
+    session.flush()
+    became_active = subscription.status == SubscriptionStatus.ACTIVE and not was_active
+    _apply_to_tenant(session, subscription, became_active, now)
+    return subscription
+
+
+# --- catalog ---
+
+
+def sync_catalog(session: Session, client: PayPalClient) -> list[PayPalCatalogEntry]:
+    """Makes every paid, active plan a PayPal product and plan at its current price.
+
+    Idempotent: an entry whose plan PayPal still has at that price is left alone; a changed
+    price gets a new PayPal plan (existing subscriptions keep theirs); an entry PayPal no
+    longer knows (another environment) is made again. Request ids are derived from the plan
+    and price, so a sync cut short and run again creates nothing twice.
+    """
+    plans = session.scalars(
+        select(Plan).where(Plan.active.is_(True), Plan.price_ht_cents > 0).order_by(Plan.code)
+    ).all()
+    return [_sync_plan(session, client, plan) for plan in plans]
+
+
+def _sync_plan(session: Session, client: PayPalClient, plan: Plan) -> PayPalCatalogEntry:
+    entry = session.get(PayPalCatalogEntry, plan.code, with_for_update=True)
+    stale = entry is None or not _paypal_has_plan(client, entry.paypal_plan_id)
+    if entry is not None and not stale and entry.price_cents == plan.price_ht_cents:
+        return entry
+    if entry is None or stale:
+        environment = hashlib.sha256(client.base_url.encode()).hexdigest()[:16]
+        product = client.create_product(
+            name=f"fta {plan.name}",
+            description=f"Hosted Freqtrade, plan {plan.name}",
+            request_id=f"fta-product-{plan.code}-{environment}",
+        )
+        product_id = str(product["id"])
+    else:
+        product_id = entry.product_id
+    created = client.create_plan(
+        product_id=product_id,
+        name=f"fta {plan.name} monthly",
+        price=Decimal(plan.price_ht_cents) / 100,
+        currency=CURRENCY,
+        tax_percent=VAT_PERCENT,
+        request_id=f"fta-plan-{plan.code}-{plan.price_ht_cents}-{product_id}",
+    )
+    if entry is None:
+        entry = PayPalCatalogEntry(plan_code=plan.code)
+        session.add(entry)
+    entry.product_id, entry.paypal_plan_id = product_id, str(created["id"])
+    entry.price_cents, entry.currency, entry.synced_at = plan.price_ht_cents, CURRENCY, utcnow()
+    session.flush()
+    return entry
+
+
+def _paypal_has_plan(client: PayPalClient, paypal_plan_id: str) -> bool:
+    try:
+        client.get_plan(paypal_plan_id)
+    except PayPalError as error:
+        if error.http_status == 404:
+            return False
+        raise
+    return True
+
+
+# --- starting a subscription and the buyer's return ---
+
+
+def start_subscription(session: Session, paypal: PayPal, tenant_id: str, plan_code: str) -> str:
+    """Creates the tenant's subscription to `plan_code`; returns the URL where the buyer
+    approves it on PayPal."""
+    plan = session.scalars(select(Plan).where(Plan.code == plan_code)).first()
+    if plan is None or not plan.active:
+        raise NotFound(f"no plan {plan_code!r}: GET /api/v1/plans lists the plans on offer")
+    if plan.price_ht_cents <= 0:
+        raise Conflict(f"plan {plan_code!r} is free: there is nothing to subscribe to")
+    current = session.scalars(
+        select(Subscription).where(
+            Subscription.tenant_id == tenant_id,
+            Subscription.plan_code == plan_code,
+            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
+        )
+    ).first()
+    if current is not None:
+        raise Conflict(f"you already subscribe to plan {plan_code!r}")
+    entry = _sync_plan(session, paypal.client, plan)
+    now = utcnow()
+    created = paypal.client.create_subscription(
+        plan_id=entry.paypal_plan_id,
+        custom_id=tenant_id,
+        return_url=paypal.return_url,
+        cancel_url=paypal.cancel_url,
+        request_id=f"fta-sub-{tenant_id}-{plan_code}-{int(now.timestamp())}",
+    )
+    approval = next(
+        (link.get("href") for link in created.get("links", []) if link.get("rel") == "approve"),
+        None,
+    )
+    if not isinstance(approval, str) or not approval.startswith("https://"):
+        raise PayPalError("PayPal's answer holds no approval link", 502)
+    session.add(
+        Subscription(
+            tenant_id=tenant_id,
+            paypal_subscription_id=str(created["id"])[:64],
+            plan_code=plan_code,
+            status=status_from_paypal(created),
+            paypal_status=str(created.get("status", ""))[:32],
+            last_state=created,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    audit.record(
+        session,
+        actor=f"tenant:{tenant_id}",
+        action="billing.subscription_started",
+        tenant_id=tenant_id,
+        target=str(created["id"])[:200],
+    )
+    session.flush()
+    return approval
+
+
+def confirm_return(
+    session: Session, client: PayPalClient, paypal_subscription_id: str
+) -> Subscription:
+    """The buyer is back from PayPal: look at the subscription again. Only a subscription we
+    created is looked up, so an unknown id costs no call to PayPal."""
+    subscription = session.scalars(
+        select(Subscription).where(Subscription.paypal_subscription_id == paypal_subscription_id)
+    ).first()
+    if subscription is None:
+        raise NotFound(f"no subscription {paypal_subscription_id!r} was started here")
+    return refresh_subscription(session, client, subscription, utcnow())
+
+
+# --- webhooks ---
+
+
+def receive_webhook(
+    session: Session, paypal: PayPal, headers: Mapping[str, str], body: bytes, ip: str | None
+) -> WebhookResult:
+    """Verifies, records and processes one delivery. A refused delivery leaves an audit row
+    and nothing else; the caller commits either way."""
+    try:
+        paypal.verifier.verify(headers, body)
+    except WebhookRefused as refusal:
+        audit.record(
+            session,
+            actor="paypal",
+            action="billing.webhook_refused",
+            target=refusal.reason[:200],
+            ip=ip,
+        )
+        return WebhookResult("refused", refused=refusal.reason)
+    event = _parse_event(body)
+    event_id, event_type = event["id"], event["event_type"]
+    resource = event["resource"]
+    resource_id = resource.get("id") if isinstance(resource.get("id"), str) else None
+    inserted = session.execute(
+        insert(PayPalEvent)
+        .values(
+            event_id=event_id,
+            event_type=event_type,
+            resource_id=resource_id[:64] if resource_id else None,
+            body=body,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(PayPalEvent.id)
+    ).scalar()
+    if inserted is None:
+        return WebhookResult("duplicate", event_id)
+    try:
+        outcome = _process(session, paypal.client, event_type, resource)
+    except MalformedResource as problem:
+        log.warning("PayPal event %s kept unprocessed: %s", event_id, problem)
+        outcome = EventOutcome.MALFORMED
+    stored = session.get_one(PayPalEvent, inserted)
+    stored.processed_at, stored.outcome = utcnow(), outcome
+    return WebhookResult(outcome, event_id)
+
+
+def _parse_event(body: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise WebhookRejected("the webhook body is not JSON") from exc
+    if not isinstance(event, dict):
+        raise WebhookRejected("the webhook body is not a JSON object")
+    for key in ("id", "event_type"):
+        value = event.get(key)
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
+            raise WebhookRejected(f"the webhook event has no valid {key!r}")
+    if not isinstance(event.get("resource"), dict):
+        raise WebhookRejected("the webhook event has no resource object")
+    return event
+
+
+def _process(
+    session: Session, client: PayPalClient, event_type: str, resource: dict[str, Any]
+) -> EventOutcome:
+    if event_type in SUBSCRIPTION_EVENTS:
+        subscription_id = resource.get("id")
+    elif event_type in PAYMENT_EVENTS:
+        kind = PAYMENT_EVENTS[event_type]
+        record_payment(session, kind, resource)
+        if kind is not PaymentKind.SALE:
+            return EventOutcome.APPLIED  # a refund or reversal changes no subscription
+        # A sale may end a past-due spell: look at its subscription again.
+        subscription_id = sale_subscription_id(resource)
+    else:
+        return EventOutcome.IGNORED
+    if not isinstance(subscription_id, str):
+        raise MalformedResource("the event names no subscription")
+    subscription = session.scalars(
+        select(Subscription).where(Subscription.paypal_subscription_id == subscription_id)
+    ).first()
+    if subscription is None:
+        return EventOutcome.UNKNOWN_SUBSCRIPTION
+    refresh_subscription(session, client, subscription, utcnow())
+    return EventOutcome.APPLIED

@@ -1,0 +1,128 @@
+"""/api/v1/plans (public catalog) and /api/v1/admin/plans (administrators' edits)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from fta.accounts.service import Principal
+from fta.errors import Forbidden, Invalid
+from fta.plans import service
+from fta.plans.models import Plan
+from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
+
+router = APIRouter(tags=["plans"])
+
+Rate = Annotated[Decimal, Field(ge=0, le=1000, max_digits=12, decimal_places=6)]
+
+
+class Quotas(BaseModel):
+    cpu: Decimal = Field(description="CPUs per container")
+    memory_mb: int
+    pids: int
+    disk_mb: int
+    max_concurrent_jobs: int
+    max_bots: int
+    max_job_seconds: int
+    included_cpu_hours: Decimal = Field(description="CPU-hours included each month")
+
+
+class PriceOut(BaseModel):
+    currency: str = "EUR"
+    ht: Decimal = Field(description="monthly price before VAT")
+    vat_rate: Decimal
+    vat: Decimal
+    ttc: Decimal = Field(description="monthly price with French VAT, as private clients pay")
+
+
+class OverageRates(BaseModel):
+    cpu_hour_eur: Decimal
+    ram_gb_hour_eur: Decimal
+    job_minute_eur: Decimal
+
+
+class PlanOut(BaseModel):
+    code: str
+    name: str
+    is_default: bool
+    active: bool
+    price: PriceOut
+    quotas: Quotas
+    overage_rates_ht: OverageRates
+
+
+class PlanPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    price_ht_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+    cpu: Decimal | None = Field(default=None, gt=0, le=64, max_digits=4, decimal_places=2)
+    memory_mb: int | None = Field(default=None, ge=128, le=262_144)
+    pids: int | None = Field(default=None, ge=32, le=65_536)
+    disk_mb: int | None = Field(default=None, ge=256, le=4_194_304)
+    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100)
+    max_bots: int | None = Field(default=None, ge=0, le=100)
+    max_job_seconds: int | None = Field(default=None, ge=60, le=7 * 86_400)
+    included_cpu_hours: Decimal | None = Field(
+        default=None, ge=0, le=100_000, max_digits=10, decimal_places=2
+    )
+    overage_cpu_hour_eur: Rate | None = None
+    overage_ram_gb_hour_eur: Rate | None = None
+    overage_job_minute_eur: Rate | None = None
+    active: bool | None = None
+
+
+def plan_out(plan: Plan) -> PlanOut:
+    price = service.monthly_price(plan)
+    return PlanOut(
+        code=plan.code,
+        name=plan.name,
+        is_default=plan.is_default,
+        active=plan.active,
+        price=PriceOut(ht=price.ht, vat_rate=service.VAT_RATE, vat=price.vat, ttc=price.ttc),
+        quotas=Quotas(
+            cpu=plan.cpu,
+            memory_mb=plan.memory_mb,
+            pids=plan.pids,
+            disk_mb=plan.disk_mb,
+            max_concurrent_jobs=plan.max_concurrent_jobs,
+            max_bots=plan.max_bots,
+            max_job_seconds=plan.max_job_seconds,
+            included_cpu_hours=plan.included_cpu_hours,
+        ),
+        overage_rates_ht=OverageRates(
+            cpu_hour_eur=plan.overage_cpu_hour_eur,
+            ram_gb_hour_eur=plan.overage_ram_gb_hour_eur,
+            job_minute_eur=plan.overage_job_minute_eur,
+        ),
+    )
+
+
+def current_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("only platform administrators may edit the plan catalog")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(current_admin)]
+
+
+@router.get("/plans")
+def list_plans(session: SessionDep) -> list[PlanOut]:
+    """The plans on offer; no authentication needed."""
+    return [plan_out(plan) for plan in service.list_plans(session)]
+
+
+@router.patch("/admin/plans/{code}")
+def update_plan(
+    code: str, body: PlanPatch, admin: AdminDep, session: SessionDep, ip: ClientIpDep
+) -> PlanOut:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes or any(value is None for value in changes.values()):
+        raise Invalid("send at least one field to change, and no null value")
+    plan = service.update_plan(
+        session, service.get_plan(session, code), changes, actor=str(admin.user_id), ip=ip
+    )
+    return plan_out(plan)

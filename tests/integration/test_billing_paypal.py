@@ -1,0 +1,430 @@
+"""PayPal subscriptions against the stand-in: catalog sync, subscribing and the buyer's return,
+webhooks (verified, recorded once, processed in any order), payments, Invoicing v2."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+
+from fta.accounts.models import Tenant
+from fta.audit.models import AuditEvent
+from fta.billing.api import get_paypal
+from fta.billing.paypal import PayPal
+from fta.billing.paypal.client import InvoiceLine, PayPalClient, draft_invoice_body
+from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
+from fta.billing.paypal.payments import mark_invoiced, payments_to_invoice
+from fta.billing.paypal.webhooks import WebhookVerifier
+from fta.billing.subscriptions import sync_catalog
+from fta.db import session_scope, utcnow
+from fta.plans.models import Plan
+from tests.support.api import Client, sign_up
+from tests.support.paypal_standin import PayPalStandin
+
+PROBLEM = "application/problem+json"
+RETURN_URL = "https://fta.example.test/api/v1/billing/return"
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[PayPalStandin]:
+    with PayPalStandin() as standin:
+        yield standin
+
+
+@pytest.fixture(scope="module")
+def paypal(app_settings: None, standin: PayPalStandin) -> PayPal:
+    http = standin.http_client()
+    return PayPal(
+        client=PayPalClient(standin.url, standin.client_id, standin.client_secret, http=http),
+        verifier=WebhookVerifier(standin.webhook_id, "127.0.0.1", http=http),
+        return_url=RETURN_URL,
+        cancel_url="https://fta.example.test/",
+    )
+
+
+@pytest.fixture(scope="module")
+def api(app_settings: None, paypal: PayPal) -> Iterator[TestClient]:
+    from fta.portal.app import create_app
+
+    app = create_app()
+    app.dependency_overrides[get_paypal] = lambda: paypal
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def subscribe(api: TestClient, standin: PayPalStandin, plan: str = "pro") -> tuple[Client, str]:
+    """A new tenant with a pending subscription; returns it and the approval URL."""
+    client = sign_up(api, "Payer")
+    answer = api.post("/api/v1/billing/subscription", json={"plan": plan}, headers=client.auth)
+    assert answer.status_code == 201, answer.text
+    approval_url = answer.json()["approval_url"]
+    assert approval_url.startswith(f"{standin.url}/webapps/billing/subscriptions?ba_token=")
+    return client, approval_url
+
+
+def subscription_of(api: TestClient, client: Client) -> dict[str, Any]:
+    answer = api.get("/api/v1/billing/subscription", headers=client.auth)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    assert len(body["subscriptions"]) == 1
+    return body
+
+
+def fetches_of(standin: PayPalStandin, subscription_id: str) -> int:
+    path = f"/v1/billing/subscriptions/{subscription_id}"
+    return sum(1 for seen in standin.seen(path) if seen.method == "GET")
+
+
+def test_catalog_sync_is_idempotent(standin: PayPalStandin, paypal: PayPal) -> None:
+    with session_scope() as session:
+        first = {
+            e.plan_code: (e.product_id, e.paypal_plan_id)
+            for e in sync_catalog(session, paypal.client)
+        }
+    assert {"starter", "pro"} <= set(first)
+    products, plans = len(standin.products), len(standin.plans)
+    posts = [s for s in standin.seen("/v1/") if s.method == "POST"]
+    with session_scope() as session:
+        again = {
+            e.plan_code: (e.product_id, e.paypal_plan_id)
+            for e in sync_catalog(session, paypal.client)
+        }
+    assert again == first
+    assert (len(standin.products), len(standin.plans)) == (products, plans)
+    assert [s for s in standin.seen("/v1/") if s.method == "POST"] == posts
+    pro = standin.plans[first["pro"][1]]
+    assert pro["billing_cycles"][0]["pricing_scheme"]["fixed_price"]["currency_code"] == "EUR"
+    assert pro["taxes"] == {"percentage": "20", "inclusive": False}
+
+    # A new price: a new PayPal plan of the same product (rolled back afterwards).
+    with session_scope() as session:
+        session.execute(update(Plan).where(Plan.code == "pro").values(price_ht_cents=12345))
+        entry = {e.plan_code: e for e in sync_catalog(session, paypal.client)}["pro"]
+        assert entry.product_id == first["pro"][0]
+        assert entry.paypal_plan_id != first["pro"][1]
+        price = standin.plans[entry.paypal_plan_id]["billing_cycles"][0]["pricing_scheme"]
+        assert price["fixed_price"]["value"] == "123.45"
+        session.rollback()
+    with session_scope() as session:
+        assert session.get_one(PayPalCatalogEntry, "pro").paypal_plan_id == first["pro"][1]
+
+
+def test_subscribe_approve_and_return_activates(api: TestClient, standin: PayPalStandin) -> None:
+    client, approval_url = subscribe(api, standin)
+    pending = subscription_of(api, client)
+    assert pending["status"] == "pending"
+    subscription_id = pending["subscriptions"][0]["subscription_id"]
+    assert standin.subscriptions[subscription_id]["custom_id"] == client.tenant_id
+
+    # The buyer approves on PayPal, which sends the browser back to our return path.
+    with standin.http_client() as browser:
+        approved = browser.get(approval_url, follow_redirects=False)
+    assert approved.status_code == 302
+    location = urlsplit(approved.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == RETURN_URL
+    query = parse_qs(location.query)
+    assert query["subscription_id"] == [subscription_id]
+
+    back = api.get("/api/v1/billing/return", params={k: v[0] for k, v in query.items()})
+    assert back.status_code == 200, back.text
+    assert back.json()["status"] == "active" and back.json()["plan"] == "pro"
+    assert subscription_of(api, client)["status"] == "active"
+    assert tenant_state(client) == ("active", "active", "pro")
+    # Subscribing again to the same plan is refused.
+    again = api.post("/api/v1/billing/subscription", json={"plan": "pro"}, headers=client.auth)
+    assert again.status_code == 409 and again.headers["content-type"] == PROBLEM
+
+
+def test_return_and_subscription_refusals(api: TestClient, standin: PayPalStandin) -> None:
+    before = len(standin.seen("/v1/billing/subscriptions/"))
+    unknown = api.get("/api/v1/billing/return", params={"subscription_id": "I-NOTOURS"})
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+    assert len(standin.seen("/v1/billing/subscriptions/")) == before
+    client = sign_up(api, "Chooser")
+    for plan, status in (("no-such-plan", 404), ("Not A Code!", 422)):
+        answer = api.post("/api/v1/billing/subscription", json={"plan": plan}, headers=client.auth)
+        assert answer.status_code == status and answer.headers["content-type"] == PROBLEM
+
+
+def test_an_unconfigured_paypal_is_a_clear_503(http: TestClient) -> None:
+    client = sign_up(http, "Early")
+    answer = http.post("/api/v1/billing/subscription", json={"plan": "pro"}, headers=client.auth)
+    assert answer.status_code == 503 and answer.headers["content-type"] == PROBLEM
+    assert "FTA_PAYPAL_CLIENT_ID" in answer.json()["detail"]
+
+
+# --- webhooks ---
+
+
+def _sale(sale_id: str, subscription_id: str, total: str) -> dict[str, Any]:
+    return {
+        "id": sale_id,
+        "state": "completed",
+        "amount": {"total": total, "currency": "EUR"},
+        "billing_agreement_id": subscription_id,
+        "create_time": "2026-11-01T10:00:00Z",
+    }
+
+
+def _refund(refund_id: str, sale_id: str, total: str) -> dict[str, Any]:
+    return {
+        "id": refund_id,
+        "state": "completed",
+        "amount": {"total": total, "currency": "EUR"},
+        "sale_id": sale_id,
+        "create_time": "2026-11-02T10:00:00Z",
+    }
+
+
+def lifecycle(
+    standin: PayPalStandin, subscription_id: str
+) -> list[tuple[str, int, dict[str, Any]]]:
+    """A subscription's life as PayPal sends it: (status PayPal then shows, failed payments,
+    event). It is paid, fails, is suspended, recovers, is paid, refunded and cancelled."""
+    ref = {"id": subscription_id}
+    sale1, sale2 = f"S1-{subscription_id}", f"S2-{subscription_id}"
+    steps = [
+        ("ACTIVE", 0, "BILLING.SUBSCRIPTION.ACTIVATED", ref),
+        ("ACTIVE", 0, "PAYMENT.SALE.COMPLETED", _sale(sale1, subscription_id, "94.80")),
+        ("ACTIVE", 1, "BILLING.SUBSCRIPTION.PAYMENT.FAILED", ref),
+        ("SUSPENDED", 3, "BILLING.SUBSCRIPTION.SUSPENDED", ref),
+        ("ACTIVE", 0, "BILLING.SUBSCRIPTION.RE-ACTIVATED", ref),
+        ("ACTIVE", 0, "PAYMENT.SALE.COMPLETED", _sale(sale2, subscription_id, "94.80")),
+        ("ACTIVE", 0, "PAYMENT.SALE.REFUNDED", _refund(f"R2-{subscription_id}", sale2, "40.00")),
+        ("CANCELLED", 0, "BILLING.SUBSCRIPTION.CANCELLED", ref),
+    ]
+    return [(status, failed, standin.event(kind, res)) for status, failed, kind, res in steps]
+
+
+def state_of(subscription_id: str) -> tuple[str, list[tuple[str, int, str]]]:
+    """The subscription's status and its payments (kind, cents, currency)."""
+    with session_scope() as session:
+        status = session.scalars(
+            select(Subscription.status).where(
+                Subscription.paypal_subscription_id == subscription_id
+            )
+        ).one()
+        sales = select(Payment.sale_id).where(Payment.paypal_subscription_id == subscription_id)
+        payments = session.execute(
+            select(Payment.kind, Payment.amount_cents, Payment.currency).where(
+                Payment.sale_id.in_(sales)
+            )
+        ).all()
+    return status, sorted((k, a, c) for k, a, c in payments)
+
+
+def tenant_state(client: Client) -> tuple[str, str, str]:
+    """The account's billing status, its status, and its plan."""
+    with session_scope() as session:
+        tenant = session.get_one(Tenant, client.tenant_id)
+        return tenant.billing_status, tenant.status, tenant.plan.code
+
+
+def new_active_subscription(api: TestClient, standin: PayPalStandin) -> tuple[Client, str]:
+    client, _ = subscribe(api, standin)
+    return client, subscription_of(api, client)["subscriptions"][0]["subscription_id"]
+
+
+def test_the_stream_twice_and_shuffled_ends_in_the_same_state(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    # A: delivered in order, PayPal's state moving along with each event.
+    a_client, a_id = new_active_subscription(api, standin)
+    seen_statuses, billing = [], []
+    for paypal_status, failed, event in lifecycle(standin, a_id):
+        standin.set_subscription(a_id, paypal_status, failed=failed)
+        answer = standin.send_webhook(api, event)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outcome"] == "applied"
+        seen_statuses.append(state_of(a_id)[0])
+        billing.append(tenant_state(a_client)[0])
+    assert seen_statuses == [
+        "active",
+        "active",
+        "past_due",
+        "past_due",
+        "active",
+        "active",
+        "active",
+        "cancelled",
+    ]
+    assert billing == seen_statuses
+
+    # B: the same life, its events arriving afterwards, twice, in random order.
+    b_client, b_id = new_active_subscription(api, standin)
+    stream = lifecycle(standin, b_id)
+    standin.set_subscription(b_id, "CANCELLED")
+    deliveries = [event for _, _, event in stream] * 2
+    random.Random(secrets.randbits(32)).shuffle(deliveries)
+    outcomes = [standin.send_webhook(api, event) for event in deliveries]
+    assert all(answer.status_code == 200 for answer in outcomes)
+    assert sorted(answer.json()["outcome"] for answer in outcomes).count("duplicate") == 8
+
+    a_status, a_payments = state_of(a_id)
+    b_status, b_payments = state_of(b_id)
+    assert a_status == b_status == "cancelled"
+    # B was never seen active, so its plan never changed: only access is compared.
+    assert tenant_state(a_client)[:2] == tenant_state(b_client)[:2] == ("cancelled", "suspended")
+    assert (
+        a_payments
+        == b_payments
+        == [("refund", 4000, "EUR"), ("sale", 9480, "EUR"), ("sale", 9480, "EUR")]
+    )
+    with session_scope() as session:
+        stored = session.scalars(
+            select(PayPalEvent.event_id).where(
+                PayPalEvent.event_id.in_([event["id"] for _, _, event in stream])
+            )
+        ).all()
+    assert len(stored) == len(stream)
+
+    # What the invoices are made from: both tenants' sales and refunds, each once.
+    tenants = {a_client.tenant_id, b_client.tenant_id}
+    with session_scope() as session:
+        due = [p for p in payments_to_invoice(session) if p.tenant_id in tenants]
+        assert sorted((p.tenant_id, p.kind.value, p.amount_cents) for p in due) == sorted(
+            (tenant, kind, cents)
+            for tenant in tenants
+            for kind, cents in (("sale", 9480), ("sale", 9480), ("refund", 4000))
+        )
+        refund = next(p for p in due if p.kind.value == "refund")
+        sale = session.get_one(Payment, refund.sale_payment_id)
+        assert sale.kind == "sale" and sale.paypal_id == refund.sale_id
+        for payment in due:
+            mark_invoiced(session, payment.payment_id, f"test-{payment.payment_id}", utcnow())
+    with session_scope() as session:
+        assert not [p for p in payments_to_invoice(session) if p.tenant_id in tenants]
+
+
+def test_a_forged_or_altered_webhook_changes_nothing(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    _, subscription_id = new_active_subscription(api, standin)
+    standin.set_subscription(subscription_id, "ACTIVE")
+    assert (
+        standin.send_webhook(
+            api, standin.event("BILLING.SUBSCRIPTION.ACTIVATED", {"id": subscription_id})
+        ).status_code
+        == 200
+    )
+    standin.set_subscription(subscription_id, "CANCELLED")
+    event = standin.event("BILLING.SUBSCRIPTION.CANCELLED", {"id": subscription_id})
+    fetches = fetches_of(standin, subscription_id)
+    with session_scope() as session:
+        audits = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "billing.webhook_refused")
+        )
+
+    body = json.dumps(event).encode()
+    headers = standin.signed_headers(body)
+    altered = api.post("/webhooks/paypal", content=json.dumps(event, indent=1), headers=headers)
+    forged = standin.send_webhook(api, event, signer="expired")
+    foreign = standin.send_webhook(api, event, cert_url=standin.cert_url(host="localhost"))
+    for answer in (altered, forged, foreign):
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+        assert "not verifiably PayPal's" in answer.json()["detail"]
+
+    assert state_of(subscription_id)[0] == "active"
+    assert fetches_of(standin, subscription_id) == fetches
+    with session_scope() as session:
+        assert (
+            session.scalar(select(PayPalEvent.id).where(PayPalEvent.event_id == event["id"]))
+            is None
+        )
+        after = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "billing.webhook_refused")
+        )
+    assert after == (audits or 0) + 3
+
+    # The genuine delivery of that same event id still counts.
+    genuine = standin.send_webhook(api, event)
+    assert genuine.status_code == 200 and genuine.json()["outcome"] == "applied"
+    assert state_of(subscription_id)[0] == "cancelled"
+
+
+def test_bad_webhook_bodies(api: TestClient, standin: PayPalStandin) -> None:
+    not_json = standin.send_webhook(api, b"<xml>not json</xml>")
+    assert not_json.status_code == 400 and not_json.headers["content-type"] == PROBLEM
+    assert "not JSON" in not_json.json()["detail"]
+    huge = standin.send_webhook(api, b"{" + b" " * 100_000 + b"}")
+    assert huge.status_code == 400 and huge.headers["content-type"] == PROBLEM
+    assert "limited to" in huge.json()["detail"]
+    no_resource = standin.send_webhook(api, {"id": "WH-NORES", "event_type": "X.Y"})
+    assert no_resource.status_code == 400 and no_resource.headers["content-type"] == PROBLEM
+
+    unknown = standin.event("BILLING.SUBSCRIPTION.CANCELLED", {"id": "I-SOMEONEELSES"})
+    answer = standin.send_webhook(api, unknown)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "unknown_subscription"
+    assert fetches_of(standin, "I-SOMEONEELSES") == 0
+    again = standin.send_webhook(api, unknown)
+    assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
+    other = standin.send_webhook(api, standin.event("CUSTOMER.DISPUTE.CREATED", {"id": "PP-D-1"}))
+    assert other.status_code == 200 and other.json()["outcome"] == "ignored"
+    absurd = _sale("S-ABSURD", "I-SOMEONEELSES", "12.345")
+    malformed = standin.send_webhook(api, standin.event("PAYMENT.SALE.COMPLETED", absurd))
+    assert malformed.status_code == 200 and malformed.json()["outcome"] == "malformed"
+    with session_scope() as session:
+        stored = session.scalars(
+            select(PayPalEvent).where(PayPalEvent.event_id == unknown["id"])
+        ).one()
+        assert stored.outcome == "unknown_subscription" and stored.processed_at is not None
+        assert b"I-SOMEONEELSES" in stored.body
+        assert session.scalar(select(Payment.id).where(Payment.paypal_id == "S-ABSURD")) is None
+
+
+# --- the REST client ---
+
+
+def test_invoicing_v2_draft_send_and_track(standin: PayPalStandin, paypal: PayPal) -> None:
+    number = f"F-TEST-{secrets.token_hex(3)}"
+    body = draft_invoice_body(
+        number=number,
+        recipient_email="payer@example.com",
+        lines=[
+            InvoiceLine(
+                "CPU-hours beyond the plan", Decimal("12.5"), Decimal("0.04"), Decimal("20")
+            )
+        ],
+        note="Usage of 2026-10",
+    )
+    invoice_id = paypal.client.create_draft_invoice(body, request_id=f"fta-inv-{number}")
+    assert paypal.client.create_draft_invoice(body, request_id=f"fta-inv-{number}") == invoice_id
+    draft = paypal.client.get_invoice(invoice_id)
+    assert draft["status"] == "DRAFT"
+    assert draft["detail"]["invoice_number"] == number
+    assert draft["items"][0]["unit_amount"] == {"currency_code": "EUR", "value": "0.04"}
+    paypal.client.send_invoice(invoice_id, request_id=f"fta-send-{number}")
+    assert paypal.client.get_invoice(invoice_id)["status"] == "SENT"
+    standin.mark_invoice_paid(invoice_id)
+    assert paypal.client.get_invoice(invoice_id)["status"] == "PAID"
+
+
+def test_the_token_is_cached_and_renewed_when_refused(standin: PayPalStandin) -> None:
+    client = PayPalClient(
+        standin.url, standin.client_id, standin.client_secret, http=standin.http_client()
+    )
+    before = len(standin.seen("/v1/oauth2/token"))
+
+    def product() -> str:
+        name = secrets.token_hex(4)
+        return str(client.create_product(name=name, description=name, request_id=name)["id"])
+
+    for _ in range(3):
+        product()
+    assert len(standin.seen("/v1/oauth2/token")) == before + 1
+    standin.revoke_tokens()
+    assert product() in standin.products
+    assert len(standin.seen("/v1/oauth2/token")) == before + 2

@@ -1,0 +1,440 @@
+"""A stand-in for PayPal's REST API on 127.0.0.1, over TLS from a CA made at start.
+
+It serves the calls fta makes (OAuth2 token, catalog products, billing plans, subscriptions,
+Invoicing v2), the buyer's approval page (which activates the subscription and redirects to
+the return URL, as PayPal does), and webhook signing certificates at /certs/<name>.pem.
+`send_webhook` signs an event the way PayPal does (RSA-SHA256 over transmission id, time,
+webhook id and the body's CRC32) and POSTs it, so the real verification code runs.
+Tests only: never part of an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import json
+import secrets
+import ssl
+import tempfile
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from fastapi.testclient import TestClient
+
+JSON = dict[str, Any]
+Answer = tuple[int, JSON | None, dict[str, str]]
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _issue(
+    subject: str,
+    key: rsa.RSAPrivateKey,
+    ca_key: rsa.RSAPrivateKey,
+    ca_name: x509.Name,
+    *,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    ca: bool = False,
+    hosts: tuple[str, ...] = (),
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if hosts:
+        names: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _pem(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass
+class Signer:
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+
+
+class PayPalStandin:
+    """PayPal's REST API for one app (client id and secret) and one webhook id."""
+
+    def __init__(self, *, webhook_id: str = "WH-STANDIN") -> None:
+        self.client_id = f"standin-client-{secrets.token_hex(4)}"
+        self.client_secret = secrets.token_urlsafe(24)
+        self.webhook_id = webhook_id
+        self._lock = threading.Lock()
+        self._seen: list[Seen] = []
+        self._tokens: set[str] = set()
+        self._by_request_id: dict[tuple[str, str], JSON] = {}
+        self.products: dict[str, JSON] = {}
+        self.plans: dict[str, JSON] = {}
+        self.subscriptions: dict[str, JSON] = {}
+        self.invoices: dict[str, JSON] = {}
+
+        now = dt.datetime.now(dt.UTC)
+        day = dt.timedelta(days=1)
+        ca_key = _key()
+        ca_name = _name("fta test PayPal CA")
+        ca = _issue(
+            "fta test PayPal CA",
+            ca_key,
+            ca_key,
+            ca_name,
+            not_before=now - day,
+            not_after=now + day,
+            ca=True,
+        )
+        self.ca_pem = _pem(ca)
+        server_key = _key()
+        server_cert = _issue(
+            "127.0.0.1",
+            server_key,
+            ca_key,
+            ca_name,
+            not_before=now - day,
+            not_after=now + day,
+            hosts=("127.0.0.1", "localhost"),
+        )
+        self.signers: dict[str, Signer] = {}
+        for name, start, end in (
+            ("signing", now - day, now + day),
+            ("expired", now - 3 * day, now - 2 * day),
+        ):
+            key = _key()
+            cert = _issue(
+                "messageverificationcerts.paypal.test",
+                key,
+                ca_key,
+                ca_name,
+                not_before=start,
+                not_after=end,
+            )
+            self.signers[name] = Signer(key, cert)
+
+        self._dir = tempfile.TemporaryDirectory(prefix="paypal-standin-")
+        cert_file, key_file = Path(self._dir.name, "server.pem"), Path(self._dir.name, "key.pem")
+        cert_file.write_bytes(_pem(server_cert) + self.ca_pem)
+        key_file.write_bytes(
+            server_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> PayPalStandin:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self._dir.cleanup()
+
+    def http_client(self) -> httpx.Client:
+        """An HTTP client that trusts this stand-in's CA (and nothing else)."""
+        context = ssl.create_default_context(cadata=self.ca_pem.decode())
+        return httpx.Client(verify=context, timeout=10)
+
+    def seen(self, prefix: str = "/") -> list[Seen]:
+        with self._lock:
+            return [s for s in self._seen if s.path.startswith(prefix)]
+
+    # --- what a buyer or PayPal's back office would do ---
+
+    def set_subscription(self, subscription_id: str, status: str, *, failed: int = 0) -> None:
+        with self._lock:
+            subscription = self.subscriptions[subscription_id]
+            subscription["status"] = status
+            subscription["billing_info"]["failed_payments_count"] = failed
+
+    def revoke_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def mark_invoice_paid(self, invoice_id: str) -> None:
+        with self._lock:
+            self.invoices[invoice_id]["status"] = "PAID"
+
+    # --- webhooks ---
+
+    def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
+        return f"https://{host}:{self.port}/certs/{name}.pem"
+
+    def signed_headers(
+        self,
+        body: bytes,
+        *,
+        signer: str = "signing",
+        cert_url: str | None = None,
+        webhook_id: str | None = None,
+        algo: str = "SHA256withRSA",
+    ) -> dict[str, str]:
+        transmission_id = secrets.token_hex(16)
+        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"{transmission_id}|{when}|{webhook_id or self.webhook_id}|{zlib.crc32(body)}"
+        signature = self.signers[signer].key.sign(
+            message.encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+        return {
+            "PAYPAL-TRANSMISSION-ID": transmission_id,
+            "PAYPAL-TRANSMISSION-TIME": when,
+            "PAYPAL-TRANSMISSION-SIG": base64.b64encode(signature).decode(),
+            "PAYPAL-CERT-URL": cert_url or self.cert_url(signer),
+            "PAYPAL-AUTH-ALGO": algo,
+            "content-type": "application/json",
+        }
+
+    def send_webhook(
+        self, target: TestClient | str, event: JSON | bytes, **signing: Any
+    ) -> httpx.Response:
+        """Signs `event` like PayPal and POSTs it to /webhooks/paypal of `target` (a test
+        client of the app, or the base URL of a running portal)."""
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        headers = self.signed_headers(body, **signing)
+        if isinstance(target, TestClient):
+            return target.post("/webhooks/paypal", content=body, headers=headers)
+        return httpx.post(f"{target}/webhooks/paypal", content=body, headers=headers)
+
+    def event(self, event_type: str, resource: JSON) -> JSON:
+        return {
+            "id": f"WH-{secrets.token_hex(8).upper()}",
+            "event_version": "1.0",
+            "create_time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "resource_type": event_type.split(".")[1].lower(),
+            "event_type": event_type,
+            "resource": resource,
+        }
+
+    # --- the API ---
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{secrets.token_hex(8).upper()}"
+
+    def _created(
+        self, kind: str, request_id: str | None, make: Callable[[JSON], JSON], payload: JSON
+    ) -> Answer:
+        """PayPal-Request-Id makes a POST idempotent: the same id answers the same object."""
+        with self._lock:
+            if request_id and (kind, request_id) in self._by_request_id:
+                return 201, self._by_request_id[(kind, request_id)], {}
+            try:
+                created = make(payload)
+            except KeyError as missing:
+                return 400, {"name": "INVALID_REQUEST", "message": f"bad {missing}"}, {}
+            if request_id:
+                self._by_request_id[(kind, request_id)] = created
+        return 201, created, {}
+
+    def _answer(self, method: str, raw_path: str, headers: Any, body: bytes) -> Answer:
+        parts = urlsplit(raw_path)
+        path = parts.path
+        with self._lock:
+            self._seen.append(Seen(method, path))
+        if method == "GET" and path.startswith("/certs/"):
+            name = path.removeprefix("/certs/").removesuffix(".pem")
+            if name not in self.signers:
+                return 404, {"name": "RESOURCE_NOT_FOUND"}, {}
+            return 200, {"pem": _pem(self.signers[name].certificate).decode()}, {}
+        if method == "GET" and path == "/webapps/billing/subscriptions":
+            return self._approve(parse_qs(parts.query).get("ba_token", [""])[0])
+        if path == "/v1/oauth2/token" and method == "POST":
+            return self._token(headers.get("Authorization", ""), body)
+        token = headers.get("Authorization", "").removeprefix("Bearer ")
+        with self._lock:
+            if token not in self._tokens:
+                return 401, {"error": "invalid_token"}, {}
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return 400, {"name": "MALFORMED_REQUEST"}, {}
+        request_id = headers.get("PayPal-Request-Id")
+        return self._route(method, path, payload, request_id)
+
+    def _token(self, authorization: str, body: bytes) -> Answer:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if authorization != f"Basic {expected}" or b"grant_type=client_credentials" not in body:
+            return 401, {"error": "invalid_client"}, {}
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens.add(token)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": 32400}, {}
+
+    def _route(self, method: str, path: str, payload: JSON, request_id: str | None) -> Answer:
+        segments = path.strip("/").split("/")
+        collections = {
+            "/v1/catalogs/products": self.products,
+            "/v1/billing/plans": self.plans,
+            "/v1/billing/subscriptions": self.subscriptions,
+            "/v2/invoicing/invoices": self.invoices,
+        }
+        if method == "POST" and path in collections:
+            maker = {
+                "/v1/catalogs/products": self._product,
+                "/v1/billing/plans": self._plan,
+                "/v1/billing/subscriptions": self._subscription,
+                "/v2/invoicing/invoices": self._invoice,
+            }[path]
+            return self._created(path, request_id, maker, payload)
+        if method == "GET" and path in collections:
+            with self._lock:
+                items = list(collections[path].values())
+            return 200, {"items": items, "total_items": len(items)}, {}
+        collection = "/" + "/".join(segments[:3])
+        if collection in collections and len(segments) >= 4:
+            with self._lock:
+                item = collections[collection].get(segments[3])
+            if item is None:
+                return 404, {"name": "RESOURCE_NOT_FOUND", "message": "no such object"}, {}
+            if method == "GET" and len(segments) == 4:
+                return 200, item, {}
+            if method == "POST" and segments[4:] == ["send"] and collection.startswith("/v2"):
+                with self._lock:
+                    if item["status"] != "DRAFT":
+                        return 422, {"name": "UNPROCESSABLE_ENTITY"}, {}
+                    item["status"] = "SENT"
+                return 200, {"href": f"{self.url}{collection}/{item['id']}"}, {}
+        return 404, {"name": "RESOURCE_NOT_FOUND", "message": f"{method} {path}"}, {}
+
+    def _product(self, payload: JSON) -> JSON:
+        product = {"id": self._new_id("PROD-"), "name": payload["name"], "type": payload["type"]}
+        self.products[product["id"]] = product
+        return product
+
+    def _plan(self, payload: JSON) -> JSON:
+        if payload["product_id"] not in self.products:
+            raise KeyError("product_id")
+        plan = {**payload, "id": self._new_id("P-"), "status": "ACTIVE"}
+        self.plans[plan["id"]] = plan
+        return plan
+
+    def _subscription(self, payload: JSON) -> JSON:
+        if payload["plan_id"] not in self.plans:
+            raise KeyError("plan_id")
+        subscription_id = self._new_id("I-")
+        token = self._new_id("BA-")
+        subscription = {
+            "id": subscription_id,
+            "plan_id": payload["plan_id"],
+            "custom_id": payload.get("custom_id"),
+            "status": "APPROVAL_PENDING",
+            "billing_info": {"failed_payments_count": 0},
+            "application_context": payload["application_context"],
+            "ba_token": token,
+            "links": [
+                {
+                    "href": f"{self.url}/webapps/billing/subscriptions?ba_token={token}",
+                    "rel": "approve",
+                    "method": "GET",
+                },
+                {"href": f"{self.url}/v1/billing/subscriptions/{subscription_id}", "rel": "self"},
+            ],
+        }
+        self.subscriptions[subscription_id] = subscription
+        return subscription
+
+    def _invoice(self, payload: JSON) -> JSON:
+        invoice = {**payload, "id": self._new_id("INV2-"), "status": "DRAFT"}
+        if not payload["detail"].get("invoice_number"):
+            raise KeyError("detail.invoice_number")
+        self.invoices[invoice["id"]] = invoice
+        return invoice
+
+    def _approve(self, token: str) -> Answer:
+        """The buyer approves: the subscription turns ACTIVE and PayPal redirects back."""
+        with self._lock:
+            found = [s for s in self.subscriptions.values() if s["ba_token"] == token]
+            if not found:
+                return 404, {"name": "RESOURCE_NOT_FOUND"}, {}
+            subscription = found[0]
+            subscription["status"] = "ACTIVE"
+            query = urlencode({"subscription_id": subscription["id"], "ba_token": token})
+            location = f"{subscription['application_context']['return_url']}?{query}"
+        return 302, None, {"Location": location}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, answer, extra = standin._answer(method, self.path, self.headers, body)
+                if answer is not None and set(answer) == {"pem"}:
+                    data, content_type = answer["pem"].encode(), "application/x-pem-file"
+                else:
+                    data = b"" if answer is None else json.dumps(answer).encode()
+                    content_type = "application/json"
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
