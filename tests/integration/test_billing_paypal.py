@@ -18,10 +18,12 @@ from sqlalchemy import func, select, update
 from fta.accounts.models import Tenant
 from fta.audit.models import AuditEvent
 from fta.billing.api import get_paypal
+from fta.billing.invoices.models import Invoice
+from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import InvoiceLine, PayPalClient, draft_invoice_body
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
-from fta.billing.paypal.payments import mark_invoiced, payments_to_invoice
+from fta.billing.paypal.payments import payments_to_invoice
 from fta.billing.paypal.webhooks import WebhookVerifier
 from fta.billing.subscriptions import sync_catalog
 from fta.db import session_scope, utcnow
@@ -298,10 +300,55 @@ def test_the_stream_twice_and_shuffled_ends_in_the_same_state(
         refund = next(p for p in due if p.kind.value == "refund")
         sale = session.get_one(Payment, refund.sale_payment_id)
         assert sale.kind == "sale" and sale.paypal_id == refund.sale_id
-        for payment in due:
-            mark_invoiced(session, payment.payment_id, f"test-{payment.payment_id}", utcnow())
+
+    # And the invoices themselves: the same for both, whatever the order of delivery.
+    for client in (a_client, b_client):
+        saved = api.put("/api/v1/billing/identity", json=IDENTITY, headers=client.auth)
+        assert saved.status_code == 200, saved.text
+    with session_scope() as session:
+        invoice_payments(session, utcnow())
+    assert (
+        documents(a_client)
+        == documents(b_client)
+        == [
+            ("credit_note", 3333, 667, 4000, True),
+            ("invoice", 7900, 1580, 9480, False),
+            ("invoice", 7900, 1580, 9480, False),
+        ]
+    )
     with session_scope() as session:
         assert not [p for p in payments_to_invoice(session) if p.tenant_id in tenants]
+        # Another round issues nothing more for them.
+        invoice_payments(session, utcnow())
+    assert len(documents(a_client)) == 3
+
+
+IDENTITY = {
+    "customer_type": "private",
+    "legal_name": "Camille Martin",
+    "address_line1": "1 rue de la Paix",
+    "postcode": "75002",
+    "city": "Paris",
+    "country": "FR",
+}
+
+
+def documents(client: Client) -> list[tuple[str, int, int, int, bool]]:
+    """The tenant's invoices and credit notes: kind, HT, TVA, TTC, and whether it credits
+    one of the tenant's own invoices."""
+    with session_scope() as session:
+        rows = session.scalars(select(Invoice).where(Invoice.tenant_id == client.tenant_id))
+        own = {row.id: row for row in rows}
+        return sorted(
+            (
+                row.kind,
+                row.total_ht_cents,
+                row.total_vat_cents,
+                row.total_ttc_cents,
+                row.credits_invoice_id in own,
+            )
+            for row in own.values()
+        )
 
 
 def test_a_forged_or_altered_webhook_changes_nothing(

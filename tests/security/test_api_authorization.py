@@ -132,6 +132,17 @@ def _unknown_plan(world: World, objects: Objects, caller: Caller) -> dict[str, A
     return {"plan": "no-such-plan"}
 
 
+def _private_identity(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {
+        "customer_type": "private",
+        "legal_name": "Camille Martin",
+        "address_line1": "1 rue de la Paix",
+        "postcode": "75002",
+        "city": "Paris",
+        "country": "FR",
+    }
+
+
 @dataclass(frozen=True)
 class Route:
     """Expected status per caller; `body` builds the request body, `job` picks A's job."""
@@ -197,6 +208,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/bots/{bot_id}/logs"): _tenant(200, 404),
     ("GET", "/bots/{bot_id}/trades"): _tenant(200, 404),
     ("GET", "/billing/subscription"): _tenant(200, 200),
+    # Each tenant reads and sets its own billing identity only.
+    ("GET", "/billing/identity"): _tenant(200, 200),
+    ("PUT", "/billing/identity"): _tenant(200, 200, _private_identity),
     ("GET", "/invoices"): _tenant(200, 200),
     ("GET", "/invoices/{invoice_id}.pdf"): _tenant(200, 404),
     # An unknown plan: refused before PayPal is asked anything.

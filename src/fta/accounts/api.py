@@ -21,7 +21,8 @@ class StrictModel(BaseModel):
 class SignupIn(StrictModel):
     email: EmailStr
     password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
-    display_name: str = Field(min_length=1, max_length=100)
+    # No control character (Postgres refuses NUL; names are printed on invoices and pages).
+    display_name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class SignupOut(BaseModel):

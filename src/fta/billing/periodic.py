@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from fta.billing import access, metering
+from fta.billing.payment_invoices import invoice_payments
 from fta.plans import service as plans
 from fta.settings import get_settings
 
@@ -15,8 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def run_round(session: Session, now: datetime) -> None:
-    """Ends expired trials and graces, applies deferred plan changes, meters bot runs, and
-    closes past months whose grace window is over."""
+    """Ends expired trials and graces, applies deferred plan changes, meters bot runs,
+    closes past months whose grace window is over, and invoices what PayPal collected."""
     for tenant_id in access.advance_billing_states(session, now):
         log.info("account %s suspended: trial or payment grace over", tenant_id)
     plans.apply_pending_plans(session, now)
@@ -24,3 +25,5 @@ def run_round(session: Session, now: datetime) -> None:
     grace = timedelta(hours=get_settings().usage_close_grace_hours)
     for period in metering.close_due_periods(session, now, grace):
         log.info("usage period %s closed", period)
+    for number in invoice_payments(session, now):
+        log.info("issued %s for a PayPal payment", number)

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from fta.accounts.api import router as auth_router
 from fta.billing.api import router as billing_router
 from fta.billing.api import webhook_router as paypal_webhook_router
+from fta.billing.identity_api import router as billing_identity_router
 from fta.billing.invoices.api import router as invoices_router
 from fta.billing.usage_api import router as usage_router
 from fta.bots.api import router as bots_router
@@ -66,6 +67,7 @@ def create_app() -> FastAPI:
     api.include_router(plans_router)
     api.include_router(usage_router)
     api.include_router(billing_router)
+    api.include_router(billing_identity_router)
     api.include_router(invoices_router)
     app.include_router(api)
     app.include_router(paypal_webhook_router)

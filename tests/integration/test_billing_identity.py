@@ -1,0 +1,67 @@
+"""The client's billing identity: checked as an invoice checks it, kept per tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from stdnum import luhn
+
+from tests.support.api import sign_up
+
+URL = "/api/v1/billing/identity"
+PRIVATE = {
+    "customer_type": "private",
+    "legal_name": "Camille Martin",
+    "address_line1": "1 rue de la Paix",
+    "postcode": "75002",
+    "city": "Paris",
+    "country": "fr",
+}
+
+
+def a_siren() -> str:
+    """A SIREN with a valid check digit, made up for the test."""
+    body = "73282932"
+    return body + luhn.calc_check_digit(body)
+
+
+def french_vat(siren: str) -> str:
+    return f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
+
+
+def business(**changes: Any) -> dict[str, Any]:
+    siren = a_siren()
+    body = {**PRIVATE, "customer_type": "business", "legal_name": "Trading SAS"}
+    return {**body, "siren": siren, "vat_number": french_vat(siren), **changes}
+
+
+def test_identities_are_checked_and_kept_per_tenant(http: TestClient) -> None:
+    alice, bob = sign_up(http, "Alice"), sign_up(http, "Bob")
+    saved = http.put(URL, json=PRIVATE, headers=alice.auth)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["country"] == "FR" and saved.json()["siren"] is None
+    company = http.put(URL, json=business(), headers=bob.auth)
+    assert company.status_code == 200, company.text
+    assert company.json()["vat_number"] == french_vat(a_siren())
+    # Each reads its own.
+    assert http.get(URL, headers=alice.auth).json()["legal_name"] == "Camille Martin"
+    assert http.get(URL, headers=bob.auth).json()["legal_name"] == "Trading SAS"
+
+
+def test_bad_identities_are_refused_with_the_cause(http: TestClient) -> None:
+    client = sign_up(http)
+    refused = [
+        (business(siren="123456789"), "SIREN"),
+        (business(vat_number="FR00123456789"), "VAT"),
+        (business(siren=None, vat_number=None), "SIREN"),
+        ({**PRIVATE, "address_line1": "rue\x00"}, "address_line1"),
+        ({**PRIVATE, "country": "France"}, "country"),
+        ({**PRIVATE, "iban": "FR76"}, "iban"),
+    ]
+    for body, cause in refused:
+        answer = http.put(URL, json=body, headers=client.auth)
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert cause in answer.text, (cause, answer.text)
+    assert http.get(URL, headers=client.auth).json()["legal_name"] is None
