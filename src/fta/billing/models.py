@@ -45,3 +45,18 @@ class UsagePeriod(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     closed_at: Mapped[datetime | None]
+
+
+class UsageBill(Base):
+    """A tenant's closed month as billed: its overage excluding tax (zero: nothing to bill),
+    our invoice for it, and the PayPal invoice that collects it once sent."""
+
+    __tablename__ = "usage_bills"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    amount_ht_cents: Mapped[int] = mapped_column(BigInteger)
+    invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
+    paypal_invoice_id: Mapped[str | None] = mapped_column(String(64))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
