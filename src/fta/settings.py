@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     tenant_subnet_prefix: Annotated[int, Field(ge=16, le=29)] = 27
     tenant_bridge_prefix: str = "ftab-"
     tenant_cgroup_root: str = "fta"
+    # Where the worker sees the host's cgroup file system (read-only), to read the CPU time a
+    # tenant's parent cgroup counted; in Compose the host's is mounted at /host/cgroup.
+    host_cgroup_mount: str = "/sys/fs/cgroup"
     # Tenant data volumes are binds of size-capped file systems that a root helper on the host
     # mounts under this directory (see fta.tenantdisk); the worker asks for them on this socket.
     tenant_disk_root: str = "/var/lib/fta/tenant-disks"

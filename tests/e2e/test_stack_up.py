@@ -194,10 +194,19 @@ def test_only_the_socket_proxy_sees_the_docker_socket(stack: docker.DockerClient
             assert not sockets, name
 
 
-def test_the_worker_holds_only_the_tenant_disk_helpers_socket(stack: docker.DockerClient) -> None:
+def test_the_worker_holds_only_the_disk_helpers_socket_and_cgroups_read_only(
+    stack: docker.DockerClient,
+) -> None:
     worker = _containers(stack)["worker"]
-    binds = [(m["Source"], m["Destination"]) for m in worker.attrs["Mounts"] if m["Type"] == "bind"]
-    assert binds == [(f"{E2E_DISKS}-run", "/run/fta-tenant-disk")]
+    binds = sorted(
+        (m["Source"], m["Destination"], m["RW"])
+        for m in worker.attrs["Mounts"]
+        if m["Type"] == "bind"
+    )
+    assert binds == [
+        ("/sys/fs/cgroup", "/host/cgroup", False),
+        (f"{E2E_DISKS}-run", "/run/fta-tenant-disk", True),
+    ]
 
 
 def test_networks_keep_the_portal_away_from_docker(stack: docker.DockerClient) -> None:

@@ -19,7 +19,7 @@ from fta.billing.models import UsageBill
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.webhooks import WebhookVerifier
-from fta.billing.usage_bills import bill_closed_months, send_usage_bills
+from fta.billing.usage_bills import bill_closed_months, send_usage_bills, track_usage_bills
 from fta.db import session_scope
 from fta.plans.models import Plan
 from tests.support.api import Client, sign_up
@@ -123,7 +123,7 @@ def bills_of(client: Client) -> list[tuple[int, str | None, int | None, bool]]:
 def test_a_closed_months_overage_is_invoiced_and_sent_once(
     http: TestClient, paypal: tuple[PayPalStandin, PayPal]
 ) -> None:
-    _standin, api = paypal
+    standin, api = paypal
     heavy = paying_client(http, Decimal(3))
     light = paying_client(http, Decimal("0.5"))
     with session_scope() as session:
@@ -147,3 +147,19 @@ def test_a_closed_months_overage_is_invoiced_and_sent_once(
     sent = api.client.get_invoice(paypal_id)
     assert sent["status"] == "SENT" and sent["detail"]["invoice_number"] == number
     assert sent["items"][0]["unit_amount"] == {"currency_code": "EUR", "value": "1.01"}
+
+    # Paid on PayPal: the next round records it.
+    with session_scope() as session:
+        track_usage_bills(session, api, NOW)
+    assert paid_at(heavy) is None
+    standin.mark_invoice_paid(paypal_id)
+    with session_scope() as session:
+        track_usage_bills(session, api, NOW)
+    assert paid_at(heavy) == NOW
+
+
+def paid_at(client: Client) -> datetime | None:
+    with session_scope() as session:
+        return session.scalars(
+            select(UsageBill.paid_at).where(UsageBill.tenant_id == client.tenant_id)
+        ).one()

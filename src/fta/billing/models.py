@@ -49,7 +49,7 @@ class UsagePeriod(Base):
 
 class UsageBill(Base):
     """A tenant's closed month as billed: its overage excluding tax (zero: nothing to bill),
-    our invoice for it, and the PayPal invoice that collects it once sent."""
+    our invoice for it, and the PayPal invoice that collects it, sent, then paid."""
 
     __tablename__ = "usage_bills"
 
@@ -59,4 +59,6 @@ class UsageBill(Base):
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     paypal_invoice_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
+    # When PayPal reported the client paid it.
+    paid_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

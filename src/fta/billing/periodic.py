@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from fta.billing import access, metering
 from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import paypal_from_settings
-from fta.billing.usage_bills import bill_closed_months, send_usage_bills
+from fta.billing.usage_bills import bill_closed_months, send_usage_bills, track_usage_bills
 from fta.plans import service as plans
 from fta.settings import get_settings
 
@@ -35,3 +35,4 @@ def run_round(session: Session, now: datetime) -> None:
     paypal = paypal_from_settings()
     if paypal.client.configured:
         send_usage_bills(session, paypal, now)
+        track_usage_bills(session, paypal, now)

@@ -5,7 +5,7 @@ Run by the worker's billing round, after months close. Each (tenant, month) gets
 second worker's attempt fail): a month without overage is recorded at zero and never looked
 at again. The PayPal side (Invoicing v2: a draft carrying our number, then sent to the
 client) follows and is retried at later rounds until it succeeds; its request ids make a
-retry create nothing twice. The invoice is due on PayPal's payment, not marked paid here.
+retry create nothing twice. Later rounds then ask PayPal whether the client paid it.
 """
 
 from __future__ import annotations
@@ -144,3 +144,30 @@ def send_usage_bills(session: Session, paypal: PayPal, now: datetime) -> int:
         bill.sent_at = now
         sent += 1
     return sent
+
+
+PAID_STATUSES = frozenset({"PAID", "MARKED_AS_PAID"})
+TRACKED_PER_ROUND = 50
+
+
+def track_usage_bills(session: Session, paypal: PayPal, now: datetime) -> int:
+    """Asks PayPal about sent bills not paid yet (the oldest first, a bounded number per
+    round); records those it says are paid. Returns how many became paid."""
+    unpaid = session.scalars(
+        select(UsageBill)
+        .where(UsageBill.sent_at.is_not(None), UsageBill.paid_at.is_(None))
+        .order_by(UsageBill.sent_at)
+        .limit(TRACKED_PER_ROUND)
+        .with_for_update(skip_locked=True)
+    ).all()
+    paid = 0
+    for bill in unpaid:
+        try:
+            status = paypal.client.get_invoice(str(bill.paypal_invoice_id)).get("status")
+        except (PayPalUnavailable, PayPalError) as error:
+            log.warning("PayPal invoice %s not checked: %s", bill.paypal_invoice_id, error)
+            break
+        if status in PAID_STATUSES:
+            bill.paid_at = now
+            paid += 1
+    return paid

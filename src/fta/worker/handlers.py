@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -243,8 +244,8 @@ class JobHandler:
 
         # The tenant's parent cgroup keeps the CPU time of the removed container: read
         # around it, it is exact where the stats samples miss the last seconds.
-        root = self.settings.tenant_cgroup_root
-        start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root)
+        root, mount = self.settings.tenant_cgroup_root, Path(self.settings.host_cgroup_mount)
+        start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root, mount)
         report = run_container(
             self.runner,
             spec,
@@ -254,7 +255,7 @@ class JobHandler:
             on_output=on_output,
             cancel_requested=cancel_requested,
         )
-        after = tenant_cpu_seconds(context.tenant_id, root)
+        after = tenant_cpu_seconds(context.tenant_id, root, mount)
         window = None
         if after is not None and after >= (before or 0):
             window = CgroupWindow(start, utcnow(), after - (before or 0))

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("invoice_id", sa.Uuid(), nullable=True),
         sa.Column("paypal_invoice_id", sa.String(length=64), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("amount_ht_cents >= 0", name=op.f("ck_usage_bills_amount_ht_cents")),
         sa.CheckConstraint(
