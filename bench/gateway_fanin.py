@@ -18,12 +18,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support.exchange_standin import (
-    Bot,
-    ExchangeStandin,
-    gateway_process,
-    poll_like_freqtrade,
-)
+from tests.support.exchange_standin import Bot, ExchangeStandin, poll_like_freqtrade
+from tests.support.host_processes import gateway_process
 
 from fta.gateway.synthetic import INTERVAL_MS, interval_open
 

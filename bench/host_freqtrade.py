@@ -6,11 +6,8 @@ limit; the bundle's container paths point at a temporary directory.
 
 from __future__ import annotations
 
-import os
 import resource
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
 from fta.jobs.freqtrade_config import (
     ContainerPaths,
@@ -103,67 +100,12 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def freqtrade_venv() -> Path:
-    made = subprocess.run(
-        ["bash", str(REPO / "scripts" / "ft-host-venv.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if made.returncode != 0:
-        raise RuntimeError(f"cannot create the freqtrade host venv: {made.stderr[-1000:]}")
-    return Path(made.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running_host_gateway(log: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FTA_MARKET_DATA_MODE": "replay",
-        "FTA_GATEWAY_HOST": "127.0.0.1",
-        "FTA_GATEWAY_PORT": str(port),
-    }
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fta.gateway"], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"host gateway did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 @contextmanager
 def host_freqtrade() -> Iterator[HostFreqtrade]:
-    venv = freqtrade_venv()
+    venv = freqtrade_host_venv()
     with tempfile.TemporaryDirectory(prefix="fta-bench-host-") as directory:
         root = Path(directory)
         for name in ("user_data", "candles", "home"):
             (root / name).mkdir()
-        with running_host_gateway(root / "gateway.log") as url:
+        with gateway_process("replay", root / "gateway.log") as url:
             yield HostFreqtrade(venv, url, root)

@@ -7,12 +7,9 @@ scripts/ft-host-venv.sh (the tests skip when that venv cannot be made).
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +17,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from fta.jobs.freqtrade_config import (
@@ -35,6 +31,7 @@ from fta.jobs.summary import (
     HyperoptSummary,
     parse_result_line,
 )
+from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = REPO / "images" / "freqtrade" / "fta_job_entry.py"
@@ -104,59 +101,14 @@ class JobRun:
 
 @pytest.fixture(scope="module")
 def ft_venv() -> Path:
-    made = subprocess.run(
-        ["bash", str(REPO / "scripts" / "ft-host-venv.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot create the freqtrade host venv: {made.stderr.strip()[-600:]}")
-    return Path(made.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return freqtrade_host_venv()
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     log = tmp_path_factory.mktemp("gateway") / "access.log"
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FTA_MARKET_DATA_MODE": "replay",
-        "FTA_GATEWAY_HOST": "127.0.0.1",
-        "FTA_GATEWAY_PORT": str(port),
-    }
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fta.gateway"], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                pytest.fail(f"gateway did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with gateway_process("replay", log) as url:
         yield Gateway(url, log)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 
 from fta.gateway.synthetic import interval_open
 from fta.jobs.freqtrade_config import ccxt_config
-from tests.support.exchange_standin import gateway_process
+from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = ["BTC/USDT", "ETH/USDT"]
@@ -51,16 +51,7 @@ class FtaEnterNow(IStrategy):
 
 @pytest.fixture(scope="module")
 def ft_venv() -> Path:
-    made = subprocess.run(
-        ["bash", str(REPO / "scripts" / "ft-host-venv.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot create the freqtrade host venv: {made.stderr.strip()[-600:]}")
-    return Path(made.stdout.strip().splitlines()[-1])
+    return freqtrade_host_venv()
 
 
 def _config(tmp: Path, gateway_url: str) -> Path:

@@ -17,12 +17,8 @@ import httpx
 import pytest
 
 from fta.gateway.synthetic import INTERVAL_MS, interval_open
-from tests.support.exchange_standin import (
-    Bot,
-    ExchangeStandin,
-    gateway_process,
-    poll_like_freqtrade,
-)
+from tests.support.exchange_standin import Bot, ExchangeStandin, poll_like_freqtrade
+from tests.support.host_processes import gateway_process
 
 PAIRS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 KLINES = "/binance/api/v3/klines"

@@ -1,27 +1,20 @@
-"""A stand-in for Binance's public REST API on loopback, and the gateway run as a real process.
+"""A stand-in for Binance's public REST API on loopback.
 
 `ExchangeStandin` serves the paths the gateway forwards (`/api/v3/...`) with the gateway's own
 synthetic data, validated as the gateway validates, counts every request it gets (path,
 parameters, headers, time), reports the minute's request weight in ``X-MBX-USED-WEIGHT-1M`` and
 answers 429 past Binance's limit; `refuse()` makes it answer 429 or 418 with Retry-After on
-demand. `gateway_process()` starts ``python -m fta.gateway`` on a free loopback port.
+demand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -153,56 +146,6 @@ class ExchangeStandin:
                 return
 
         return Handler
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def gateway_process(
-    mode: str, log: Path, *, upstream: str | None = None, **settings: str
-) -> Iterator[str]:
-    """``python -m fta.gateway`` on a free loopback port; yields its base URL.
-
-    `settings` are extra FTA_* variables, e.g. ``MARKET_DATA_WEIGHT_BUDGET="100"``.
-    """
-    port = free_port()
-    env = {
-        **os.environ,
-        "FTA_MARKET_DATA_MODE": mode,
-        "FTA_GATEWAY_HOST": "127.0.0.1",
-        "FTA_GATEWAY_PORT": str(port),
-        **({"FTA_MARKET_DATA_UPSTREAM": upstream} if upstream else {}),
-        **{f"FTA_{name}": value for name, value in settings.items()},
-    }
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "fta.gateway"], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError(f"gateway did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @dataclass
