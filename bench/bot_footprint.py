@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import docker
@@ -40,7 +38,7 @@ from tests.support.api import Client, sign_up
 from tests.support.docker_resources import RUN_ID, DockerResources, local_docker
 
 from bench.bare_docker import docker_run_args
-from bench.measure import load_average, machine_facts, markdown_table
+from bench.measure import load_average, machine_facts, markdown_table, stop_on_sigterm
 from bench.platform_under_test import PlatformUnderTest, running_platform, utc_now
 from fta.bots.config import build_bot_bundle, parse_bot_config
 from fta.jobs.freqtrade_config import encode_bundle
@@ -684,16 +682,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _stop_on_sigterm() -> None:
-    def stop(signum: int, _: FrameType | None) -> None:
-        raise SystemExit(128 + signum)  # unwinds the context managers: everything is removed
-
-    signal.signal(signal.SIGTERM, stop)
-
-
 def main() -> None:
     args = parse_args()
-    _stop_on_sigterm()
+    stop_on_sigterm()
     engine = local_docker()
     report = Report(
         command=shlex.join([".venv/bin/python", "-m", "bench.bot_footprint", *sys.argv[1:]]),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import re
+import signal
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from types import FrameType
 
 import docker
 
@@ -86,3 +88,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds the benchmark's context managers, so everything it made is removed."""
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

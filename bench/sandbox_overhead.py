@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any, TypeVar
 
 import docker
@@ -34,7 +32,13 @@ from tests.support.docker_resources import DockerResources, local_docker
 
 from bench.bare_docker import BareRun, run_bare
 from bench.host_freqtrade import HostFreqtrade, host_freqtrade
-from bench.measure import backtest_trades, first_freqtrade_log, load_average, machine_facts
+from bench.measure import (
+    backtest_trades,
+    first_freqtrade_log,
+    load_average,
+    machine_facts,
+    stop_on_sigterm,
+)
 from bench.overhead_report import (
     BacktestResult,
     BacktestSample,
@@ -214,16 +218,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def _stop_on_sigterm() -> None:
-    def stop(signum: int, _: FrameType | None) -> None:
-        raise SystemExit(128 + signum)  # unwinds the context managers: everything is removed
-
-    signal.signal(signal.SIGTERM, stop)
-
-
 def main() -> None:
     args = parse_args()
-    _stop_on_sigterm()
+    stop_on_sigterm()
     engine = local_docker()
     report = Report(
         command=shlex.join([".venv/bin/python", "-m", "bench.sandbox_overhead", *sys.argv[1:]]),

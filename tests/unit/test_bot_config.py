@@ -133,7 +133,7 @@ def test_the_strategy_name_must_be_a_class_name(name: str) -> None:
 
 
 def test_container_paths_can_move() -> None:
-    paths = ContainerPaths(user_data="/data", job="/work")
+    paths = ContainerPaths(user_data="/data", job="/srv/job")
     built = _build(parse_bot_config(BASE), paths=paths)
     assert built["user_data_dir"] == f"/data/bots/{BOT_ID.hex}"
-    assert built["strategy_path"] == "/work/strategies"
+    assert built["strategy_path"] == "/srv/job/strategies"

@@ -38,6 +38,11 @@ ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 ENV_VALUE_MAX_CHARS = 100_000
 
 
+def market_data_url(port: int) -> str:
+    """The gateway as a container on a tenant network reaches it (see TenantNetwork)."""
+    return f"http://{MARKET_DATA_HOSTNAME}:{port}"
+
+
 def tenant_volume_name(tenant_id: str) -> str:
     return f"fta-data-{tenant_id}"
 

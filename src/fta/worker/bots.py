@@ -40,6 +40,7 @@ from fta.runtime import (
     Mount,
     Usage,
 )
+from fta.runtime.spec import market_data_url
 from fta.settings import Settings
 from fta.worker.limits import plan_disk_bytes, plan_limits
 
@@ -75,7 +76,7 @@ class BotSupervisor:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://market-data:{self.settings.gateway_port}"
+        return market_data_url(self.settings.gateway_port)
 
     def run_forever(self, stopping: threading.Event) -> None:
         """Converges until `stopping` is set; bots keep running when the worker stops."""

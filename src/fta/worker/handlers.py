@@ -33,7 +33,7 @@ from fta.runtime import (
     StorageUnavailable,
     TenantNetwork,
 )
-from fta.runtime.spec import OwnerKind
+from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.limits import plan_disk_bytes, plan_limits
@@ -93,7 +93,7 @@ class JobHandler:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://market-data:{self.settings.gateway_port}"
+        return market_data_url(self.settings.gateway_port)
 
     def run(self, job_id: uuid.UUID) -> None:
         with session_scope() as session:
