@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.database import migrated_database
-from tests.support.docker_resources import DockerResources
+from tests.support.docker_resources import TEST_INSTANCE, DockerResources
 from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
 from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helper
@@ -170,6 +170,8 @@ def running_platform(engine: docker.DockerClient) -> Iterator[PlatformUnderTest]
             FTA_MODE="test",
             FTA_DATABASE_URL=database_url,
             FTA_SECRET_KEY=secrets.token_urlsafe(48),
+            # The socket proxy serves this installation only.
+            FTA_INSTANCE=TEST_INSTANCE,
         )
         for cached in (get_settings, get_engine, get_sessionmaker):
             cached.cache_clear()

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.database import migrated_database
+from tests.support.docker_resources import TEST_INSTANCE
 from tests.support.sandbox import Sandbox, running_sandbox
 
 pytest_plugins = [
@@ -36,6 +37,8 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_MODE="test",
         FTA_DATABASE_URL=database_url,
         FTA_SECRET_KEY=secrets.token_urlsafe(48),
+        # The socket proxies of the session serve this installation only.
+        FTA_INSTANCE=TEST_INSTANCE,
         # Every in-process request comes from one address; the throttle tests set their own.
         FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
     )

@@ -132,7 +132,7 @@ def test_app_image_runs_every_role_read_only_without_build_tools(
         ("freqtrade", "10000:10000"),
         ("postgres", "postgres"),
         ("nginx", "www-data"),
-        ("socket-proxy", "haproxy"),
+        ("socket-proxy", "socketproxy"),
     ],
 )
 def test_image_runs_as_its_non_root_user(images: dict[str, str], name: str, user: str) -> None:

@@ -7,6 +7,7 @@ import ipaddress
 import time
 
 import pytest
+from docker.errors import APIError
 
 from fta.runtime import (
     ContainerSpec,
@@ -19,8 +20,14 @@ from fta.runtime import (
 )
 from fta.runtime.docker_runner import MAX_OUTPUT_LINE_BYTES
 from fta.runtime.network import network_options, tenant_subnet
+from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED
 from fta.settings import Settings
-from tests.support.docker_resources import BASE_IMAGE, DockerResources, random_tenant_id
+from tests.support.docker_resources import (
+    BASE_IMAGE,
+    TEST_INSTANCE,
+    DockerResources,
+    random_tenant_id,
+)
 from tests.support.socket_proxy import (
     STANDIN_GATEWAY,
     TEST_BRIDGE_PREFIX,
@@ -98,21 +105,31 @@ def test_lookalike_network_and_volume_are_never_reused(
     proxied_job_runner: DockerJobRunner, docker_resources: DockerResources
 ) -> None:
     api = docker_resources.client.api
+    # Made behind fta's back, even with this installation's labels: a network with Internet
+    # access, a volume with driver options. The proxy lets them through (their labels are
+    # right); the worker's verification refuses them.
     tenant_id = random_tenant_id()
-    # Made behind fta's back: a network with Internet access, a volume with driver options.
+    labels = {**docker_resources.labels, LABEL_INSTANCE: TEST_INSTANCE, LABEL_MANAGED: "1"}
     docker_resources.add_network(f"fta-client-{tenant_id}")
-    api.create_network(f"fta-client-{tenant_id}", driver="bridge", labels=docker_resources.labels)
+    api.create_network(f"fta-client-{tenant_id}", driver="bridge", labels=labels)
     docker_resources.add_volume(f"fta-data-{tenant_id}")
     api.create_volume(
         f"fta-data-{tenant_id}",
         driver="local",
         driver_opts={"type": "tmpfs", "device": "tmpfs"},
-        labels=docker_resources.labels,
+        labels=labels,
     )
     with pytest.raises(ResourceMismatch, match="Internal"):
         proxied_job_runner.ensure_tenant_network(tenant_id, 0)
     with pytest.raises(ResourceMismatch, match="Options"):
         proxied_job_runner.ensure_tenant_volume(tenant_id, TEST_DISK_BYTES)
+    # Without them, the proxy does not even let the worker look at such objects.
+    other = random_tenant_id()
+    docker_resources.add_network(f"fta-client-{other}")
+    api.create_network(f"fta-client-{other}", driver="bridge", labels=docker_resources.labels)
+    with pytest.raises(APIError) as refused:
+        proxied_job_runner.ensure_tenant_network(other, 0)
+    assert refused.value.status_code == 403
 
     shared = f"fta-cache-{docker_resources.scope}"
     docker_resources.add_volume(shared)

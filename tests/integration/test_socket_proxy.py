@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,18 @@ import requests
 from docker.errors import APIError, NotFound
 
 from fta.runtime import ContainerSpec, DockerJobRunner
-from fta.runtime.spec import container_create_body
+from fta.runtime.cgroup import cgroup_parent
+from fta.runtime.spec import LABEL_INSTANCE, container_create_body
 from tests.support.docker_resources import (
     API_VERSION,
     BASE_IMAGE,
+    TEST_INSTANCE,
     DockerResources,
     random_tenant_id,
 )
 from tests.support.socket_proxy import (
     GATEWAY_CONTAINER,
+    TEST_CGROUP_ROOT,
     StandinWorld,
     http_url,
     running_socket_proxy,
@@ -140,19 +144,24 @@ def test_unversioned_paths_are_filtered_too(docker_proxy_url: str, idle_containe
 def test_refused_creates(
     proxied_job_runner: DockerJobRunner,
     proxied_tenant: ContainerSpec,
-    docker_proxy_url: str,
+    standin_world: StandinWorld,
     docker_resources: DockerResources,
 ) -> None:
-    base = f"{http_url(docker_proxy_url)}/v{API_VERSION}"
+    base = f"{http_url(standin_world.proxy_url)}/v{API_VERSION}"
+    tenant = proxied_tenant.tenant_id
+    driver = docker_resources.client.api.info()["CgroupDriver"]
+    docker_resources.add_tenant_cgroups(TEST_CGROUP_ROOT, tenant)
     body = container_create_body(
-        proxied_tenant, cgroup_parent="/ftatest/x", extra_labels=docker_resources.labels
+        proxied_tenant,
+        cgroup_parent=cgroup_parent(tenant, driver=driver, root=TEST_CGROUP_ROOT),
+        extra_labels={**docker_resources.labels, LABEL_INSTANCE: TEST_INSTANCE},
     )
+    create_url = f"{base}/containers/create?name=fta-{tenant}-job-1-{secrets.token_hex(3)}"
 
     def create(changed: dict[str, Any], raw: str | None = None) -> int:
         data = raw if raw is not None else json.dumps(changed)
         headers = {"Content-Type": "application/json"}
-        url = f"{base}/containers/create"
-        return requests.post(url, data=data, headers=headers, timeout=10).status_code
+        return requests.post(create_url, data=data, headers=headers, timeout=10).status_code
 
     def host(**changes: Any) -> dict[str, Any]:
         return {**body, "HostConfig": {**body["HostConfig"], **changes}}
@@ -183,7 +192,7 @@ def test_refused_creates(
 
     # The same body unchanged passes: the refusals above are the body checks' doing.
     container_id = docker_resources.add_container(
-        requests.post(f"{base}/containers/create", json=body, timeout=10).json()["Id"]
+        requests.post(create_url, json=body, timeout=10).json()["Id"]
     )
     assert (
         docker_resources.client.api.inspect_container(container_id)["HostConfig"]["Privileged"]

@@ -18,9 +18,10 @@ import pytest
 import requests
 
 from fta.runtime import ContainerSpec, DockerJobRunner, StorageUnavailable
+from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED, LABEL_TENANT
 from fta.tenantdisk.client import TenantDiskClient, TenantDiskUnavailable
 from fta.tenantdisk.helper import mounted_device
-from tests.support.docker_resources import DockerResources, random_tenant_id
+from tests.support.docker_resources import TEST_INSTANCE, DockerResources, random_tenant_id
 from tests.support.socket_proxy import (
     API_VERSION,
     TEST_DISK_BYTES,
@@ -248,12 +249,13 @@ def test_the_proxy_lets_a_tenant_volume_bind_only_its_own_disk(
             key: value.replace("OTHER", other).replace("TENANT", tenant)
             for key, value in options.items()
         }
-    body = {"Name": name, "Driver": "local", "DriverOpts": options, "Labels": {}}
+    labels = {LABEL_INSTANCE: TEST_INSTANCE, LABEL_MANAGED: "1", LABEL_TENANT: tenant}
+    body = {"Name": name, "Driver": "local", "DriverOpts": options, "Labels": labels}
     url = f"{http_url(standin_world.proxy_url)}/v{API_VERSION}/volumes/create"
     assert requests.post(url, json=body, timeout=10).status_code == 403
     # The exact form the worker sends passes, and a duplicated key does not.
     good = {"type": "none", "o": "bind", "device": f"{TEST_DISK_ROOT}/mounts/{tenant}"}
-    raw = json.dumps({"Name": name, "Driver": "local", "DriverOpts": good, "Labels": {}})
+    raw = json.dumps({"Name": name, "Driver": "local", "DriverOpts": good, "Labels": labels})
     twice = raw[:-1] + f', "name": "fta-data-{other}"}}'
     headers = {"Content-Type": "application/json"}
     assert requests.post(url, data=twice, headers=headers, timeout=10).status_code == 403

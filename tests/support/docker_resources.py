@@ -21,6 +21,8 @@ from docker.models.containers import Container
 
 API_VERSION = "1.41"
 RUN_ID = secrets.token_hex(4)
+# The installation the test session's workers and proxies belong to.
+TEST_INSTANCE = f"test-{RUN_ID}"
 BASE_IMAGE = "fta/base:bookworm"
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
@@ -146,23 +148,21 @@ def free_subnet_index(client: docker.DockerClient, pool: str, prefix: int) -> in
 
 
 def responder_command(port: int, token: str) -> list[str]:
-    """A command for the socket-proxy image (HAProxy) that answers every HTTP request on
+    """A command for the socket-proxy image (it has python3) that answers every HTTP GET on
     `port` with `token`: the base image has no listener of its own."""
-    config = "\n".join(
-        [
-            "defaults",
-            "    mode http",
-            "    timeout connect 5s",
-            "    timeout client 10s",
-            "    timeout server 10s",
-            "frontend responder",
-            f"    bind :{port}",
-            f"    http-request return status 200 content-type text/plain string {token}",
-            "",
-        ]
+    server = (
+        "import http.server, sys\n"
+        "class Answer(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = sys.argv[2].encode()\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Type', 'text/plain')\n"
+        "        self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n"
+        "http.server.ThreadingHTTPServer(('', int(sys.argv[1])), Answer).serve_forever()\n"
     )
-    script = 'printf "%s" "$1" > /tmp/responder.cfg && exec haproxy -db -f /tmp/responder.cfg'
-    return ["bash", "-c", script, "responder", config]
+    return ["python3", "-c", server, str(port), token]
 
 
 def ensure_base_image(client: docker.DockerClient) -> None:

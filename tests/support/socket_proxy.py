@@ -1,14 +1,15 @@
 """The socket proxy, for tests that drive Docker the way the worker does: through it.
 
 The image is built from images/socket-proxy (images/build.sh skips an unchanged build) and
-run as in production: haproxy user with the socket's group, read-only root, no
+run as in production: its own non-root user with the socket's group, read-only root, no
 capabilities, the socket mounted read-only, published on 127.0.0.1 only.
 
 Registered as a pytest plugin, this module gives:
   docker_proxy_url      (session) a proxy that lets the container named GATEWAY_CONTAINER
                         join tenant networks: the worker tests run their gateway under it;
-  standin_world         (session) a second proxy, with a stand-in gateway of its own (HAProxy
-                        answering a token) and its own tenant bridge prefix, for the runtime
+  standin_world         (session) a second proxy, with a stand-in gateway of its own (a
+                        small HTTP server answering a token) and its own tenant bridge
+                        prefix and cgroup root, for the runtime
                         tests: they never wait on the real gateway, nor clash with it;
   proxied_job_runner    a DockerJobRunner through that second proxy, whose objects the
                         test's `docker_resources` tracker removes;
@@ -36,6 +37,7 @@ from tests.support.docker_resources import (
     API_VERSION,
     BASE_IMAGE,
     RUN_ID,
+    TEST_INSTANCE,
     DockerResources,
     ensure_base_image,
     free_subnet_index,
@@ -79,7 +81,11 @@ def http_url(docker_url: str) -> str:
 
 @contextmanager
 def running_socket_proxy(
-    resources: DockerResources, *, gateway_container: str, bridge_prefix: str = "ftab-"
+    resources: DockerResources,
+    *,
+    gateway_container: str,
+    bridge_prefix: str = "ftab-",
+    cgroup_root: str = "fta",
 ) -> Iterator[str]:
     """Starts a proxy container and yields its URL for docker-py (tcp://127.0.0.1:PORT)."""
     socket_path = docker_socket_path()
@@ -94,7 +100,9 @@ def running_socket_proxy(
         volumes={socket_path: {"bind": "/var/run/docker.sock", "mode": "ro"}},
         ports={"2375/tcp": ("127.0.0.1", None)},
         environment={
+            "FTA_INSTANCE": TEST_INSTANCE,
             "FTA_GATEWAY_CONTAINER": gateway_container,
+            "FTA_TENANT_CGROUP_ROOT": cgroup_root,
             "FTA_TENANT_BRIDGE_PREFIX": bridge_prefix,
             "FTA_TENANT_DISK_ROOT": TEST_DISK_ROOT,
         },
@@ -147,6 +155,7 @@ class StandinWorld:
 
     def settings(self) -> Settings:
         return Settings(
+            instance=TEST_INSTANCE,
             docker_host=self.proxy_url,
             gateway_container=STANDIN_GATEWAY,
             gateway_port=STANDIN_GATEWAY_PORT,
@@ -167,7 +176,10 @@ def standin_world(
     token = f"market-data-{RUN_ID}"
     try:
         with running_socket_proxy(
-            resources, gateway_container=STANDIN_GATEWAY, bridge_prefix=TEST_BRIDGE_PREFIX
+            resources,
+            gateway_container=STANDIN_GATEWAY,
+            bridge_prefix=TEST_BRIDGE_PREFIX,
+            cgroup_root=TEST_CGROUP_ROOT,
         ) as url:
             command = responder_command(STANDIN_GATEWAY_PORT, token)
             resources.run(PROXY_IMAGE, command, name=STANDIN_GATEWAY)

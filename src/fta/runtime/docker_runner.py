@@ -1,7 +1,8 @@
 """The JobRunner on one Docker host, reached only through the socket proxy.
 
 This module is the only part of fta that talks to Docker. Every call it makes is in the
-proxy's allow-list (images/socket-proxy/haproxy.cfg); adding a call means adding it there.
+proxy's allow-list (fta.socketproxy.routes), and every body it sends has the shape the proxy
+expects (fta.socketproxy.bodies); adding a call or a field means adding it there.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from fta.runtime.protocol import (
 )
 from fta.runtime.spec import (
     LABEL_BOT,
+    LABEL_INSTANCE,
     LABEL_JOB,
     LABEL_KIND,
     LABEL_MANAGED,
@@ -72,12 +74,13 @@ class DockerJobRunner:
     def __init__(
         self, settings: Settings, *, extra_labels: Mapping[str, str] | None = None
     ) -> None:
-        """`extra_labels` go on everything this runner creates, and `list_managed` only sees
-        containers that carry them (tests use them to keep to their own containers)."""
+        """Everything this runner creates carries the installation's label (the socket proxy
+        lets it reach nothing else) and `extra_labels`; `list_managed` only sees containers
+        that carry them (tests use them to keep to their own containers)."""
         self._settings = settings
         self._client = docker.DockerClient(base_url=settings.docker_host, version=API_VERSION)
         self._api = self._client.api
-        self._extra_labels = dict(extra_labels or {})
+        self._extra_labels = {**(extra_labels or {}), LABEL_INSTANCE: settings.instance}
         self._cgroup_driver: CgroupDriver | None = None
         self._disks = TenantDiskClient(settings.tenant_disk_socket, settings.tenant_disk_root)
 

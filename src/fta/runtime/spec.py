@@ -24,6 +24,8 @@ LOG_MAX_FILE = "2"
 # Lookups of names that are not in /etc/hosts fail within about a second instead of hanging.
 DNS_OPTIONS = ("timeout:1", "attempts:1")
 
+# The installation an object belongs to: the socket proxy lets the worker reach nothing else.
+LABEL_INSTANCE = "fta.instance"
 LABEL_MANAGED = "fta.managed"
 LABEL_TENANT = "fta.tenant"
 LABEL_KIND = "fta.kind"
@@ -110,7 +112,7 @@ class ContainerSpec:
             raise ValueError(f"unknown owner kind: {self.owner_kind!r}")
         if not OWNER_ID_RE.fullmatch(self.owner_id):
             raise ValueError(f"not an owner id: {self.owner_id!r}")
-        # The socket proxy refuses \u escapes, which json.dumps writes for non-ASCII text.
+        # The socket proxy takes ASCII environment and command strings only.
         for name, value in self.env.items():
             if not ENV_NAME_RE.fullmatch(name):
                 raise ValueError(f"not an environment variable name: {name!r}")

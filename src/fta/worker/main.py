@@ -27,7 +27,6 @@ from fta.worker.handlers import JobHandler
 from fta.worker.reconciler import reconcile
 
 log = logging.getLogger(__name__)
-INSTANCE_LABEL = "fta.instance"
 
 
 class Worker:
@@ -116,7 +115,7 @@ class Worker:
 
 def run_worker() -> None:
     settings = get_settings()
-    runner = DockerJobRunner(settings, extra_labels={INSTANCE_LABEL: settings.instance})
+    runner = DockerJobRunner(settings)
     worker = Worker(runner, settings)
 
     def _stop(signum: int, _: FrameType | None) -> None:

@@ -1,0 +1,220 @@
+"""What each create body may say: the hardened container, the tenant network, the gateway's
+connection to it and the volumes the worker makes (see fta.runtime.spec and network), in the
+exact shape the worker sends them, with this installation's labels. Anything else is refused.
+
+Every field the worker sends is required: a body without `ReadonlyRootfs` would get the
+engine's default, not ours.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from fta.socketproxy.config import ProxyConfig
+from fta.socketproxy.errors import Refused
+from fta.socketproxy.schema import (
+    Check,
+    array,
+    boolean,
+    exactly,
+    integer,
+    mapping,
+    null,
+    record,
+    text,
+)
+
+TENANT = r"[a-z0-9]{1,10}"
+VOLUME = r"fta-[a-z0-9][a-z0-9-]{0,62}"
+IPV4 = r"(25[0-5]|2[0-4][0-9]|1?[0-9]{1,2})(\.(25[0-5]|2[0-4][0-9]|1?[0-9]{1,2})){3}"
+CIDR = IPV4 + r"/([12]?[0-9]|3[0-2])"
+LABEL_KEY = r"[a-z0-9][a-z0-9._-]{0,127}"
+LABEL_VALUE = r"[ -~]{0,256}"
+# The container's own size-capped tmpfs, not a directory of the host.
+TMPFS_TARGET = "/tmp"  # noqa: S108
+CONTAINER_NAME = (
+    r"fta-[a-z0-9]{1,10}-(job|bot|cache-fill)-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9a-f]{6}"
+)
+
+_labels = mapping(LABEL_KEY, text(LABEL_VALUE), max_items=32)
+
+_mount = record(
+    {
+        "Type": exactly("volume"),
+        "Source": text(VOLUME),
+        "Target": text(r"/[A-Za-z0-9_./-]{1,255}"),
+        "ReadOnly": boolean,
+    }
+)
+
+_host_config = record(
+    {
+        "Privileged": exactly(False),
+        "ReadonlyRootfs": exactly(True),
+        "CapDrop": exactly(["ALL"]),
+        "SecurityOpt": exactly(["no-new-privileges"]),
+        "NetworkMode": text(r"fta-client-" + TENANT),
+        "Dns": array(text(IPV4), max_items=3),
+        "DnsOptions": array(text(r"(timeout|attempts):[0-9]{1,2}"), max_items=4),
+        "ExtraHosts": array(text(r"[a-z0-9][a-z0-9.-]{0,62}:" + IPV4), max_items=8),
+        "PublishAllPorts": exactly(False),
+        "Memory": integer(6 << 20, 1 << 40),
+        "MemorySwap": integer(6 << 20, 1 << 40),
+        "NanoCpus": integer(10_000_000, 256_000_000_000),
+        "PidsLimit": integer(8, 4096),
+        "OomKillDisable": exactly(False),
+        "CgroupParent": text(
+            r"/[a-z][a-z0-9]{0,31}/" + TENANT + r"|[a-z][a-z0-9]{0,31}-" + TENANT + r"\.slice"
+        ),
+        "IpcMode": exactly("private"),
+        "CgroupnsMode": exactly("private"),
+        "Init": exactly(False),
+        "Tmpfs": record({TMPFS_TARGET: text(r"rw,nosuid,nodev,size=[0-9]{1,12}")}),
+        "Mounts": array(_mount, max_items=8),
+        "LogConfig": record(
+            {
+                "Type": exactly("json-file"),
+                "Config": record(
+                    {"max-size": text(r"[0-9]{1,4}[km]"), "max-file": text(r"[0-9]{1,2}")}
+                ),
+            }
+        ),
+    }
+)
+
+_container = record(
+    {
+        "HostConfig": _host_config,
+        "User": exactly("10000:10000"),
+        "Image": text(r"[a-z0-9][a-z0-9._/-]{0,199}(:[A-Za-z0-9._-]{1,128})?"),
+        "Env": array(text(r"[A-Z_][A-Z0-9_]{0,127}=[\t\n -~]{0,100000}"), max_items=64),
+        "Labels": _labels,
+        "AttachStdin": exactly(False),
+        "AttachStdout": exactly(False),
+        "AttachStderr": exactly(False),
+        "Tty": exactly(False),
+        "OpenStdin": exactly(False),
+    },
+    {"Cmd": array(text(r"[\t\n -~]{0,100000}"), max_items=64)},
+)
+
+
+def check_container_create(body: dict[str, Any], name: str, config: ProxyConfig) -> None:
+    _container(body, "container")
+    labels: dict[str, str] = body["Labels"]
+    tenant = _check_owned_labels(labels, config, "container")
+    kind = labels.get("fta.kind")
+    if kind not in ("job", "bot", "cache-fill"):
+        raise Refused(403, "container: label fta.kind must be job, bot or cache-fill")
+    if not name.startswith(f"fta-{tenant}-{kind}-"):
+        raise Refused(403, "container: its name must be its tenant's and kind's")
+    host = body["HostConfig"]
+    if host["NetworkMode"] != f"fta-client-{tenant}":
+        raise Refused(403, "container: NetworkMode must be its tenant's network")
+    if host["MemorySwap"] != host["Memory"]:
+        raise Refused(403, "container: MemorySwap must equal Memory (no swap)")
+    parent = host["CgroupParent"]
+    if parent not in (f"/{config.cgroup_root}/{tenant}", f"{config.cgroup_root}-{tenant}.slice"):
+        raise Refused(403, "container: CgroupParent must be its tenant's")
+    targets = set()
+    for mount in host["Mounts"]:
+        target = mount["Target"]
+        if (
+            posixpath.normpath(target) != target
+            or target in ("/", TMPFS_TARGET)
+            or target in targets
+        ):
+            raise Refused(403, f"container: mount target {target!r} is not allowed")
+        targets.add(target)
+        source = mount["Source"]
+        if source.startswith("fta-data-") and source != f"fta-data-{tenant}":
+            raise Refused(403, f"container: {source} is another tenant's volume")
+        if not source.startswith("fta-data-") and not mount["ReadOnly"] and kind != "cache-fill":
+            raise Refused(403, f"container: shared volume {source} must be read-only")
+
+
+def check_network_create(body: dict[str, Any], config: ProxyConfig) -> None:
+    pool = record(
+        {"Subnet": text(CIDR), "IPRange": text(CIDR), "Gateway": text(IPV4)},
+        {"AuxiliaryAddresses": null},
+    )
+    shape = record(
+        {
+            "Name": text(r"fta-client-" + TENANT),
+            "Driver": exactly("bridge"),
+            "Options": record(
+                {
+                    "com.docker.network.bridge.name": text(r"[a-z0-9-]{1,15}"),
+                    "com.docker.network.bridge.enable_ip_masquerade": exactly("false"),
+                    "com.docker.network.bridge.enable_icc": exactly("true"),
+                }
+            ),
+            "IPAM": record({"Driver": exactly("default"), "Config": array(pool, max_items=1)}),
+            "CheckDuplicate": exactly(True),
+            "Internal": exactly(True),
+            "Labels": _labels,
+        },
+        {"Attachable": exactly(False)},
+    )
+    shape(body, "network")
+    tenant = _check_owned_labels(body["Labels"], config, "network")
+    if body["Name"] != f"fta-client-{tenant}":
+        raise Refused(403, "network: its name must be its tenant's")
+    if body["Options"]["com.docker.network.bridge.name"] != config.bridge_prefix + tenant:
+        raise Refused(403, f"network: the bridge must be named {config.bridge_prefix}{tenant}")
+    if len(body["IPAM"]["Config"]) != 1:
+        raise Refused(403, "network: exactly one address pool")
+
+
+def check_network_connect(body: dict[str, Any], config: ProxyConfig) -> None:
+    shape = record(
+        {
+            "Container": exactly(config.gateway_container),
+            "EndpointConfig": record({"IPAMConfig": record({"IPv4Address": text(IPV4)})}),
+        }
+    )
+    shape(body, "connect")
+
+
+def check_volume_create(body: dict[str, Any], config: ProxyConfig) -> None:
+    driver_options: Check = record(
+        {"type": exactly("none"), "o": exactly("bind"), "device": text(r"/[A-Za-z0-9_./-]+")}
+    )
+    shape = record(
+        {"Name": text(VOLUME), "Driver": exactly("local"), "Labels": _labels},
+        {"DriverOpts": driver_options},
+    )
+    shape(body, "volume")
+    labels: dict[str, str] = body["Labels"]
+    name: str = body["Name"]
+    if not name.startswith("fta-data-"):
+        _check_instance(labels, config, "volume")
+        if "DriverOpts" in body:
+            raise Refused(403, "volume: only a tenant data volume has driver options")
+        return
+    tenant = _check_owned_labels(labels, config, "volume")
+    if name != f"fta-data-{tenant}":
+        raise Refused(403, "volume: a data volume is named after its tenant")
+    # The bind of the tenant's own size-capped disk, and nothing else: without it a tenant
+    # volume has no quota; with any other device it could mount anything of the host.
+    expected = {"type": "none", "o": "bind", "device": f"{config.disk_root}/mounts/{tenant}"}
+    if body.get("DriverOpts") != expected:
+        raise Refused(403, "volume: a data volume is the bind of its tenant's own disk")
+
+
+def _check_instance(labels: dict[str, str], config: ProxyConfig, what: str) -> None:
+    if labels.get("fta.instance") != config.instance or labels.get("fta.managed") != "1":
+        raise Refused(403, f"{what}: must carry fta.instance={config.instance}, fta.managed=1")
+
+
+def _check_owned_labels(labels: dict[str, str], config: ProxyConfig, what: str) -> str:
+    """This installation's labels and a tenant's; returns the tenant."""
+    _check_instance(labels, config, what)
+    tenant = labels.get("fta.tenant", "")
+    text(TENANT)(tenant, f"{what}: label fta.tenant")
+    return tenant
+
+
+# A create's `name` parameter: fta-<tenant>-<kind>-<owner>-<random>.
+container_name = text(CONTAINER_NAME)
