@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from fta.errors import Invalid
 
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+PERIOD_PATTERN = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def parse_period(text: str) -> str:
-    if not PERIOD_PATTERN.match(text) or text < "2000-01":
+    if not PERIOD_PATTERN.fullmatch(text) or text < "2000-01":
         raise Invalid(f"period must be a month written YYYY-MM, such as 2026-11 (got {text!r})")
     return text
 

@@ -22,8 +22,8 @@ DEPTH_DEFAULT_LIMIT = 100
 DEPTH_MAX_LIMIT = 5000
 MAX_SYMBOLS_PER_REQUEST = 100
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9_.-]{1,20}$")
-_UINT_RE = re.compile(r"^[0-9]{1,20}$")
+_SYMBOL_RE = re.compile(r"[A-Z0-9_.-]{1,20}")
+_UINT_RE = re.compile(r"[0-9]{1,20}")
 
 # Endpoint (path after /api/v3/) -> parameters it accepts. Exactly the calls freqtrade 2026.9
 # made against the gateway: download-data (exchangeInfo, klines), backtest and hyperopt
@@ -113,13 +113,13 @@ class Request:
 def _uint(name: str, raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not _UINT_RE.match(raw):
+    if not _UINT_RE.fullmatch(raw):
         raise _illegal(name, "^[0-9]{1,20}$")
     return int(raw)
 
 
 def _symbol(raw: str, known: Callable[[str], bool]) -> str:
-    if not _SYMBOL_RE.match(raw):
+    if not _SYMBOL_RE.fullmatch(raw):
         raise _illegal("symbol", "^[A-Z0-9-_.]{1,20}$")
     if not known(raw):
         raise invalid_symbol()
@@ -213,7 +213,7 @@ def _exchange_info_extra(params: dict[str, str]) -> list[tuple[str, str]]:
         extra.append(("symbolStatus", params["symbolStatus"]))
     if "permissions" in params:
         value = params["permissions"]
-        if not re.match(r'^(SPOT|\["SPOT"\])$', value):
+        if not re.fullmatch(r'SPOT|\["SPOT"\]', value):
             raise _illegal("permissions", '^(SPOT|\\["SPOT"\\])$')
         extra.append(("permissions", value))
     return extra

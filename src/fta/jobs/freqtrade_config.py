@@ -102,10 +102,12 @@ Exchange = Literal["binance"]
 HYPEROPT_OPTIONS = ("epochs", "spaces", "hyperopt_loss")
 DATA_OPTIONS = ("exchange", "pairs", "timeframe", "timerange")
 EARLIEST_DATE = date(2017, 1, 1)  # before any Binance candle
-_PAIR_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
-_TIMERANGE_RE = re.compile(r"^(\d{8})-(\d{8})$")
-_ROI_MINUTES_RE = re.compile(r"^[0-9]{1,6}$")
-_RUN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# Every pattern below is matched whole (fullmatch) and names its ASCII characters: `$` would
+# let a trailing newline through, `\d` any Unicode digit, and both would reach freqtrade.
+_PAIR_RE = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
+_TIMERANGE_RE = re.compile(r"([0-9]{8})-([0-9]{8})")
+_ROI_MINUTES_RE = re.compile(r"[0-9]{1,6}")
+_RUN_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 Ratio = Annotated[Decimal, Field(gt=0, lt=1, max_digits=12, decimal_places=8)]
 
@@ -113,7 +115,7 @@ Ratio = Annotated[Decimal, Field(gt=0, lt=1, max_digits=12, decimal_places=8)]
 def check_pair_format(value: list[str]) -> list[str]:
     """Pairs look like BASE/QUOTE and do not repeat (shared by job and bot configs)."""
     for pair in value:
-        if not _PAIR_RE.match(pair):
+        if not _PAIR_RE.fullmatch(pair):
             raise ValueError(f"pair {pair[:64]!r} is not of the form BASE/QUOTE")
     if len(set(value)) != len(value):
         raise ValueError("pairs must not repeat")
@@ -209,7 +211,7 @@ class JobConfig(BaseModel):
         if value is None:
             return None
         for minutes, ratio in value.items():
-            if not _ROI_MINUTES_RE.match(minutes):
+            if not _ROI_MINUTES_RE.fullmatch(minutes):
                 raise ValueError(f"minimal_roi keys are minutes (0-999999), not {minutes[:32]!r}")
             if not Decimal(-1) < ratio <= Decimal(100):
                 raise ValueError("minimal_roi ratios must be in (-1, 100]")
@@ -258,7 +260,7 @@ def parse_job_config(kind: str, raw: Any) -> JobConfig:
 
 def parse_timerange(value: str) -> tuple[date, date]:
     """Parse "YYYYMMDD-YYYYMMDD" (start strictly before end)."""
-    match = _TIMERANGE_RE.match(value)
+    match = _TIMERANGE_RE.fullmatch(value)
     if not match:
         raise ValueError("timerange must look like YYYYMMDD-YYYYMMDD")
     try:
@@ -515,7 +517,7 @@ def build_job_bundle(
         raise ValueError(f"unknown job kind {kind!r}; expected one of {BUNDLE_KINDS}")
     parse_job_config(kind, job_config.model_dump(exclude_unset=True))
     run = run_id if run_id is not None else uuid.uuid4().hex
-    if not _RUN_ID_RE.match(run):
+    if not _RUN_ID_RE.fullmatch(run):
         raise ValueError("run_id must be 1-64 lowercase letters, digits or dashes")
     needs_strategy = kind in ("backtest", "hyperopt")
     if needs_strategy:
