@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     job_log_max_bytes: int = 1024 * 1024
     job_result_max_bytes: int = 256 * 1024
     worker_poll_seconds: float = 2.0
+    # Job containers one worker runs at once: its pool, which tenants share fairly (a tenant
+    # holds at most ceil(slots / tenants with work) of them).
+    job_slots: Annotated[int, Field(ge=1, le=256)] = 4
     reconcile_interval_seconds: float = 30.0
     # Bots: how often the worker converges them, how often a bot reports its figures, how
     # long a stopping bot gets after SIGTERM, and how many crashes in a row it restarts from.
@@ -83,6 +86,15 @@ class Settings(BaseSettings):
     # for late samples, and how often the worker moves these states along.
     trial_days: Annotated[int, Field(ge=0, le=365)] = 14
     trial_cpu_hours: Annotated[Decimal, Field(ge=0, le=10_000)] = Decimal(5)
+    # Trials are bounded harder than any plan, since anyone can open one: jobs at once and
+    # queued, each job's wall-time limit, the wall-time hours all its jobs may run (a job
+    # that sleeps uses no CPU but holds a slot), and the share of a worker's job slots all
+    # trial accounts together may hold (at least one), so paying clients always find room.
+    trial_max_concurrent_jobs: Annotated[int, Field(ge=1, le=100)] = 1
+    trial_max_queued_jobs: Annotated[int, Field(ge=1, le=1000)] = 2
+    trial_max_job_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    trial_job_hours: Annotated[Decimal, Field(ge=0, le=10_000)] = Decimal(10)
+    trial_job_slots_percent: Annotated[int, Field(ge=1, le=100)] = 50
     grace_days: Annotated[int, Field(ge=0, le=90)] = 7
     usage_close_grace_hours: Annotated[int, Field(ge=0, le=24 * 31)] = 48
     billing_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
