@@ -25,6 +25,7 @@ class Quotas(BaseModel):
     pids: int
     disk_mb: int
     max_concurrent_jobs: int
+    max_queued_jobs: int = Field(description="jobs waiting for a slot; more are refused (429)")
     max_bots: int
     max_job_seconds: int
     included_cpu_hours: Decimal = Field(description="CPU-hours included each month")
@@ -63,6 +64,7 @@ class PlanPatch(BaseModel):
     pids: int | None = Field(default=None, ge=32, le=65_536)
     disk_mb: int | None = Field(default=None, ge=256, le=4_194_304)
     max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100)
+    max_queued_jobs: int | None = Field(default=None, ge=1, le=1000)
     max_bots: int | None = Field(default=None, ge=0, le=100)
     max_job_seconds: int | None = Field(default=None, ge=60, le=7 * 86_400)
     included_cpu_hours: Decimal | None = Field(
@@ -88,6 +90,7 @@ def plan_out(plan: Plan) -> PlanOut:
             pids=plan.pids,
             disk_mb=plan.disk_mb,
             max_concurrent_jobs=plan.max_concurrent_jobs,
+            max_queued_jobs=plan.max_queued_jobs,
             max_bots=plan.max_bots,
             max_job_seconds=plan.max_job_seconds,
             included_cpu_hours=plan.included_cpu_hours,

@@ -22,6 +22,8 @@ class Plan(Base):
     pids: Mapped[int] = mapped_column(Integer)
     disk_mb: Mapped[int] = mapped_column(Integer)
     max_concurrent_jobs: Mapped[int] = mapped_column(Integer)
+    # Jobs waiting for a slot: past it, a submission is refused (429) and nothing is queued.
+    max_queued_jobs: Mapped[int] = mapped_column(Integer, default=10)
     max_bots: Mapped[int] = mapped_column(Integer)
     max_job_seconds: Mapped[int] = mapped_column(Integer)
     # Monthly fee before VAT, in euro cents.
