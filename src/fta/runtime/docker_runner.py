@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -24,6 +25,7 @@ from docker.types import IPAMConfig, IPAMPool
 from fta.runtime.cgroup import CgroupDriver, cgroup_parent
 from fta.runtime.docker_output import parse_docker_time, split_log_lines
 from fta.runtime.network import (
+    TenantSubnet,
     bridge_name,
     network_labels,
     network_options,
@@ -68,6 +70,11 @@ WAIT_REQUEST_SECONDS = 300.0
 # Framing bound of output lines: above the result line's own cap (256 KiB), so a summary is
 # never cut; what is logged is cut much shorter by the worker.
 MAX_OUTPUT_LINE_BYTES = 512 * 1024
+# How long a network another process is creating may take to show.
+NETWORK_APPEARS_SECONDS = 5.0
+# One lock per tenant for its network's creation, shared by every runner of the process.
+_TENANT_SETUP: dict[str, threading.Lock] = {}
+_TENANT_SETUP_GUARD = threading.Lock()
 
 
 class DockerJobRunner:
@@ -98,6 +105,13 @@ class DockerJobRunner:
         )
         bridge = bridge_name(settings.tenant_bridge_prefix, tenant_id)
         labels = network_labels(tenant_id, self._extra_labels)
+        # A tenant's first jobs start at once: one creates, the others wait and verify.
+        with _tenant_setup_lock(tenant_id):
+            return self._ensure_tenant_network(name, layout, bridge, labels)
+
+    def _ensure_tenant_network(
+        self, name: str, layout: TenantSubnet, bridge: str, labels: dict[str, str]
+    ) -> TenantNetwork:
         inspect = self._inspect_network(name)
         if inspect is None:
             try:
@@ -119,8 +133,10 @@ class DockerJobRunner:
                     labels=labels,
                     attachable=False,
                 )
-            except APIError as error:
-                if error.status_code != 409:  # created meanwhile by another thread
+            except APIError:
+                # Created meanwhile by another process: the engine answers 409, or 403 for the
+                # address pool it already holds before the network shows. Anything else raises.
+                if self._await_network(name) is None:
                     raise
             inspect = self._api.inspect_network(name)
         mismatches = verify_network(inspect, name=name, layout=layout, bridge=bridge, labels=labels)
@@ -300,6 +316,12 @@ class DockerJobRunner:
             return None
         return inspect
 
+    def _await_network(self, name: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + NETWORK_APPEARS_SECONDS
+        while (inspect := self._inspect_network(name)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return inspect
+
     def _connect_gateway(self, network: str, address: str) -> None:
         gateway = self._settings.gateway_container
         if self._gateway_address(network) is None:
@@ -348,6 +370,11 @@ class DockerJobRunner:
         if mismatches:
             raise ResourceMismatch("volume", name, mismatches)
         return name
+
+
+def _tenant_setup_lock(tenant_id: str) -> threading.Lock:
+    with _TENANT_SETUP_GUARD:
+        return _TENANT_SETUP.setdefault(tenant_id, threading.Lock())
 
 
 def _check_tenant_id(tenant_id: str) -> None:
