@@ -196,7 +196,7 @@ build_socket_proxy() {
   local ctx
   ctx=$(new_context socket-proxy)
   mkdir -p "$ctx/proxy/fta"
-  cp "$repo/src/fta/__init__.py" "$ctx/proxy/fta/"
+  cp "$repo/src/fta/__init__.py" "$repo/src/fta/seccomp.py" "$ctx/proxy/fta/"
   tar -C "$repo/src/fta" -c --exclude=__pycache__ --exclude='*.pyc' socketproxy \
     | tar -C "$ctx/proxy/fta" -x
   build_image socket-proxy "$ctx" fta/socket-proxy:dev

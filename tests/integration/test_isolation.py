@@ -24,6 +24,7 @@ import pytest
 
 from fta.runtime import ContainerSpec, DockerJobRunner, Limits, verify_hardening
 from fta.runtime.spec import container_create_body
+from fta.seccomp import security_opt
 from tests.support.docker_resources import DockerResources, local_docker, responder_command
 from tests.support.netns import StandInHost, stand_in_internet_host
 from tests.support.socket_proxy import (
@@ -331,7 +332,7 @@ def test_a_running_job_container_is_hardened(world: World) -> None:
     assert host["Privileged"] is False
     assert host["CapAdd"] in (None, [])
     assert host["CapDrop"] == ["ALL"]
-    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["SecurityOpt"] == ["no-new-privileges", security_opt()]
     assert host["ReadonlyRootfs"] is True
     assert host["Memory"] == host["MemorySwap"] == spec.limits.memory_bytes
     assert host["NanoCpus"] == spec.limits.nano_cpus

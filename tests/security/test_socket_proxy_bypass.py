@@ -149,7 +149,7 @@ def test_the_unchanged_body_is_created_as_sent(
     inspect = docker_resources.client.api.inspect_container(container_id)
     assert inspect["Config"]["User"] == "10000:10000"
     assert inspect["HostConfig"]["Binds"] in (None, [])
-    assert inspect["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
+    assert inspect["HostConfig"]["SecurityOpt"] == good_body["HostConfig"]["SecurityOpt"]
 
 
 @pytest.mark.parametrize(

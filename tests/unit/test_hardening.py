@@ -20,6 +20,7 @@ from fta.runtime.spec import (
     tenant_volume_options,
 )
 from fta.runtime.verify import verify_hardening, verify_network, verify_volume
+from fta.seccomp import security_opt
 
 TENANT = "k3vq7m2a"
 PARENT = f"/fta/{TENANT}"
@@ -146,7 +147,7 @@ def test_body_carries_the_hardening() -> None:
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"]
     assert "CapAdd" not in host
-    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["SecurityOpt"] == ["no-new-privileges", security_opt()]
     assert host["Memory"] == host["MemorySwap"] == 512 << 20
     assert host["NanoCpus"] == 1_000_000_000
     assert host["PidsLimit"] == 128

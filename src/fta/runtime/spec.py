@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fta.seccomp import security_opt
+
 OwnerKind = Literal["job", "bot", "cache-fill"]
 OWNER_KINDS: tuple[OwnerKind, ...] = ("job", "bot", "cache-fill")
 
 JOB_USER = "10000:10000"
+# No privilege gain, and our own seccomp profile (fta.seccomp) rather than the engine's.
+SECURITY_OPT = ("no-new-privileges", security_opt())
 # The container's own size-capped tmpfs, not a directory of the host.
 TMPFS_TARGET = "/tmp"  # noqa: S108
 MARKET_DATA_HOSTNAME = "market-data"
@@ -170,7 +174,7 @@ def container_create_body(
         "Privileged": False,
         "ReadonlyRootfs": True,
         "CapDrop": ["ALL"],
-        "SecurityOpt": ["no-new-privileges"],
+        "SecurityOpt": list(SECURITY_OPT),
         "NetworkMode": spec.network,
         "Dns": list(spec.dns),
         "DnsOptions": list(DNS_OPTIONS),

@@ -22,6 +22,7 @@ from fta.runtime.spec import (
     LABEL_TENANT,
     LOG_MAX_FILE,
     LOG_MAX_SIZE,
+    SECURITY_OPT,
     TMPFS_TARGET,
     ContainerSpec,
     container_labels,
@@ -85,7 +86,7 @@ def verify_hardening(
     check.equal("HostConfig.Privileged", host.get("Privileged"), False)
     check.empty("HostConfig.CapAdd", host.get("CapAdd"))
     check.equal("HostConfig.CapDrop", host.get("CapDrop"), ["ALL"])
-    check.equal("HostConfig.SecurityOpt", host.get("SecurityOpt"), ["no-new-privileges"])
+    check.equal("HostConfig.SecurityOpt", host.get("SecurityOpt"), list(SECURITY_OPT))
     check.equal("HostConfig.ReadonlyRootfs", host.get("ReadonlyRootfs"), True)
     check.equal("Config.User", config.get("User"), JOB_USER)
     check.empty("HostConfig.GroupAdd", host.get("GroupAdd"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from fta.seccomp import security_opt
 from fta.socketproxy.config import ProxyConfig
 from fta.socketproxy.errors import Refused
 from fta.socketproxy.schema import (
@@ -53,7 +54,7 @@ _host_config = record(
         "Privileged": exactly(False),
         "ReadonlyRootfs": exactly(True),
         "CapDrop": exactly(["ALL"]),
-        "SecurityOpt": exactly(["no-new-privileges"]),
+        "SecurityOpt": exactly(["no-new-privileges", security_opt()]),
         "NetworkMode": text(r"fta-client-" + TENANT),
         "Dns": array(text(IPV4), max_items=3),
         "DnsOptions": array(text(r"(timeout|attempts):[0-9]{1,2}"), max_items=4),
