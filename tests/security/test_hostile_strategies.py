@@ -431,6 +431,8 @@ def test_a_memory_bomb_is_oom_killed(corpus: Corpus) -> None:
     allocated = [r["allocated_mib"] for r in bomb.probes if r.get("probe") == "memory-bomb"]
     assert allocated, "the bomb never started: populate_indicators was not reached"
     assert max(allocated) < PLAN_MEMORY_MIB
+    # Metered at its peak, the plan's limit, however short its life.
+    assert bomb.job["usage"]["memory_max_bytes"] >= PLAN_MEMORY_MIB << 20
 
 
 def test_a_cpu_burn_on_all_cores_is_held_to_the_plans_cpu(corpus: Corpus) -> None:

@@ -33,7 +33,9 @@ class RunReport:
 
 
 WAIT_SLICE_SECONDS = 1.0
-USAGE_SAMPLE_SECONDS = 5.0
+# Every wait slice: a container's counters vanish with it, so a job that lives a few seconds
+# must still be read while it runs (the memory peak is the cgroup's own, since its start).
+USAGE_SAMPLE_SECONDS = 1.0
 
 
 def run_container(
@@ -82,11 +84,15 @@ def run_container(
         on_output()
         if outcome is None:
             outcome = Outcome.OOM_KILLED if status.oom_killed else Outcome.EXITED
+        memory = usage.memory_max_bytes if usage else None
+        if status.oom_killed:
+            # Killed for reaching its limit: that is its peak, whenever the last sample was.
+            memory = max(memory or 0, spec.limits.memory_bytes)
         return RunReport(
             outcome=outcome,
             exit_code=status.exit_code,
             cpu_seconds=Decimal(str(round(usage.cpu_seconds, 3))) if usage else None,
-            memory_max_bytes=usage.memory_max_bytes if usage else None,
+            memory_max_bytes=memory,
             container_id=container_id,
         )
     finally:
