@@ -14,6 +14,17 @@ class DomainError(Exception):
         self.detail = detail
 
 
+class RetryLater(DomainError):
+    """Refused for now, not for good: the answer says when to try again (Retry-After)."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class NotFound(DomainError):
     status = 404
     title = "Not found"

@@ -102,3 +102,14 @@ class LoginFailure(Base):
     account_key: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignupAttempt(Base):
+    """One sign-up from a client address, kept for the sign-up throttle's window."""
+
+    __tablename__ = "signup_attempts"
+    __table_args__ = (Index("ix_signup_attempts_ip_created_at", "ip", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ip: Mapped[str] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -73,8 +73,13 @@ def _subnet_capacity() -> int:
 def signup(
     session: Session, *, email: str, password: str, display_name: str, ip: str | None
 ) -> User:
-    """Creates a tenant and its first (client) user on the default plan."""
+    """Creates a tenant and its first (client) user on the default plan.
+
+    Sign-ups are throttled per client address before anything is hashed or written.
+    """
     _check_password(password)
+    if ip is not None:
+        throttle.reserve_signup(session, ip)
     email = _normalise_email(email)
     if session.scalars(select(User.id).where(User.email == email)).first() is not None:
         raise Conflict("an account already exists for this email address: log in instead")

@@ -1,5 +1,6 @@
-"""Throttling of password checks, per account and per client address, in a sliding window
-kept in Postgres (so every portal process counts the same failures).
+"""Throttling of password checks, per account and per client address, and of sign-ups, per
+client address, in sliding windows kept in Postgres (so every portal process counts alike).
+Both are checked before any password is hashed: a refused attempt costs no argon2 memory.
 
 Each check reserves its failure row *before* the password is verified and commits it at
 once: concurrent guesses cannot all slip under the limit, and the failure stays recorded
@@ -16,26 +17,37 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import LoginFailure
+from fta.accounts.models import LoginFailure, SignupAttempt
 from fta.db import utcnow
-from fta.errors import DomainError
+from fta.errors import RetryLater
 from fta.settings import get_settings
 
 # First keys of pg_advisory_xact_lock(int, int): accounts and addresses never share a lock.
 _ACCOUNT_LOCKS = 1
 _ADDRESS_LOCKS = 2
+_SIGNUP_LOCKS = 3
 
 
-class TooManyAttempts(DomainError):
-    status = 429
+class TooManyAttempts(RetryLater):
     title = "Too many attempts"
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
             "too many failed password attempts for this account or from this address: "
-            f"wait {retry_after} seconds before trying again"
+            f"wait {retry_after} seconds before trying again",
+            retry_after,
         )
-        self.retry_after = retry_after
+
+
+class TooManySignups(RetryLater):
+    title = "Too many sign-ups"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"too many accounts were created from this address: wait {retry_after} seconds "
+            "before creating another one, or log in to an existing one",
+            retry_after,
+        )
 
 
 def account_key(normalised_email: str) -> str:
@@ -96,3 +108,28 @@ def forgive(session: Session, normalised_email: str) -> None:
     session.execute(
         delete(LoginFailure).where(LoginFailure.account_key == account_key(normalised_email))
     )
+
+
+def reserve_signup(session: Session, ip: str) -> None:
+    """Counts this sign-up from `ip`; raises TooManySignups over the limit.
+
+    Commits the session like `reserve_attempt`, for the same reasons: the count holds even
+    when the sign-up then fails, and concurrent sign-ups cannot all slip under the limit.
+    """
+    settings = get_settings()
+    window = timedelta(seconds=settings.signup_window_seconds)
+    session.commit()
+    session.execute(select(func.pg_advisory_xact_lock(_SIGNUP_LOCKS, func.hashtext(ip))))
+    now = utcnow()
+    session.execute(delete(SignupAttempt).where(SignupAttempt.created_at <= now - window))
+    nth_latest = session.scalars(
+        select(SignupAttempt.created_at)
+        .where(SignupAttempt.ip == ip, SignupAttempt.created_at > now - window)
+        .order_by(SignupAttempt.created_at.desc())
+        .offset(settings.signup_max_per_ip - 1)
+        .limit(1)
+    ).first()
+    if nth_latest is not None:
+        raise TooManySignups(max(1, math.ceil((nth_latest + window - now).total_seconds())))
+    session.add(SignupAttempt(ip=ip, created_at=now))
+    session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -46,11 +47,17 @@ TenantDep = Annotated[str, Depends(current_tenant)]
 
 
 def client_ip(request: Request) -> str | None:
-    # nginx is the only peer; it sets X-Real-IP from the connection it accepted.
-    forwarded = request.headers.get("x-real-ip")
-    if forwarded:
-        return forwarded[:45]
-    return request.client.host if request.client else None
+    """The client's address for throttles and the audit trail.
+
+    nginx is the portal's only peer and overwrites X-Real-IP with the address it decided on
+    (the TCP peer, or what a configured front proxy said); X-Forwarded-For, which a client
+    writes, is never read. A value that is not an address is ignored.
+    """
+    real_ip = request.headers.get("x-real-ip", "")
+    try:
+        return str(ipaddress.ip_address(real_ip))
+    except ValueError:
+        return request.client.host if request.client else None
 
 
 ClientIpDep = Annotated[str | None, Depends(client_ip)]

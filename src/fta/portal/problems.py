@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from fta.accounts.throttle import TooManyAttempts
-from fta.errors import DomainError
+from fta.errors import DomainError, RetryLater
 
 PROBLEM_JSON = "application/problem+json"
 # <, > and & only ever occur inside JSON strings: escaped, no response can be read as markup
@@ -114,8 +113,8 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail)
 
-    @app.exception_handler(TooManyAttempts)
-    async def _throttled(_: Request, exc: TooManyAttempts) -> JSONResponse:
+    @app.exception_handler(RetryLater)
+    async def _retry_later(_: Request, exc: RetryLater) -> JSONResponse:
         return problem(
             exc.status, exc.title, exc.detail, headers={"Retry-After": str(exc.retry_after)}
         )
