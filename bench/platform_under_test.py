@@ -165,11 +165,12 @@ def running_platform(engine: docker.DockerClient) -> Iterator[PlatformUnderTest]
     if not os.environ.get("FTA_TEST_ADMIN_URL"):
         raise SystemExit("FTA_TEST_ADMIN_URL is not set: use bench/run.sh (a throwaway Postgres)")
     with ExitStack() as stack:
-        database_url = stack.enter_context(migrated_database())
+        database_url = stack.enter_context(migrated_database()).runtime_url
         os.environ.update(
             FTA_MODE="test",
             FTA_DATABASE_URL=database_url,
             FTA_SECRET_KEY=secrets.token_urlsafe(48),
+            FTA_AUDIT_KEY=secrets.token_urlsafe(48),
             # The socket proxy serves this installation only.
             FTA_INSTANCE=TEST_INSTANCE,
         )

@@ -28,7 +28,7 @@ until curl -fsS -o /dev/null --max-time 3 "${portal_url}healthz"; do
   if [ "$SECONDS" -ge "$deadline" ]; then
     echo "up: the portal did not answer on ${portal_url}healthz within ${timeout} s" >&2
     compose ps >&2
-    compose logs --tail 30 portal nginx >&2
+    compose logs --tail 30 migrate portal nginx >&2
     exit 1
   fi
   sleep 2

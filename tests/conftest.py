@@ -6,15 +6,19 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.database import migrated_database
 from tests.support.docker_resources import TEST_INSTANCE
 from tests.support.sandbox import Sandbox, running_sandbox
 
+if TYPE_CHECKING:
+    from tests.support.database import MigratedDatabase
+
 pytest_plugins = [
+    "tests.support.database",
     "tests.support.docker_resources",
     "tests.support.socket_proxy",
     "tests.support.tenant_disks",
@@ -22,9 +26,9 @@ pytest_plugins = [
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    with migrated_database() as url:
-        yield url
+def database_url(migrated: MigratedDatabase) -> str:
+    """The application's connection: the runtime role, which holds row rights only."""
+    return migrated.runtime_url
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +41,7 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_MODE="test",
         FTA_DATABASE_URL=database_url,
         FTA_SECRET_KEY=secrets.token_urlsafe(48),
+        FTA_AUDIT_KEY=secrets.token_urlsafe(48),
         # The socket proxies of the session serve this installation only.
         FTA_INSTANCE=TEST_INSTANCE,
         # Every in-process request comes from one address; the throttle tests set their own.

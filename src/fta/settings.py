@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     mode: Mode = Mode.DEVELOPMENT
     database_url: SecretStr = SecretStr("postgresql+psycopg://fta:changeme@127.0.0.1:5432/fta")
     secret_key: SecretStr = SecretStr("changeme-secret-key")
+    # Keys the audit log's chain links (HMAC-SHA256); the database never holds it, so rows
+    # rewritten with database access alone no longer verify.
+    audit_key: SecretStr = SecretStr("changeme-audit-key")
     access_token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
     # Failed password checks allowed per account, and per client address (which may front
     # several people), within a sliding window; beyond that the API answers 429.
@@ -155,7 +158,7 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.mode is Mode.DEVELOPMENT:
             return self
-        for name in ("secret_key", "database_url"):
+        for name in ("secret_key", "database_url", "audit_key"):
             value = getattr(self, name).get_secret_value().lower()
             if any(marker in value for marker in PLACEHOLDER_MARKERS):
                 raise ValueError(
@@ -164,6 +167,8 @@ class Settings(BaseSettings):
                 )
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("FTA_SECRET_KEY must be at least 32 characters long")
+        if len(self.audit_key.get_secret_value()) < 32:
+            raise ValueError("FTA_AUDIT_KEY must be at least 32 characters long")
         return self
 
 

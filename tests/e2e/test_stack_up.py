@@ -21,7 +21,13 @@ import httpx
 import pytest
 from docker.errors import NotFound
 
-from tests.e2e.test_stack_up_config import REPO, SERVICES, clean_environment, parse_env
+from tests.e2e.test_stack_up_config import (
+    ONE_SHOTS,
+    REPO,
+    SERVICES,
+    clean_environment,
+    parse_env,
+)
 from tests.support.docker_resources import local_docker
 from tests.support.tenant_disks import unmount_all
 
@@ -40,12 +46,13 @@ E2E_DISKS = f"/tmp/fta-e2e-disks-{secrets.token_hex(4)}"
 README_TENANTS: list[str] = []
 
 
-def _containers(client: docker.DockerClient) -> dict[str, Any]:
-    """The stack's containers by Compose service name."""
+def _containers(client: docker.DockerClient, *, one_shots: bool = False) -> dict[str, Any]:
+    """The stack's containers by Compose service name (the long-running ones unless asked)."""
     found = client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={PROJECT}"}
     )
-    return {c.labels["com.docker.compose.service"]: c for c in found}
+    services = {c.labels["com.docker.compose.service"]: c for c in found}
+    return {k: c for k, c in services.items() if one_shots or k not in ONE_SHOTS}
 
 
 def _exists(getter: Any, name: str) -> bool:
@@ -176,6 +183,29 @@ def test_every_container_is_hardened(stack: docker.DockerClient) -> None:
         assert user and user.split(":")[0] not in ("0", "root"), name
 
 
+def test_migrations_ran_as_the_owner_and_the_services_connect_as_the_runtime_role(
+    stack: docker.DockerClient,
+) -> None:
+    containers = _containers(stack, one_shots=True)
+    migrate = containers["migrate"]
+    assert migrate.attrs["State"]["Status"] == "exited"
+    assert migrate.attrs["State"]["ExitCode"] == 0
+    host = migrate.attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+
+    def environment(name: str) -> dict[str, str]:
+        pairs = containers[name].attrs["Config"]["Env"]
+        return dict(pair.split("=", 1) for pair in pairs)
+
+    assert environment("migrate")["FTA_DATABASE_URL"].startswith("postgresql+psycopg://fta_owner:")
+    owner_password = parse_env(REPO / ".env")["FTA_DATABASE_OWNER_PASSWORD"]
+    for name in ("portal", "worker"):
+        assert environment(name)["FTA_DATABASE_URL"].startswith("postgresql+psycopg://fta_app:")
+    for name in set(containers) - {"migrate", "postgres"}:
+        assert owner_password not in str(environment(name)), name
+
+
 def test_only_nginx_is_published_and_only_on_loopback(stack: docker.DockerClient) -> None:
     for name, container in _containers(stack).items():
         bindings = container.attrs["HostConfig"]["PortBindings"] or {}
@@ -226,9 +256,9 @@ def test_networks_keep_the_portal_away_from_docker(stack: docker.DockerClient) -
 
 def test_logs_carry_no_secret(stack: docker.DockerClient) -> None:
     secrets = parse_env(REPO / ".env")
-    for name, container in _containers(stack).items():
+    for name, container in _containers(stack, one_shots=True).items():
         logs = container.logs().decode(errors="replace")
-        for key in ("FTA_SECRET_KEY", "POSTGRES_PASSWORD"):
+        for key in ("FTA_SECRET_KEY", "FTA_AUDIT_KEY", "POSTGRES_PASSWORD"):
             assert secrets[key] not in logs, f"{key} in the logs of {name}"
 
 

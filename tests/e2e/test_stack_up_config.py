@@ -13,6 +13,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"nginx", "portal", "worker", "socket-proxy", "market-data", "postgres"}
+# Services that run to completion at every `up` (the migrations, as the schema's owner).
+ONE_SHOTS = {"migrate"}
+DATABASE_SECRETS = (
+    "POSTGRES_PASSWORD",
+    "FTA_DATABASE_OWNER_PASSWORD",
+    "FTA_DATABASE_RUNTIME_PASSWORD",
+)
 
 
 def compose_command() -> list[str]:
@@ -56,7 +63,7 @@ def test_env_example_holds_only_placeholders_each_explained() -> None:
             assert re.fullmatch(r"[A-Z][A-Z0-9_]*=\S*", line), line
             assert lines[index - 1].startswith("# "), f"{line} has no comment line above it"
     example = parse_env(REPO / ".env.example")
-    for secret in ("FTA_SECRET_KEY", "POSTGRES_PASSWORD", "FTA_DATABASE_URL"):
+    for secret in ("FTA_SECRET_KEY", "FTA_AUDIT_KEY", *DATABASE_SECRETS):
         assert "changeme" in example[secret]
 
 
@@ -68,11 +75,9 @@ def test_gen_env_writes_private_random_secrets_once(tmp_path: Path) -> None:
     values = parse_env(env_file)
     assert not [key for key, value in values.items() if "changeme" in value]
     assert values.keys() == parse_env(REPO / ".env.example").keys()
-    password = values["POSTGRES_PASSWORD"]
-    assert len(password) >= 32
-    assert values["FTA_DATABASE_URL"] == f"postgresql+psycopg://fta:{password}@postgres:5432/fta"
-    assert len(values["FTA_SECRET_KEY"]) >= 32
-    assert values["FTA_SECRET_KEY"] != password
+    secrets = [values[key] for key in ("FTA_SECRET_KEY", "FTA_AUDIT_KEY", *DATABASE_SECRETS)]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", secret) for secret in secrets)
+    assert len(set(secrets)) == len(secrets)
 
     kept = generate(env_file)
     assert env_file.read_text() == text, "an existing .env is never overwritten"
@@ -82,16 +87,33 @@ def test_gen_env_writes_private_random_secrets_once(tmp_path: Path) -> None:
     assert parse_env(other)["FTA_SECRET_KEY"] != values["FTA_SECRET_KEY"]
 
 
+def test_gen_env_adds_new_settings_to_an_older_env_and_keeps_the_rest(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    values = parse_env(env_file)
+    older = {k: v for k, v in values.items() if k not in ("FTA_AUDIT_KEY", *DATABASE_SECRETS[1:])}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in older.items()))
+    added = generate(env_file)
+    assert "added FTA_AUDIT_KEY" in added.stderr
+    upgraded = parse_env(env_file)
+    assert {k: upgraded[k] for k in older} == older
+    assert upgraded.keys() == values.keys()
+    for key in ("FTA_AUDIT_KEY", *DATABASE_SECRETS[1:]):
+        assert re.fullmatch(r"[0-9a-f]{64}", upgraded[key]) and upgraded[key] != values[key]
+
+
 def test_generated_settings_pass_the_portals_own_checks(tmp_path: Path) -> None:
     from fta.settings import Mode, Settings
 
     env_file = tmp_path / ".env"
     generate(env_file)
     values = parse_env(env_file)
+    runtime_password = values["FTA_DATABASE_RUNTIME_PASSWORD"]
     settings = Settings(
         mode=Mode(values["FTA_MODE"]),
-        database_url=values["FTA_DATABASE_URL"],
+        database_url=f"postgresql+psycopg://fta_app:{runtime_password}@postgres:5432/fta",
         secret_key=values["FTA_SECRET_KEY"],
+        audit_key=values["FTA_AUDIT_KEY"],
     )
     assert settings.mode is Mode.PRODUCTION
     assert settings.docker_host == values["FTA_DOCKER_HOST"]
@@ -114,7 +136,7 @@ def test_compose_file_is_valid_with_a_generated_env(tmp_path: Path) -> None:
     services = subprocess.run(
         [*base, "config", "--services"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert set(services.stdout.split()) == SERVICES
+    assert set(services.stdout.split()) == SERVICES | ONE_SHOTS
 
     # Without the socket's group Compose refuses, rather than start a proxy that cannot work.
     refused = subprocess.run(

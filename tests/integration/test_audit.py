@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from fta.audit.models import AuditEvent
@@ -26,28 +26,37 @@ def test_actions_are_recorded_in_the_tenant_chain(http: TestClient) -> None:
         assert verify_chain(session, client.tenant_id) is None
 
 
-def test_updates_and_deletes_are_refused_by_the_database(app_settings: None) -> None:
+def test_updates_and_deletes_are_refused_by_the_database(
+    app_settings: None, owner_engine: Engine
+) -> None:
     with session_scope() as session:
         event = record(session, actor="test", action="test.event")
         event_id = event.id
-    for statement in (
+    statements = (
         "UPDATE audit_events SET action = 'forged' WHERE id = :id",
         "DELETE FROM audit_events WHERE id = :id",
-    ):
-        with pytest.raises(DBAPIError, match="append-only"), session_scope() as session:
+    )
+    # The application's role holds no such right; the owner is stopped by the trigger.
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="permission denied"), session_scope() as session:
             session.execute(text(statement), {"id": event_id})
+    for statement in statements:
+        with pytest.raises(DBAPIError, match="append-only"), owner_engine.begin() as connection:
+            connection.execute(text(statement), {"id": event_id})
 
 
-def test_tampering_is_detected(http: TestClient) -> None:
+def test_tampering_is_detected(http: TestClient, owner_engine: Engine) -> None:
     client = sign_up(http)
     http.post("/api/v1/auth/logout", headers=client.auth)
-    with session_scope() as session:
-        # Only a database superuser can do this: disable the guard, then forge a row.
-        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-        session.execute(
+    # Only the schema's owner (or a superuser) can do this: disable the guard, forge a row.
+    with owner_engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+        )
+        connection.execute(
             text("UPDATE audit_events SET ip = '203.0.113.9' WHERE chain = :c AND seq = 2"),
             {"c": client.tenant_id},
         )
-        session.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
     with session_scope() as session:
         assert verify_chain(session, client.tenant_id) == 2

@@ -7,7 +7,10 @@ import secrets
 import subprocess
 import sys
 
+import pytest
 from fastapi.testclient import TestClient
+
+from tests.support.database import MigratedDatabase
 
 
 def _fta(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -21,8 +24,16 @@ def _fta(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_migrate_is_idempotent(app_settings: None) -> None:
-    result = _fta("migrate", env={})
+def _as_owner(database: MigratedDatabase) -> dict[str, str]:
+    """`fta migrate` runs in a one-shot of its own, connected as the schema's owner."""
+    return {
+        "FTA_DATABASE_URL": database.owner_url,
+        "FTA_DATABASE_RUNTIME_ROLE": database.runtime_role,
+    }
+
+
+def test_migrate_is_idempotent(app_settings: None, migrated: MigratedDatabase) -> None:
+    result = _fta("migrate", env=_as_owner(migrated))
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stderr
 
@@ -42,7 +53,19 @@ def test_create_admin_then_log_in(http: TestClient) -> None:
     assert http.get("/api/v1/strategies", headers=headers).status_code == 403
 
 
-def test_placeholder_secrets_stop_the_process_outside_development(app_settings: None) -> None:
-    result = _fta("migrate", env={"FTA_MODE": "production", "FTA_SECRET_KEY": "changeme"})
+@pytest.mark.parametrize(
+    ("command", "secret"),
+    [
+        ("audit-verify", "FTA_SECRET_KEY"),
+        ("audit-verify", "FTA_AUDIT_KEY"),
+        ("migrate", "FTA_AUDIT_KEY"),
+        ("migrate", "FTA_DATABASE_URL"),
+    ],
+)
+def test_placeholder_secrets_stop_the_process_outside_development(
+    app_settings: None, migrated: MigratedDatabase, command: str, secret: str
+) -> None:
+    env = {**_as_owner(migrated), "FTA_MODE": "production", secret: "changeme"}
+    result = _fta(command, env=env)
     assert result.returncode != 0
-    assert "placeholder" in result.stderr
+    assert f"{secret} still holds a placeholder" in result.stderr

@@ -181,8 +181,10 @@ def _address(container: Container, network: str) -> str:
     return str(container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
 
 
-def _psql(resources: DockerResources, network: str, host: str, password: str) -> tuple[int, str]:
-    url = f"postgresql://fta:{password}@{host}:5432/fta"
+def _psql(
+    resources: DockerResources, network: str, host: str, password: str, user: str = "fta_app"
+) -> tuple[int, str]:
+    url = f"postgresql://{user}:{password}@{host}:5432/fta"
     return run_to_end(
         resources,
         IMAGES["postgres"],
@@ -192,31 +194,103 @@ def _psql(resources: DockerResources, network: str, host: str, password: str) ->
     )
 
 
+def _local_psql(server: Container, password: str, sql: str) -> tuple[int, str]:
+    """The superuser, over the server's own socket (what `docker exec` gives an operator)."""
+    result = server.exec_run(
+        ["psql", "-h", "/tmp", "-U", "fta", "-d", "fta", "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+        environment={"PGPASSWORD": password},
+    )
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+def _passwords() -> dict[str, str]:
+    return {
+        name: secrets.token_hex(16)
+        for name in ("POSTGRES_PASSWORD", "POSTGRES_OWNER_PASSWORD", "POSTGRES_RUNTIME_PASSWORD")
+    }
+
+
+def _volume(resources: DockerResources) -> str:
+    volume = resources.add_volume(f"fta-test-pgdata-{secrets.token_hex(4)}")
+    resources.client.volumes.create(volume, labels=resources.labels)
+    return volume
+
+
 def test_postgres_creates_its_cluster_once_and_checks_the_password(
     images: dict[str, str], docker_resources: DockerResources
 ) -> None:
     network = _network(docker_resources)
-    volume = docker_resources.add_volume(f"fta-test-pgdata-{secrets.token_hex(4)}")
-    docker_resources.client.volumes.create(volume, labels=docker_resources.labels)
-    password = secrets.token_hex(16)
+    volume = _volume(docker_resources)
+    passwords = _passwords()
+    runtime = passwords["POSTGRES_RUNTIME_PASSWORD"]
 
-    first = _postgres(docker_resources, network, volume, POSTGRES_PASSWORD=password)
+    first = _postgres(docker_resources, network, volume, **passwords)
     host = _address(first, network)
-    code, output = _psql(docker_resources, network, host, password)
-    assert (code, output.strip()) == (0, "fta@fta")
-    code, output = _psql(docker_resources, network, host, "wrong-" + password)
+    code, output = _psql(docker_resources, network, host, runtime)
+    assert (code, output.strip()) == (0, "fta_app@fta")
+    owner = passwords["POSTGRES_OWNER_PASSWORD"]
+    code, output = _psql(docker_resources, network, host, owner, user="fta_owner")
+    assert (code, output.strip()) == (0, "fta_owner@fta")
+    code, output = _psql(docker_resources, network, host, "wrong-" + runtime)
     assert code != 0
     assert "password authentication failed" in output
+    # The superuser is refused over the network, whatever its password, and works locally.
+    superuser = passwords["POSTGRES_PASSWORD"]
+    code, output = _psql(docker_resources, network, host, superuser, user="fta")
+    assert code != 0
+    assert "pg_hba.conf rejects connection" in output
+    assert _local_psql(first, superuser, "select current_user") == (0, "fta\n")
     # SIGINT (the image's stop signal) is PostgreSQL's fast shutdown: no wait for the timeout.
     started = time.monotonic()
     first.stop(timeout=20)
     assert time.monotonic() - started < 10
     first.remove()
 
-    # The second start finds the cluster: no password needed, the first one still holds.
+    # The second start finds the cluster: no password needed, the roles still hold theirs.
     second = _postgres(docker_resources, network, volume)
-    code, output = _psql(docker_resources, network, _address(second, network), password)
-    assert (code, output.strip()) == (0, "fta@fta")
+    code, output = _psql(docker_resources, network, _address(second, network), runtime)
+    assert (code, output.strip()) == (0, "fta_app@fta")
+
+
+def test_postgres_hands_an_older_installations_schema_to_the_owner(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    """An installation from before the roles were split: the superuser owns everything."""
+    network = _network(docker_resources)
+    volume = _volume(docker_resources)
+    passwords = _passwords()
+    superuser = passwords["POSTGRES_PASSWORD"]
+    older = _postgres(docker_resources, network, volume, POSTGRES_PASSWORD=superuser)
+    schema = (
+        "CREATE TABLE audit_events (id bigserial PRIMARY KEY);"
+        "CREATE SEQUENCE numbering;"
+        "CREATE FUNCTION guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;"
+        "CREATE TYPE kind AS ENUM ('a', 'b');"
+    )
+    code, output = _local_psql(older, superuser, schema)
+    assert code == 0, output
+    older.stop(timeout=20)
+    older.remove()
+
+    upgraded = _postgres(docker_resources, network, volume, **passwords)
+    code, output = _local_psql(
+        upgraded,
+        superuser,
+        "SELECT string_agg(name || ':' || owner, ' ' ORDER BY name) FROM ("
+        " SELECT relname AS name, relowner::regrole::text AS owner FROM pg_class"
+        "  WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')"
+        " UNION ALL SELECT proname, proowner::regrole::text FROM pg_proc"
+        "  WHERE pronamespace = 'public'::regnamespace"
+        " UNION ALL SELECT typname, typowner::regrole::text FROM pg_type"
+        "  WHERE typnamespace = 'public'::regnamespace AND typtype = 'e'"
+        " UNION ALL SELECT datname, datdba::regrole::text FROM pg_database WHERE datname = 'fta'"
+        ") AS owned",
+    )
+    assert (code, output.strip()) == (
+        0,
+        "audit_events:fta_owner audit_events_id_seq:fta_owner fta:fta_owner guard:fta_owner "
+        "kind:fta_owner numbering:fta_owner",
+    )
 
 
 def test_postgres_refuses_to_create_a_cluster_without_a_password(

@@ -189,7 +189,9 @@ def test_seller_placeholders_are_refused_outside_development_and_test() -> None:
 
     def settings(mode: Mode, **values: str) -> Settings:
         # Every value is explicit: the environment of the test run may hold others.
-        return Settings(mode=mode, secret_key=REAL_KEY, database_url=REAL_DB, **values)  # type: ignore[arg-type]
+        return Settings(
+            mode=mode, secret_key=REAL_KEY, audit_key=REAL_KEY, database_url=REAL_DB, **values
+        )  # type: ignore[arg-type]
 
     with pytest.raises(Invalid, match="FTA_SELLER_NAME, FTA_SELLER_ADDRESS"):
         seller_from_settings(settings(Mode.PRODUCTION, **placeholders))

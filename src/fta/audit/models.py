@@ -1,10 +1,11 @@
-"""Append-only audit log, hash-chained per tenant (and one chain for the platform)."""
+"""Append-only audit log, chained per tenant (and one chain for the platform) by links keyed
+with a secret the database does not hold."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fta.db import Base, utcnow
@@ -36,4 +37,7 @@ class AuditEvent(Base):
     target: Mapped[str | None] = mapped_column(String(200))
     ip: Mapped[str | None] = mapped_column(String(45))
     prev_hash: Mapped[str] = mapped_column(String(64))
+    # The link: HMAC-SHA256 under the audit key. Rows written before the chain was keyed hold
+    # a plain SHA-256 (keyed false); the first keyed link after them vouches for them.
     hash: Mapped[str] = mapped_column(String(64))
+    keyed: Mapped[bool] = mapped_column(Boolean, default=True)
