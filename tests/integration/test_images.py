@@ -13,6 +13,8 @@ import httpx
 import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from tests.support.docker_resources import DockerResources, local_docker
 
@@ -291,6 +293,41 @@ def test_postgres_hands_an_older_installations_schema_to_the_owner(
         "audit_events:fta_owner audit_events_id_seq:fta_owner fta:fta_owner guard:fta_owner "
         "kind:fta_owner numbering:fta_owner",
     )
+
+
+def test_postgres_roles_migrate_as_the_owner_and_serve_the_runtime_role_rows_only(
+    images: dict[str, str], docker_resources: DockerResources
+) -> None:
+    """What `make up` does: the migrations as fta_owner, then the application as fta_app."""
+    from fta.migrate import upgrade
+
+    network = _network(docker_resources)
+    passwords = _passwords()
+    server = _postgres(docker_resources, network, _volume(docker_resources), **passwords)
+    host = _address(server, network)
+
+    def url(user: str, password: str) -> str:
+        return f"postgresql+psycopg://{user}:{password}@{host}:5432/fta"
+
+    upgrade(url("fta_owner", passwords["POSTGRES_OWNER_PASSWORD"]), "fta_app")
+    runtime = create_engine(url("fta_app", passwords["POSTGRES_RUNTIME_PASSWORD"]))
+    try:
+        with runtime.begin() as connection:
+            plans = connection.execute(text("SELECT count(*) FROM plans")).scalar_one()
+            assert plans > 0
+        for statement in (
+            "DROP TRIGGER audit_events_append_only ON audit_events",
+            "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+            "CREATE TABLE forged (id integer)",
+            "SET session_replication_role = replica",
+        ):
+            with (
+                pytest.raises(DBAPIError, match=r"permission denied|must be owner"),
+                runtime.begin() as connection,
+            ):
+                connection.execute(text(statement))
+    finally:
+        runtime.dispose()
 
 
 def test_postgres_refuses_to_create_a_cluster_without_a_password(
