@@ -1,4 +1,4 @@
-"""Audit domain: the append-only, hash-chained record of who did what."""
+"""Audit domain: the append-only record of who did what, chained by keyed links."""
 
 from fta.audit import service
 
