@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     signup_max_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 5
     signup_window_seconds: Annotated[int, Field(ge=1, le=604_800)] = 3600
     # Password hashes (64 MiB each) one portal process runs at once; 0 sizes it from the
-    # memory limit of the portal's cgroup (half of it for hashing).
+    # memory limit of the portal's cgroup (a quarter of it for hashing).
     password_hash_slots: Annotated[int, Field(ge=0, le=64)] = 0
 
     # Names this installation: its worker manages only containers carrying this label, so

@@ -9,8 +9,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +50,16 @@ class PortalStack:
 
     def memory_usage(self) -> int:
         return _read_first(self.portal, USAGE_FILES)
+
+    def reset_memory_peak(self) -> bool:
+        """Starts the peak afresh (cgroup v1, cgroupfs driver, from the host); False when
+        this engine's cgroups offer no reset, the peak then counts from the start."""
+        counter = Path("/sys/fs/cgroup/memory/docker", self.portal.id, "memory.max_usage_in_bytes")
+        try:
+            counter.write_text("0")
+        except OSError:
+            return False
+        return True
 
     def portal_state(self) -> dict[str, Any]:
         self.portal.reload()
@@ -213,3 +225,15 @@ def query(database_url: str, sql: str, **params: object) -> list[sqlalchemy.Row[
             return list(connection.execute(sqlalchemy.text(sql), params))
     finally:
         engine.dispose()
+
+
+def bad_login(url: str) -> httpx.Response:
+    """A log-in to an unknown account: a full password check (against a dummy hash) all the
+    same."""
+    body = {"email": f"nobody-{secrets.token_hex(6)}@example.com", "password": "x" * 16}
+    return httpx.post(f"{url}/api/v1/auth/token", json=body, timeout=120)
+
+
+def concurrent_bad_logins(url: str, count: int) -> list[httpx.Response]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: bad_login(url), range(count)))

@@ -9,12 +9,13 @@ from fta.accounts.memory_limit import SLOTS_WITHOUT_LIMIT, cgroup_memory_limit, 
 MIB = 1024 * 1024
 
 
-def test_the_portal_limit_leaves_half_for_the_portal() -> None:
-    assert hash_slots_for(64 * MIB, 512 * MIB) == 4
+def test_the_portal_limit_leaves_three_quarters_for_the_portal() -> None:
+    assert hash_slots_for(64 * MIB, 512 * MIB) == 2
+    assert hash_slots_for(64 * MIB, 1024 * MIB) == 4
 
 
 def test_a_tiny_limit_still_checks_passwords_one_at_a_time() -> None:
-    assert hash_slots_for(64 * MIB, 64 * MIB) == 1
+    assert hash_slots_for(64 * MIB, 128 * MIB) == 1
 
 
 def test_no_limit_gets_a_fixed_pool() -> None:
