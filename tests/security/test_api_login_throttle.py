@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fta.accounts import security
 from fta.audit.models import AuditEvent
 from fta.db import session_scope
 from fta.settings import get_settings
@@ -175,3 +176,23 @@ def test_unknown_accounts_take_as_long_as_known_ones(http: TestClient) -> None:
     unknown_times = [duration(email) for email in unknown]
     ratio = statistics.median(unknown_times) / statistics.median(known_times)
     assert 0.5 < ratio < 2.0, (known_times, unknown_times)
+
+
+def test_a_check_refused_for_lack_of_a_hash_slot_is_no_failure(
+    http: TestClient, client: Client
+) -> None:
+    """Told to retry later (every hashing slot busy), a person is not locked out for it."""
+    slots = security.hash_slots()
+    held = 0
+    while slots.acquire(blocking=False):
+        held += 1
+    try:
+        for _ in range(MAX_PER_ACCOUNT + 1):
+            busy = _log_in(http, client.email, "wrong-password", unique_ip())
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["content-type"] == PROBLEM_JSON
+            assert busy.headers["retry-after"] == "1"
+    finally:
+        for _ in range(held):
+            slots.release()
+    assert _log_in(http, client.email, client.password, unique_ip()).status_code == 200

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +18,7 @@ from fta.accounts import throttle
 from fta.accounts.models import AuthSession, Role, Tenant, TenantStatus, User
 from fta.accounts.security import (
     DUMMY_HASH,
+    HashingBusy,
     decode_token,
     encode_token,
     hash_password,
@@ -135,14 +138,24 @@ def _refusal(session: Session, user: User | None, ip: str | None, detail: str) -
     return Unauthorized(detail)
 
 
+@contextmanager
+def _uncounted_when_busy(session: Session, reservation: int) -> Iterator[None]:
+    """A password check refused for lack of a hashing slot is no failed attempt."""
+    try:
+        yield
+    except HashingBusy:
+        throttle.withdraw(session, reservation)
+        raise
+
+
 def login(session: Session, *, email: str, password: str, ip: str | None) -> IssuedToken:
     """Issues a token for a correct password; failures are throttled (see `throttle`)."""
     email = _normalise_email(email)
-    throttle.reserve_attempt(session, email, ip)
+    reservation = throttle.reserve_attempt(session, email, ip)
     user = session.scalars(select(User).where(User.email == email)).first()
-    if user is None:
-        verify_password(DUMMY_HASH, password)
-    if user is None or not verify_password(user.password_hash, password):
+    with _uncounted_when_busy(session, reservation):
+        correct = verify_password(DUMMY_HASH if user is None else user.password_hash, password)
+    if user is None or not correct:
         raise _refusal(session, user, ip, "wrong email or password")
     throttle.forgive(session, email)
     ttl = get_settings().access_token_ttl_seconds
@@ -203,8 +216,10 @@ def change_password(
     if user is None:
         raise Unauthorized("this account no longer exists")
     # The current password is a password oracle too: throttled like a log-in.
-    throttle.reserve_attempt(session, user.email, ip)
-    if not verify_password(user.password_hash, current):
+    reservation = throttle.reserve_attempt(session, user.email, ip)
+    with _uncounted_when_busy(session, reservation):
+        correct = verify_password(user.password_hash, current)
+    if not correct:
         raise _refusal(session, user, ip, "the current password is wrong")
     throttle.forgive(session, user.email)
     _check_password(new)

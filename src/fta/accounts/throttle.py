@@ -68,8 +68,9 @@ def _blocked_until(
     return None if nth_latest is None else nth_latest + window
 
 
-def reserve_attempt(session: Session, normalised_email: str, ip: str | None) -> None:
+def reserve_attempt(session: Session, normalised_email: str, ip: str | None) -> int:
     """Counts this attempt as a failure until `forgive`; raises TooManyAttempts over a limit.
+    Returns the reservation, for `withdraw`.
 
     Commits the session, so call it before the unit of work writes anything. It commits on
     the request's own connection: a second one per request would let a burst of log-ins
@@ -99,7 +100,17 @@ def reserve_attempt(session: Session, normalised_email: str, ip: str | None) -> 
     ]
     if ends:
         raise TooManyAttempts(max(1, math.ceil((max(ends) - now).total_seconds())))
-    session.add(LoginFailure(account_key=key, ip=ip, created_at=now))
+    failure = LoginFailure(account_key=key, ip=ip, created_at=now)
+    session.add(failure)
+    session.commit()
+    return failure.id
+
+
+def withdraw(session: Session, reservation: int) -> None:
+    """Uncounts an attempt whose password was never checked (the portal was too busy), so that
+    a person told to retry later is not locked out for having been told so. Commits."""
+    session.rollback()
+    session.execute(delete(LoginFailure).where(LoginFailure.id == reservation))
     session.commit()
 
 
