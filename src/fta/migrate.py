@@ -30,7 +30,7 @@ class MigrationSettings(BaseSettings):
 
     mode: Mode = Mode.DEVELOPMENT
     database_url: SecretStr = SecretStr(
-        "postgresql+psycopg://fta_owner:changeme@127.0.0.1:5432/fta"
+        "postgresql+psycopg://fta_owner:changeme@127.0.0.1:5432/fta"  # pragma: allowlist secret
     )
     database_runtime_role: Annotated[str, Field(pattern=SQL_NAME)] = "fta_app"
     audit_key: SecretStr = SecretStr("changeme-audit-key")

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
 
+from fta.accounts.models import Tenant
+from fta.billing.access import BillingStatus, apply_billing_state
+from fta.db import session_scope, utcnow
+
 
 @dataclass
 class Client:
@@ -32,3 +36,13 @@ def sign_up(http: TestClient, name: str = "Client") -> Client:
     token = http.post("/api/v1/auth/token", json={"email": email, "password": password})
     assert token.status_code == 200, token.text
     return Client(http, tenant_id, email, password, token.json()["access_token"])
+
+
+def subscribe(client: Client) -> Client:
+    """Makes the client a paying one (as its first PayPal payment would): a trial's tighter
+    job bounds no longer apply."""
+    with session_scope() as session:
+        tenant = session.get(Tenant, client.tenant_id)
+        assert tenant is not None
+        apply_billing_state(session, tenant, BillingStatus.ACTIVE, utcnow())
+    return client

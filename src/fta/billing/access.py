@@ -1,6 +1,6 @@
 """Access follows payment: who may start jobs and bots, and the billing state machine.
 
-trialing ──(trial over or its CPU-hours used)──▶ no start; suspended by the worker's check
+trialing ──(trial over, CPU-hours or job hours used)──▶ no start; suspended at its end
 active ──(payment failed)──▶ past_due (grace) ──(grace over)──▶ suspended
 any ──(payment or reactivation)──▶ active;  cancelled: no start, bots stopped, data kept
 
@@ -10,6 +10,7 @@ its queued jobs and stops its bots. Its users can still log in, to pay.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -56,6 +57,43 @@ def trial_cpu_hours_used(session: Session, tenant_id: str) -> Decimal:
     return Decimal(seconds or 0) / 3600
 
 
+def trial_job_hours_used(session: Session, tenant_id: str) -> Decimal:
+    """Wall-time hours the account's jobs ran: a job that sleeps holds a slot all the same."""
+    seconds = session.scalar(
+        select(func.coalesce(func.sum(UsageEvent.running_seconds), 0)).where(
+            UsageEvent.tenant_id == tenant_id, UsageEvent.subject_kind == "job"
+        )
+    )
+    return Decimal(seconds or 0) / 3600
+
+
+@dataclass(frozen=True)
+class JobBounds:
+    """How much of the job pool an account may take: jobs at once, jobs waiting, and one
+    job's wall-time limit in seconds."""
+
+    concurrent: int
+    queued: int
+    max_seconds: int
+    trial: bool
+
+
+def job_bounds(tenant: Tenant) -> JobBounds:
+    """The plan's bounds; tighter during a free trial, since anyone can open one."""
+    plan = tenant.plan
+    if tenant.billing_status != BillingStatus.TRIALING:
+        return JobBounds(
+            plan.max_concurrent_jobs, plan.max_queued_jobs, plan.max_job_seconds, trial=False
+        )
+    settings = get_settings()
+    return JobBounds(
+        min(plan.max_concurrent_jobs, settings.trial_max_concurrent_jobs),
+        min(plan.max_queued_jobs, settings.trial_max_queued_jobs),
+        min(plan.max_job_seconds, settings.trial_max_job_seconds),
+        trial=True,
+    )
+
+
 def _day(moment: datetime | None) -> str:
     return moment.date().isoformat() if moment else "an earlier date"
 
@@ -78,6 +116,12 @@ def can_start(session: Session, tenant: Tenant, now: datetime) -> PaymentRequire
             return PaymentRequired(
                 f"your free trial's {allowance} CPU-hours are used up: {pay} to start jobs "
                 "and bots again"
+            )
+        job_hours = get_settings().trial_job_hours
+        if trial_job_hours_used(session, tenant.id) >= job_hours:
+            return PaymentRequired(
+                f"your free trial's {job_hours} hours of job time are used up: {pay} to start "
+                "jobs and bots again"
             )
         return None
     if status is BillingStatus.PAST_DUE:

@@ -10,14 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select, text, true
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
 from fta.billing import access
 from fta.db import utcnow
-from fta.errors import Conflict, Invalid, NotFound
+from fta.errors import Conflict, Invalid, NotFound, RetryLater
+from fta.jobs import scheduling
 from fta.jobs.config_errors import describe_config_error
 from fta.jobs.freqtrade_config import parse_job_config
 from fta.jobs.models import (
@@ -31,11 +32,17 @@ from fta.jobs.models import (
     JobResult,
     JobStatus,
 )
-from fta.plans.models import Plan
+from fta.settings import get_settings
 from fta.strategies.service import get_strategy, latest_version
 
 NOTIFY_CHANNEL = "fta_jobs"
+# Transaction-scoped advisory lock key serialising job claims between workers.
+CLAIM_LOCK = 0x66746A6F  # "ftjo"
 KINDS_WITH_STRATEGY = frozenset({JobKind.BACKTEST, JobKind.HYPEROPT})
+
+
+class QueueFull(RetryLater):
+    title = "Too many queued jobs"
 
 
 def submit_job(
@@ -49,7 +56,8 @@ def submit_job(
     max_seconds: int | None,
     ip: str | None,
 ) -> Job:
-    tenant = session.get(Tenant, tenant_id)
+    # Locked, so that concurrent submissions count the queue one after the other.
+    tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).first()
     if tenant is None:
         raise NotFound("unknown account")
     access.require_start(session, tenant, utcnow())
@@ -64,9 +72,12 @@ def submit_job(
         if strategy_id is None:
             raise Invalid(f"a {kind.value} job needs a strategy_id")
         version_id = latest_version(session, get_strategy(session, tenant_id, strategy_id)).id
-    plan_limit = tenant.plan.max_job_seconds
+    bounds = access.job_bounds(tenant)
+    plan_limit = bounds.max_seconds
     if max_seconds is not None and not 1 <= max_seconds <= plan_limit:
-        raise Invalid(f"max_seconds must be between 1 and {plan_limit} (your plan's limit)")
+        whose = "your free trial's" if bounds.trial else "your plan's"
+        raise Invalid(f"max_seconds must be between 1 and {plan_limit} ({whose} limit)")
+    _require_queue_room(session, tenant_id, bounds)
     job = Job(
         tenant_id=tenant_id,
         kind=kind.value,
@@ -92,6 +103,21 @@ def submit_job(
         {"channel": NOTIFY_CHANNEL, "payload": str(job.id)},
     )
     return job
+
+
+def _require_queue_room(session: Session, tenant_id: str, bounds: access.JobBounds) -> None:
+    queued = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
+    )
+    if (queued or 0) >= bounds.queued:
+        whose = "your free trial's" if bounds.trial else "your plan's"
+        raise QueueFull(
+            f"{queued} of your jobs are already waiting for a slot ({whose} limit): "
+            "submit this one when one of them has started, or cancel one",
+            retry_after=60,
+        )
 
 
 def get_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> Job:
@@ -172,55 +198,64 @@ def advance(job: Job, status: JobStatus, **fields: Any) -> None:
         setattr(job, name, value)
 
 
-def claim_next_job(session: Session, *, tenants: Collection[str] | None = None) -> Job | None:
-    """Claims the oldest queued job whose tenant is under its plan's concurrency limit (of
-    one of `tenants`, when given).
+def claim_next_job(
+    session: Session, *, slots: int, tenants: Collection[str] | None = None
+) -> Job | None:
+    """Claims the next queued job for a pool of `slots` job slots (of one of `tenants`, when
+    given), shared fairly between tenants (see fta.jobs.scheduling).
 
-    The tenant row is locked while counting, so two workers cannot both start the job
-    that would exceed the limit.
+    Claims are serialised by a transaction-scoped lock, so two workers cannot both start the
+    job that would exceed a tenant's bounds or the trials' part of the pool.
     """
-    running = aliased(Job)
-    active = (
-        select(func.count())
-        .select_from(running)
-        .where(running.tenant_id == Tenant.id, running.status.in_(list(ACTIVE_STATUSES)))
-        .correlate(Tenant)
-        .scalar_subquery()
-    )
-    candidates = session.execute(
-        select(Job.id, Job.tenant_id)
-        .join(Tenant, Tenant.id == Job.tenant_id)
-        .join(Plan, Plan.id == Tenant.plan_id)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Tenant.status == TenantStatus.ACTIVE,
-            active < Plan.max_concurrent_jobs,
-            true() if tenants is None else Job.tenant_id.in_(list(tenants)),
-        )
-        .order_by(Job.created_at)
-        .limit(20)
-    ).all()
-    for job_id, tenant_id in candidates:
-        tenant = session.scalars(
-            select(Tenant).where(Tenant.id == tenant_id).with_for_update(of=Tenant)
-        ).one()
-        active_now = session.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.tenant_id == tenant_id, Job.status.in_(list(ACTIVE_STATUSES)))
-        )
-        if (active_now or 0) >= tenant.plan.max_concurrent_jobs:
-            continue
+    session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
+    loads = _tenant_loads(session, tenants)
+    trial_slots = scheduling.trial_slots(slots, get_settings().trial_job_slots_percent)
+    while (tenant_id := scheduling.next_tenant(loads, trial_slots=trial_slots)) is not None:
         job = session.scalars(
             select(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
+            .order_by(Job.created_at)
+            .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
-        if job is None:
-            continue
-        advance(job, JobStatus.STARTING)
-        return job
+        if job is not None:
+            advance(job, JobStatus.STARTING)
+            return job
+        # Its queued jobs are being cancelled right now: the next tenant's turn.
+        loads = [load for load in loads if load.tenant_id != tenant_id]
     return None
+
+
+def _tenant_loads(session: Session, tenants: Collection[str] | None) -> list[scheduling.TenantLoad]:
+    """Every tenant with a queued or running job: how many it runs, since when it waits."""
+    running = func.count().filter(Job.status.in_(list(ACTIVE_STATUSES)))
+    oldest = func.min(Job.created_at).filter(Job.status == JobStatus.QUEUED)
+    rows = session.execute(
+        select(Job.tenant_id, running, oldest)
+        .where(
+            Job.status.in_([*ACTIVE_STATUSES, JobStatus.QUEUED]),
+            true() if tenants is None else Job.tenant_id.in_(list(tenants)),
+        )
+        .group_by(Job.tenant_id)
+    ).all()
+    accounts = {
+        tenant.id: tenant
+        for tenant in session.scalars(select(Tenant).where(Tenant.id.in_([r[0] for r in rows])))
+    }
+    now = utcnow()
+    loads = []
+    for tenant_id, running_count, oldest_queued in rows:
+        tenant = accounts[tenant_id]
+        bounds = access.job_bounds(tenant)
+        may_start = oldest_queued is not None and (
+            tenant.status == TenantStatus.ACTIVE and access.can_start(session, tenant, now) is None
+        )
+        loads.append(
+            scheduling.TenantLoad(
+                tenant_id, running_count, oldest_queued, bounds.concurrent, bounds.trial, may_start
+            )
+        )
+    return loads
 
 
 def append_log(session: Session, job_id: uuid.UUID, seq: int, chunk: str) -> None:

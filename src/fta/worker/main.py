@@ -34,7 +34,7 @@ class Worker:
         self,
         runner: JobRunner,
         settings: Settings,
-        max_parallel: int = 4,
+        max_parallel: int | None = None,
         *,
         tenants: Collection[str] | None = None,
     ) -> None:
@@ -45,8 +45,9 @@ class Worker:
         # with tests that play the worker's part themselves); None: all.
         self.tenants = tenants
         self.bots = BotSupervisor(runner, settings, tenants=tenants)
-        self.pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="job")
-        self.max_parallel = max_parallel
+        # The job slots: this worker's pool, shared fairly between tenants.
+        self.max_parallel = max_parallel or settings.job_slots
+        self.pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="job")
         self.in_flight: dict[uuid.UUID, Future[None]] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -56,7 +57,7 @@ class Worker:
         started = 0
         while len(self.in_flight) < self.max_parallel:
             with session_scope() as session:
-                job = jobs.claim_next_job(session, tenants=self.tenants)
+                job = jobs.claim_next_job(session, slots=self.max_parallel, tenants=self.tenants)
                 job_id = job.id if job else None
             if job_id is None:
                 break
