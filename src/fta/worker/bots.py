@@ -4,10 +4,11 @@ state from Docker's labels, converged every few seconds.
 A bot that should run and has no container gets one; one that exited is a crash (restarted
 after a back-off that doubles, up to `bot_max_restarts` in a row, then left `crashed` with
 its last lines); a bot that should not run is stopped gracefully (SIGTERM, then SIGKILL) and
-its container removed. Each container run is metered (CPU time, peak memory, running time)
-in `bot_runs`, like a job. Its data (trade database, candles) lives in the tenant's volume and
-outlives every container. A worker that restarts finds running bots by their labels and
-follows them again: nothing is started twice.
+its container removed, in a thread of its own: a bot deaf to SIGTERM holds neither the other
+bots' convergence nor its own row lock through its grace period. Each container run is
+metered (CPU time, peak memory, running time) in `bot_runs`, like a job. Its data (trade
+database, candles) lives in the tenant's volume and outlives every container. A worker that
+restarts finds running bots by their labels and follows them again: nothing is started twice.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class BotSupervisor:
         self.settings = settings
         self._tenants = tenants
         self._followers: dict[str, threading.Thread] = {}
+        # Containers being stopped and removed, by id: a round leaves their bots alone.
+        self._stoppers: dict[str, threading.Thread] = {}
         self._sampled: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -86,6 +89,15 @@ class BotSupervisor:
             except Exception:
                 log.exception("bot convergence round failed; retrying")
             stopping.wait(self.settings.bot_converge_seconds)
+        self.wait_for_stops(self.settings.bot_stop_timeout_seconds + 30)
+
+    def wait_for_stops(self, timeout: float) -> None:
+        """Waits (at most `timeout` seconds) for the stops in progress to end."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            stoppers = list(self._stoppers.values())
+        for stopper in stoppers:
+            stopper.join(max(0.0, deadline - time.monotonic()))
 
     def converge(self) -> None:
         by_bot: dict[str, list[ManagedContainer]] = {}
@@ -115,7 +127,7 @@ class BotSupervisor:
     def _converge_one(self, bot_id: uuid.UUID, containers: list[ManagedContainer]) -> None:
         with session_scope() as session:
             bot = bots.lock_bot(session, bot_id)
-            if bot is None or not self._mine(bot.tenant_id):
+            if bot is None or not self._mine(bot.tenant_id) or self._stopping(bot.container_id):
                 return
             tenant = session.get(Tenant, bot.tenant_id)
             assert tenant is not None  # noqa: S101 - foreign key
@@ -131,7 +143,9 @@ class BotSupervisor:
                     self._sample(session, bot, own)
                     self._follow(bot, own)
                     return
+                # A restart: the stop ends in the background, a later round starts it again.
                 self._stop(session, bot, own)
+                return
             elif own is not None or _expects_container(bot):
                 self._crashed(session, bot, own, state.exit_code if state else None)
                 return
@@ -215,15 +229,50 @@ class BotSupervisor:
             self._sampled.pop(container_id, None)
 
     def _stop(self, session: Session, bot: Bot, container_id: str | None) -> None:
-        if container_id is not None:
-            self._sample(session, bot, container_id, ended=True)
-            if ActualState(bot.actual_state) in (ActualState.STARTING, ActualState.RUNNING):
-                bots.advance(bot, ActualState.STOPPING)
+        """Stops the bot: at once without a container; otherwise marked stopping, and its
+        container stopped and removed in the background (see `_stop_in_background`)."""
+        if container_id is None:
+            if ActualState(bot.actual_state) is not ActualState.STOPPED:
+                bots.advance(bot, ActualState.STOPPED)
+            return
+        self._sample(session, bot, container_id, ended=True)
+        if ActualState(bot.actual_state) in (ActualState.STARTING, ActualState.RUNNING):
+            bots.advance(bot, ActualState.STOPPING)
+        self._stop_in_background(container_id, bot.id)
+
+    def _stopping(self, container_id: str | None) -> bool:
+        with self._lock:
+            return container_id is not None and container_id in self._stoppers
+
+    def _stop_in_background(self, container_id: str, bot_id: uuid.UUID | None) -> None:
+        """SIGTERM, the grace period, SIGKILL and removal, in a thread; then, for a bot's own
+        container, the bot is marked stopped (its row locked only for that)."""
+        with self._lock:
+            if container_id in self._stoppers:
+                return
+            stopper = threading.Thread(
+                target=self._stop_and_remove, args=(container_id, bot_id), daemon=True,
+                name=f"stop-{container_id[:12]}",
+            )  # fmt: skip
+            self._stoppers[container_id] = stopper
+        stopper.start()
+
+    def _stop_and_remove(self, container_id: str, bot_id: uuid.UUID | None) -> None:
+        try:
             self.runner.stop(container_id, self.settings.bot_stop_timeout_seconds)
             self.runner.remove(container_id)
-            log.info("bot %s stopped", bot.id)
-        if ActualState(bot.actual_state) is not ActualState.STOPPED:
-            bots.advance(bot, ActualState.STOPPED)
+            if bot_id is not None:
+                with session_scope() as session:
+                    bot = bots.lock_bot(session, bot_id)
+                    if bot is not None and bot.container_id == container_id:
+                        bots.advance(bot, ActualState.STOPPED)
+                log.info("bot %s stopped", bot_id)
+        except Exception:
+            # The container or the row stays as it was: the next rounds try again.
+            log.exception("container %s: stop failed", container_id[:12])
+        finally:
+            with self._lock:
+                self._stoppers.pop(container_id, None)
 
     def _crashed(
         self, session: Session, bot: Bot, container_id: str | None, exit_code: int | None
@@ -252,8 +301,7 @@ class BotSupervisor:
 
     def _discard(self, containers: Iterable[ManagedContainer]) -> None:
         for container in containers:
-            self.runner.stop(container.id, self.settings.bot_stop_timeout_seconds)
-            self.runner.remove(container.id)
+            self._stop_in_background(container.id, None)
 
     # --- following a running bot ----------------------------------------------------------
 
