@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Password hashes (64 MiB each) one portal process runs at once; 0 sizes it from the
     # memory limit of the portal's cgroup (a quarter of it for hashing).
     password_hash_slots: Annotated[int, Field(ge=0, le=64)] = 0
+    # Live log streams (server-sent events) one portal process serves at once, per tenant
+    # and in all: each holds a connection and polls the database every second.
+    log_streams_per_tenant: Annotated[int, Field(ge=1, le=100)] = 4
+    log_streams_total: Annotated[int, Field(ge=1, le=10_000)] = 100
 
     # Names this installation: its worker manages only containers carrying this label, so
     # two installations (say staging and production) can share a Docker engine.

@@ -22,7 +22,7 @@ from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobResult, JobStatus
 from fta.plans.models import Plan
 from fta.plans.service import default_plan
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, sign_up, subscribe
 
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
@@ -83,14 +83,22 @@ def move_to_test_plan(tenant_id: str, code: str, name: str, **changes: int) -> N
 
 
 def park(tenant_id: str) -> None:
-    """Moves the tenant onto a plan with no concurrent job allowed: its jobs stay queued."""
+    """Moves the tenant onto a plan with no concurrent job allowed: its jobs stay queued (as
+    many as the tests submit)."""
     move_to_test_plan(
-        tenant_id, PARKED_PLAN, "Test plan that runs no job", max_concurrent_jobs=0, max_bots=0
+        tenant_id,
+        PARKED_PLAN,
+        "Test plan that runs no job",
+        max_concurrent_jobs=0,
+        max_bots=0,
+        max_queued_jobs=1000,
     )
 
 
 def parked_client(http: TestClient, name: str = "Client") -> Client:
-    client = sign_up(http, name)
+    """A paying client (a trial's tighter job bounds would refuse the tests' submissions)
+    whose jobs never run."""
+    client = subscribe(sign_up(http, name))
     park(client.tenant_id)
     return client
 

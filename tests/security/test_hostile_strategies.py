@@ -38,7 +38,7 @@ from fta.worker.log_capture import TRUNCATION_NOTICE
 from tests.integration.test_isolation import chain_counters, default_bridge_address, host_listener
 from tests.security.api_support import move_to_test_plan
 from tests.security.strategies import source
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, sign_up, subscribe
 from tests.support.docker_resources import local_docker
 from tests.support.netns import stand_in_internet_host
 from tests.support.sandbox import GATEWAY_PORT, Sandbox
@@ -327,7 +327,8 @@ class Corpus:
 
 @pytest.fixture(scope="module")
 def corpus(http: TestClient, sandbox: Sandbox) -> Iterator[Corpus]:
-    attacker, victim = sign_up(http, "Attacker"), sign_up(http, "Victim")
+    # Paying clients: the attacker submits more jobs than a trial may queue.
+    attacker, victim = subscribe(sign_up(http, "Attacker")), subscribe(sign_up(http, "Victim"))
     sandbox.forget_tenant(attacker.tenant_id)
     sandbox.forget_tenant(victim.tenant_id)
     canaries = Canaries(*(f"canary-{secrets.token_hex(10)}" for _ in range(3)))
@@ -361,7 +362,7 @@ def corpus(http: TestClient, sandbox: Sandbox) -> Iterator[Corpus]:
 
 def small_disk_attacker(http: TestClient, sandbox: Sandbox) -> Client:
     """An attacker of its own on a plan with a small data disk, which it fills."""
-    attacker = sign_up(http, "Filler")
+    attacker = subscribe(sign_up(http, "Filler"))
     sandbox.forget_tenant(attacker.tenant_id)
     move_to_test_plan(attacker.tenant_id, "test-small-disk", "Small disk", disk_mb=FILLER_DISK_MIB)
     return attacker

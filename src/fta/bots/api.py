@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from fta.bots import service
@@ -29,6 +30,7 @@ from fta.portal.deps import (
     current_principal,
     current_tenant,
 )
+from fta.portal.streams import StreamLease, stream_registry
 
 router = APIRouter(prefix="/bots", tags=["bots"])
 
@@ -316,6 +318,17 @@ def _event(kind: str, text: str, event_id: int | None = None) -> str:
 
 
 async def _follow(
+    request: Request, tenant: str, bot_id: uuid.UUID, after: int, lease: StreamLease
+) -> AsyncIterator[str]:
+    """The stream, which gives its lease back however it ends."""
+    try:
+        async for event in _follow_events(request, tenant, bot_id, after):
+            yield event
+    finally:
+        lease.release()
+
+
+async def _follow_events(
     request: Request, tenant: str, bot_id: uuid.UUID, after: int
 ) -> AsyncIterator[str]:
     """Polls the database (in worker threads: the event loop never blocks on it) until the
@@ -370,7 +383,8 @@ async def get_logs(
     """The bot's redacted output, oldest first, after sequence number `after`.
 
     `follow=true` streams new chunks as they arrive (at most five minutes per connection;
-    a `Last-Event-ID` header resumes where a previous stream stopped).
+    a `Last-Event-ID` header resumes where a previous stream stopped). An account follows a
+    few streams at once (429 past them), the service a bounded number in all (503).
     """
     # Also the ownership check of a stream: another tenant's bot answers 404, not an empty one.
     page = await run_in_threadpool(_page, tenant, bot_id, after, limit)
@@ -379,8 +393,11 @@ async def get_logs(
     resume = request.headers.get("last-event-id", "")
     if _DIGITS.fullmatch(resume):
         after = max(after, int(resume))
+    lease = stream_registry().acquire(tenant)
     return StreamingResponse(
-        _follow(request, tenant, bot_id, after),
+        _follow(request, tenant, bot_id, after, lease),
         media_type="text/event-stream",
         headers={"X-Accel-Buffering": "no"},
+        # Also when the body never starts (the client left at once): release is idempotent.
+        background=BackgroundTask(lease.release),
     )

@@ -39,12 +39,19 @@ class FillRequest:
         return f"{self.start:%Y%m%d}-{self.end:%Y%m%d}"
 
 
-def lock(session: Session, exchange: str, timeframe: str) -> None:
-    """Serialises fills of one exchange and timeframe until the transaction ends."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-        {"key": f"candle-cache:{exchange}:{timeframe}"},
-    )
+def try_lock_pairs(session: Session, exchange: str, timeframe: str, pairs: list[str]) -> bool:
+    """Takes the fill locks of these pairs until the transaction ends: all of them, or none
+    (then the transaction is rolled back). One lock per pair, so that a fill makes wait only
+    the jobs that need the same pair's candles."""
+    for pair in sorted(pairs):
+        taken = session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"candle-cache:{exchange}:{timeframe}:{pair}"},
+        )
+        if not taken:
+            session.rollback()
+            return False
+    return True
 
 
 def missing(

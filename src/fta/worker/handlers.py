@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
+import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -43,7 +47,8 @@ from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
 
 log = logging.getLogger(__name__)
 
-CACHE_FILL_SECONDS = 900
+# How often a job waiting for another job's fill of the same pairs looks again.
+FILL_LOCK_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -100,13 +105,25 @@ class JobHandler:
             job = session.get(Job, job_id)
             assert job is not None  # noqa: S101 - claimed by this worker
             context = _load(session, job, self.settings)
+        # One budget of wall time for the job, market data included.
+        deadline = time.monotonic() + context.max_seconds
+        # The tenant's parent cgroup keeps the CPU time of removed containers: read around
+        # the fill and the job, it is exact where the stats samples miss the last seconds.
+        root, mount = self.settings.tenant_cgroup_root, Path(self.settings.host_cgroup_mount)
+        start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root, mount)
+        fill: RunReport | None = None
         try:
             network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
             volume = self.runner.ensure_tenant_volume(context.tenant_id, context.disk_bytes)
             self.runner.ensure_volume(self.settings.candle_volume)
             if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
-                self._fill_candle_cache(context, network)
-            report, capture, window = self._run_job_container(context, network, volume)
+                fill = self._fill_candle_cache(context, network, deadline)
+            if fill is not None and fill.outcome in (Outcome.CANCELLED, Outcome.TIMED_OUT):
+                report, capture, preparing = fill, self._capture(), True
+                fill = None
+            else:
+                report, capture = self._run_job_container(context, network, volume, deadline)
+                preparing = False
         except HardeningError as exc:
             log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
             self._finish(job_id, JobStatus.FAILED, error=f"sandbox verification failed: {exc}")
@@ -126,7 +143,11 @@ class JobHandler:
             log.exception("job %s crashed in the worker", job_id)
             self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
             raise
-        self._record(context, report, capture, window)
+        after = tenant_cpu_seconds(context.tenant_id, root, mount)
+        window = None
+        if after is not None and after >= (before or 0):
+            window = CgroupWindow(start, utcnow(), after - (before or 0))
+        self._record(context, _with_fill(report, fill), capture, window, preparing=preparing)
 
     # --- steps ------------------------------------------------------------------------
 
@@ -152,64 +173,99 @@ class JobHandler:
             dns=network.dns,
         )
 
-    def _fill_candle_cache(self, context: JobContext, network: TenantNetwork) -> None:
+    def _fill_candle_cache(
+        self, context: JobContext, network: TenantNetwork, deadline: float
+    ) -> RunReport | None:
+        """Brings the shared cache to the candles the job needs, within the job's own time
+        and cancellable like it; None when nothing was missing. Waits only for fills of the
+        same pairs, and only as long as the job's time allows."""
         start, end = parse_timerange(context.config.timerange)
-        with session_scope() as session:
-            candle_cache.lock(session, context.config.exchange, context.config.timeframe)
-            fill = candle_cache.missing(
-                session,
-                context.config.exchange,
-                list(context.config.pairs),
-                context.config.timeframe,
-                start,
-                end,
-            )
-            if fill is None:
-                return
-            fill_config = parse_job_config(
-                "cache-fill",
-                {
-                    "exchange": fill.exchange,
-                    "pairs": list(fill.pairs),
-                    "timeframe": fill.timeframe,
-                    "timerange": fill.timerange,
-                },
-            )
-            bundle = build_job_bundle(
-                "cache-fill",
-                fill_config,
-                None,
-                None,
-                self.gateway_url,
-                run_id=f"fill-{context.job_id}",
-            )
-            capture = self._capture()
-            spec = self._spec(
-                context,
-                "cache-fill",
-                encode_bundle(bundle),
-                network,
-                [Mount(self.settings.candle_volume, "/candles", read_only=False)],
-            )
-            report = run_container(
-                self.runner,
-                spec,
-                capture,
-                max_seconds=CACHE_FILL_SECONDS,
-                on_started=lambda _: None,
-                on_output=lambda: None,
-                cancel_requested=lambda: False,
-            )
-            if report.outcome is not Outcome.EXITED or report.exit_code != 0:
-                cause = capture.last_error_line() or report.outcome.value
-                raise CacheFillError(
-                    f"market data for {', '.join(fill.pairs)} could not be prepared: {cause}"
+        exchange, timeframe = context.config.exchange, context.config.timeframe
+        while True:
+            with session_scope() as session:
+                fill = candle_cache.missing(
+                    session, exchange, list(context.config.pairs), timeframe, start, end
                 )
-            candle_cache.record_fill(session, fill)
+                if fill is None:
+                    return None
+                if candle_cache.try_lock_pairs(session, exchange, timeframe, list(fill.pairs)):
+                    # Exact now that no one else fills these pairs.
+                    fill = candle_cache.missing(
+                        session, exchange, list(fill.pairs), timeframe, start, end
+                    )
+                    if fill is None:
+                        return None
+                    return self._run_fill(session, context, network, fill, deadline)
+            if self._cancel_requested(context.job_id):
+                return _ended_without_container(Outcome.CANCELLED)
+            if time.monotonic() >= deadline:
+                return _ended_without_container(Outcome.TIMED_OUT)
+            time.sleep(FILL_LOCK_RETRY_SECONDS)
+
+    def _run_fill(
+        self,
+        session: Session,
+        context: JobContext,
+        network: TenantNetwork,
+        fill: candle_cache.FillRequest,
+        deadline: float,
+    ) -> RunReport:
+        fill_config = parse_job_config(
+            "cache-fill",
+            {
+                "exchange": fill.exchange,
+                "pairs": list(fill.pairs),
+                "timeframe": fill.timeframe,
+                "timerange": fill.timerange,
+            },
+        )
+        bundle = build_job_bundle(
+            "cache-fill", fill_config, None, None, self.gateway_url, run_id=f"fill-{context.job_id}"
+        )
+        capture = self._capture()
+        spec = self._spec(
+            context,
+            "cache-fill",
+            encode_bundle(bundle),
+            network,
+            [Mount(self.settings.candle_volume, "/candles", read_only=False)],
+        )
+        report = run_container(
+            self.runner,
+            spec,
+            capture,
+            max_seconds=_remaining(deadline),
+            on_started=lambda container_id: self._mark_running(context.job_id, container_id),
+            on_output=lambda: None,
+            cancel_requested=lambda: self._cancel_requested(context.job_id),
+        )
+        if report.outcome in (Outcome.CANCELLED, Outcome.TIMED_OUT):
+            return report
+        if report.outcome is not Outcome.EXITED or report.exit_code != 0:
+            cause = capture.last_error_line() or report.outcome.value
+            raise CacheFillError(
+                f"market data for {', '.join(fill.pairs)} could not be prepared: {cause}"
+            )
+        candle_cache.record_fill(session, fill)
+        return report
+
+    def _mark_running(self, job_id: uuid.UUID, container_id: str) -> None:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            assert job is not None  # noqa: S101
+            if JobStatus(job.status) is JobStatus.RUNNING:
+                job.container_id = container_id
+            else:
+                jobs.advance(job, JobStatus.RUNNING, container_id=container_id)
+
+    def _cancel_requested(self, job_id: uuid.UUID) -> bool:
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            return job is not None and job.cancel_requested
 
     def _run_job_container(
-        self, context: JobContext, network: TenantNetwork, volume: str
-    ) -> tuple[RunReport, LogCapture, CgroupWindow | None]:
+        self, context: JobContext, network: TenantNetwork, volume: str, deadline: float
+    ) -> tuple[RunReport, LogCapture]:
         bundle = build_job_bundle(
             context.kind.value,
             context.config,
@@ -225,41 +281,22 @@ class JobHandler:
         capture = self._capture()
         seq = iter(range(1, 1_000_000))
 
-        def on_started(container_id: str) -> None:
-            with session_scope() as session:
-                job = session.get(Job, context.job_id)
-                assert job is not None  # noqa: S101
-                jobs.advance(job, JobStatus.RUNNING, container_id=container_id)
-
         def on_output() -> None:
             text = capture.take_pending()
             if text:
                 with session_scope() as session:
                     jobs.append_log(session, context.job_id, next(seq), text)
 
-        def cancel_requested() -> bool:
-            with session_scope() as session:
-                job = session.get(Job, context.job_id)
-                return job is not None and job.cancel_requested
-
-        # The tenant's parent cgroup keeps the CPU time of the removed container: read
-        # around it, it is exact where the stats samples miss the last seconds.
-        root, mount = self.settings.tenant_cgroup_root, Path(self.settings.host_cgroup_mount)
-        start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root, mount)
         report = run_container(
             self.runner,
             spec,
             capture,
-            max_seconds=context.max_seconds,
-            on_started=on_started,
+            max_seconds=_remaining(deadline),
+            on_started=lambda container_id: self._mark_running(context.job_id, container_id),
             on_output=on_output,
-            cancel_requested=cancel_requested,
+            cancel_requested=lambda: self._cancel_requested(context.job_id),
         )
-        after = tenant_cpu_seconds(context.tenant_id, root, mount)
-        window = None
-        if after is not None and after >= (before or 0):
-            window = CgroupWindow(start, utcnow(), after - (before or 0))
-        return report, capture, window
+        return report, capture
 
     def _record(
         self,
@@ -267,14 +304,20 @@ class JobHandler:
         report: RunReport,
         capture: LogCapture,
         window: CgroupWindow | None,
+        *,
+        preparing: bool,
     ) -> None:
+        """Records how the job ended; `preparing` when it ended while its market data was
+        being prepared."""
         error: str | None = None
         summary = None
         if report.outcome is Outcome.CANCELLED:
             status, error = JobStatus.CANCELLED, "cancelled at the client's request"
         elif report.outcome is Outcome.TIMED_OUT:
             status = JobStatus.TIMED_OUT
-            error = f"stopped after its maximum duration of {context.max_seconds} s"
+            error = f"stopped after its maximum duration of {context.max_seconds} s" + (
+                ", while its market data was being prepared" if preparing else ""
+            )
         elif report.outcome is Outcome.OOM_KILLED:
             status = JobStatus.OOM_KILLED
             error = (
@@ -332,3 +375,24 @@ class JobHandler:
 
 class CacheFillError(Exception):
     pass
+
+
+def _remaining(deadline: float) -> int:
+    """Whole seconds left before `deadline`, at least one."""
+    return max(1, math.ceil(deadline - time.monotonic()))
+
+
+def _ended_without_container(outcome: Outcome) -> RunReport:
+    return RunReport(outcome, None, None, None, container_id="")
+
+
+def _with_fill(report: RunReport, fill: RunReport | None) -> RunReport:
+    """The job's report with the usage of the cache fill it caused added: that tenant pays
+    for its own market data."""
+    if fill is None:
+        return report
+    cpu = None
+    if report.cpu_seconds is not None or fill.cpu_seconds is not None:
+        cpu = (report.cpu_seconds or Decimal(0)) + (fill.cpu_seconds or Decimal(0))
+    memory = max(report.memory_max_bytes or 0, fill.memory_max_bytes or 0) or None
+    return dataclasses.replace(report, cpu_seconds=cpu, memory_max_bytes=memory)
