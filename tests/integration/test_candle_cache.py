@@ -33,3 +33,15 @@ def test_missing_then_recorded_then_covered(app_settings: None) -> None:
             session, exchange, ["BTC/USDT"], "1h", date(2024, 1, 5), date(2024, 1, 20)
         )
         assert other_timeframe is not None
+
+
+def test_fills_cover_whole_months_never_the_days_asked(app_settings: None) -> None:
+    with session_scope() as session:
+        fill = candle_cache.missing(
+            session, "monthex", ["BTC/USDT"], "15m", date(2023, 12, 10), date(2023, 12, 12)
+        )
+        assert fill is not None and fill.timerange == "20231201-20240101"
+        across_a_year = candle_cache.missing(
+            session, "monthex", ["BTC/USDT"], "15m", date(2022, 11, 30), date(2023, 1, 1)
+        )
+        assert across_a_year is not None and across_a_year.timerange == "20221101-20230101"

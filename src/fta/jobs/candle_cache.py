@@ -59,7 +59,9 @@ def missing(
 ) -> FillRequest | None:
     """What must be downloaded so every pair covers [start, end], or None when covered.
 
-    A fill covers the union of what was held and what is asked, so the cache only grows.
+    A fill covers the union of what was held and what is asked, so the cache only grows, in
+    whole calendar months: the cache, which every tenant's job can read, shows at most which
+    months of a pair someone asked for, never the days of anyone's backtest.
     """
     entries = {
         entry.pair: entry
@@ -80,8 +82,25 @@ def missing(
         return None
     today = utcnow().date()
     fill_start = min([start, *(entries[p].start_date for p in todo if p in entries)])
-    fill_end = min(max([end, *(entries[p].end_date for p in todo if p in entries)]), today)
-    return FillRequest(exchange, tuple(sorted(todo)), timeframe, fill_start, fill_end)
+    fill_end = max([end, *(entries[p].end_date for p in todo if p in entries)])
+    return FillRequest(
+        exchange,
+        tuple(sorted(todo)),
+        timeframe,
+        _month_start(fill_start),
+        min(_next_month_start(fill_end), today),
+    )
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month_start(day: date) -> date:
+    """The first day of the month after `day`'s, or `day` itself when it is a first."""
+    if day.day == 1:
+        return day
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def record_fill(session: Session, fill: FillRequest) -> None:
