@@ -102,6 +102,25 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mail_outbox(args: argparse.Namespace) -> int:
+    from fta.db import session_scope
+    from fta.mail import service as mail
+
+    with session_scope() as session:
+        waiting = mail.waiting_for(session, args.to)
+        if args.link:
+            link = next((m.link for m in waiting if m.link), None)
+            if link is None:
+                print(f"error: no unsent mail with a link to {args.to}", file=sys.stderr)
+                return 1
+            print(link)
+            return 0
+        for waiting_mail in waiting:
+            print(f"{waiting_mail.created_at:%Y-%m-%d %H:%M} UTC  {waiting_mail.subject}")
+            print(waiting_mail.body)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fta", description="fta platform processes and tasks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.set_defaults(run=_create_admin)
+    outbox = commands.add_parser(
+        "mail-outbox",
+        help="show the mails to an address that wait in the outbox (no SMTP server set, or "
+        "not delivered yet)",
+    )
+    outbox.add_argument("--to", required=True, help="the recipient's address")
+    outbox.add_argument("--link", action="store_true", help="print only the newest mail's link")
+    outbox.set_defaults(run=_mail_outbox)
     return parser
 
 

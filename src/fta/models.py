@@ -8,6 +8,7 @@ from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, 
 from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.candle_cache import CandleCacheEntry
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
+from fta.mail.models import OutboxMail
 from fta.plans.models import Plan
 from fta.strategies.models import Strategy, StrategyVersion
 
@@ -26,6 +27,7 @@ __all__ = [
     "JobArchive",
     "JobLogChunk",
     "JobResult",
+    "OutboxMail",
     "PayPalCatalogEntry",
     "PayPalEvent",
     "Payment",

@@ -11,7 +11,7 @@ import ipaddress
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -129,6 +129,20 @@ class Settings(BaseSettings):
     # PayPal (REST, sandbox first): the API's base URL and app credentials, the id PayPal
     # gave our webhook, the host that may serve webhook signing certificates (https only;
     # "*.paypal.com" matches any subdomain), where buyers come back after approving a
+    # E-mail: the address clients reach the portal at (links in mails), the sender, and the
+    # SMTP server the worker hands mail to (none: mail waits in the outbox, where
+    # `fta mail-outbox` shows it). smtp_security: starttls, tls (implicit) or none.
+    public_url: str = "http://127.0.0.1:8080"
+    mail_from: str = "no-reply@localhost"
+    smtp_host: str = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    # How long a verification link stays valid, and verification mails per account per hour.
+    email_verification_hours: Annotated[int, Field(ge=1, le=720)] = 48
+    verification_mails_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
+
     # subscription, and the largest webhook body accepted.
     paypal_base_url: str = "https://api-m.sandbox.paypal.com"
     paypal_client_id: SecretStr = SecretStr("placeholder")

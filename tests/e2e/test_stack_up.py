@@ -304,8 +304,9 @@ def test_the_readme_curl_sequence_runs_a_backtest_and_a_bot(
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    signup, job, result, started, seen, stopped = (json.loads(line) for line in lines[:6])
+    signup, verified, job, result, started, seen, stopped = (json.loads(line) for line in lines[:7])
     README_TENANTS.append(signup["tenant_id"])
+    assert verified == {"email": email, "verified": True}
     assert job["status"] == "succeeded", job
     assert result["trades"] > 0
     assert zipfile.is_zipfile(tmp_path / "r.zip")

@@ -182,6 +182,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/auth/token"): _public(200, _credentials),
     ("POST", "/auth/logout"): _own_account(204),
     ("POST", "/auth/password"): _own_account(204, _same_password),
+    # Without its token (the query parameter), the link is refused whoever opens it.
+    ("GET", "/auth/verify-email"): Route(422, 422, 422, 422, public=True),
+    # Every caller's address is verified already: nothing to resend.
+    ("POST", "/auth/verify-email/resend"): Route(401, 409, 409, 409),
     # Collections: B sees its own (empty) collection, never A's objects.
     ("GET", "/strategies"): _tenant(200, 200),
     ("POST", "/strategies"): _tenant(201, 201, _new_strategy),

@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.integration.strategies import source
 from tests.support.docker_resources import DockerResources
-from tests.support.portal_stack import PortalStack, portal_stack
+from tests.support.portal_stack import PortalStack, portal_stack, query
 
 pytestmark = pytest.mark.docker
 
@@ -50,12 +51,18 @@ def stack(docker_resources: DockerResources) -> Iterator[PortalStack]:
         yield running
 
 
-def _account_with_a_running_bot(http: httpx.Client) -> Account:
-    """A client whose bot should run: without a worker it never reaches rest, so its log
-    streams stay open."""
+def _account_with_a_running_bot(http: httpx.Client, stack: PortalStack) -> Account:
+    """A verified client whose bot should run: without a worker it never reaches rest, so
+    its log streams stay open."""
     email, password = f"streams-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
     signup = {"email": email, "password": password, "display_name": "Streams"}
     assert http.post("/api/v1/auth/signup", json=signup).status_code == 201
+    # No mail server here: the verification link waits in the outbox.
+    ((link,),) = query(
+        stack.database_url, "SELECT link FROM mail_outbox WHERE to_address = :to", to=email
+    )
+    parts = urlsplit(link)
+    assert http.get(f"{parts.path}?{parts.query}").status_code == 200
     token = http.post("/api/v1/auth/token", json={"email": email, "password": password})
     auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
     strategy = http.post(
@@ -87,7 +94,9 @@ def test_log_streams_are_capped_per_tenant_and_in_total(stack: PortalStack) -> N
     limits = httpx.Limits(max_connections=ATTEMPTS + 20, max_keepalive_connections=0)
     timeout = httpx.Timeout(10, read=30)
     with httpx.Client(base_url=stack.portal_url, limits=limits, timeout=timeout) as http:
-        attacker, other_attacker, victim = (_account_with_a_running_bot(http) for _ in range(3))
+        attacker, other_attacker, victim = (
+            _account_with_a_running_bot(http, stack) for _ in range(3)
+        )
         with ExitStack() as attackers_streams, ExitStack() as others_streams:
             answers = [_open(http, attackers_streams, attacker) for _ in range(ATTEMPTS)]
             statuses = [answer.status_code for answer in answers]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
 
 from fta.accounts.models import Tenant
 from fta.billing.access import BillingStatus, apply_billing_state
 from fta.db import session_scope, utcnow
+from fta.mail import service as mail
 
 
 @dataclass
@@ -25,13 +27,18 @@ class Client:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def sign_up(http: TestClient, name: str = "Client") -> Client:
+def sign_up(http: TestClient, name: str = "Client", *, verified: bool = True) -> Client:
+    """A new client, logged in; with its e-mail address verified (through the link of the
+    mail the sign-up queued) unless told otherwise."""
     email = f"{name.lower()}-{secrets.token_hex(4)}@example.com"
     password = secrets.token_urlsafe(16)
     response = http.post(
         "/api/v1/auth/signup", json={"email": email, "password": password, "display_name": name}
     )
     assert response.status_code == 201, response.text
+    if verified:
+        opened = http.get(verification_path(email))
+        assert opened.status_code == 200, opened.text
     tenant_id = response.json()["tenant_id"]
     token = http.post("/api/v1/auth/token", json={"email": email, "password": password})
     assert token.status_code == 200, token.text
@@ -46,3 +53,11 @@ def subscribe(client: Client) -> Client:
         assert tenant is not None
         apply_billing_state(session, tenant, BillingStatus.ACTIVE, utcnow())
     return client
+
+
+def verification_path(email: str) -> str:
+    """The path and query of the newest verification link waiting in the outbox for `email`."""
+    with session_scope() as session:
+        link = next(m.link for m in mail.waiting_for(session, email) if m.link)
+    parts = urlsplit(link)
+    return f"{parts.path}?{parts.query}"

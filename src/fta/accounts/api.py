@@ -1,14 +1,15 @@
-"""/api/v1/auth: sign-up, tokens, logout, password change."""
+"""/api/v1/auth: sign-up, e-mail verification, tokens, logout, password change."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from fta.accounts import service
+from fta.accounts import service, verification
+from fta.db import utcnow
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -48,11 +49,41 @@ class PasswordChangeIn(StrictModel):
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED)
 def signup(body: SignupIn, session: SessionDep, ip: ClientIpDep) -> SignupOut:
+    """Creates the account and mails a verification link: jobs and bots start once the
+    address is verified."""
     user = service.signup(
         session, email=body.email, password=body.password, display_name=body.display_name, ip=ip
     )
+    verification.send_verification(session, user, utcnow())
     assert user.tenant_id is not None  # noqa: S101 - sign-up always creates a tenant
     return SignupOut(tenant_id=user.tenant_id, user_id=user.id)
+
+
+class VerifiedOut(BaseModel):
+    email: str
+    verified: bool = True
+
+
+@router.get(verification.VERIFY_PATH.removeprefix("/api/v1/auth"))
+def verify_email(
+    token: Annotated[str, Query(max_length=200)], session: SessionDep, ip: ClientIpDep
+) -> VerifiedOut:
+    """The link of the verification mail: marks the address verified."""
+    user = verification.verify(session, token, utcnow(), ip)
+    return VerifiedOut(email=user.email)
+
+
+class ResentOut(BaseModel):
+    sent_to: str
+
+
+@router.post(
+    verification.RESEND_PATH.removeprefix("/api/v1/auth"), status_code=status.HTTP_202_ACCEPTED
+)
+def resend_verification(principal: PrincipalDep, session: SessionDep) -> ResentOut:
+    """Mails a new verification link (a few per hour at most)."""
+    user = verification.resend(session, principal, utcnow())
+    return ResentOut(sent_to=user.email)
 
 
 @router.post("/token")

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
 from fta.billing import access
@@ -199,6 +200,7 @@ def start_bot(
     session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
 ) -> Bot:
     """Asks for the bot to run; starting a bot that should already run changes nothing."""
+    verification.require_verified(session, principal)
     bot = _locked_bot(session, tenant_id, bot_id)
     if bot.desired_state == DesiredState.RUNNING:
         return bot
@@ -233,6 +235,7 @@ def restart_bot(
 ) -> Bot:
     """Restarts a running bot (with its current config and pinned strategy) or starts a
     stopped one; either way the crash back-off starts again from zero."""
+    verification.require_verified(session, principal)
     bot = _locked_bot(session, tenant_id, bot_id)
     if bot.desired_state == DesiredState.RUNNING:
         tenant = session.get(Tenant, tenant_id)

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
 from fta.billing import access
@@ -56,6 +57,7 @@ def submit_job(
     max_seconds: int | None,
     ip: str | None,
 ) -> Job:
+    verification.require_verified(session, principal)
     # Locked, so that concurrent submissions count the queue one after the other.
     tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).first()
     if tenant is None:

@@ -20,6 +20,7 @@ from fta.billing.periodic import run_round as billing_round
 from fta.db import session_scope, utcnow
 from fta.jobs import service as jobs
 from fta.jobs.service import NOTIFY_CHANNEL
+from fta.mail import service as mail
 from fta.runtime import DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
 from fta.worker.bots import BotSupervisor
@@ -27,6 +28,9 @@ from fta.worker.handlers import JobHandler
 from fta.worker.reconciler import reconcile
 
 log = logging.getLogger(__name__)
+
+# How often the outbox is handed to the mail server.
+MAIL_CHECK_SECONDS = 10.0
 
 
 class Worker:
@@ -81,6 +85,10 @@ class Worker:
         with session_scope() as session:
             billing_round(session, utcnow())
 
+    def deliver_mail(self) -> None:
+        with session_scope() as session:
+            mail.deliver(session, self.settings)
+
     def run_forever(self) -> None:
         url = make_url(self.settings.database_url.get_secret_value())
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -90,7 +98,7 @@ class Worker:
         )
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
-        next_billing = time.monotonic()
+        next_billing = next_mail = time.monotonic()
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")
@@ -103,6 +111,9 @@ class Worker:
                     if time.monotonic() >= next_billing:
                         next_billing = time.monotonic() + self.settings.billing_check_seconds
                         self.billing_round()
+                    if time.monotonic() >= next_mail:
+                        next_mail = time.monotonic() + MAIL_CHECK_SECONDS
+                        self.deliver_mail()
                 except Exception:
                     # A failed round (database or Docker hiccup) must not stop the worker.
                     log.exception("worker round failed; retrying")
