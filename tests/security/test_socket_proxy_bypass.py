@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 import requests
+from docker.errors import NotFound
 
-from fta.runtime import ContainerSpec
+from fta.runtime import ContainerRuntimeError, ContainerSpec, DockerJobRunner
 from fta.runtime.cgroup import cgroup_parent
 from fta.runtime.spec import LABEL_INSTANCE, container_create_body
 from tests.support.docker_resources import (
@@ -284,6 +285,47 @@ def test_networks_and_volumes_of_other_installations_are_out_of_reach(
     attached = docker_resources.client.api.inspect_network(network["Id"]).get("Containers")
     assert not attached
     assert requests.get(f"{api}/volumes/fta-data-{tenant}", timeout=10).status_code == 403
+    # Nor removed, nor anything on it disconnected: the other installation's gateway included.
+    docker_resources.client.api.connect_container_to_network(STANDIN_GATEWAY, network["Id"])
+    disconnect = f"{api}/networks/fta-client-{tenant}/disconnect"
+    refused = requests.post(disconnect, json={"Container": STANDIN_GATEWAY}, timeout=10)
+    assert refused.status_code == 403, refused.text
+    assert "not this installation's" in refused.json()["message"]
+    refused = requests.delete(f"{api}/networks/fta-client-{tenant}", timeout=10)
+    assert refused.status_code == 403, refused.text
+    attached = docker_resources.client.api.inspect_network(network["Id"]).get("Containers")
+    assert len(attached) == 1
+    docker_resources.client.api.disconnect_container_from_network(STANDIN_GATEWAY, network["Id"])
+
+
+def test_only_the_gateway_leaves_a_tenant_network_and_the_network_goes_through_the_runner(
+    api: str,
+    proxied_tenant: ContainerSpec,
+    proxied_job_runner: DockerJobRunner,
+    docker_resources: DockerResources,
+    foreign_container: str,
+) -> None:
+    network = proxied_tenant.network
+    engine = docker_resources.client.api
+    engine.connect_container_to_network(foreign_container, network)
+    for body in ({"Container": foreign_container}, {"Container": STANDIN_GATEWAY, "Force": True}):
+        response = requests.post(f"{api}/networks/{network}/disconnect", json=body, timeout=10)
+        assert response.status_code == 403, response.text
+    attached = {
+        c["Name"] for c in (engine.inspect_network(network).get("Containers") or {}).values()
+    }
+    assert attached == {STANDIN_GATEWAY, f"fta-test-foreign-{docker_resources.scope}"}
+    # The engine keeps a network that a container is still on.
+    with pytest.raises(ContainerRuntimeError):
+        proxied_job_runner.remove_tenant_network(proxied_tenant.tenant_id)
+    engine.disconnect_container_from_network(foreign_container, network)
+    proxied_job_runner.remove_tenant_network(proxied_tenant.tenant_id)
+    with pytest.raises(NotFound):
+        engine.inspect_network(network)
+    gateway = engine.inspect_container(STANDIN_GATEWAY)["NetworkSettings"]["Networks"]
+    assert network not in gateway
+    # Removing it again is a no-op.
+    proxied_job_runner.remove_tenant_network(proxied_tenant.tenant_id)
 
 
 def test_the_gateway_may_be_inspected_but_not_driven(api: str) -> None:

@@ -151,7 +151,10 @@ def test_invalid_utf8_is_refused() -> None:
         ("GET", "/v1.41/containers/%2e%2e/json"),
         ("GET", "//containers/json"),
         ("POST", "/v1.41/containers/create"),
-        ("DELETE", "/v1.41/networks/fta-client-abc"),
+        ("DELETE", "/v1.41/networks/bridge"),
+        ("DELETE", "/v1.41/networks/fta-client-abc?force=1"),
+        ("DELETE", "/v1.41/networks/prune"),
+        ("POST", "/v1.41/networks/prune"),
     ],
 )
 def test_calls_off_the_allow_list_are_refused(method: str, target: str) -> None:
@@ -187,3 +190,26 @@ def test_a_tenant_volume_is_its_own_disk_or_nothing() -> None:
             judge("POST", "/v1.41/volumes/create", json.dumps(bad).encode(), CONFIG)
     shared = {"Name": "fta-candles", "Driver": "local", "Labels": {**labels, "fta.tenant": ""}}
     assert judge("POST", "/v1.41/volumes/create", json.dumps(shared).encode(), CONFIG).body
+
+
+def test_only_a_tenant_network_is_removed_and_only_the_gateway_disconnected() -> None:
+    removal = judge("DELETE", f"/v1.41/networks/fta-client-{TENANT}", b"", CONFIG)
+    assert removal.owner is not None and removal.owner.kind == "network"
+    assert not removal.owner.missing_may_pass
+    with pytest.raises(Refused):
+        judge("DELETE", f"/v1.41/networks/fta-client-{TENANT}", b'{"Force": true}', CONFIG)
+    disconnect = f"/v1.41/networks/fta-client-{TENANT}/disconnect"
+    gateway = json.dumps({"Container": "fta-market-data"}).encode()
+    forward = judge("POST", disconnect, gateway, CONFIG)
+    assert forward.owner is not None and forward.owner.kind == "network"
+    assert forward.body is not None and json.loads(forward.body) == json.loads(gateway)
+    for body in (
+        {"Container": "fta-portal"},
+        {"Container": "fta-market-data", "Force": True},
+        {"Container": "fta-market-data", "Containe\u017f": "fta-portal"},
+        {},
+    ):
+        with pytest.raises(Refused):
+            judge("POST", disconnect, json.dumps(body).encode(), CONFIG)
+    with pytest.raises(Refused):
+        judge("POST", "/v1.41/networks/bridge/disconnect", gateway, CONFIG)

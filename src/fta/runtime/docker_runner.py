@@ -150,6 +150,24 @@ class DockerJobRunner:
             dns_ip=str(layout.dns_ip),
         )
 
+    def remove_tenant_network(self, tenant_id: str) -> None:
+        """Removes the tenant's network (none: nothing to do), the gateway's connection to it
+        first. The engine refuses while any other container is still attached."""
+        _check_tenant_id(tenant_id)
+        name = tenant_network_name(tenant_id)
+        with _tenant_setup_lock(tenant_id):
+            if self._inspect_network(name) is None:
+                return
+            try:
+                if self._gateway_address(name) is not None:
+                    gateway = self._settings.gateway_container
+                    self._api.disconnect_container_from_network(gateway, name)
+                self._api.remove_network(name)
+            except NotFound:
+                pass  # removed meanwhile
+            except APIError as error:
+                raise ContainerRuntimeError(f"network {name} not removed: {error}") from error
+
     def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str:
         """The tenant's data volume: a bind of its own file system of at least `size_bytes`,
         which the host's tenant disk helper creates, grows and mounts."""

@@ -1,6 +1,7 @@
 """What each create body may say: the hardened container, the tenant network, the gateway's
-connection to it and the volumes the worker makes (see fta.runtime.spec and network), in the
-exact shape the worker sends them, with this installation's labels. Anything else is refused.
+connection to it (and disconnection from it) and the volumes the worker makes (see
+fta.runtime.spec and network), in the exact shape the worker sends them, with this
+installation's labels. Anything else is refused.
 
 Every field the worker sends is required: a body without `ReadonlyRootfs` would get the
 engine's default, not ours.
@@ -176,6 +177,11 @@ def check_network_connect(body: dict[str, Any], config: ProxyConfig) -> None:
         }
     )
     shape(body, "connect")
+
+
+def check_network_disconnect(body: dict[str, Any], config: ProxyConfig) -> None:
+    """Only the gateway is ever disconnected: a tenant's own containers go with their removal."""
+    record({"Container": exactly(config.gateway_container)})(body, "disconnect")
 
 
 def check_volume_create(body: dict[str, Any], config: ProxyConfig) -> None:

@@ -156,6 +156,15 @@ ROUTES = [
         owner="network",
         body=lambda b, _, c: bodies.check_network_connect(b, c),
     ),
+    # An unused tenant network is removed, the gateway's connection to it first.
+    _route(
+        "POST",
+        rf"/networks/{_NETWORK}/disconnect",
+        params={},
+        owner="network",
+        body=lambda b, _, c: bodies.check_network_disconnect(b, c),
+    ),
+    _route("DELETE", rf"/networks/{_NETWORK}", params={}, owner="network"),
     _route("GET", rf"/volumes/{_VOLUME}", params={}, owner="volume", missing_may_pass=True),
     _route(
         "POST",

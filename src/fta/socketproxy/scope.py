@@ -4,8 +4,8 @@ Before a call on an object goes through, the proxy inspects the object itself an
 this installation's labels (`fta.instance=<instance>`, `fta.managed=1`), which only a create
 through this proxy can have put there. Anything else on the engine (the portal's and
 Postgres's containers, whose environment holds the platform's secrets, another installation's
-jobs) cannot be inspected, read, stopped or removed. A container call is then sent with the
-container's full id, so a name cannot be swapped between the check and the call.
+jobs) cannot be inspected, read, stopped or removed. A container or network call is then sent
+with the object's full id, so a name cannot be swapped between the check and the call.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ async def scoped(forward: Forward, config: ProxyConfig, inspect: Inspect) -> For
     is_gateway = owner.kind == "container" and found.get("Name") == f"/{config.gateway_container}"
     if not ours and not (owner.gateway_may_pass and is_gateway):
         raise Refused(403, f"{owner.kind} {owner.name} is not this installation's")
-    if owner.kind != "container":
-        return forward
+    if owner.kind == "volume":
+        return forward  # a volume's name is its id
     full_id = found.get("Id")
     if not isinstance(full_id, str) or not full_id.isalnum():
         raise Refused(502, "the engine's inspect has no id")
-    prefix = f"{version}/containers/"
+    prefix = f"{version}/{collection}/"
     rest = forward.path[len(prefix) + len(owner.name) :]
     return dataclasses.replace(forward, path=f"{prefix}{full_id}{rest}")
 
