@@ -16,6 +16,14 @@ Any other path answers 404, any other method 405, always as JSON in Binance's er
 (``{"code": ..., "msg": ...}``); bad parameters answer 400 with Binance's error codes.
 ``/healthz`` is the gateway's own health check.
 
+Per tenant: the gateway serves every tenant's network, and a tenant's network is its subnet
+(the source address masked to ``FTA_TENANT_SUBNET_PREFIX``, default 27). Each network may send
+``FTA_GATEWAY_TENANT_RATE`` requests per second (default 100; ccxt paces Binance at 20 per
+process) with bursts of ``FTA_GATEWAY_TENANT_BURST`` (200), and have
+``FTA_GATEWAY_TENANT_CONCURRENCY`` (24) in flight. Past either it answers 429 in Binance's
+format (``{"code": -1003, ...}``) with ``Retry-After``, before any other work, so that one
+tenant's flood does not slow the others and ccxt backs off as it does from Binance.
+
 Modes (``FTA_MARKET_DATA_MODE``): ``replay`` serves the shipped markets fixture and
 deterministic synthetic candles (offline, for tests and air-gapped hosts); ``proxy`` forwards
 validated requests to ``FTA_MARKET_DATA_UPSTREAM`` with a TTL cache and single-flight.

@@ -3,17 +3,30 @@
 Environment: FTA_MARKET_DATA_MODE (replay|proxy, default replay), FTA_GATEWAY_PORT (default
 8090), FTA_GATEWAY_HOST (default 0.0.0.0: it serves job containers on other networks),
 FTA_MARKET_DATA_UPSTREAM (Binance base URL for proxy mode, default https://api.binance.com),
-FTA_MARKET_DATA_WEIGHT_BUDGET (Binance request weight the proxy spends per minute at most).
+FTA_MARKET_DATA_WEIGHT_BUDGET (Binance request weight the proxy spends per minute at most),
+FTA_GATEWAY_TENANT_RATE (requests per second a tenant's network may send, sustained, default
+100), FTA_GATEWAY_TENANT_BURST (requests at once beyond that rate, default 200),
+FTA_GATEWAY_TENANT_CONCURRENCY (requests a tenant's network may have in flight, default 24),
+FTA_TENANT_SUBNET_PREFIX (the prefix of a tenant's subnet, which keys those limits, default 27).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
 import uvicorn
 
-from fta.gateway.app import build_app
+from fta.gateway.app import RefusalsUnlogged, build_app
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
+from fta.gateway.tenant_limits import (
+    DEFAULT_BURST,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_IPV4_PREFIX,
+    DEFAULT_RATE,
+    TenantLimits,
+)
 from fta.logs import configure_logging
 
 
@@ -23,8 +36,16 @@ def main() -> None:
     port = int(os.environ.get("FTA_GATEWAY_PORT", "8090"))
     host = os.environ.get("FTA_GATEWAY_HOST", "0.0.0.0")  # noqa: S104 - containerised service
     budget = int(os.environ.get("FTA_MARKET_DATA_WEIGHT_BUDGET", str(DEFAULT_WEIGHT_BUDGET)))
+    tenant_limits = TenantLimits(
+        rate=float(os.environ.get("FTA_GATEWAY_TENANT_RATE", str(DEFAULT_RATE))),
+        burst=int(os.environ.get("FTA_GATEWAY_TENANT_BURST", str(DEFAULT_BURST))),
+        concurrency=int(os.environ.get("FTA_GATEWAY_TENANT_CONCURRENCY", str(DEFAULT_CONCURRENCY))),
+        ipv4_prefix=int(os.environ.get("FTA_TENANT_SUBNET_PREFIX", str(DEFAULT_IPV4_PREFIX))),
+        clock=time.monotonic,
+    )
     upstreams = {"binance": upstream} if mode == "proxy" else None
-    app = build_app(mode, upstreams, weight_budget=budget)
+    app = build_app(mode, upstreams, weight_budget=budget, tenant_limits=tenant_limits)
+    logging.getLogger("uvicorn.access").addFilter(RefusalsUnlogged())
     # log_config=None: uvicorn's records reach the root handler, which redacts secrets.
     uvicorn.run(
         app, host=host, port=port, server_header=False, proxy_headers=False, log_config=None

@@ -1,7 +1,10 @@
-"""The gateway's ASGI application: whitelisted routes in front of a replay or proxy backend."""
+"""The gateway's ASGI application: whitelisted routes in front of a replay or proxy backend,
+behind per-tenant (source network) limits."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -10,18 +13,26 @@ from typing import Protocol
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request, parse_request
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
 from fta.gateway.markets import SUPPORTED_EXCHANGES
 from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
 from fta.gateway.replay import ReplayBackend
+from fta.gateway.tenant_limits import MAX_TRACKED_NETWORKS, TenantLimits
 
 MODES = ("replay", "proxy")
 UPSTREAM_TIMEOUT_SECONDS = 10.0
+HEALTH_PATH = "/healthz"
+# A network over its limits is logged once per this many seconds, not once per refusal.
+REFUSAL_LOG_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -58,6 +69,75 @@ def _endpoint_handler(
     return handle
 
 
+class RefusalsUnlogged(logging.Filter):
+    """Keeps the server's access log free of 429 lines: a flood would otherwise cost a log
+    line per refusal (the middleware logs each refused network once a minute instead)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) == 5 and args[4] == 429)
+
+
+class TenantLimitMiddleware:
+    """Answers 429 to a source network over its rate or its requests in flight, before any
+    routing or parsing; /healthz is exempt (the container's own health check)."""
+
+    def __init__(self, app: ASGIApp, limits: TenantLimits) -> None:
+        self._app = app
+        self._limits = limits
+        self._logged_at: dict[str, float] = {}
+        self._body = json.dumps(
+            {
+                "code": -1003,
+                "msg": (
+                    f"Too many requests from this network; at most {limits.rate:g} per second "
+                    f"and {limits.concurrency} at once. Retry after the Retry-After seconds."
+                ),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:
+            await self._app(scope, receive, send)
+            return
+        client = scope.get("client")
+        network = self._limits.network_of(client[0] if client else "")
+        wait = self._limits.admit(network)
+        if wait:
+            self._log_refusal(network)
+            await self._refuse(send, wait)
+            return
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            self._limits.release(network)
+
+    def _log_refusal(self, network: str) -> None:
+        now = time.monotonic()
+        if now < self._logged_at.get(network, -REFUSAL_LOG_SECONDS) + REFUSAL_LOG_SECONDS:
+            return
+        if len(self._logged_at) >= MAX_TRACKED_NETWORKS:
+            self._logged_at.clear()
+        self._logged_at[network] = now
+        log.warning(
+            "%s is over its limits (%g requests/s, %d in flight): answering 429 "
+            "(logged once a minute)",
+            network,
+            self._limits.rate,
+            self._limits.concurrency,
+        )
+
+    async def _refuse(self, send: Send, wait: int) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self._body)).encode()),
+            (b"retry-after", str(wait).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": self._body})
+
+
 async def _http_error(request: HttpRequest, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     messages = {404: "Not served by the market-data gateway.", 405: "Only GET is served."}
@@ -70,8 +150,11 @@ def create_app(
     backends: Mapping[str, Backend],
     *,
     mode: str,
+    tenant_limits: TenantLimits | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
+    """The routes of `backends`; `tenant_limits` defaults to the default per-network limits."""
+    limits = tenant_limits or TenantLimits(clock=time.monotonic)
     routes = [
         Route(f"/{exchange}/api/v3/{endpoint}", _endpoint_handler(backend, endpoint))
         for exchange, backend in backends.items()
@@ -81,7 +164,7 @@ def create_app(
     async def health(request: HttpRequest) -> Response:
         return JSONResponse({"status": "ok", "mode": mode, "exchanges": sorted(backends)})
 
-    routes.append(Route("/healthz", health))
+    routes.append(Route(HEALTH_PATH, health))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -92,6 +175,7 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers={404: _http_error, 405: _http_error},
+        middleware=[Middleware(TenantLimitMiddleware, limits=limits)],
         lifespan=lifespan,
     )
 
@@ -102,11 +186,12 @@ def build_app(
     *,
     clock: Callable[[], int] = wall_clock_ms,
     weight_budget: int = DEFAULT_WEIGHT_BUDGET,
+    tenant_limits: TenantLimits | None = None,
 ) -> Starlette:
     """The gateway for `mode`; `upstreams` maps exchange -> base URL (proxy mode only)."""
     if mode == "replay":
         replay = {exchange: ReplayBackend(exchange, clock) for exchange in SUPPORTED_EXCHANGES}
-        return create_app(replay, mode=mode)
+        return create_app(replay, mode=mode, tenant_limits=tenant_limits)
     if mode != "proxy":
         raise ValueError(f"unknown market-data mode {mode!r}; expected one of {MODES}")
     if not upstreams or set(upstreams) - set(SUPPORTED_EXCHANGES):
@@ -121,4 +206,4 @@ def build_app(
         exchange: ProxyBackend(url, client, wall_clock_ms=clock, weight_budget=weight_budget)
         for exchange, url in upstreams.items()
     }
-    return create_app(proxies, mode=mode, on_shutdown=client.aclose)
+    return create_app(proxies, mode=mode, tenant_limits=tenant_limits, on_shutdown=client.aclose)
