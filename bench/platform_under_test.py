@@ -109,12 +109,14 @@ class PlatformUnderTest:
         """The tenant's network, volumes, cgroup parent and plan limits, as the worker
         gives them to its jobs."""
         from fta.accounts.models import Tenant
-        from fta.db import session_scope
+        from fta.db import session_scope, utcnow
+        from fta.worker.network_slots import take_slot
 
         with session_scope() as session:
             tenant = session.get(Tenant, self.client.tenant_id)
             assert tenant is not None
-            index, plan = tenant.subnet_index, tenant.plan
+            index = take_slot(session, tenant.id, self.settings, utcnow())
+            plan = tenant.plan
             limits = Limits(
                 nano_cpus=int(plan.cpu * 1_000_000_000),
                 memory_bytes=plan.memory_mb * 1024 * 1024,

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     tenant_subnet_prefix: Annotated[int, Field(ge=16, le=29)] = 27
     tenant_bridge_prefix: str = "ftab-"
     tenant_cgroup_root: str = "fta"
+    # Days without a job or a bot after which a tenant's network is removed and its subnet
+    # given back to the pool (a suspended or cancelled account's at once).
+    network_idle_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Where the worker sees the host's cgroup file system (read-only), to read the CPU time a
     # tenant's parent cgroup counted; in Compose the host's is mounted at /host/cgroup.
     host_cgroup_mount: str = "/sys/fs/cgroup"

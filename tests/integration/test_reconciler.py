@@ -8,11 +8,11 @@ import docker
 import pytest
 from fastapi.testclient import TestClient
 
-from fta.accounts.models import Tenant
-from fta.db import session_scope
+from fta.db import session_scope, utcnow
 from fta.jobs.models import Job, JobStatus
 from fta.runtime import ContainerSpec, DockerJobRunner, Limits
 from fta.settings import get_settings
+from fta.worker.network_slots import take_slot_now
 from fta.worker.reconciler import reconcile
 from tests.support.api import sign_up
 from tests.support.sandbox import Sandbox
@@ -49,10 +49,8 @@ def test_orphans_are_removed_and_abandoned_jobs_failed(http: TestClient, sandbox
     client = sign_up(http)
     sandbox.forget_tenant(client.tenant_id)
     runner = DockerJobRunner(get_settings(), extra_labels=sandbox.labels)
-    with session_scope() as session:
-        tenant = session.get(Tenant, client.tenant_id)
-        assert tenant is not None
-        network = runner.ensure_tenant_network(tenant.id, tenant.subnet_index)
+    index = take_slot_now(client.tenant_id, get_settings(), utcnow())
+    network = runner.ensure_tenant_network(client.tenant_id, index)
 
     def sleeper(owner: uuid.UUID) -> str:
         spec = ContainerSpec(

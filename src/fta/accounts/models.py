@@ -6,13 +6,11 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Sequence, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fta.db import Base, utcnow
 from fta.plans.models import Plan
-
-SUBNET_INDEX_SEQUENCE = Sequence("tenant_subnet_index_seq", start=0, minvalue=0)
 
 
 class Role(StrEnum):
@@ -32,12 +30,11 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(8), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=TenantStatus.ACTIVE)
-    subnet_index: Mapped[int] = mapped_column(
-        Integer,
-        SUBNET_INDEX_SEQUENCE,
-        unique=True,
-        server_default=SUBNET_INDEX_SEQUENCE.next_value(),
-    )
+    # The tenant's network slot (fta.worker.network_slots): taken when the worker first
+    # needs its network, freed when the network is removed unused; None: holds none.
+    subnet_index: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # When the worker last needed the tenant's network (a job or a bot start).
+    network_used_at: Mapped[datetime | None]
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

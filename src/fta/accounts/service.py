@@ -67,16 +67,11 @@ def _check_password(password: str) -> None:
         raise Invalid(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
 
 
-def _subnet_capacity() -> int:
-    settings = get_settings()
-    pool_prefix = int(settings.tenant_subnet_pool.rsplit("/", 1)[1])
-    return int(2 ** (settings.tenant_subnet_prefix - pool_prefix))
-
-
 def signup(
     session: Session, *, email: str, password: str, display_name: str, ip: str | None
 ) -> User:
-    """Creates a tenant and its first (client) user on the default plan.
+    """Creates a tenant and its first (client) user on the default plan. The tenant takes
+    no network slot: the worker gives it one when it first runs something.
 
     Sign-ups are throttled per client address before anything is hashed or written.
     """
@@ -97,8 +92,6 @@ def signup(
         session.flush()
     except IntegrityError as exc:  # a tenant id collision is astronomically rare: retry once
         raise Conflict("please retry the sign-up") from exc
-    if tenant.subnet_index >= _subnet_capacity():
-        raise Conflict("the platform is at capacity for new clients; contact support")
     user = User(
         tenant_id=tenant.id, email=email, password_hash=hash_password(password), role=Role.CLIENT
     )

@@ -44,6 +44,7 @@ from fta.runtime import (
 from fta.runtime.spec import market_data_url
 from fta.settings import Settings
 from fta.worker.limits import plan_disk_bytes, plan_limits
+from fta.worker.network_slots import AtCapacity, take_slot_now
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,9 @@ class BotSupervisor:
                 gateway_url=self.gateway_url,
                 report_interval_s=self.settings.bot_report_seconds,
             )
-            network = self.runner.ensure_tenant_network(tenant.id, tenant.subnet_index)
+            # Its own transaction: other tenants' first starts need not wait for this one.
+            slot = take_slot_now(tenant.id, self.settings, datetime.now(UTC))
+            network = self.runner.ensure_tenant_network(tenant.id, slot)
             volume = self.runner.ensure_tenant_volume(tenant.id, plan_disk_bytes(tenant.plan))
             spec = ContainerSpec(
                 tenant_id=tenant.id,
@@ -187,7 +190,7 @@ class BotSupervisor:
                 dns=network.dns,
             )
             container_id = self.runner.create(spec)
-        except (ContainerRuntimeError, ValidationError, ValueError) as error:
+        except (ContainerRuntimeError, ValidationError, ValueError, AtCapacity) as error:
             log.error("bot %s could not start: %s", bot.id, error)
             self._record_crash(bot, f"the bot could not start: {error}", None)
             return

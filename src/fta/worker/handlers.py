@@ -42,6 +42,7 @@ from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.limits import plan_disk_bytes, plan_limits
 from fta.worker.log_capture import LogCapture
+from fta.worker.network_slots import AtCapacity, take_slot
 from fta.worker.sandbox import Outcome, RunReport, run_container
 from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
 
@@ -78,7 +79,7 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
     return JobContext(
         job_id=job.id,
         tenant_id=tenant.id,
-        subnet_index=tenant.subnet_index,
+        subnet_index=take_slot(session, tenant.id, settings, utcnow()),
         kind=JobKind(job.kind),
         config=parse_job_config(job.kind, job.config),
         strategy_name=name,
@@ -101,10 +102,15 @@ class JobHandler:
         return market_data_url(self.settings.gateway_port)
 
     def run(self, job_id: uuid.UUID) -> None:
-        with session_scope() as session:
-            job = session.get(Job, job_id)
-            assert job is not None  # noqa: S101 - claimed by this worker
-            context = _load(session, job, self.settings)
+        try:
+            with session_scope() as session:
+                job = session.get(Job, job_id)
+                assert job is not None  # noqa: S101 - claimed by this worker
+                context = _load(session, job, self.settings)
+        except AtCapacity as exc:
+            log.error("job %s: no network slot free", job_id)
+            self._finish(job_id, JobStatus.FAILED, error=str(exc))
+            return
         # One budget of wall time for the job, market data included.
         deadline = time.monotonic() + context.max_seconds
         # The tenant's parent cgroup keeps the CPU time of removed containers: read around

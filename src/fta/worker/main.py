@@ -25,6 +25,7 @@ from fta.runtime import DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
 from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
+from fta.worker.network_slots import NETWORK_CHECK_SECONDS, release_unused_networks
 from fta.worker.reconciler import reconcile
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ class Worker:
         with session_scope() as session:
             billing_round(session, utcnow())
 
+    def release_networks(self) -> list[str]:
+        """Removes the networks that tenants do not use and frees their slots."""
+        return release_unused_networks(self.runner, self.settings, utcnow(), tenants=self.tenants)
+
     def deliver_mail(self) -> None:
         with session_scope() as session:
             mail.deliver(session, self.settings)
@@ -98,6 +103,7 @@ class Worker:
         )
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
+        next_network = time.monotonic() + NETWORK_CHECK_SECONDS
         next_billing = next_mail = time.monotonic()
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -111,6 +117,9 @@ class Worker:
                     if time.monotonic() >= next_billing:
                         next_billing = time.monotonic() + self.settings.billing_check_seconds
                         self.billing_round()
+                    if time.monotonic() >= next_network:
+                        next_network = time.monotonic() + NETWORK_CHECK_SECONDS
+                        self.release_networks()
                     if time.monotonic() >= next_mail:
                         next_mail = time.monotonic() + MAIL_CHECK_SECONDS
                         self.deliver_mail()
