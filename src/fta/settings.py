@@ -129,9 +129,6 @@ class Settings(BaseSettings):
     invoice_late_penalty: str = "trois fois le taux d’intérêt légal"
     invoice_font_dir: str = "/usr/share/fonts/truetype/dejavu"
 
-    # PayPal (REST, sandbox first): the API's base URL and app credentials, the id PayPal
-    # gave our webhook, the host that may serve webhook signing certificates (https only;
-    # "*.paypal.com" matches any subdomain), where buyers come back after approving a
     # E-mail: the address clients reach the portal at (links in mails), the sender, and the
     # SMTP server the worker hands mail to (none: mail waits in the outbox, where
     # `fta mail-outbox` shows it). smtp_security: starttls, tls (implicit) or none.
@@ -146,6 +143,9 @@ class Settings(BaseSettings):
     email_verification_hours: Annotated[int, Field(ge=1, le=720)] = 48
     verification_mails_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
 
+    # PayPal (REST, sandbox first): the API's base URL and app credentials, the id PayPal
+    # gave our webhook, the host that may serve webhook signing certificates (https only;
+    # "*.paypal.com" matches any subdomain), where buyers come back after approving a
     # subscription, and the largest webhook body accepted.
     paypal_base_url: str = "https://api-m.sandbox.paypal.com"
     paypal_client_id: SecretStr = SecretStr("placeholder")

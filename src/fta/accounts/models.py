@@ -64,11 +64,11 @@ class User(Base):
     tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    # Set when the user opened the link mailed at sign-up (fta.accounts.verification).
-    email_verified_at: Mapped[datetime | None]
     role: Mapped[str] = mapped_column(String(16), default=Role.CLIENT)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when the user opened the link mailed at sign-up (fta.accounts.verification).
+    email_verified_at: Mapped[datetime | None]
 
 
 class AuthSession(Base):
