@@ -44,9 +44,11 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_AUDIT_KEY=secrets.token_urlsafe(48),
         # The socket proxies of the session serve this installation only.
         FTA_INSTANCE=TEST_INSTANCE,
-        # Every in-process request comes from one address; the throttle tests set their own.
+        # Every in-process request comes from one address, and the tests' tenants upload
+        # strategies at a script's pace; the throttle tests set their own limits.
         FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
         FTA_SIGNUP_MAX_PER_IP="10000",
+        FTA_STRATEGY_UPLOADS_PER_WINDOW="10000",
     )
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()

@@ -53,3 +53,8 @@ class Forbidden(DomainError):
 class QuotaExceeded(DomainError):
     status = 429
     title = "Quota exceeded"
+
+
+class Gone(DomainError):
+    status = 410
+    title = "Gone"

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # Sign-ups allowed per client address within their own sliding window; beyond that 429.
     signup_max_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 5
     signup_window_seconds: Annotated[int, Field(ge=1, le=604_800)] = 3600
+    # Strategy versions (a new strategy's first included) one tenant may store within a
+    # sliding window, whatever its plan; beyond that 429. A person saving edits stays far below.
+    strategy_uploads_per_window: Annotated[int, Field(ge=1, le=10_000)] = 30
+    strategy_upload_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
     # Password hashes (64 MiB each) one portal process runs at once; 0 sizes it from the
     # memory limit of the portal's cgroup (a quarter of it for hashing).
     password_hash_slots: Annotated[int, Field(ge=0, le=64)] = 0

@@ -192,6 +192,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/strategies/{strategy_id}"): _tenant(200, 404),
     ("PUT", "/strategies/{strategy_id}"): _tenant(200, 404, _new_version),
     ("DELETE", "/strategies/{strategy_id}"): _tenant(204, 404),
+    ("GET", "/strategies/{strategy_id}/versions"): _tenant(200, 404),
+    # A's only version is the strategy's current code (and a job and a bot ran it): kept.
+    ("DELETE", "/strategies/{strategy_id}/versions/{version}"): _tenant(409, 404),
     ("GET", "/jobs"): _tenant(200, 200),
     # A's strategy named in B's body: 404 as well.
     ("POST", "/jobs"): _tenant(202, 404, _backtest_of_a),
@@ -221,6 +224,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/billing/subscription"): _tenant(404, 404, _unknown_plan),
     # PayPal's redirect carries no token; without a subscription id it is refused alike.
     ("GET", "/billing/return"): Route(422, 422, 422, 422, public=True),
+    ("GET", "/storage"): _tenant(200, 200),
     ("GET", "/plans"): Route(200, 200, 200, 200, public=True),
     ("GET", "/usage"): _tenant(200, 200),
     # Administrators only; the edit keeps the plan as it is.
@@ -293,6 +297,7 @@ def test_every_operation_is_classified(spec: dict[str, Any]) -> None:
 def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Objects) -> str:
     values = {
         "strategy_id": objects.strategy_id,
+        "version": "1",
         "job_id": objects.finished_job_id if route.job == "finished" else objects.queued_job_id,
         "bot_id": objects.bot_id,
         "invoice_id": objects.invoice_id,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from fta.jobs import service
+from fta.jobs import retention, service
 from fta.jobs.models import Job, JobKind
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
 
@@ -55,6 +55,10 @@ class JobOut(BaseModel):
     exit_code: int | None
     error: str | None
     usage: Usage
+    output_pruned_at: datetime | None = Field(
+        description="when its logs and result file were deleted (past the plan's retention "
+        "or quota); from then on they answer 410"
+    )
 
 
 def _out(job: Job) -> JobOut:
@@ -74,6 +78,7 @@ def _out(job: Job) -> JobOut:
         finished_at=job.finished_at,
         exit_code=job.exit_code,
         error=job.error,
+        output_pruned_at=job.output_pruned_at,
         usage=Usage(
             cpu_seconds=job.cpu_seconds,
             memory_max_bytes=job.memory_max_bytes,
@@ -111,6 +116,7 @@ def get_job(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> JobOut
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
 def get_logs(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> PlainTextResponse:
+    retention.require_output_kept(session, service.get_job(session, tenant, job_id))
     return PlainTextResponse(service.job_logs(session, tenant, job_id))
 
 
@@ -126,6 +132,7 @@ def get_result(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> dic
 )
 def get_archive(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Response:
     """freqtrade's raw result file, as an attachment (never rendered by a browser)."""
+    retention.require_output_kept(session, service.get_job(session, tenant, job_id))
     archive = service.job_archive(session, tenant, job_id)
     return Response(
         archive.content,

@@ -87,6 +87,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # When the worker deleted its logs and result file (past the plan's retention or quota).
+    output_pruned_at: Mapped[datetime | None]
 
 
 class JobLogChunk(Base):

@@ -16,6 +16,7 @@ from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
 
 router = APIRouter(tags=["plans"])
 
+MIB = 1024 * 1024
 Rate = Annotated[Decimal, Field(ge=0, le=1000, max_digits=12, decimal_places=6)]
 
 
@@ -29,6 +30,22 @@ class Quotas(BaseModel):
     max_bots: int
     max_job_seconds: int
     included_cpu_hours: Decimal = Field(description="CPU-hours included each month")
+    max_strategy_versions: int = Field(
+        description="strategy versions stored per account, hidden strategies' included; "
+        "past it a new version is refused (409)"
+    )
+    max_strategy_bytes: int = Field(
+        description="bytes of strategy code stored per account; past it a new version is "
+        "refused (409)"
+    )
+    job_output_retention_days: int = Field(
+        description="days a finished job's logs and result file are kept; then they are "
+        "deleted (410 Gone) and its result summary stays"
+    )
+    max_job_output_bytes: int = Field(
+        description="bytes of finished jobs' logs and result files kept per account; past "
+        "it the oldest jobs' are deleted first"
+    )
 
 
 class PriceOut(BaseModel):
@@ -70,6 +87,10 @@ class PlanPatch(BaseModel):
     included_cpu_hours: Decimal | None = Field(
         default=None, ge=0, le=100_000, max_digits=10, decimal_places=2
     )
+    max_strategy_versions: int | None = Field(default=None, ge=1, le=100_000)
+    max_strategy_bytes: int | None = Field(default=None, ge=MIB, le=16 * 1024 * MIB)
+    job_output_retention_days: int | None = Field(default=None, ge=1, le=3650)
+    max_job_output_bytes: int | None = Field(default=None, ge=16 * MIB, le=1024 * 1024 * MIB)
     overage_cpu_hour_eur: Rate | None = None
     overage_ram_gb_hour_eur: Rate | None = None
     overage_job_minute_eur: Rate | None = None
@@ -94,6 +115,10 @@ def plan_out(plan: Plan) -> PlanOut:
             max_bots=plan.max_bots,
             max_job_seconds=plan.max_job_seconds,
             included_cpu_hours=plan.included_cpu_hours,
+            max_strategy_versions=plan.max_strategy_versions,
+            max_strategy_bytes=plan.max_strategy_bytes,
+            job_output_retention_days=plan.job_output_retention_days,
+            max_job_output_bytes=plan.max_job_output_bytes,
         ),
         overage_rates_ht=OverageRates(
             cpu_hour_eur=plan.overage_cpu_hour_eur,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Integer, Numeric, String
+from sqlalchemy import BigInteger, Boolean, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fta.db import Base
@@ -26,6 +26,13 @@ class Plan(Base):
     max_queued_jobs: Mapped[int] = mapped_column(Integer, default=10)
     max_bots: Mapped[int] = mapped_column(Integer)
     max_job_seconds: Mapped[int] = mapped_column(Integer)
+    # What a tenant stores, whichever strategies (hidden ones too) or jobs it comes from: past
+    # a strategy quota a new version is refused (409); job logs and result files are pruned by
+    # the worker once older than the retention, and oldest first past the byte quota.
+    max_strategy_versions: Mapped[int] = mapped_column(BigInteger, default=500)
+    max_strategy_bytes: Mapped[int] = mapped_column(BigInteger, default=32 * 1024 * 1024)
+    job_output_retention_days: Mapped[int] = mapped_column(BigInteger, default=30)
+    max_job_output_bytes: Mapped[int] = mapped_column(BigInteger, default=1024 * 1024 * 1024)
     # Monthly fee before VAT, in euro cents.
     price_ht_cents: Mapped[int] = mapped_column(Integer, default=0)
     included_cpu_hours: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal(0))

@@ -19,6 +19,7 @@ from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.plans.api import router as plans_router
+from fta.plans.storage_api import router as storage_router
 from fta.portal import problems
 from fta.portal.middleware import BodySizeLimit, SecurityHeaders
 from fta.strategies.api import router as strategies_router
@@ -65,6 +66,7 @@ def create_app() -> FastAPI:
     api.include_router(jobs_router)
     api.include_router(bots_router)
     api.include_router(plans_router)
+    api.include_router(storage_router)
     api.include_router(usage_router)
     api.include_router(billing_router)
     api.include_router(billing_identity_router)

@@ -49,6 +49,14 @@ class StrategyDetail(StrategyOut):
     source: str
 
 
+class VersionOut(BaseModel):
+    version: int
+    sha256: str
+    bytes: int = Field(description="size of its source, counted against the plan's storage")
+    created_at: datetime
+    pinned: bool = Field(description="a job or bot ran it: it is kept and cannot be deleted")
+
+
 def _summary(strategy: Strategy, sha256: str) -> StrategyOut:
     return StrategyOut(
         id=strategy.id,
@@ -103,6 +111,35 @@ def add_version(
     )
     strategy = service.get_strategy(session, tenant, strategy_id)
     return StrategyCreated(id=strategy.id, name=strategy.name, version=version.version)
+
+
+@router.get("/{strategy_id}/versions")
+def list_versions(
+    strategy_id: uuid.UUID, tenant: TenantDep, session: SessionDep
+) -> list[VersionOut]:
+    return [
+        VersionOut(
+            version=stored.version,
+            sha256=stored.sha256,
+            bytes=stored.bytes,
+            created_at=stored.created_at,
+            pinned=stored.pinned,
+        )
+        for stored in service.list_versions(session, tenant, strategy_id)
+    ]
+
+
+@router.delete("/{strategy_id}/versions/{version}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_version(
+    strategy_id: uuid.UUID,
+    version: int,
+    principal: PrincipalDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    ip: ClientIpDep,
+) -> Response:
+    service.delete_version(session, principal, tenant, strategy_id, version, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete("/{strategy_id}", status_code=status.HTTP_204_NO_CONTENT)

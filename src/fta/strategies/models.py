@@ -5,7 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fta.db import Base, utcnow
@@ -44,4 +53,16 @@ class StrategyVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StrategyUpload(Base):
+    """A version a tenant stored, for the sliding window of its upload throttle; kept only for
+    the window's length, and never removed by deleting the version."""
+
+    __tablename__ = "strategy_uploads"
+    __table_args__ = (Index("ix_strategy_uploads_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

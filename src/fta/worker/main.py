@@ -19,6 +19,12 @@ from sqlalchemy.engine import make_url
 from fta.billing.periodic import run_round as billing_round
 from fta.db import session_scope, utcnow
 from fta.jobs import service as jobs
+from fta.jobs.retention import (
+    MAX_PRUNE_BATCHES,
+    PRUNE_BATCH,
+    PRUNE_CHECK_SECONDS,
+    prune_job_outputs,
+)
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.mail import service as mail
 from fta.runtime import DockerJobRunner, JobRunner
@@ -90,6 +96,20 @@ class Worker:
         """Removes the networks that tenants do not use and frees their slots."""
         return release_unused_networks(self.runner, self.settings, utcnow(), tenants=self.tenants)
 
+    def prune_job_outputs(self) -> int:
+        """Deletes finished jobs' logs and result files past their plans' retention or quota,
+        one batch per transaction; returns how many jobs' output it deleted."""
+        pruned = 0
+        for _ in range(MAX_PRUNE_BATCHES):
+            with session_scope() as session:
+                batch = prune_job_outputs(session, utcnow())
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info("deleted the logs and result files of %d finished jobs", pruned)
+        return pruned
+
     def deliver_mail(self) -> None:
         with session_scope() as session:
             mail.deliver(session, self.settings)
@@ -104,7 +124,7 @@ class Worker:
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
-        next_billing = next_mail = time.monotonic()
+        next_billing = next_mail = next_prune = time.monotonic()
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")
@@ -117,6 +137,9 @@ class Worker:
                     if time.monotonic() >= next_billing:
                         next_billing = time.monotonic() + self.settings.billing_check_seconds
                         self.billing_round()
+                    if time.monotonic() >= next_prune:
+                        next_prune = time.monotonic() + PRUNE_CHECK_SECONDS
+                        self.prune_job_outputs()
                     if time.monotonic() >= next_network:
                         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
                         self.release_networks()

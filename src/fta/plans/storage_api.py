@@ -1,0 +1,53 @@
+"""/api/v1/storage: what the account stores against its plan's storage quotas."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from fta.accounts.models import Tenant
+from fta.errors import NotFound
+from fta.jobs import retention
+from fta.portal.deps import SessionDep, TenantDep
+from fta.strategies import service as strategies
+
+router = APIRouter(tags=["plans"])
+
+
+class StrategyStorageOut(BaseModel):
+    versions: int = Field(description="versions stored, hidden strategies' included")
+    bytes: int
+    max_versions: int
+    max_bytes: int
+
+
+class JobOutputStorageOut(BaseModel):
+    bytes: int = Field(description="logs and result files of finished jobs still kept")
+    max_bytes: int = Field(description="past it, the oldest jobs' output is deleted first")
+    retention_days: int = Field(description="a finished job's output is deleted after it")
+
+
+class StorageOut(BaseModel):
+    strategies: StrategyStorageOut
+    job_output: JobOutputStorageOut
+
+
+@router.get("/storage")
+def get_storage(tenant_id: TenantDep, session: SessionDep) -> StorageOut:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("unknown account")
+    code = strategies.storage(session, tenant)
+    return StorageOut(
+        strategies=StrategyStorageOut(
+            versions=code.versions,
+            bytes=code.bytes,
+            max_versions=code.max_versions,
+            max_bytes=code.max_bytes,
+        ),
+        job_output=JobOutputStorageOut(
+            bytes=retention.tenant_output_bytes(session, tenant.id),
+            max_bytes=tenant.plan.max_job_output_bytes,
+            retention_days=tenant.plan.job_output_retention_days,
+        ),
+    )
