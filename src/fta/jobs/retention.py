@@ -11,6 +11,7 @@ neither counted nor touched: it is bounded per job (log bytes, result file size)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import (
@@ -39,11 +40,14 @@ MAX_PRUNE_BATCHES = 20
 ONE_DAY = literal_column("interval '1 day'", Interval)
 
 
-def _unpruned_finished() -> ColumnElement[bool]:
-    return Job.finished_at.is_not(None) & Job.output_pruned_at.is_(None)
+def _unpruned_finished(tenants: Collection[str] | None = None) -> ColumnElement[bool]:
+    condition = Job.finished_at.is_not(None) & Job.output_pruned_at.is_(None)
+    return condition if tenants is None else condition & Job.tenant_id.in_(list(tenants))
 
 
-def expired_jobs(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+def expired_jobs(
+    session: Session, now: datetime, limit: int, tenants: Collection[str] | None = None
+) -> list[uuid.UUID]:
     """Finished jobs whose output the tenant's plan keeps no longer, oldest first."""
     return list(
         session.scalars(
@@ -51,7 +55,7 @@ def expired_jobs(session: Session, now: datetime, limit: int) -> list[uuid.UUID]
             .join(Tenant, Tenant.id == Job.tenant_id)
             .join(Plan, Plan.id == Tenant.plan_id)
             .where(
-                _unpruned_finished(),
+                _unpruned_finished(tenants),
                 Job.finished_at + Plan.job_output_retention_days * ONE_DAY <= literal(now),
             )
             .order_by(Job.finished_at)
@@ -60,7 +64,9 @@ def expired_jobs(session: Session, now: datetime, limit: int) -> list[uuid.UUID]
     )
 
 
-def jobs_over_quota(session: Session, limit: int) -> list[uuid.UUID]:
+def jobs_over_quota(
+    session: Session, limit: int, tenants: Collection[str] | None = None
+) -> list[uuid.UUID]:
     """Finished jobs whose output, counted newest first per tenant, passes the plan's quota."""
     log_bytes = (
         select(
@@ -85,7 +91,7 @@ def jobs_over_quota(session: Session, limit: int) -> list[uuid.UUID]:
         .join(Plan, Plan.id == Tenant.plan_id)
         .outerjoin(log_bytes, log_bytes.c.job_id == Job.id)
         .outerjoin(JobArchive, JobArchive.job_id == Job.id)
-        .where(_unpruned_finished())
+        .where(_unpruned_finished(tenants))
         .subquery()
     )
     return list(
@@ -114,14 +120,22 @@ def tenant_output_bytes(session: Session, tenant_id: str) -> int:
     return int(logs or 0) + int(archives or 0)
 
 
-def prune_job_outputs(session: Session, now: datetime, *, limit: int = PRUNE_BATCH) -> int:
-    """Deletes the logs and result files of at most `limit` finished jobs past their plan's
-    retention or quota, and marks them pruned at `now`; returns how many jobs it pruned.
-    The caller commits, and calls again while a full batch was pruned."""
-    job_ids = expired_jobs(session, now, limit)
+def prune_job_outputs(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int = PRUNE_BATCH,
+    tenants: Collection[str] | None = None,
+) -> int:
+    """Deletes the logs and result files of at most `limit` finished jobs (of `tenants`, when
+    given) past their plan's retention or quota, and marks them pruned at `now`; returns how
+    many jobs it pruned. The caller commits, and calls again while a full batch was pruned."""
+    job_ids = expired_jobs(session, now, limit, tenants)
     if len(job_ids) < limit:
         expired = set(job_ids)
-        over_quota = [job_id for job_id in jobs_over_quota(session, limit) if job_id not in expired]
+        over_quota = [
+            job_id for job_id in jobs_over_quota(session, limit, tenants) if job_id not in expired
+        ]
         job_ids += over_quota[: limit - len(job_ids)]
     if not job_ids:
         return 0

@@ -102,7 +102,7 @@ class Worker:
         pruned = 0
         for _ in range(MAX_PRUNE_BATCHES):
             with session_scope() as session:
-                batch = prune_job_outputs(session, utcnow())
+                batch = prune_job_outputs(session, utcnow(), tenants=self.tenants)
             pruned += batch
             if batch < PRUNE_BATCH:
                 break
