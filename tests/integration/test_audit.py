@@ -22,7 +22,12 @@ def test_actions_are_recorded_in_the_tenant_chain(http: TestClient) -> None:
             .where(AuditEvent.chain == client.tenant_id)
             .order_by(AuditEvent.seq)
         ).all()
-        assert actions == ["account.signup", "auth.login", "auth.logout"]
+        assert actions == [
+            "account.signup",
+            "account.verify_email",
+            "auth.login",
+            "auth.logout",
+        ]
         assert verify_chain(session, client.tenant_id) is None
 
 
