@@ -96,12 +96,14 @@ def test_metered_cpu_matches_the_cgroup_and_a_burn_shows_as_its_time(
     http: TestClient, client: Client
 ) -> None:
     burner = source("Burner")
-    # The same job without the burn: freqtrade's start-up and backtest (and the candle
-    # cache fill, so that the next job runs alone in the tenant's cgroup).
+    # The same job without the burn: freqtrade's start-up and backtest. A first one fills
+    # the candle cache (a fill is metered to the job that needs it), so that the baseline
+    # and the burner run alike, alone in the tenant's cgroup.
     idle = burner.replace("class Burner", "class Unburnt").replace(
         f"BURN_CPU_SECONDS = {BURN_CPU_SECONDS}.0", "BURN_CPU_SECONDS = 0.0"
     )
     assert idle != burner
+    _run(http, client, "Warmup", idle.replace("class Unburnt", "class Warmup"))
     baseline = _run(http, client, "Unburnt", idle)
     startup = _metered(client, baseline["id"])
 
