@@ -110,7 +110,7 @@ FORBIDDEN = [
     ("GET", "/networks", None),
     ("GET", "/networks/bridge", None),
     ("POST", "/networks/bridge/connect", {"Container": GATEWAY_CONTAINER}),
-    ("DELETE", "/networks/fta-client-abc", None),
+    ("DELETE", "/networks/bridge", None),
     ("GET", "/volumes", None),
     ("DELETE", "/volumes/fta-data-abc", None),
     ("GET", "/volumes/other", None),
