@@ -80,8 +80,16 @@ def _submit(client: Client) -> int:
 
 
 def _deliver(settings: Settings) -> int:
-    with session_scope() as session:
-        return mail.deliver(session, settings)
+    """Hands everything due to the server: the suite's other sign-ups queued mails too, and
+    each round takes a batch."""
+    sent = 0
+    for _ in range(500):
+        with session_scope() as session:
+            batch = mail.deliver(session, settings)
+        if not batch:
+            return sent
+        sent += batch
+    raise AssertionError("the outbox did not empty in 500 rounds")
 
 
 def test_an_unverified_account_starts_nothing_until_the_mailed_link_is_opened(
@@ -105,8 +113,7 @@ def test_an_unverified_account_starts_nothing_until_the_mailed_link_is_opened(
     body = message.get_content()
     link = next(word for word in body.split() if "/verify-email?token=" in word)
     with session_scope() as session:
-        sent = [m for m in mail.waiting_for(session, client.email)]
-    assert sent == [], "a delivered mail leaves the outbox"
+        assert mail.waiting_for(session, client.email) == [], "a delivered mail leaves it"
 
     parts = urlsplit(link)
     opened = http.get(f"{parts.path}?{parts.query}")
@@ -162,6 +169,7 @@ def test_a_mail_server_that_is_down_leaves_the_mail_for_later(
 ) -> None:
     _, settings = smtp_sink
     unreachable = settings.model_copy(update={"smtp_port": 1})
+    _deliver(settings)  # what other tests left in the outbox
     client = sign_up(http, "Patient", verified=False)
     assert _deliver(unreachable) == 0
     with session_scope() as session:
