@@ -65,3 +65,13 @@ def test_bad_identities_are_refused_with_the_cause(http: TestClient) -> None:
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert cause in answer.text, (cause, answer.text)
     assert http.get(URL, headers=client.auth).json()["legal_name"] is None
+
+
+def test_a_tax_number_outside_the_eu_is_kept_as_printed(http: TestClient) -> None:
+    client = sign_up(http, "Zurich")
+    swiss = business(country="CH", siren=None, vat_number="CHE-123.456.789 MWST")
+    stored = http.put(URL, json=swiss, headers=client.auth)
+    assert stored.status_code == 200, stored.text
+    assert http.get(URL, headers=client.auth).json()["vat_number"] == "CHE-123.456.789 MWST"
+    too_long = http.put(URL, json={**swiss, "vat_number": "X" * 41}, headers=client.auth)
+    assert too_long.status_code == 422, too_long.text

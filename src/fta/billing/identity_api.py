@@ -37,7 +37,10 @@ class IdentityIn(BaseModel):
         default=None, max_length=20, pattern=PRINTABLE, description="French businesses"
     )
     vat_number: str | None = Field(
-        default=None, max_length=20, pattern=PRINTABLE, description="EU VAT number"
+        default=None,
+        max_length=40,
+        pattern=PRINTABLE,
+        description="EU VAT number, or the tax number of a business outside the EU",
     )
 
 
