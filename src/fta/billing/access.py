@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -48,23 +49,24 @@ def trial_end(now: datetime) -> datetime:
     return now + timedelta(days=get_settings().trial_days)
 
 
-def trial_cpu_hours_used(session: Session, tenant_id: str) -> Decimal:
+def _hours_used(session: Session, tenant_id: str, seconds_column: Any, *where: Any) -> Decimal:
     seconds = session.scalar(
-        select(func.coalesce(func.sum(UsageEvent.cpu_seconds), 0)).where(
-            UsageEvent.tenant_id == tenant_id
+        select(func.coalesce(func.sum(seconds_column), 0)).where(
+            UsageEvent.tenant_id == tenant_id, *where
         )
     )
     return Decimal(seconds or 0) / 3600
+
+
+def trial_cpu_hours_used(session: Session, tenant_id: str) -> Decimal:
+    return _hours_used(session, tenant_id, UsageEvent.cpu_seconds)
 
 
 def trial_job_hours_used(session: Session, tenant_id: str) -> Decimal:
     """Wall-time hours the account's jobs ran: a job that sleeps holds a slot all the same."""
-    seconds = session.scalar(
-        select(func.coalesce(func.sum(UsageEvent.running_seconds), 0)).where(
-            UsageEvent.tenant_id == tenant_id, UsageEvent.subject_kind == "job"
-        )
+    return _hours_used(
+        session, tenant_id, UsageEvent.running_seconds, UsageEvent.subject_kind == "job"
     )
-    return Decimal(seconds or 0) / 3600
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,11 @@ class JobBounds:
     queued: int
     max_seconds: int
     trial: bool
+
+    @property
+    def whose(self) -> str:
+        """Whose limit these are, as an error message names them."""
+        return "your free trial's" if self.trial else "your plan's"
 
 
 def job_bounds(tenant: Tenant) -> JobBounds:

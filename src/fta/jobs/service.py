@@ -77,8 +77,7 @@ def submit_job(
     bounds = access.job_bounds(tenant)
     plan_limit = bounds.max_seconds
     if max_seconds is not None and not 1 <= max_seconds <= plan_limit:
-        whose = "your free trial's" if bounds.trial else "your plan's"
-        raise Invalid(f"max_seconds must be between 1 and {plan_limit} ({whose} limit)")
+        raise Invalid(f"max_seconds must be between 1 and {plan_limit} ({bounds.whose} limit)")
     _require_queue_room(session, tenant_id, bounds)
     job = Job(
         tenant_id=tenant_id,
@@ -114,9 +113,8 @@ def _require_queue_room(session: Session, tenant_id: str, bounds: access.JobBoun
         .where(Job.tenant_id == tenant_id, Job.status == JobStatus.QUEUED)
     )
     if (queued or 0) >= bounds.queued:
-        whose = "your free trial's" if bounds.trial else "your plan's"
         raise QueueFull(
-            f"{queued} of your jobs are already waiting for a slot ({whose} limit): "
+            f"{queued} of your jobs are already waiting for a slot ({bounds.whose} limit): "
             "submit this one when one of them has started, or cancel one",
             retry_after=60,
         )
