@@ -121,6 +121,35 @@ def _mail_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _billing_alerts(args: argparse.Namespace) -> int:
+    from fta.billing.alerts import service as alerts
+    from fta.db import session_scope, utcnow
+    from fta.errors import DomainError
+
+    with session_scope() as session:
+        if args.resolve is not None:
+            try:
+                alerts.resolve(
+                    session,
+                    args.resolve,
+                    by=f"operator:{getpass.getuser()}",
+                    resolution=args.note or "",
+                    now=utcnow(),
+                )
+            except DomainError as exc:
+                print(f"error: {exc.detail}", file=sys.stderr)
+                return 1
+            print(f"billing alert {args.resolve} resolved")
+            return 0
+        for alert in alerts.open_alerts(session):
+            held = " QUARANTINED" if alert.blocking else ""
+            print(
+                f"{alert.id}\t{alert.last_seen_at:%Y-%m-%d %H:%M} UTC\t{alert.kind}{held}\t"
+                f"{alert.key}\t×{alert.occurrences}\t{alert.message}"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fta", description="fta platform processes and tasks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--to", required=True, help="the recipient's address")
     outbox.add_argument("--link", action="store_true", help="print only the newest mail's link")
     outbox.set_defaults(run=_mail_outbox)
+    billing_alerts = commands.add_parser(
+        "billing-alerts",
+        help="list the open billing alerts (quarantined items stay out of the billing round), "
+        "or resolve one so that its item is tried again",
+    )
+    billing_alerts.add_argument("--resolve", type=int, metavar="ID", help="the alert to close")
+    billing_alerts.add_argument("--note", help="what was done about it (with --resolve)")
+    billing_alerts.set_defaults(run=_billing_alerts)
     return parser
 
 

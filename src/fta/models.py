@@ -2,6 +2,7 @@
 
 from fta.accounts.models import AuthSession, Tenant, User
 from fta.audit.models import AuditChainHead, AuditEvent
+from fta.billing.alerts.models import BillingAlert
 from fta.billing.invoices.models import Invoice, InvoiceCounter, InvoiceLine
 from fta.billing.models import UsageEvent, UsagePeriod
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
@@ -16,6 +17,7 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "AuthSession",
+    "BillingAlert",
     "Bot",
     "BotLog",
     "BotTrade",

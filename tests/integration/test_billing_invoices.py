@@ -288,10 +288,8 @@ def test_eu_business_is_billed_ht_with_the_reverse_charge_mention(tenant: str) -
         2514,
     )
     content = _text(_pdf(invoice.id), "invoice-reverse-charge")
-    assert (
-        "Autoliquidation — article 283-2 du CGI / article 196 de la directive 2006/112/CE"
-        in content
-    )
+    assert "article 283-2 du CGI et article 196 de la directive 2006/112/CE" in content
+    assert "lieu de la prestation : article 259-1° du CGI" in content
 
 
 def test_a_refund_yields_a_credit_note_referencing_the_invoice(tenant: str) -> None:

@@ -19,7 +19,8 @@ from fta.billing.models import UsageBill
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.webhooks import WebhookVerifier
-from fta.billing.usage_bills import bill_closed_months, send_usage_bills, track_usage_bills
+from fta.billing.usage_bills import bill_closed_months
+from fta.billing.usage_collection import send_usage_bills, track_usage_bills
 from fta.db import session_scope
 from fta.plans.models import Plan
 from tests.support.api import Client, sign_up

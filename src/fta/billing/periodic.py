@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from fta.billing import access, metering
 from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import paypal_from_settings
-from fta.billing.usage_bills import bill_closed_months, send_usage_bills, track_usage_bills
+from fta.billing.usage_bills import bill_closed_months
+from fta.billing.usage_collection import send_usage_bills, track_usage_bills
 from fta.plans import service as plans
 from fta.settings import get_settings
 

@@ -1,11 +1,10 @@
-"""Billing a closed month's overage: our invoice, then a PayPal invoice that collects it.
+"""Billing a closed month's overage: our invoice for it (`fta.billing.usage_collection`
+then collects it through PayPal).
 
 Run by the worker's billing round, after months close. Each (tenant, month) gets one
 `usage_bills` row, in the transaction that issues its invoice (its primary key makes a
 second worker's attempt fail): a month without overage is recorded at zero and never looked
-at again. The PayPal side (Invoicing v2: a draft carrying our number, then sent to the
-client) follows and is retried at later rounds until it succeeds; its request ids make a
-retry create nothing twice. Later rounds then ask PayPal whether the client paid it.
+at again.
 """
 
 from __future__ import annotations
@@ -17,21 +16,13 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import Tenant, User
+from fta.accounts.models import Tenant
 from fta.billing.access import BillingStatus
 from fta.billing.invoices.identity import client_from_tenant
-from fta.billing.invoices.models import Invoice
 from fta.billing.invoices.money import Line
 from fta.billing.invoices.service import issue_invoice
 from fta.billing.metering import usage_summary
 from fta.billing.models import UsageBill, UsagePeriod
-from fta.billing.paypal import PayPal
-from fta.billing.paypal.client import (
-    InvoiceLine,
-    PayPalError,
-    PayPalUnavailable,
-    draft_invoice_body,
-)
 from fta.billing.periods import period_end, period_start
 from fta.errors import Invalid
 
@@ -98,76 +89,3 @@ def _bill(session: Session, tenant: Tenant, period: str, now: datetime) -> str |
         )
     )
     return invoice.number
-
-
-def send_usage_bills(session: Session, paypal: PayPal, now: datetime) -> int:
-    """Puts every billed month not yet sent on PayPal (draft, then send); returns how many
-    were sent. A PayPal failure leaves the rest for the next round."""
-    unsent = session.scalars(
-        select(UsageBill)
-        .where(UsageBill.invoice_id.is_not(None), UsageBill.sent_at.is_(None))
-        .with_for_update(skip_locked=True)
-    ).all()
-    sent = 0
-    for bill in unsent:
-        invoice = session.get_one(Invoice, bill.invoice_id)
-        email = session.scalars(
-            select(User.email).where(User.tenant_id == bill.tenant_id).order_by(User.created_at)
-        ).first()
-        if email is None:
-            continue
-        body = draft_invoice_body(
-            number=invoice.number,
-            recipient_email=email,
-            lines=[
-                InvoiceLine(
-                    name=line.description,
-                    quantity=line.quantity,
-                    unit_amount=line.unit_price_ht,
-                    tax_percent=line.vat_rate,
-                )
-                for line in invoice.lines
-            ],
-            note=f"Facture {invoice.number} : consommation de {bill.period}",
-        )
-        try:
-            if bill.paypal_invoice_id is None:
-                bill.paypal_invoice_id = paypal.client.create_draft_invoice(
-                    body, request_id=f"fta-usage-{invoice.number}"
-                )
-            paypal.client.send_invoice(
-                bill.paypal_invoice_id, request_id=f"fta-usage-send-{invoice.number}"
-            )
-        except (PayPalUnavailable, PayPalError) as error:
-            log.warning("usage invoice %s not sent to PayPal yet: %s", invoice.number, error)
-            break
-        bill.sent_at = now
-        sent += 1
-    return sent
-
-
-PAID_STATUSES = frozenset({"PAID", "MARKED_AS_PAID"})
-TRACKED_PER_ROUND = 50
-
-
-def track_usage_bills(session: Session, paypal: PayPal, now: datetime) -> int:
-    """Asks PayPal about sent bills not paid yet (the oldest first, a bounded number per
-    round); records those it says are paid. Returns how many became paid."""
-    unpaid = session.scalars(
-        select(UsageBill)
-        .where(UsageBill.sent_at.is_not(None), UsageBill.paid_at.is_(None))
-        .order_by(UsageBill.sent_at)
-        .limit(TRACKED_PER_ROUND)
-        .with_for_update(skip_locked=True)
-    ).all()
-    paid = 0
-    for bill in unpaid:
-        try:
-            status = paypal.client.get_invoice(str(bill.paypal_invoice_id)).get("status")
-        except (PayPalUnavailable, PayPalError) as error:
-            log.warning("PayPal invoice %s not checked: %s", bill.paypal_invoice_id, error)
-            break
-        if status in PAID_STATUSES:
-            bill.paid_at = now
-            paid += 1
-    return paid

@@ -5,14 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from fta.accounts.service import Principal
-from fta.errors import Forbidden, Invalid
+from fta.errors import Invalid
 from fta.plans import service
 from fta.plans.models import Plan
-from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
+from fta.portal.deps import AdminDep, ClientIpDep, SessionDep
 
 router = APIRouter(tags=["plans"])
 
@@ -126,15 +125,6 @@ def plan_out(plan: Plan) -> PlanOut:
             job_minute_eur=plan.overage_job_minute_eur,
         ),
     )
-
-
-def current_admin(principal: PrincipalDep) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("only platform administrators may edit the plan catalog")
-    return principal
-
-
-AdminDep = Annotated[Principal, Depends(current_admin)]
 
 
 @router.get("/plans")

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp
 
 from fta.accounts.api import router as auth_router
+from fta.billing.alerts.api import router as billing_alerts_router
 from fta.billing.api import router as billing_router
 from fta.billing.api import webhook_router as paypal_webhook_router
 from fta.billing.identity_api import router as billing_identity_router
@@ -71,6 +72,7 @@ def create_app() -> FastAPI:
     api.include_router(billing_router)
     api.include_router(billing_identity_router)
     api.include_router(invoices_router)
+    api.include_router(billing_alerts_router)
     app.include_router(api)
     app.include_router(paypal_webhook_router)
 

@@ -46,6 +46,15 @@ def current_tenant(principal: PrincipalDep) -> str:
 TenantDep = Annotated[str, Depends(current_tenant)]
 
 
+def current_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("only platform administrators may do this")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(current_admin)]
+
+
 def client_ip(request: Request) -> str | None:
     """The client's address for throttles and the audit trail.
 

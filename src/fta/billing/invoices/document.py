@@ -6,10 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from fta.billing.invoices.identity import ClientIdentity, SellerIdentity
 from fta.billing.invoices.models import Kind, VatRegime
 from fta.billing.invoices.money import Line, Totals
+
+# Dates printed on documents are the seller's calendar days, in France.
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris_day(moment: datetime) -> date:
+    """The calendar day in France at `moment` (an aware datetime)."""
+    return moment.astimezone(PARIS).date()
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,11 @@ class Document:
     payment_ref: str | None = None
     credits: CreditedInvoice | None = None
     reason: str | None = None
+
+    @property
+    def issued_on(self) -> date:
+        """The issue date as printed: the day in France."""
+        return paris_day(self.issued_at)
 
     @property
     def title(self) -> str:

@@ -22,11 +22,14 @@ from fta.billing.invoices.models import VatRegime
 FRENCH_RATE = Decimal("20.00")
 ZERO_RATE = Decimal("0.00")
 REVERSE_CHARGE_MENTION = (
-    "Autoliquidation — article 283-2 du CGI / article 196 de la directive 2006/112/CE"
+    "Autoliquidation : TVA due par le preneur — article 283-2 du CGI et article 196 de la "
+    "directive 2006/112/CE ; lieu de la prestation : article 259-1° du CGI"
 )
-OUTSIDE_EU_MENTION = "TVA non applicable — article 259-1 du CGI (preneur établi hors de l’UE)"
+OUTSIDE_EU_MENTION = (
+    "TVA non applicable — article 259-1° du CGI (preneur assujetti établi hors de l’UE)"
+)
 OUTSIDE_EU_PRIVATE_MENTION = (
-    "TVA non applicable — article 259 D du CGI (preneur établi hors de l’UE)"
+    "TVA non applicable — article 259 B du CGI (preneur non assujetti établi hors de l’UE)"
 )
 
 
