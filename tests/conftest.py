@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.docker_resources import TEST_INSTANCE
 from tests.support.sandbox import Sandbox, running_sandbox
+from tests.support.seller import SELLER_ENV
 
 if TYPE_CHECKING:
     from tests.support.database import MigratedDatabase
@@ -49,6 +50,8 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
         FTA_SIGNUP_MAX_PER_IP="10000",
         FTA_STRATEGY_UPLOADS_PER_WINDOW="10000",
+        # A fictional seller: no invoice is issued without a legal identity.
+        **SELLER_ENV,
     )
     for cached in (get_settings, get_engine, get_sessionmaker):
         cached.cache_clear()

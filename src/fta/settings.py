@@ -119,8 +119,9 @@ class Settings(BaseSettings):
     usage_close_grace_hours: Annotated[int, Field(ge=0, le=24 * 31)] = 48
     billing_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
-    # Invoices: the seller's legal identity, printed on every invoice. Placeholders are
-    # accepted in development and test only: elsewhere no invoice is issued with them.
+    # Invoices: the seller's identity, printed on every invoice. No invoice is issued while
+    # its legal part (form, capital, registry, SIREN, VAT number) is a placeholder; the
+    # contact part may stay one in development and test only.
     seller_name: str = "placeholder"
     seller_address: str = "placeholder"
     seller_postcode: str = "placeholder"
@@ -128,6 +129,8 @@ class Settings(BaseSettings):
     seller_siren: str = "placeholder"
     seller_vat_number: str = "placeholder"
     seller_legal_form: str = "placeholder"
+    seller_share_capital: str = "placeholder"
+    seller_registry: str = "placeholder"
     seller_email: str = "placeholder"
     invoice_payment_days: Annotated[int, Field(ge=0, le=60)] = 30
     invoice_late_penalty: str = "trois fois le taux d’intérêt légal"

@@ -28,24 +28,15 @@ from fta.billing.invoices import (
     issue_credit_note,
     issue_invoice,
 )
+from fta.billing.invoices.document import paris_day
 from fta.billing.invoices.models import Invoice, Kind
 from fta.db import get_sessionmaker, session_scope
 from fta.errors import Conflict, Invalid
 from fta.settings import get_settings
 from tests.support.api import sign_up
-from tests.unit.test_billing_invoices import fictional_siren, french_vat
+from tests.support.seller import SELLER_ENV, SELLER_SIREN, fictional_siren, french_vat
 
-SELLER_SIREN = fictional_siren("90000003")
-SELLER = {
-    "FTA_SELLER_NAME": "Bots Hébergés SAS",
-    "FTA_SELLER_ADDRESS": "1 place de la Bourse",
-    "FTA_SELLER_POSTCODE": "75002",
-    "FTA_SELLER_CITY": "Paris",
-    "FTA_SELLER_SIREN": SELLER_SIREN,
-    "FTA_SELLER_VAT_NUMBER": french_vat(SELLER_SIREN),
-    "FTA_SELLER_LEGAL_FORM": "SAS au capital de 1 000 € — RCS Paris",
-    "FTA_SELLER_EMAIL": "factures@example.com",
-}
+SELLER = SELLER_ENV
 CLIENT_SIREN = fictional_siren("90000004")
 PRIVATE = ClientIdentity(
     name="Élodie Fournier",
@@ -65,6 +56,7 @@ BUSINESS = ClientIdentity(
     customer_type=CustomerType.BUSINESS,
 )
 PERIOD = Period(date(2026, 11, 1), date(2026, 11, 30))
+PAID_ON = date(2026, 11, 3)
 LINES = [
     Line("Abonnement Pro — novembre 2026", Decimal(1), Decimal("24.9917")),
     Line("Dépassement CPU (heures)", Decimal("3.3333"), Decimal("0.0450")),
@@ -99,6 +91,8 @@ def tenant(http: TestClient, seller: None) -> str:
 
 
 def _issue(tenant_id: str, client: ClientIdentity = PRIVATE, **kwargs: object) -> Invoice:
+    if "payment_ref" in kwargs:
+        kwargs.setdefault("paid_on", PAID_ON)
     with session_scope() as session:
         return issue_invoice(
             session,
@@ -207,7 +201,7 @@ def test_private_client_pdf_carries_the_mandatory_mentions(tenant: str) -> None:
     invoice = _issue(tenant, payment_ref=f"PAY-{uuid.uuid4().hex[:12]}")
     assert not invoice.facturx
     content = _text(_pdf(invoice.id), "invoice-private")
-    issued = invoice.issued_at.strftime("%d/%m/%Y")
+    issued = paris_day(invoice.issued_at).strftime("%d/%m/%Y")
     for mention in [
         f"Facture n° {invoice.number}",
         f"Date d’émission : {issued}",
@@ -227,7 +221,9 @@ def test_private_client_pdf_carries_the_mandatory_mentions(tenant: str) -> None:
         "TVA (20 %) 5,03 €",
         "Total TTC 30,17 €",
         f"Date d’échéance : {issued}",
-        f"acquittée le {issued} par PayPal (transaction {invoice.payment_ref})",
+        f"acquittée le 03/11/2026 par PayPal (transaction {invoice.payment_ref})",
+        "Catégorie de l’opération : prestations de services",
+        "SAS au capital de 1 000 € — RCS Paris",
     ]:
         assert mention in content, mention
     assert "Pénalités de retard" not in content

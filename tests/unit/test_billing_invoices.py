@@ -174,7 +174,9 @@ def test_invalid_identities_are_refused(identity: ClientIdentity, message: str) 
         check_client(identity)
 
 
-def test_seller_placeholders_are_refused_outside_development_and_test() -> None:
+def test_seller_placeholders_are_refused() -> None:
+    """The legal identity must be real in every mode; the contact details may be
+    placeholders in development and test only."""
     real = {
         "seller_name": "Bots Hébergés SAS",
         "seller_address": "1 place de la Bourse",
@@ -182,10 +184,13 @@ def test_seller_placeholders_are_refused_outside_development_and_test() -> None:
         "seller_city": "Paris",
         "seller_siren": SIREN,
         "seller_vat_number": french_vat(SIREN),
-        "seller_legal_form": "SAS au capital de 1 000 €",
+        "seller_legal_form": "SAS",
+        "seller_share_capital": "1 000 €",
+        "seller_registry": "RCS Paris",
         "seller_email": "factures@example.com",
     }
     placeholders = dict.fromkeys(real, "placeholder")
+    legal = ("seller_legal_form", "seller_share_capital", "seller_registry", "seller_siren")
 
     def settings(mode: Mode, **values: str) -> Settings:
         # Every value is explicit: the environment of the test run may hold others.
@@ -193,11 +198,18 @@ def test_seller_placeholders_are_refused_outside_development_and_test() -> None:
             mode=mode, secret_key=REAL_KEY, audit_key=REAL_KEY, database_url=REAL_DB, **values
         )  # type: ignore[arg-type]
 
-    with pytest.raises(Invalid, match="FTA_SELLER_NAME, FTA_SELLER_ADDRESS"):
+    with pytest.raises(Invalid, match="FTA_SELLER_VAT_NUMBER, FTA_SELLER_NAME"):
         seller_from_settings(settings(Mode.PRODUCTION, **placeholders))
-    assert seller_from_settings(settings(Mode.TEST, **placeholders)).name == "placeholder"
+    for mode in (Mode.TEST, Mode.DEVELOPMENT, Mode.PRODUCTION):
+        for name in (*legal, "seller_vat_number"):
+            with pytest.raises(Invalid, match=f"FTA_{name.upper()}"):
+                seller_from_settings(settings(mode, **{**real, name: "placeholder"}))
+    contact_only = {**placeholders, **{name: real[name] for name in legal}}
+    contact_only["seller_vat_number"] = real["seller_vat_number"]
+    assert seller_from_settings(settings(Mode.TEST, **contact_only)).name == "placeholder"
     seller = seller_from_settings(settings(Mode.PRODUCTION, **real))
     assert seller.vat_number == french_vat(SIREN)
+    assert seller.legal_line == f"SAS au capital de 1 000 € — RCS Paris {SIREN}"
     with pytest.raises(Invalid, match="invalid SIREN"):
         seller_from_settings(settings(Mode.PRODUCTION, **{**real, "seller_siren": "123456789"}))
     other_vat = french_vat(fictional_siren("90000002"))
@@ -218,7 +230,7 @@ def _document(kind: Kind, identity: ClientIdentity) -> Document:
     )
     terms = (
         payment_terms(
-            issued_on=issued.date(), due_on=issued.date(), payment_days=30, payment_ref="X1"
+            paid_on=issued.date(), due_on=issued.date(), payment_days=30, payment_ref="X1"
         )
         if kind is Kind.INVOICE
         else None

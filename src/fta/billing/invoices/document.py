@@ -62,13 +62,17 @@ def french_date(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
+# The nature of what is sold, which invoices state from the e-invoicing reform on.
+OPERATION_CATEGORY = "Catégorie de l’opération : prestations de services"
+
+
 def payment_terms(
-    *, issued_on: date, due_on: date, payment_days: int, payment_ref: str | None
+    *, paid_on: date | None, due_on: date, payment_days: int, payment_ref: str | None
 ) -> str:
-    if payment_ref:
+    if payment_ref and paid_on:
         return (
             f"Date d’échéance : {french_date(due_on)} — facture acquittée le "
-            f"{french_date(issued_on)} par PayPal (transaction {payment_ref})"
+            f"{french_date(paid_on)} par PayPal (transaction {payment_ref})"
         )
     return (
         f"Date d’échéance : {french_date(due_on)} — conditions de paiement : "
@@ -88,7 +92,7 @@ def mentions(
     reason: str | None,
 ) -> tuple[str, ...]:
     """The legal mentions printed under the totals, in order."""
-    lines: list[str] = []
+    lines: list[str] = [OPERATION_CATEGORY]
     if credits is not None:
         lines.append(
             f"Avoir sur la facture n° {credits.number} du {french_date(credits.issued_on)}"

@@ -54,6 +54,17 @@ class Party:
 class SellerIdentity(Party):
     legal_form: str = ""
     email: str = ""
+    share_capital: str = ""  # as printed, e.g. "10 000 €"
+    registry: str = ""  # the trade or crafts register and its city, e.g. "RCS Paris"
+
+    @property
+    def legal_line(self) -> str:
+        """Legal form, share capital and registration, as the code de commerce wants them
+        (articles R123-237 and R123-238)."""
+        return (
+            f"{self.legal_form} au capital de {self.share_capital} — "
+            f"{self.registry} {self.siren or ''}".strip()
+        )
 
 
 @dataclass(frozen=True)
@@ -159,30 +170,35 @@ def _is_placeholder(value: str) -> bool:
 
 
 def seller_from_settings(settings: Settings) -> SellerIdentity:
-    """The seller's identity; outside development and test it must be real and valid."""
-    values = {
+    """The seller's identity. Its legal identity (form, capital, registration, SIREN, VAT
+    number) must be real in every mode: an invoice without it is not a valid invoice. The
+    rest may stay a placeholder in development and test only."""
+    legal = {
+        "FTA_SELLER_LEGAL_FORM": settings.seller_legal_form,
+        "FTA_SELLER_SHARE_CAPITAL": settings.seller_share_capital,
+        "FTA_SELLER_REGISTRY": settings.seller_registry,
+        "FTA_SELLER_SIREN": settings.seller_siren,
+        "FTA_SELLER_VAT_NUMBER": settings.seller_vat_number,
+    }
+    contact = {
         "FTA_SELLER_NAME": settings.seller_name,
         "FTA_SELLER_ADDRESS": settings.seller_address,
         "FTA_SELLER_POSTCODE": settings.seller_postcode,
         "FTA_SELLER_CITY": settings.seller_city,
-        "FTA_SELLER_SIREN": settings.seller_siren,
-        "FTA_SELLER_VAT_NUMBER": settings.seller_vat_number,
-        "FTA_SELLER_LEGAL_FORM": settings.seller_legal_form,
         "FTA_SELLER_EMAIL": settings.seller_email,
     }
-    placeholders = [name for name, value in values.items() if _is_placeholder(value)]
-    if placeholders and settings.mode not in (Mode.DEVELOPMENT, Mode.TEST):
+    placeholders = [name for name, value in legal.items() if _is_placeholder(value)]
+    if settings.mode not in (Mode.DEVELOPMENT, Mode.TEST):
+        placeholders += [name for name, value in contact.items() if _is_placeholder(value)]
+    if placeholders:
         raise Invalid(
             "invoices cannot be issued while the seller's identity holds placeholders: set "
             + ", ".join(placeholders)
         )
-    siren, vat_number = settings.seller_siren, settings.seller_vat_number
-    if "FTA_SELLER_SIREN" not in placeholders:
-        siren = check_siren(siren)
-    if "FTA_SELLER_VAT_NUMBER" not in placeholders:
-        vat_number = check_vat_number(vat_number, "FR")
-        if "FTA_SELLER_SIREN" not in placeholders and fr_tva.to_siren(vat_number) != siren:
-            raise Invalid("FTA_SELLER_VAT_NUMBER does not belong to FTA_SELLER_SIREN")
+    siren = check_siren(settings.seller_siren)
+    vat_number = check_vat_number(settings.seller_vat_number, "FR")
+    if fr_tva.to_siren(vat_number) != siren:
+        raise Invalid("FTA_SELLER_VAT_NUMBER does not belong to FTA_SELLER_SIREN")
     return SellerIdentity(
         name=settings.seller_name,
         address_lines=(settings.seller_address,),
@@ -191,6 +207,8 @@ def seller_from_settings(settings: Settings) -> SellerIdentity:
         country="FR",
         siren=siren,
         vat_number=vat_number,
-        legal_form=settings.seller_legal_form,
+        legal_form=" ".join(settings.seller_legal_form.split()),
         email=settings.seller_email,
+        share_capital=" ".join(settings.seller_share_capital.split()),
+        registry=" ".join(settings.seller_registry.split()),
     )

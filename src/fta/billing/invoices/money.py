@@ -73,6 +73,24 @@ def compute(lines: list[Line], vat_rate: Decimal) -> Totals:
     return Totals(line_cents, ht, vat, ht + vat)
 
 
+def net_of_gross(ttc_cents: int, vat_rate: Decimal) -> int:
+    """The amount excluding tax, in cents, whose total with VAT at `vat_rate` is `ttc_cents`
+    (rounded half up to the cent). Used where the amount including tax is the fact: what
+    PayPal collected or refunded."""
+    net = Decimal(ttc_cents) * HUNDRED / (HUNDRED + vat_rate)
+    return int(net.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def compute_from_gross(description: str, ttc_cents: int, vat_rate: Decimal) -> tuple[Line, Totals]:
+    """One line whose total including tax is exactly `ttc_cents`: HT from the gross amount,
+    VAT the difference. Some gross amounts (9,99 € at 20 %) have no HT amount whose VAT
+    rounded gives them back; the VAT then differs by a cent from HT × rate, which the EN
+    16931 rule BR-CO-17 tolerates, and the document states what was really paid."""
+    ht = net_of_gross(ttc_cents, vat_rate)
+    line = Line(description, Decimal(1), Decimal(ht) / HUNDRED)
+    return line, Totals((ht,), ht, ttc_cents - ht, ttc_cents)
+
+
 def euros(cents: int) -> str:
     """French rendering: 1 234,56 €."""
     sign = "-" if cents < 0 else ""

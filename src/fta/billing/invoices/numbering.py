@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from fta.billing.invoices.document import paris_day
 from fta.billing.invoices.models import InvoiceCounter, Series
 from fta.db import utcnow
 
@@ -62,8 +63,9 @@ def lock_counter(session: Session, series: Series) -> Counter:
     """Locks `series`' counter until the caller's transaction ends, so concurrent issuers
     queue; the issue time is read once the lock is held, so numbers and issue times follow
     the same order."""
-    row = _lock(session, series, utcnow().year)
+    # The year of the number is the year of the issue date as printed: the day in France.
+    row = _lock(session, series, paris_day(utcnow()).year)
     issued_at = utcnow()
-    if issued_at.year != row.year:  # the year turned while waiting for the lock
-        row = _lock(session, series, issued_at.year)
+    if paris_day(issued_at).year != row.year:  # the year turned while waiting for the lock
+        row = _lock(session, series, paris_day(issued_at).year)
     return Counter(session, row, issued_at)

@@ -79,7 +79,7 @@ def render(document: Document, font_dir: str) -> bytes:
     top = pdf.get_y()
     seller = _party_lines(document.seller, with_ids=True)
     if document.seller.legal_form:
-        seller.insert(1, document.seller.legal_form)
+        seller.insert(1, document.seller.legal_line)
     if document.seller.email:
         seller.append(document.seller.email)
     bottom_left = _block(pdf, 14, top, "Vendeur", seller)

@@ -17,6 +17,7 @@ from fta.billing.invoices.document import (
     CreditedInvoice,
     Document,
     mentions,
+    paris_day,
     payment_terms,
 )
 from fta.billing.invoices.identity import (
@@ -27,7 +28,7 @@ from fta.billing.invoices.identity import (
     seller_from_settings,
 )
 from fta.billing.invoices.models import Invoice, InvoiceLine, Kind, Series, VatRegime
-from fta.billing.invoices.money import Line, Totals, check_line, compute
+from fta.billing.invoices.money import Line, Totals, check_line, compute, compute_from_gross
 from fta.billing.invoices.numbering import Number, lock_counter
 from fta.billing.invoices.vat import VatTreatment, treatment
 from fta.errors import Conflict, Invalid, NotFound
@@ -96,16 +97,16 @@ def _store(
     totals: Totals,
     vat: VatTreatment,
     payment_ref: str | None,
+    paid_on: date | None = None,
     credits: Invoice | None = None,
     reason: str | None = None,
 ) -> Invoice:
     """Renders the document and inserts it, in the transaction holding the number."""
     settings = get_settings()
-    issued_on = number.issued_at.date()
-    credited = CreditedInvoice(credits.number, credits.issued_at.date()) if credits else None
+    credited = CreditedInvoice(credits.number, paris_day(credits.issued_at)) if credits else None
     terms = (
         payment_terms(
-            issued_on=issued_on,
+            paid_on=paid_on,
             due_on=due_on,
             payment_days=settings.invoice_payment_days,
             payment_ref=payment_ref,
@@ -205,12 +206,16 @@ def issue_invoice(
     period: tuple[date, date],
     client: ClientIdentity,
     payment_ref: str | None = None,
+    paid_on: date | None = None,
 ) -> Invoice:
     """Issues an invoice numbered in series F, in the caller's transaction.
 
-    With a `payment_ref` (the PayPal capture or sale id) the invoice is marked paid, and
-    issuing again for the same reference returns the invoice already issued.
+    With a `payment_ref` (the PayPal capture or sale id) the invoice is marked paid on
+    `paid_on` (the payment's day in France), and issuing again for the same reference
+    returns the invoice already issued.
     """
+    if (payment_ref is None) != (paid_on is None):
+        raise Invalid("a paid invoice needs both its payment reference and its payment day")
     checked_lines = _checked_lines(lines)
     checked_period = _checked_period(period)
     payment_ref = _checked_ref(payment_ref)
@@ -231,7 +236,7 @@ def issue_invoice(
             raise Conflict(f"payment {payment_ref!r} is already invoiced to another client")
         return existing
     number = counter.take()
-    issued_on = number.issued_at.date()
+    issued_on = paris_day(number.issued_at)
     due_on = (
         issued_on
         if payment_ref
@@ -250,6 +255,7 @@ def issue_invoice(
         totals=totals,
         vat=vat,
         payment_ref=payment_ref,
+        paid_on=paid_on,
     )
 
 
@@ -260,12 +266,17 @@ def issue_credit_note(
     reason: str,
     lines: Sequence[Line] | None = None,
     payment_ref: str | None = None,
+    refunded_ttc_cents: int | None = None,
 ) -> Invoice:
-    """Issues a credit note (series A) against an invoice: all of it when `lines` is None.
+    """Issues a credit note (series A) against an invoice: all of it when neither `lines`
+    nor `refunded_ttc_cents` is given; with `refunded_ttc_cents`, one line crediting exactly
+    that amount including tax (what PayPal gave back).
 
     The credited amounts never exceed the invoice's; `payment_ref` (the refund id) makes a
     repeated call return the credit note already issued.
     """
+    if lines is not None and refunded_ttc_cents is not None:
+        raise Invalid("a credit note credits either lines or a refunded amount, not both")
     reason = " ".join(reason.split())
     if not reason or len(reason) > MAX_REASON:
         raise Invalid(f"a credit note needs a reason of 1 to {MAX_REASON} characters")
@@ -282,16 +293,20 @@ def issue_credit_note(
         raise NotFound(f"no invoice {invoice_id}")
     if original.kind != Kind.INVOICE:
         raise Invalid(f"{original.number} is a credit note: only invoices can be credited")
-    if lines is None:
-        credited_lines = [
-            Line(line.description, line.quantity, line.unit_price_ht) for line in original.lines
-        ]
-    else:
-        credited_lines = _checked_lines(lines)
     client = _client_from_json(original.client)
     # Same client snapshot, same rules: the invoice's regime and mention, at its rate.
     vat = VatTreatment(VatRegime(original.vat_regime), original.vat_rate, treatment(client).mention)
-    totals = compute(credited_lines, vat.rate)
+    if refunded_ttc_cents is not None:
+        line, totals = compute_from_gross(reason[:300], refunded_ttc_cents, vat.rate)
+        credited_lines = [line]
+    elif lines is None:
+        credited_lines = [
+            Line(line.description, line.quantity, line.unit_price_ht) for line in original.lines
+        ]
+        totals = compute(credited_lines, vat.rate)
+    else:
+        credited_lines = _checked_lines(lines)
+        totals = compute(credited_lines, vat.rate)
     if totals.ht_cents <= 0:
         raise Invalid("a credit note must credit a positive amount")
     already = session.execute(
@@ -310,7 +325,7 @@ def issue_credit_note(
         tenant_id=original.tenant_id,
         number=number,
         kind=Kind.CREDIT_NOTE,
-        due_on=number.issued_at.date(),
+        due_on=paris_day(number.issued_at),
         period=Period(original.period_start, original.period_end),
         seller=seller,
         client=client,
