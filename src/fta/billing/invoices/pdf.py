@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fpdf import FPDF
-from fpdf.enums import Align, XPos, YPos
+from fpdf.enums import Align, OutputIntentSubType, XPos, YPos
+from fpdf.output import PDFICCProfile
 
 from fta.billing.invoices.document import Document, french_date
 from fta.billing.invoices.identity import Party
@@ -15,6 +16,9 @@ FONT = "DejaVu"
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 _COLUMNS = (80, 22, 32, 18, 30)  # mm; 182 = A4 width less the margins
 _LINE = 5.0
+# PDF/A needs an OutputIntent naming the colour space the page colours mean: sRGB.
+SRGB_PROFILE = Path(__file__).with_name("sRGB.icc")
+SRGB = "sRGB IEC61966-2.1"
 
 
 def _load_fonts(pdf: FPDF, font_dir: str) -> None:
@@ -56,12 +60,22 @@ def render(document: Document, font_dir: str) -> bytes:
     pdf.set_author(document.seller.name)
     pdf.set_lang("fr-FR")
     pdf.set_creation_date(document.issued_at)
+    pdf.add_output_intent(
+        OutputIntentSubType.PDFA,
+        output_condition_identifier=SRGB,
+        output_condition=SRGB,
+        registry_name="http://www.color.org",
+        dest_output_profile=PDFICCProfile(
+            contents=SRGB_PROFILE.read_bytes(), n=3, alternate="DeviceRGB"
+        ),
+        info=SRGB,
+    )
     pdf.add_page()
 
     pdf.set_font(FONT, "B", 16)
     pdf.cell(0, 9, f"{document.title} n° {document.number}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(FONT, "", 10)
-    issued = french_date(document.issued_at.date())
+    issued = french_date(document.issued_on)
     pdf.cell(0, _LINE, f"Date d’émission : {issued}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     period = (
         f"Période de service : du {french_date(document.period_start)} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     LargeBinary,
+    Numeric,
     String,
     UniqueConstraint,
 )
@@ -62,11 +64,14 @@ class PayPalEvent(Base):
 
 
 class PayPalCatalogEntry(Base):
-    """Our plan `plan_code` as a PayPal product and billing plan at a given price."""
+    """Our plan `plan_code` as a PayPal product and billing plan at a given price, with the
+    VAT PayPal adds: French VAT for clients who pay it, none for those who do not (EU
+    businesses under reverse charge, clients outside the EU)."""
 
     __tablename__ = "paypal_catalog"
 
     plan_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tax_percent: Mapped[Decimal] = mapped_column(Numeric(5, 2), primary_key=True)
     product_id: Mapped[str] = mapped_column(String(64))
     paypal_plan_id: Mapped[str] = mapped_column(String(64), unique=True)
     price_cents: Mapped[int] = mapped_column(Integer)
@@ -85,6 +90,10 @@ class Subscription(Base):
     paypal_status: Mapped[str] = mapped_column(String(32))
     # The subscription as PayPal last showed it: what `status` was derived from.
     last_state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # What each of its payments must be: this price before tax, plus this VAT (the PayPal
+    # plan's when the subscription was made). A sale that differs is not invoiced.
+    price_ht_cents: Mapped[int | None] = mapped_column(Integer)
+    tax_percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -1,0 +1,257 @@
+"""Factur-X as a French Plateforme Agréée receives it: documents issued through the service,
+for every kind of client, pass the EN 16931 XSD, the EN 16931 schematron and the French BR-FR
+schematron; the PDF is a PDF/A-3 with an sRGB OutputIntent whose Info and XMP agree."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from decimal import Decimal
+from io import BytesIO
+
+import facturx
+import pytest
+from fastapi.testclient import TestClient
+from lxml import etree
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from fta.billing.invoices import (
+    ClientIdentity,
+    CustomerType,
+    Line,
+    Period,
+    issue_credit_note,
+    issue_invoice,
+    service,
+)
+from fta.billing.invoices import facturx as fx
+from fta.billing.invoices.document import Document
+from fta.billing.invoices.models import Invoice
+from fta.db import session_scope
+from fta.settings import get_settings
+from tests.support.api import sign_up
+from tests.support.facturx_rules import problems
+from tests.support.seller import fictional_siren, french_vat
+
+CLIENT_SIREN = fictional_siren("90000005")
+FRENCH_PRIVATE = ClientIdentity(
+    name="Élodie Fournier",
+    address_lines=("12 rue de l’Église",),
+    postcode="13001",
+    city="Marseille",
+    country="FR",
+)
+FRENCH_BUSINESS = ClientIdentity(
+    name="Quantique Façades SARL",
+    address_lines=("8 avenue Foch", "Bâtiment B"),
+    postcode="69006",
+    city="Lyon",
+    country="FR",
+    siren=CLIENT_SIREN,
+    vat_number=french_vat(CLIENT_SIREN),
+    customer_type=CustomerType.BUSINESS,
+)
+EU_BUSINESS = ClientIdentity(
+    name="Rechenwerk GmbH",
+    address_lines=("Hauptstraße 5",),
+    postcode="10115",
+    city="Berlin",
+    country="DE",
+    vat_number="DE136695976",
+    customer_type=CustomerType.BUSINESS,
+)
+NON_EU_BUSINESS = ClientIdentity(
+    name="Lattice Quant LLC",
+    address_lines=("200 Park Avenue",),
+    postcode="10166",
+    city="New York",
+    country="US",
+    vat_number="12-3456789",
+    customer_type=CustomerType.BUSINESS,
+)
+NON_EU_PRIVATE = ClientIdentity(
+    name="Ada Okafor",
+    address_lines=("4 King Street",),
+    postcode="M5H 1A1",
+    city="Toronto",
+    country="CA",
+)
+PERIOD = Period(date(2026, 11, 1), date(2026, 11, 30))
+SUBSCRIPTION = [Line("Abonnement Pro — novembre 2026", Decimal(1), Decimal("24.9917"))]
+USAGE = [
+    Line("Abonnement Pro — novembre 2026", Decimal(1), Decimal("24.9917")),
+    Line("Dépassement CPU (heures)", Decimal("3.3333"), Decimal("0.0450")),
+    Line("Stockage supplémentaire (Go·mois)", Decimal("12.5"), Decimal("0.0200")),
+    Line("Bots en dry-run supplémentaires", Decimal(2), Decimal("4.1667")),
+]
+_CII = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+}
+_XMP = {
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "pdf": "http://ns.adobe.com/pdf/1.3/",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "pdfaid": "http://www.aiim.org/pdfa/ns/id/",
+}
+
+
+@pytest.fixture
+def tenant(http: TestClient) -> str:
+    return sign_up(http, "Factur-X").tenant_id
+
+
+@pytest.fixture
+def documents(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Document]]:
+    """Every Document the service renders, by number: what a consumer's XML is built from."""
+    rendered: dict[str, Document] = {}
+    render = service.pdf.render
+
+    def spy(document: Document, font_dir: str) -> bytes:
+        rendered[document.number] = document
+        return render(document, font_dir)
+
+    monkeypatch.setattr(service.pdf, "render", spy)
+    yield rendered
+
+
+def _invoice(tenant_id: str, client: ClientIdentity, lines: list[Line], **paid: object) -> Invoice:
+    with session_scope() as session:
+        return issue_invoice(
+            session,
+            tenant_id=tenant_id,
+            lines=lines,
+            period=PERIOD,
+            client=client,
+            **paid,  # type: ignore[arg-type]
+        )
+
+
+def _credit(invoice: Invoice, lines: list[Line] | None = None) -> Invoice:
+    with session_scope() as session:
+        return issue_credit_note(
+            session, invoice_id=invoice.id, reason="résiliation en cours de mois", lines=lines
+        )
+
+
+def _paid() -> dict[str, object]:
+    return {"payment_ref": f"PAY-{uuid.uuid4().hex[:12]}", "paid_on": date(2026, 11, 3)}
+
+
+def _pdf(invoice: Invoice) -> bytes:
+    with session_scope() as session:
+        return session.execute(select(Invoice.pdf).where(Invoice.id == invoice.id)).scalar_one()
+
+
+def _embedded_xml(invoice: Invoice) -> bytes:
+    assert invoice.facturx, f"{invoice.number} should carry Factur-X"
+    _name, xml = facturx.get_xml_from_pdf(_pdf(invoice), check_xsd=False)
+    assert xml, f"{invoice.number} embeds no Factur-X XML"
+    return bytes(xml)
+
+
+def _assert_accepted(xml: bytes) -> None:
+    found = problems(xml)
+    assert not found, "\n".join(found)
+
+
+def _notes(xml: bytes) -> dict[str, str]:
+    root = etree.fromstring(xml)
+    return {
+        note.findtext("ram:SubjectCode", namespaces=_CII): note.findtext(
+            "ram:Content", namespaces=_CII
+        )
+        for note in root.iterfind("rsm:ExchangedDocument/ram:IncludedNote", _CII)
+        if note.find("ram:SubjectCode", _CII) is not None
+    }
+
+
+Issue = Callable[[str], Invoice]
+BUSINESS_CASES: dict[str, Issue] = {
+    "french business": lambda t: _invoice(t, FRENCH_BUSINESS, SUBSCRIPTION),
+    "french business, paid": lambda t: _invoice(t, FRENCH_BUSINESS, SUBSCRIPTION, **_paid()),
+    "EU business, reverse charge": lambda t: _invoice(t, EU_BUSINESS, SUBSCRIPTION),
+    "non-EU business": lambda t: _invoice(t, NON_EU_BUSINESS, SUBSCRIPTION, **_paid()),
+    "usage, several lines": lambda t: _invoice(t, FRENCH_BUSINESS, USAGE),
+    "full credit note": lambda t: _credit(_invoice(t, FRENCH_BUSINESS, USAGE, **_paid())),
+    "partial credit note": lambda t: _credit(_invoice(t, EU_BUSINESS, USAGE), USAGE[1:3]),
+}
+
+
+@pytest.mark.parametrize("case", list(BUSINESS_CASES))
+def test_business_documents_pass_xsd_en16931_and_french_rules(tenant: str, case: str) -> None:
+    _assert_accepted(_embedded_xml(BUSINESS_CASES[case](tenant)))
+
+
+@pytest.mark.parametrize(
+    ("client", "lines"),
+    [(FRENCH_PRIVATE, SUBSCRIPTION), (NON_EU_PRIVATE, USAGE)],
+    ids=["french consumer", "non-EU consumer"],
+)
+def test_consumer_documents_stay_plain_pdfs_but_their_xml_passes_the_rules(
+    tenant: str, documents: dict[str, Document], client: ClientIdentity, lines: list[Line]
+) -> None:
+    invoice = _invoice(tenant, client, lines, **_paid())
+    note = _credit(invoice)
+    for issued in (invoice, note):
+        # B2C sales are e-reported, not exchanged: the PDF carries no XML.
+        assert not issued.facturx
+        _assert_accepted(fx.build_xml(documents[issued.number]))
+
+
+def test_the_coded_notes_carry_the_invoice_s_own_mentions(tenant: str) -> None:
+    notes = _notes(_embedded_xml(_invoice(tenant, FRENCH_BUSINESS, SUBSCRIPTION)))
+    assert get_settings().invoice_late_penalty in notes["PMD"]
+    assert "40 €" in notes["PMT"]
+    assert notes["AAB"] == "Pas d’escompte pour paiement anticipé"
+    assert notes["BAR"] == "B2B"
+    abroad = _notes(_embedded_xml(_invoice(tenant, NON_EU_BUSINESS, SUBSCRIPTION)))
+    assert abroad["BAR"] == "B2BINT"
+
+
+def test_the_factur_x_pdf_is_pdf_a_3b_with_srgb_and_agreeing_metadata(tenant: str) -> None:
+    invoice = _invoice(tenant, FRENCH_BUSINESS, USAGE)
+    reader = PdfReader(BytesIO(_pdf(invoice)))
+    root = reader.trailer["/Root"]
+
+    intents = root["/OutputIntents"]
+    assert len(intents) == 1
+    intent = intents[0].get_object()
+    assert intent["/S"] == "/GTS_PDFA1"
+    assert intent["/OutputConditionIdentifier"] == "sRGB IEC61966-2.1"
+    profile = intent["/DestOutputProfile"].get_object()
+    icc = profile.get_data()
+    assert profile["/N"] == 3
+    assert (icc[12:16], icc[16:20], icc[36:40]) == (b"mntr", b"RGB ", b"acsp")
+    assert b"sRGB" in icc
+
+    xmp = etree.fromstring(root["/Metadata"].get_object().get_data())
+
+    def xmp_text(path: str) -> str:
+        values = xmp.xpath(f"//{path}//text()[normalize-space()]", namespaces=_XMP)
+        assert len(values) == 1, f"{path}: {values}"
+        return str(values[0]).strip()
+
+    assert xmp_text("pdfaid:part") == "3"
+    assert xmp_text("pdfaid:conformance") == "B"
+    info = reader.metadata
+    assert info is not None
+    pairs = {
+        "/Title": "dc:title",
+        "/Author": "dc:creator",
+        "/Subject": "dc:description",
+        "/Keywords": "pdf:Keywords",
+        "/Producer": "pdf:Producer",
+        "/Creator": "xmp:CreatorTool",
+    }
+    for key, path in pairs.items():
+        assert info[key] == xmp_text(path), key
+    assert info["/Title"] == f"Facture {invoice.number}"
+    # The same instants, the issue's, written the PDF way and the XMP way.
+    issued = invoice.issued_at.replace(microsecond=0)
+    assert info.creation_date == info.modification_date == issued
+    for path in ("xmp:CreateDate", "xmp:ModifyDate"):
+        assert xmp_text(path) == issued.strftime("%Y-%m-%dT%H:%M:%S+00:00")
