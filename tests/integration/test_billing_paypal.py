@@ -63,8 +63,11 @@ def api(app_settings: None, paypal: PayPal) -> Iterator[TestClient]:
 
 
 def subscribe(api: TestClient, standin: PayPalStandin, plan: str = "pro") -> tuple[Client, str]:
-    """A new tenant with a pending subscription; returns it and the approval URL."""
+    """A new tenant (a private client in France) with a pending subscription; returns it and
+    the approval URL."""
     client = sign_up(api, "Payer")
+    saved = api.put("/api/v1/billing/identity", json=IDENTITY, headers=client.auth)
+    assert saved.status_code == 200, saved.text
     answer = api.post("/api/v1/billing/subscription", json={"plan": plan}, headers=client.auth)
     assert answer.status_code == 201, answer.text
     approval_url = answer.json()["approval_url"]
@@ -87,36 +90,43 @@ def fetches_of(standin: PayPalStandin, subscription_id: str) -> int:
 
 def test_catalog_sync_is_idempotent(standin: PayPalStandin, paypal: PayPal) -> None:
     with session_scope() as session:
-        first = {
-            e.plan_code: (e.product_id, e.paypal_plan_id)
-            for e in sync_catalog(session, paypal.client)
-        }
+        entries = sync_catalog(session, paypal.client)
+        first = {e.plan_code: (e.product_id, e.paypal_plan_id) for e in entries if e.tax_percent}
+        untaxed = {e.plan_code: e.paypal_plan_id for e in entries if not e.tax_percent}
     assert {"starter", "pro"} <= set(first)
+    # The same product, sold without VAT to clients who account for it themselves.
+    assert set(untaxed) == set(first)
+    assert standin.plans[untaxed["pro"]]["product_id"] == first["pro"][0]
+    assert standin.plans[untaxed["pro"]]["taxes"] == {"percentage": "0.00", "inclusive": False}
     products, plans = len(standin.products), len(standin.plans)
     posts = [s for s in standin.seen("/v1/") if s.method == "POST"]
     with session_scope() as session:
         again = {
             e.plan_code: (e.product_id, e.paypal_plan_id)
             for e in sync_catalog(session, paypal.client)
+            if e.tax_percent
         }
     assert again == first
     assert (len(standin.products), len(standin.plans)) == (products, plans)
     assert [s for s in standin.seen("/v1/") if s.method == "POST"] == posts
     pro = standin.plans[first["pro"][1]]
     assert pro["billing_cycles"][0]["pricing_scheme"]["fixed_price"]["currency_code"] == "EUR"
-    assert pro["taxes"] == {"percentage": "20", "inclusive": False}
+    assert pro["taxes"] == {"percentage": "20.00", "inclusive": False}
 
     # A new price: a new PayPal plan of the same product (rolled back afterwards).
     with session_scope() as session:
         session.execute(update(Plan).where(Plan.code == "pro").values(price_ht_cents=12345))
-        entry = {e.plan_code: e for e in sync_catalog(session, paypal.client)}["pro"]
+        entry = {
+            e.plan_code: e for e in sync_catalog(session, paypal.client) if e.tax_percent
+        }["pro"]
         assert entry.product_id == first["pro"][0]
         assert entry.paypal_plan_id != first["pro"][1]
         price = standin.plans[entry.paypal_plan_id]["billing_cycles"][0]["pricing_scheme"]
         assert price["fixed_price"]["value"] == "123.45"
         session.rollback()
     with session_scope() as session:
-        assert session.get_one(PayPalCatalogEntry, "pro").paypal_plan_id == first["pro"][1]
+        entry = session.get_one(PayPalCatalogEntry, ("pro", Decimal("20.00")))
+        assert entry.paypal_plan_id == first["pro"][1]
 
 
 def test_subscribe_approve_and_return_activates(api: TestClient, standin: PayPalStandin) -> None:
@@ -158,6 +168,7 @@ def test_return_and_subscription_refusals(api: TestClient, standin: PayPalStandi
 
 def test_an_unconfigured_paypal_is_a_clear_503(http: TestClient) -> None:
     client = sign_up(http, "Early")
+    assert http.put("/api/v1/billing/identity", json=IDENTITY, headers=client.auth).is_success
     answer = http.post("/api/v1/billing/subscription", json={"plan": "pro"}, headers=client.auth)
     assert answer.status_code == 503 and answer.headers["content-type"] == PROBLEM
     assert "FTA_PAYPAL_CLIENT_ID" in answer.json()["detail"]
@@ -305,8 +316,7 @@ def test_the_stream_twice_and_shuffled_ends_in_the_same_state(
     for client in (a_client, b_client):
         saved = api.put("/api/v1/billing/identity", json=IDENTITY, headers=client.auth)
         assert saved.status_code == 200, saved.text
-    with session_scope() as session:
-        invoice_payments(session, utcnow())
+    invoice_payments(session_scope, utcnow())
     assert (
         documents(a_client)
         == documents(b_client)
@@ -318,8 +328,8 @@ def test_the_stream_twice_and_shuffled_ends_in_the_same_state(
     )
     with session_scope() as session:
         assert not [p for p in payments_to_invoice(session) if p.tenant_id in tenants]
-        # Another round issues nothing more for them.
-        invoice_payments(session, utcnow())
+    # Another round issues nothing more for them.
+    invoice_payments(session_scope, utcnow())
     assert len(documents(a_client)) == 3
 
 

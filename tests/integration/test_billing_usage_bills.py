@@ -129,14 +129,14 @@ def test_a_closed_months_overage_is_invoiced_and_sent_once(
     light = paying_client(http, Decimal("0.5"))
     with session_scope() as session:
         metering.close_period(session, PERIOD, NOW, timedelta(hours=48))
-        bill_closed_months(session, NOW)
-    # 2 CPU-hours over at 0.50, plus 2 GB·h of RAM × 2/3 at 0.01: 1.0133… → 1.01 EUR HT.
+    bill_closed_months(session_scope, NOW)
+    # 2 CPU-hours over at 0.50 (1.00), plus 2 GB·h of RAM × 2/3 at 0.01 (0.01): 1.01 EUR HT.
     ((amount, number, ttc, sent),) = bills_of(heavy)
     assert (amount, ttc, sent) == (101, 121, False) and number is not None
     assert bills_of(light) == [(0, None, None, False)]
 
+    bill_closed_months(session_scope, NOW)  # again: nothing new
     with session_scope() as session:
-        bill_closed_months(session, NOW)  # again: nothing new
         send_usage_bills(session, api, NOW)
     assert bills_of(heavy) == [(101, number, 121, True)]
     with session_scope() as session:
@@ -147,7 +147,10 @@ def test_a_closed_months_overage_is_invoiced_and_sent_once(
         send_usage_bills(session, api, NOW)  # sent bills are not sent again
     sent = api.client.get_invoice(paypal_id)
     assert sent["status"] == "SENT" and sent["detail"]["invoice_number"] == number
-    assert sent["items"][0]["unit_amount"] == {"currency_code": "EUR", "value": "1.01"}
+    assert [(item["quantity"], item["unit_amount"]["value"]) for item in sent["items"]] == [
+        ("2.0000", "0.50"),
+        ("1.3333", "0.01"),
+    ]
 
     # Paid on PayPal: the next round records it.
     with session_scope() as session:

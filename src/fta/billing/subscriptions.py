@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from fta.accounts.models import Tenant
 from fta.audit import service as audit
 from fta.billing.access import BillingStatus, apply_billing_state
+from fta.billing.invoices.identity import check_client, client_from_tenant
+from fta.billing.invoices.vat import FRENCH_RATE, ZERO_RATE, treatment
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import PayPalClient, PayPalError
 from fta.billing.paypal.models import (
@@ -37,15 +39,13 @@ from fta.billing.paypal.models import (
 from fta.billing.paypal.payments import MalformedResource, record_payment, sale_subscription_id
 from fta.billing.paypal.webhooks import WebhookRefused
 from fta.db import utcnow
-from fta.errors import Conflict, DomainError, NotFound
+from fta.errors import Conflict, DomainError, Invalid, NotFound
 from fta.plans.models import Plan
 from fta.plans.service import change_plan
 
 log = logging.getLogger(__name__)
 
 CURRENCY = "EUR"
-# PayPal adds French VAT on top of the plan's price (stored before tax).
-VAT_PERCENT = Decimal("20")
 SUBSCRIPTION_EVENTS = frozenset(
     {
         "BILLING.SUBSCRIPTION.CREATED",
@@ -153,49 +153,68 @@ def refresh_subscription(
 
 
 def sync_catalog(session: Session, client: PayPalClient) -> list[PayPalCatalogEntry]:
-    """Makes every paid, active plan a PayPal product and plan at its current price.
+    """Makes every paid, active plan a PayPal product with two PayPal plans at its current
+    price: one adding French VAT, one adding none (reverse charge, clients outside the EU).
 
     Idempotent: an entry whose plan PayPal still has at that price is left alone; a changed
     price gets a new PayPal plan (existing subscriptions keep theirs); an entry PayPal no
-    longer knows (another environment) is made again. Request ids are derived from the plan
-    and price, so a sync cut short and run again creates nothing twice.
+    longer knows (another environment) is made again. Request ids are derived from the plan,
+    price and VAT, so a sync cut short and run again creates nothing twice.
     """
     plans = session.scalars(
         select(Plan).where(Plan.active.is_(True), Plan.price_ht_cents > 0).order_by(Plan.code)
     ).all()
-    return [_sync_plan(session, client, plan) for plan in plans]
+    return [
+        _sync_plan(session, client, plan, tax) for plan in plans for tax in (FRENCH_RATE, ZERO_RATE)
+    ]
 
 
-def _sync_plan(session: Session, client: PayPalClient, plan: Plan) -> PayPalCatalogEntry:
-    entry = session.get(PayPalCatalogEntry, plan.code, with_for_update=True)
+def _sync_plan(
+    session: Session, client: PayPalClient, plan: Plan, tax_percent: Decimal
+) -> PayPalCatalogEntry:
+    entry = session.get(PayPalCatalogEntry, (plan.code, tax_percent), with_for_update=True)
     stale = entry is None or not _paypal_has_plan(client, entry.paypal_plan_id)
     if entry is not None and not stale and entry.price_cents == plan.price_ht_cents:
         return entry
-    if entry is None or stale:
-        environment = hashlib.sha256(client.base_url.encode()).hexdigest()[:16]
-        product = client.create_product(
-            name=f"fta {plan.name}",
-            description=f"Hosted Freqtrade, plan {plan.name}",
-            request_id=f"fta-product-{plan.code}-{environment}",
-        )
-        product_id = str(product["id"])
-    else:
-        product_id = entry.product_id
+    product_id = _product_id(session, client, plan, entry if not stale else None)
+    tax_tag = "vat" if tax_percent else "novat"
     created = client.create_plan(
         product_id=product_id,
-        name=f"fta {plan.name} monthly",
+        name=f"fta {plan.name} monthly" + ("" if tax_percent else " (VAT not charged)"),
         price=Decimal(plan.price_ht_cents) / 100,
         currency=CURRENCY,
-        tax_percent=VAT_PERCENT,
-        request_id=f"fta-plan-{plan.code}-{plan.price_ht_cents}-{product_id}",
+        tax_percent=tax_percent,
+        request_id=f"fta-plan-{plan.code}-{plan.price_ht_cents}-{tax_tag}-{product_id}",
     )
     if entry is None:
-        entry = PayPalCatalogEntry(plan_code=plan.code)
+        entry = PayPalCatalogEntry(plan_code=plan.code, tax_percent=tax_percent)
         session.add(entry)
     entry.product_id, entry.paypal_plan_id = product_id, str(created["id"])
     entry.price_cents, entry.currency, entry.synced_at = plan.price_ht_cents, CURRENCY, utcnow()
     session.flush()
     return entry
+
+
+def _product_id(
+    session: Session, client: PayPalClient, plan: Plan, entry: PayPalCatalogEntry | None
+) -> str:
+    """The plan's PayPal product: the entry's, a sibling entry's still known to PayPal, or a
+    new one (its request id is the same for the same plan and PayPal environment)."""
+    if entry is not None:
+        return entry.product_id
+    siblings = session.scalars(
+        select(PayPalCatalogEntry).where(PayPalCatalogEntry.plan_code == plan.code)
+    ).all()
+    for sibling in siblings:
+        if _paypal_has_plan(client, sibling.paypal_plan_id):
+            return sibling.product_id
+    environment = hashlib.sha256(client.base_url.encode()).hexdigest()[:16]
+    product = client.create_product(
+        name=f"fta {plan.name}",
+        description=f"Hosted Freqtrade, plan {plan.name}",
+        request_id=f"fta-product-{plan.code}-{environment}",
+    )
+    return str(product["id"])
 
 
 def _paypal_has_plan(client: PayPalClient, paypal_plan_id: str) -> bool:
@@ -228,7 +247,8 @@ def start_subscription(session: Session, paypal: PayPal, tenant_id: str, plan_co
     ).first()
     if current is not None:
         raise Conflict(f"you already subscribe to plan {plan_code!r}")
-    entry = _sync_plan(session, paypal.client, plan)
+    tax_percent = _tax_percent_for(session, tenant_id)
+    entry = _sync_plan(session, paypal.client, plan, tax_percent)
     now = utcnow()
     created = paypal.client.create_subscription(
         plan_id=entry.paypal_plan_id,
@@ -248,6 +268,8 @@ def start_subscription(session: Session, paypal: PayPal, tenant_id: str, plan_co
             tenant_id=tenant_id,
             paypal_subscription_id=str(created["id"])[:64],
             plan_code=plan_code,
+            price_ht_cents=entry.price_cents,
+            tax_percent=entry.tax_percent,
             status=status_from_paypal(created),
             paypal_status=str(created.get("status", ""))[:32],
             last_state=created,
@@ -264,6 +286,19 @@ def start_subscription(session: Session, paypal: PayPal, tenant_id: str, plan_co
     )
     session.flush()
     return approval
+
+
+def _tax_percent_for(session: Session, tenant_id: str) -> Decimal:
+    """The VAT PayPal must add for this client: it depends on who the client is, so the
+    billing identity comes first."""
+    try:
+        client = check_client(client_from_tenant(session.get_one(Tenant, tenant_id)))
+    except Invalid as error:
+        raise Conflict(
+            "complete your billing identity first (PUT /api/v1/billing/identity): the VAT "
+            f"PayPal charges depends on it ({error.detail})"
+        ) from None
+    return treatment(client).rate
 
 
 def confirm_return(

@@ -1,17 +1,18 @@
 """Billing a closed month's overage: our invoice for it (`fta.billing.usage_collection`
 then collects it through PayPal).
 
-Run by the worker's billing round, after months close. Each (tenant, month) gets one
-`usage_bills` row, in the transaction that issues its invoice (its primary key makes a
-second worker's attempt fail): a month without overage is recorded at zero and never looked
-at again.
+Run by the worker's billing round, after months close, each month of each tenant in a
+transaction of its own (`fta.billing.items`). Each (tenant, month) gets one `usage_bills`
+row, in the transaction that issues its invoice: a month without overage is recorded at zero
+and never looked at again. The invoice has one line per metered quantity, priced with the
+plan and rates the month was opened with.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,22 +20,25 @@ from sqlalchemy.orm import Session
 from fta.accounts.models import Tenant
 from fta.billing.access import BillingStatus
 from fta.billing.invoices.identity import client_from_tenant
-from fta.billing.invoices.money import Line
+from fta.billing.invoices.money import MAX_SCALE, Line, decimal_fr
 from fta.billing.invoices.service import issue_invoice
-from fta.billing.metering import usage_summary
+from fta.billing.items import Item, UnitOfWork, process_items, waiting
+from fta.billing.metering import UsageSummary, usage_summary
 from fta.billing.models import UsageBill, UsagePeriod
 from fta.billing.periods import period_end, period_start
-from fta.errors import Invalid
 
-log = logging.getLogger(__name__)
-
-HUNDRED = Decimal(100)
+KEY_PREFIX = "usage-month:"
+QUANTITY_PLACES = Decimal(1).scaleb(-MAX_SCALE)
 
 
-def bill_closed_months(session: Session, now: datetime) -> list[str]:
-    """Issues an invoice for every closed month with overage not billed yet (trial months
-    excepted: the trial's allowance is all it gets); returns the numbers issued."""
-    due = session.execute(
+@dataclass(frozen=True)
+class DueMonth(Item):
+    period: str
+
+
+def months_due(session: Session) -> list[DueMonth]:
+    """Closed months not billed yet and not in quarantine, oldest first."""
+    rows = session.execute(
         select(UsagePeriod.tenant_id, UsagePeriod.period)
         .outerjoin(
             UsageBill,
@@ -44,48 +48,109 @@ def bill_closed_months(session: Session, now: datetime) -> list[str]:
         .where(UsagePeriod.closed_at.is_not(None), UsageBill.tenant_id.is_(None))
         .order_by(UsagePeriod.period, UsagePeriod.tenant_id)
     ).all()
-    issued = []
-    for tenant_id, period in due:
-        try:
-            with session.begin_nested():
-                number = _bill(session, session.get_one(Tenant, tenant_id), period, now)
-        except Invalid as error:
-            log.warning("usage of %s for %s not billed yet: %s", tenant_id, period, error)
-            continue
-        if number:
-            issued.append(number)
-    return issued
+    due = [DueMonth(f"{KEY_PREFIX}{tenant}:{period}", tenant, period) for tenant, period in rows]
+    return waiting(due, session, KEY_PREFIX)
 
 
-def _bill(session: Session, tenant: Tenant, period: str, now: datetime) -> str | None:
-    summary = usage_summary(session, tenant, period, now)
-    amount = summary.overage.amount_eur
-    if amount <= 0 or tenant.billing_status == BillingStatus.TRIALING:
-        session.add(UsageBill(tenant_id=tenant.id, period=period, amount_ht_cents=0))
-        return None
-    over = summary.overage
-    line = Line(
-        description=(
-            f"Consommation au-delà du forfait {summary.plan.name}, {period} : "
-            f"{over.cpu_hours:.2f} h CPU, {over.ram_gb_hours:.2f} Go·h de RAM, "
-            f"{over.job_minutes:.0f} min de tâches"
-        ),
-        quantity=Decimal(1),
-        unit_price_ht=amount,
+def bill_closed_months(unit: UnitOfWork, now: datetime) -> list[str]:
+    """Issues an invoice for every closed month with overage not billed yet (trial months
+    excepted: the trial's allowance is all it gets), each in its own transaction; returns
+    the numbers issued."""
+    with unit() as session:
+        due = months_due(session)
+    return process_items(unit, due, lambda session, item: bill_month(session, item, now), now)
+
+
+def bill_month(session: Session, item: DueMonth, now: datetime) -> str | None:
+    """Bills one closed month; None when it has no overage, or another worker has it."""
+    tenant_id = str(item.tenant_id)
+    held = session.scalar(
+        select(UsagePeriod.period)
+        .where(UsagePeriod.tenant_id == tenant_id, UsagePeriod.period == item.period)
+        .with_for_update(skip_locked=True)
     )
+    if held is None or session.get(UsageBill, (tenant_id, item.period)) is not None:
+        return None
+    tenant = session.get_one(Tenant, tenant_id)
+    summary = usage_summary(session, tenant, item.period, now)
+    lines = usage_lines(summary)
+    if not lines or tenant.billing_status == BillingStatus.TRIALING:
+        session.add(UsageBill(tenant_id=tenant.id, period=item.period, amount_ht_cents=0))
+        return None
+    start = period_start(item.period).date()
+    last_day = period_end(item.period).date() - timedelta(days=1)
     invoice = issue_invoice(
         session,
         tenant_id=tenant.id,
-        lines=[line],
-        period=(period_start(period).date(), period_end(period).date()),
+        lines=lines,
+        period=(start, last_day),
         client=client_from_tenant(tenant),
     )
     session.add(
         UsageBill(
             tenant_id=tenant.id,
-            period=period,
-            amount_ht_cents=int(amount * HUNDRED),
+            period=item.period,
+            amount_ht_cents=invoice.total_ht_cents,
             invoice_id=invoice.id,
         )
     )
     return invoice.number
+
+
+def usage_lines(summary: UsageSummary) -> list[Line]:
+    """One line per metered quantity billed beyond the plan: what was used, what the plan
+    includes, and the quantity billed at its unit price. Quantities with nothing to bill get
+    no line."""
+    plan, used, over = summary.plan, summary.consumption, summary.overage
+    month = summary.period
+    share = over.cpu_hours / used.cpu_hours if used.cpu_hours else Decimal(0)
+    candidates = [
+        (
+            f"Heures CPU au-delà du forfait {plan.name}, {month} : "
+            f"{decimal_fr(_shown(used.cpu_hours))} h consommées, "
+            f"{decimal_fr(_shown(summary.included_cpu_hours))} h incluses",
+            over.cpu_hours,
+            plan.overage_cpu_hour_eur,
+            "h",
+        ),
+        (
+            f"Mémoire (Go·h) au-delà du forfait {plan.name}, {month} : "
+            f"{decimal_fr(_shown(used.ram_gb_hours))} Go·h consommés, dont la part au-delà "
+            f"du forfait ({decimal_fr(_shown(share * 100))} %)",
+            over.ram_gb_hours,
+            plan.overage_ram_gb_hour_eur,
+            "Go·h",
+        ),
+        (
+            f"Minutes de tâches au-delà du forfait {plan.name}, {month} : "
+            f"{decimal_fr(_shown(used.job_minutes))} min consommées, dont la part au-delà "
+            f"du forfait ({decimal_fr(_shown(share * 100))} %)",
+            over.job_minutes,
+            plan.overage_job_minute_eur,
+            "min",
+        ),
+    ]
+    lines = []
+    for description, quantity, rate, unit in candidates:
+        line = _priced(description, quantity, rate, unit)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _shown(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _priced(description: str, quantity: Decimal, rate: Decimal, unit: str) -> Line | None:
+    """The line, or None if it bills less than half a cent. A rate finer than the 4
+    decimals an invoice line's unit price holds is stated per 10, 100... units."""
+    per = 1
+    while rate.normalize().as_tuple().exponent < -MAX_SCALE:  # type: ignore[operator]
+        rate, per = rate * 10, per * 10
+    quantity = (quantity / per).quantize(QUANTITY_PLACES, ROUND_HALF_UP)
+    if (quantity * rate).quantize(Decimal("0.01"), ROUND_HALF_UP) <= 0:
+        return None
+    if per > 1:
+        description += f" — prix par {per} {unit}"
+    return Line(description, quantity, rate.normalize())

@@ -89,8 +89,7 @@ class Worker:
         reconcile(self.runner, in_flight)
 
     def billing_round(self) -> None:
-        with session_scope() as session:
-            billing_round(session, utcnow())
+        billing_round(session_scope, utcnow())
 
     def release_networks(self) -> list[str]:
         """Removes the networks that tenants do not use and frees their slots."""

@@ -92,6 +92,22 @@ def quarantined_keys(session: Session, prefix: str) -> frozenset[str]:
     )
 
 
+def settle(session: Session, key: str, now: datetime) -> None:
+    """Closes the open non-blocking alert about `key`: its item went through after all."""
+    alert = session.scalar(
+        select(BillingAlert)
+        .where(
+            BillingAlert.key == key,
+            BillingAlert.blocking.is_(False),
+            BillingAlert.resolved_at.is_(None),
+        )
+        .with_for_update()
+    )
+    if alert is not None:
+        alert.resolved_at, alert.resolved_by = now, "billing"
+        alert.resolution = "done at a later billing round"
+
+
 def open_alerts(session: Session, tenant_id: str | None = None) -> list[BillingAlert]:
     query = select(BillingAlert).where(BillingAlert.resolved_at.is_(None))
     if tenant_id is not None:

@@ -107,19 +107,22 @@ def record_payment(session: Session, kind: PaymentKind, resource: dict[str, Any]
     )
 
 
-def payments_to_invoice(session: Session) -> list[PaymentToInvoice]:
-    """Payments of our subscriptions not invoiced yet, oldest first, sales before the refunds
-    of the same moment. Rows are locked (others skip them) until the caller's transaction
-    ends: call `mark_invoiced` for each one invoiced in that transaction."""
+def payments_to_invoice(session: Session, only: int | None = None) -> list[PaymentToInvoice]:
+    """Payments of our subscriptions not invoiced yet (or just payment `only`), oldest first,
+    sales before the refunds of the same moment. Rows are locked (others skip them) until the
+    caller's transaction ends: call `mark_invoiced` for each one invoiced in that transaction."""
     sale = aliased(Payment)
-    rows = session.execute(
+    query = (
         select(Payment, sale.id, Subscription)
         .join(sale, (sale.sale_id == Payment.sale_id) & (sale.kind == PaymentKind.SALE))
         .join(Subscription, Subscription.paypal_subscription_id == sale.paypal_subscription_id)
         .where(Payment.invoiced_at.is_(None))
         .order_by(Payment.occurred_at, Payment.kind.desc(), Payment.id)
         .with_for_update(of=Payment, skip_locked=True)
-    ).all()
+    )
+    if only is not None:
+        query = query.where(Payment.id == only)
+    rows = session.execute(query).all()
     return [
         PaymentToInvoice(
             payment_id=payment.id,
