@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     invoice_payment_days: Annotated[int, Field(ge=0, le=60)] = 30
     invoice_late_penalty: str = "trois fois le taux d’intérêt légal"
     invoice_font_dir: str = "/usr/share/fonts/truetype/dejavu"
+    # E-invoicing: how issued Factur-X invoices reach the operator's Plateforme Agréée (PA)
+    # (docs/billing.md, "Factur-X and the e-invoicing reform"). "none": kept in fta only;
+    # "directory": PDF and XML written to einvoice_outbox_dir for the PA's connector to
+    # collect; "api": uploaded to the PA's REST endpoint einvoice_pa_url with the bearer
+    # token einvoice_pa_token.
+    einvoice_handoff: Literal["none", "directory", "api"] = "none"
+    einvoice_outbox_dir: str = "/var/lib/fta/einvoice-outbox"
+    einvoice_pa_url: str = ""
+    einvoice_pa_token: SecretStr = SecretStr("")
+    einvoice_pa_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 30.0
 
     # E-mail: the address clients reach the portal at (links in mails), the sender, and the
     # SMTP server the worker hands mail to (none: mail waits in the outbox, where

@@ -1,14 +1,16 @@
 """Factur-X as a French Plateforme Agréée receives it: documents issued through the service,
 for every kind of client, pass the EN 16931 XSD, the EN 16931 schematron and the French BR-FR
-schematron; the PDF is a PDF/A-3 with an sRGB OutputIntent whose Info and XMP agree."""
+schematron; the PDF is a PDF/A-3 with an sRGB OutputIntent whose Info and XMP agree; business
+documents are handed to the PA once, through an outbox folder or its REST API."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from io import BytesIO
+from pathlib import Path
 
 import facturx
 import pytest
@@ -17,6 +19,7 @@ from lxml import etree
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from fta.billing.alerts.service import open_alerts
 from fta.billing.invoices import (
     ClientIdentity,
     CustomerType,
@@ -28,11 +31,13 @@ from fta.billing.invoices import (
 )
 from fta.billing.invoices import facturx as fx
 from fta.billing.invoices.document import Document
+from fta.billing.invoices.handoff import DirectoryHandoff, InvoiceHandoff, hand_off_pending
 from fta.billing.invoices.models import Invoice
 from fta.db import session_scope
 from fta.settings import get_settings
 from tests.support.api import sign_up
 from tests.support.facturx_rules import problems
+from tests.support.pa_standin import PlatformStandin
 from tests.support.seller import fictional_siren, french_vat
 
 CLIENT_SIREN = fictional_siren("90000005")
@@ -255,3 +260,86 @@ def test_the_factur_x_pdf_is_pdf_a_3b_with_srgb_and_agreeing_metadata(tenant: st
     assert info.creation_date == info.modification_date == issued
     for path in ("xmp:CreateDate", "xmp:ModifyDate"):
         assert xmp_text(path) == issued.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+# -- hand-off to the Plateforme Agréée --------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, 6, tzinfo=UTC)
+
+
+def _drain(tmp_path: Path) -> None:
+    """Hands off whatever earlier tests issued, so that only this test's documents remain."""
+    outbox = DirectoryHandoff(tmp_path / "earlier")
+    while True:
+        with session_scope() as session:
+            if hand_off_pending(session, NOW, outbox) == 0:
+                return
+
+
+def _handed_off(invoice: Invoice) -> InvoiceHandoff | None:
+    with session_scope() as session:
+        return session.get(InvoiceHandoff, invoice.id)
+
+
+def test_the_outbox_gets_each_business_document_once(tenant: str, tmp_path: Path) -> None:
+    tenant_id = tenant
+    _drain(tmp_path)
+    invoice = _invoice(tenant_id, FRENCH_BUSINESS, USAGE)
+    note = _credit(invoice, USAGE[:1])
+    consumer = _invoice(tenant_id, FRENCH_PRIVATE, SUBSCRIPTION)
+    outbox = DirectoryHandoff(tmp_path / "outbox")
+    with session_scope() as session:
+        assert hand_off_pending(session, NOW, outbox) == 2
+    for document in (invoice, note):
+        pdf = (outbox.outbox / f"{document.number}.pdf").read_bytes()
+        assert pdf == _pdf(document)
+        assert (outbox.outbox / f"{document.number}.xml").read_bytes() == _embedded_xml(document)
+        recorded = _handed_off(document)
+        assert recorded is not None and recorded.mode == "directory"
+    # B2C sales are e-reported by the PA from the seller's data, not handed off as invoices.
+    assert not (outbox.outbox / f"{consumer.number}.pdf").exists()
+    assert _handed_off(consumer) is None
+    with session_scope() as session:
+        assert hand_off_pending(session, NOW, outbox) == 0
+        again = outbox.deliver(session.get_one(Invoice, invoice.id))
+    assert again.reference == str(outbox.outbox / f"{invoice.number}.pdf")
+    assert sorted(path.name for path in outbox.outbox.iterdir()) == sorted(
+        f"{d.number}.{ext}" for d in (invoice, note) for ext in ("pdf", "xml")
+    )
+
+
+def test_the_platform_api_is_retried_after_an_outage_and_the_alert_settled(
+    tenant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant_id = tenant
+    _drain(tmp_path)
+    invoice = _invoice(tenant_id, EU_BUSINESS, SUBSCRIPTION, **_paid())
+    token = "pa-token-for-tests"  # pragma: allowlist secret
+    with PlatformStandin(token) as platform:
+        monkeypatch.setenv("FTA_EINVOICE_HANDOFF", "api")
+        monkeypatch.setenv("FTA_EINVOICE_PA_URL", platform.url)
+        monkeypatch.setenv("FTA_EINVOICE_PA_TOKEN", token)
+        get_settings.cache_clear()
+        try:
+            platform.state.fail_next = True
+            with session_scope() as session:
+                assert hand_off_pending(session, NOW) == 0
+            key = f"einvoice-handoff:{invoice.number}"
+            with session_scope() as session:
+                alert = next(a for a in open_alerts(session, tenant_id) if a.key == key)
+                assert "HTTP 503" in alert.message
+            assert _handed_off(invoice) is None
+
+            with session_scope() as session:
+                assert hand_off_pending(session, NOW) == 1
+            with session_scope() as session:
+                assert key not in {a.key for a in open_alerts(session, tenant_id)}
+        finally:
+            monkeypatch.undo()
+            get_settings.cache_clear()
+        received = platform.state.documents[invoice.number]
+        assert received.pdf == _pdf(invoice)
+        assert received.xml == _embedded_xml(invoice)
+        recorded = _handed_off(invoice)
+        assert recorded is not None and (recorded.mode, recorded.receipt) == ("api", received.id)
+        assert platform.state.uploads == 2
