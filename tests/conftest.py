@@ -50,6 +50,8 @@ def app_settings(database_url: str) -> Iterator[None]:
         FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
         FTA_SIGNUP_MAX_PER_IP="10000",
         FTA_STRATEGY_UPLOADS_PER_WINDOW="10000",
+        FTA_PAYPAL_WEBHOOK_PER_ADDRESS_PER_MINUTE="10000",
+        FTA_PAYPAL_WEBHOOK_PER_MINUTE="100000",
         # A fictional seller: no invoice is issued without a legal identity.
         **SELLER_ENV,
     )

@@ -161,17 +161,22 @@ class Settings(BaseSettings):
     verification_mails_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
 
     # PayPal (REST, sandbox first): the API's base URL and app credentials, the id PayPal
-    # gave our webhook, the host that may serve webhook signing certificates (https only;
-    # "*.paypal.com" matches any subdomain), where buyers come back after approving a
-    # subscription, and the largest webhook body accepted.
+    # gave our webhook, where buyers come back after approving a subscription, and the
+    # largest webhook body accepted. Webhook signing certificates come only from PayPal's
+    # hosts and must chain to a root of paypal_cert_roots (a PEM file; empty: the system's).
+    # A delivery is accepted up to paypal_webhook_max_age_hours after PayPal sent it (PayPal
+    # retries for 3 days), and the endpoint answers 429 past its per-address and total rates.
     paypal_base_url: str = "https://api-m.sandbox.paypal.com"
     paypal_client_id: SecretStr = SecretStr("placeholder")
     paypal_client_secret: SecretStr = SecretStr("placeholder")
     paypal_webhook_id: str = "placeholder"
-    paypal_cert_host: str = "*.paypal.com"
+    paypal_cert_roots: str = ""
     paypal_return_url: str = "http://127.0.0.1:8080/api/v1/billing/return"
     paypal_cancel_url: str = "http://127.0.0.1:8080/"
     paypal_webhook_max_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
+    paypal_webhook_max_age_hours: Annotated[int, Field(ge=1, le=720)] = 96
+    paypal_webhook_per_address_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 60
+    paypal_webhook_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 600
 
     @field_validator("tenant_subnet_pool")
     @classmethod

@@ -46,7 +46,7 @@ def paypal(app_settings: None, standin: PayPalStandin) -> PayPal:
     http = standin.http_client()
     return PayPal(
         client=PayPalClient(standin.url, standin.client_id, standin.client_secret, http=http),
-        verifier=WebhookVerifier(standin.webhook_id, "127.0.0.1", http=http),
+        verifier=WebhookVerifier(standin.webhook_id, standin.certificate_trust(), http=http),
         return_url=RETURN_URL,
         cancel_url="https://fta.example.test/",
     )

@@ -48,7 +48,9 @@ def paypal(app_settings: None) -> Iterator[tuple[PayPalStandin, PayPal]]:
                 client=PayPalClient(
                     standin.url, standin.client_id, standin.client_secret, http=http
                 ),
-                verifier=WebhookVerifier(standin.webhook_id, "127.0.0.1", http=http),
+                verifier=WebhookVerifier(
+                    standin.webhook_id, standin.certificate_trust(), http=http
+                ),
                 return_url="https://fta.example.test/return",
                 cancel_url="https://fta.example.test/",
             ),

@@ -2,9 +2,12 @@
 
 It serves the calls fta makes (OAuth2 token, catalog products, billing plans, subscriptions,
 Invoicing v2), the buyer's approval page (which activates the subscription and redirects to
-the return URL, as PayPal does), and webhook signing certificates at /certs/<name>.pem.
+the return URL, as PayPal does), and webhook signing certificates where PayPal serves them,
+/v1/notifications/certs/CERT-<name>: the signer's certificate (issued to PayPal's
+messageverificationcerts name by an intermediate of the stand-in's CA) then the intermediate.
 `send_webhook` signs an event the way PayPal does (RSA-SHA256 over transmission id, time,
-webhook id and the body's CRC32) and POSTs it, so the real verification code runs.
+webhook id and the body's CRC32) and POSTs it, so the real verification code runs;
+`certificate_trust()` is the verifier configuration that accepts the stand-in's certificates.
 Tests only: never part of an image.
 """
 
@@ -33,8 +36,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
+from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust
+
 JSON = dict[str, Any]
 Answer = tuple[int, JSON | None, dict[str, str]]
+SIGNER_NAME = "messageverificationcerts.paypal.com"
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -65,7 +71,29 @@ def _issue(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
     )
+    if ca:
+        # What a CA certificate carries for chain validation to accept it as an issuer.
+        usage = dict.fromkeys(
+            ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment"),
+            False,
+        )
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                **usage,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if hosts:
         names: list[x509.GeneralName] = []
         for host in hosts:
@@ -133,19 +161,36 @@ class PayPalStandin:
             not_after=now + day,
             hosts=("127.0.0.1", "localhost"),
         )
+        # PayPal's signers are issued by an intermediate, which the certificate URL serves.
+        intermediate_key = _key()
+        intermediate_name = _name("fta test PayPal signing CA")
+        self.intermediate = _issue(
+            "fta test PayPal signing CA",
+            intermediate_key,
+            ca_key,
+            ca_name,
+            not_before=now - day,
+            not_after=now + day,
+            ca=True,
+        )
+        # "misnamed" is issued to another name, "untrusted" by a CA nobody trusts.
+        stranger_key = _key()
         self.signers: dict[str, Signer] = {}
-        for name, start, end in (
-            ("signing", now - day, now + day),
-            ("expired", now - 3 * day, now - 2 * day),
+        for name, subject, issuer_key, start, end in (
+            ("signing", SIGNER_NAME, intermediate_key, now - day, now + day),
+            ("expired", SIGNER_NAME, intermediate_key, now - 3 * day, now - 2 * day),
+            ("misnamed", "www.paypal.com", intermediate_key, now - day, now + day),
+            ("untrusted", SIGNER_NAME, stranger_key, now - day, now + day),
         ):
             key = _key()
             cert = _issue(
-                "messageverificationcerts.paypal.test",
+                subject,
                 key,
-                ca_key,
-                ca_name,
+                issuer_key,
+                intermediate_name,
                 not_before=start,
                 not_after=end,
+                hosts=(subject,),
             )
             self.signers[name] = Signer(key, cert)
 
@@ -212,7 +257,13 @@ class PayPalStandin:
     # --- webhooks ---
 
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
-        return f"https://{host}:{self.port}/certs/{name}.pem"
+        return f"https://{host}:{self.port}{CERT_PATH_PREFIX}CERT-{name}"
+
+    def certificate_trust(self) -> CertificateTrust:
+        """What a verifier is configured with to accept this stand-in's signing certificates:
+        its host and port, and its CA as the only root."""
+        ca = x509.load_pem_x509_certificate(self.ca_pem)
+        return CertificateTrust(frozenset({f"127.0.0.1:{self.port}"}), (ca,))
 
     def signed_headers(
         self,
@@ -222,9 +273,11 @@ class PayPalStandin:
         cert_url: str | None = None,
         webhook_id: str | None = None,
         algo: str = "SHA256withRSA",
+        sent_at: dt.datetime | None = None,
     ) -> dict[str, str]:
+        """PayPal's headers for `body`; `sent_at` is the transmission time (now by default)."""
         transmission_id = secrets.token_hex(16)
-        when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = (sent_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         message = f"{transmission_id}|{when}|{webhook_id or self.webhook_id}|{zlib.crc32(body)}"
         signature = self.signers[signer].key.sign(
             message.encode(), padding.PKCS1v15(), hashes.SHA256()
@@ -284,11 +337,12 @@ class PayPalStandin:
         path = parts.path
         with self._lock:
             self._seen.append(Seen(method, path))
-        if method == "GET" and path.startswith("/certs/"):
-            name = path.removeprefix("/certs/").removesuffix(".pem")
+        if method == "GET" and path.startswith(f"{CERT_PATH_PREFIX}CERT-"):
+            name = path.removeprefix(f"{CERT_PATH_PREFIX}CERT-")
             if name not in self.signers:
                 return 404, {"name": "RESOURCE_NOT_FOUND"}, {}
-            return 200, {"pem": _pem(self.signers[name].certificate).decode()}, {}
+            chain = _pem(self.signers[name].certificate) + _pem(self.intermediate)
+            return 200, {"pem": chain.decode()}, {}
         if method == "GET" and path == "/webapps/billing/subscriptions":
             return self._approve(parse_qs(parts.query).get("ba_token", [""])[0])
         if path == "/v1/oauth2/token" and method == "POST":

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from fta.billing import subscriptions as service
+from fta.billing.alerts.service import raise_alert
 from fta.billing.paypal import PayPal, paypal_from_settings
 from fta.billing.paypal.models import Subscription
+from fta.billing.paypal.webhooks import DeliveryLimits
+from fta.db import utcnow
 from fta.portal import problems
 from fta.portal.deps import ClientIpDep, SessionDep, TenantDep
 from fta.settings import get_settings
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/billing", tags=["billing"])
 # Not under /api/v1: PayPal's caller, not a client's.
 webhook_router = APIRouter()
@@ -99,7 +107,33 @@ def buyer_returns(
     return _out(service.confirm_return(session, paypal.client, subscription_id))
 
 
-async def _raw_body(request: Request) -> bytes:
+@lru_cache(maxsize=1)
+def webhook_limits() -> DeliveryLimits:
+    settings = get_settings()
+    return DeliveryLimits(
+        per_address_per_minute=settings.paypal_webhook_per_address_per_minute,
+        per_minute=settings.paypal_webhook_per_minute,
+    )
+
+
+@dataclass(frozen=True)
+class Admission:
+    wait_seconds: int  # 0: admitted
+    limit: str  # which limit refused it, if one did
+
+
+def _admission(
+    ip: ClientIpDep, limits: Annotated[DeliveryLimits, Depends(webhook_limits)]
+) -> Admission:
+    return Admission(*limits.admit(ip))
+
+
+AdmissionDep = Annotated[Admission, Depends(_admission)]
+
+
+async def _raw_body(request: Request, admission: AdmissionDep) -> bytes:
+    if admission.wait_seconds:
+        return b""  # not read: the request is answered 429
     limit = get_settings().paypal_webhook_max_bytes
     too_large = service.WebhookRejected(f"webhook bodies are limited to {limit} bytes")
     declared = request.headers.get("content-length", "")
@@ -113,14 +147,45 @@ async def _raw_body(request: Request) -> bytes:
     return bytes(body)
 
 
+def _too_many(
+    session: Session, limits: DeliveryLimits, admission: Admission, ip: str | None
+) -> JSONResponse:
+    """429 with Retry-After: PayPal retries a non-2xx delivery later, so nothing is lost, but
+    a total limit reached may be delaying PayPal's own deliveries: the operator is told."""
+    log.warning("PayPal webhook from %s over the %s rate: 429", ip, admission.limit)
+    if admission.limit == "global" and limits.alert_due():
+        raise_alert(
+            session,
+            key="paypal-webhook-rate",
+            kind="paypal_webhook_rate_limited",
+            message=(
+                "The PayPal webhook endpoint reached its total rate "
+                "(FTA_PAYPAL_WEBHOOK_PER_MINUTE) and answered 429: PayPal retries for 3 days, "
+                "so check for a flood and raise the rate if PayPal's deliveries are delayed."
+            ),
+            now=utcnow(),
+        )
+    return problems.problem(
+        429,
+        "Too many requests",
+        f"too many webhook requests ({admission.limit} rate); retry after "
+        f"{admission.wait_seconds} seconds",
+        headers={"Retry-After": str(admission.wait_seconds)},
+    )
+
+
 @webhook_router.post("/webhooks/paypal", include_in_schema=False)
 def paypal_webhook(
     request: Request,
+    admission: AdmissionDep,
     body: Annotated[bytes, Depends(_raw_body)],
     session: SessionDep,
     paypal: PayPalDep,
     ip: ClientIpDep,
+    limits: Annotated[DeliveryLimits, Depends(webhook_limits)],
 ) -> JSONResponse:
+    if admission.wait_seconds:
+        return _too_many(session, limits, admission, ip)
     result = service.receive_webhook(session, paypal, request.headers, body, ip)
     if result.refused is not None:
         detail = f"the delivery is not verifiably PayPal's: {result.refused}"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 from fta.billing.paypal.client import PayPalClient
-from fta.billing.paypal.webhooks import WebhookVerifier
+from fta.billing.paypal.webhooks import WebhookVerifier, paypal_trust
 from fta.settings import get_settings
 
 
@@ -30,7 +31,11 @@ def paypal_from_settings() -> PayPal:
             settings.paypal_client_id.get_secret_value(),
             settings.paypal_client_secret.get_secret_value(),
         ),
-        verifier=WebhookVerifier(settings.paypal_webhook_id, settings.paypal_cert_host),
+        verifier=WebhookVerifier(
+            settings.paypal_webhook_id,
+            paypal_trust(settings.paypal_cert_roots),
+            max_age=timedelta(hours=settings.paypal_webhook_max_age_hours),
+        ),
         return_url=settings.paypal_return_url,
         cancel_url=settings.paypal_cancel_url,
     )
