@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fta.db import Base, utcnow
@@ -38,13 +47,47 @@ class UsageEvent(Base):
 
 
 class UsagePeriod(Base):
-    """A tenant's month; once `closed_at` is set it takes no event and never reopens."""
+    """A tenant's month; once `closed_at` is set it takes no event and never reopens.
+
+    The plan it is billed with is copied from the account's when the row is created (a
+    trigger keeps it): a later plan change or catalog edit does not reprice the month.
+    """
 
     __tablename__ = "usage_periods"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
     closed_at: Mapped[datetime | None]
+    plan_code: Mapped[str] = mapped_column(String(32))
+    plan_name: Mapped[str] = mapped_column(String(100))
+    plan_price_ht_cents: Mapped[int] = mapped_column(Integer)
+    plan_included_cpu_hours: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    plan_overage_cpu_hour_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    plan_overage_ram_gb_hour_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    plan_overage_job_minute_eur: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+
+
+class UsageAlert(Base):
+    """One alert mailed to the client: `threshold_percent` of an allowance used in a month."""
+
+    __tablename__ = "usage_alerts"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    allowance: Mapped[str] = mapped_column(String(16), primary_key=True)
+    threshold_percent: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sent_at: Mapped[datetime]
+
+
+class SpendingCap(Base):
+    """The most a client will pay beyond the plan in one month (euros before VAT): once the
+    month's overage reaches it, new jobs are refused."""
+
+    __tablename__ = "usage_spending_caps"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    cap_eur_ht: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    set_at: Mapped[datetime]
 
 
 class UsageBill(Base):
