@@ -150,6 +150,21 @@ def _billing_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _des_export(args: argparse.Namespace) -> int:
+    from fta.billing.vat_controls import des_csv, des_lines, parse_month
+    from fta.db import session_scope
+    from fta.errors import DomainError
+
+    try:
+        month = parse_month(args.month)
+    except DomainError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    with session_scope() as session:
+        sys.stdout.write(des_csv(des_lines(session, month)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fta", description="fta platform processes and tasks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     billing_alerts.add_argument("--resolve", type=int, metavar="ID", help="the alert to close")
     billing_alerts.add_argument("--note", help="what was done about it (with --resolve)")
     billing_alerts.set_defaults(run=_billing_alerts)
+    des = commands.add_parser(
+        "des-export",
+        help="print as CSV the month's reverse-charge services per client VAT number, for the "
+        "déclaration européenne de services (DES)",
+    )
+    des.add_argument("--month", required=True, help="YYYY-MM")
+    des.set_defaults(run=_des_export)
     return parser
 
 

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     invoice_payment_days: Annotated[int, Field(ge=0, le=60)] = 30
     invoice_late_penalty: str = "trois fois le taux d’intérêt légal"
     invoice_font_dir: str = "/usr/share/fonts/truetype/dejavu"
+    # VIES, where EU VAT numbers are checked before reverse charge (fta.billing.vies).
+    vies_url: str = "https://ec.europa.eu/taxation_customs/vies/rest-api/check-vat-number"
+    vies_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     # E-invoicing: how issued Factur-X invoices reach the operator's Plateforme Agréée (PA)
     # (docs/billing.md, "Factur-X and the e-invoicing reform"). "none": kept in fta only;
     # "directory": PDF and XML written to einvoice_outbox_dir for the PA's connector to

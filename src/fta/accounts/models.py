@@ -53,6 +53,11 @@ class Tenant(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     siren: Mapped[str | None] = mapped_column(String(9))
     vat_number: Mapped[str | None] = mapped_column(String(40))
+    # An EU VAT number outside France: VIES's verdict (fta.billing.vies), and the date and
+    # consultation number of the check that verified it, the evidence for reverse charge.
+    vat_number_status: Mapped[str | None] = mapped_column(String(16))
+    vat_number_checked_at: Mapped[datetime | None]
+    vat_number_check_ref: Mapped[str | None] = mapped_column(String(64))
 
     plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True, foreign_keys=[plan_id])
 

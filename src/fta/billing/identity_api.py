@@ -1,27 +1,42 @@
 """/api/v1/billing/identity: who the client's invoices are made out to.
 
-Checked when saved (SIREN and VAT numbers with python-stdnum, as for an invoice) and
-snapshotted into each invoice when it is issued: changing it never alters an issued one.
+Checked when saved (SIREN and VAT numbers with python-stdnum, as for an invoice; an EU VAT
+number outside France against VIES, fta.billing.vies) and snapshotted into each invoice when
+it is issued: changing it never alters an issued one. Every field is bounded by its column,
+so an over-long value is a 422 problem, never a database error.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from fta import audit
 from fta.accounts.models import Tenant
+from fta.billing.alerts.service import raise_alert
 from fta.billing.invoices.identity import ClientIdentity, CustomerType, check_client
+from fta.billing.invoices.vat import refusal
+from fta.billing.vies import Vies, check_identity, vies_from_settings
+from fta.db import utcnow
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
+from fta.settings import get_settings
 
 router = APIRouter(prefix="/billing/identity", tags=["billing"])
 
 # Printed on legal documents: no control character, and none that Postgres refuses (NUL).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Text200 = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
+
+
+def get_vies() -> Vies:
+    return vies_from_settings(get_settings())
+
+
+ViesDep = Annotated[Vies, Depends(get_vies)]
 
 
 class IdentityIn(BaseModel):
@@ -33,6 +48,7 @@ class IdentityIn(BaseModel):
     postcode: str = Field(min_length=1, max_length=16, pattern=PRINTABLE)
     city: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
     country: str = Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2, e.g. FR")
+    # Spaces and dots allowed as typed; stored as its 9 digits.
     siren: str | None = Field(
         default=None, max_length=20, pattern=PRINTABLE, description="French businesses"
     )
@@ -54,6 +70,12 @@ class IdentityOut(BaseModel):
     country: str | None
     siren: str | None
     vat_number: str | None
+    vat_number_status: str | None = Field(
+        description="EU VAT number outside France: verified (by VIES: billed HT, reverse "
+        "charge), unverified (VIES did not answer: French VAT until it does) or invalid"
+    )
+    vat_number_checked_at: datetime | None
+    vat_number_check_ref: str | None = Field(description="VIES consultation number")
 
 
 def _out(tenant: Tenant) -> IdentityOut:
@@ -67,6 +89,9 @@ def _out(tenant: Tenant) -> IdentityOut:
         country=tenant.country,
         siren=tenant.siren,
         vat_number=tenant.vat_number,
+        vat_number_status=tenant.vat_number_status,
+        vat_number_checked_at=tenant.vat_number_checked_at,
+        vat_number_check_ref=tenant.vat_number_check_ref,
     )
 
 
@@ -86,6 +111,7 @@ def put_identity(
     tenant: TenantDep,
     session: SessionDep,
     ip: ClientIpDep,
+    vies: ViesDep,
 ) -> IdentityOut:
     checked = check_client(
         ClientIdentity(
@@ -100,6 +126,19 @@ def put_identity(
         )
     )
     row = _tenant(session, tenant)
+    now = utcnow()
+    # Before anything changes: a number VIES calls invalid refuses the whole identity.
+    check_identity(session, row, checked, vies, now)
+    reason = refusal(checked)
+    if reason:
+        raise_alert(
+            session,
+            key=f"vat-territory:{tenant}",
+            kind="vat-territory",
+            tenant_id=tenant,
+            now=now,
+            message=f"tenant {tenant}: {reason}",
+        )
     row.customer_type = checked.customer_type.value
     row.legal_name = checked.name
     row.address_line1 = checked.address_lines[0]

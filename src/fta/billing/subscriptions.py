@@ -38,6 +38,7 @@ from fta.billing.paypal.models import (
 )
 from fta.billing.paypal.payments import MalformedResource, record_payment, sale_subscription_id
 from fta.billing.paypal.webhooks import WebhookRefused
+from fta.billing.vat_controls import check_payer_country
 from fta.db import utcnow
 from fta.errors import Conflict, DomainError, Invalid, NotFound
 from fta.plans.models import Plan
@@ -142,6 +143,7 @@ def refresh_subscription(
     subscription.paypal_status = str(state.get("status", ""))[:32]
     subscription.status = status_from_paypal(state)
     subscription.last_state = state
+    check_payer_country(session, subscription.tenant_id, state, now)
     subscription.updated_at = now
     session.flush()
     became_active = subscription.status == SubscriptionStatus.ACTIVE and not was_active

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
@@ -23,8 +24,37 @@ EU_COUNTRIES = frozenset(
     }
 )  # fmt: skip
 FRENCH_VAT_TERRITORY = frozenset({"FR", "MC"})
+# French overseas departments (ISO 3166-1 codes of their own) and the postcode prefix of
+# each. Outside the EU VAT territory, but French for services (docs/billing.md).
+OVERSEAS_DEPARTMENTS = {"GP": "971", "MQ": "972", "GF": "973", "RE": "974", "YT": "976"}
+# French postcodes outside metropolitan France, most specific first: overseas departments,
+# overseas collectivities (outside the French VAT territory) and Monaco.
+_OVERSEAS_POSTCODES = (
+    ("97133", "BL"),
+    ("97150", "MF"),
+    *((prefix, code) for code, prefix in OVERSEAS_DEPARTMENTS.items()),
+    ("975", "PM"),
+    ("977", "BL"),
+    ("978", "MF"),
+    ("980", "MC"),
+    ("984", "TF"),
+    ("986", "WF"),
+    ("987", "PF"),
+    ("988", "NC"),
+)
+# Where a business needs a SIREN and its VAT number is French.
+_SIREN_COUNTRIES = frozenset({"FR", *OVERSEAS_DEPARTMENTS})
 # Greek VAT numbers carry EL, not GR.
 _VAT_PREFIX_COUNTRY = {"EL": "GR"}
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class VatNumberStatus(StrEnum):
+    """What VIES said of a tenant's EU VAT number outside France (fta.billing.vies)."""
+
+    VERIFIED = "verified"  # valid: reverse charge
+    UNVERIFIED = "unverified"  # no answer yet: French VAT until there is one
+    INVALID = "invalid"  # invalid at a re-check: French VAT, and an alert is open
 
 
 class CustomerType(StrEnum):
@@ -71,10 +101,42 @@ class SellerIdentity(Party):
 class ClientIdentity(Party):
     customer_type: CustomerType = CustomerType.PRIVATE
     email: str | None = field(default=None)
+    # An EU VAT number that VIES has not confirmed (yet): French VAT applies. Identities read
+    # from a tenant carry it (client_from_tenant); a caller building one vouches for it.
+    vat_number_unconfirmed: bool = False
+    # The VIES check that confirmed the VAT number: "VIES <date> <consultation number>".
+    vat_number_check: str | None = None
 
     @property
     def is_business(self) -> bool:
         return self.customer_type is CustomerType.BUSINESS
+
+    @property
+    def territory(self) -> str:
+        return vat_territory(self.country, self.postcode)
+
+
+def vat_territory(country: str, postcode: str) -> str:
+    """The territory whose VAT rules apply: the country, or for FR with an overseas postcode
+    the ISO code of that department or collectivity (FR 97100 is Guadeloupe, GP)."""
+    country = country.strip().upper()
+    if country != "FR":
+        return country
+    compact = "".join(postcode.split())
+    for prefix, code in _OVERSEAS_POSTCODES:
+        if compact.startswith(prefix):
+            return code
+    return "FR"
+
+
+def claims_reverse_charge(client: ClientIdentity) -> bool:
+    """An EU business outside France with a VAT number: billed HT once VIES confirms it."""
+    return (
+        client.is_business
+        and bool(client.vat_number)
+        and client.country in EU_COUNTRIES
+        and client.country not in FRENCH_VAT_TERRITORY
+    )
 
 
 def _text(name: str, value: str, maximum: int) -> str:
@@ -114,10 +176,12 @@ def check_client(client: ClientIdentity) -> ClientIdentity:
     lines = tuple(_text("address line", line, 200) for line in client.address_lines if line)
     if not lines:
         raise Invalid("client address needs at least one line")
+    postcode = _text("postcode", client.postcode, 16)
+    _check_overseas(country, postcode)
     siren: str | None = None
     vat_number: str | None = None
     if client.is_business:
-        if country == "FR":
+        if country in _SIREN_COUNTRIES:
             if not client.siren:
                 raise Invalid("a business client in France needs its SIREN")
             siren = check_siren(client.siren)
@@ -136,14 +200,32 @@ def check_client(client: ClientIdentity) -> ClientIdentity:
     return ClientIdentity(
         name=_text("name", client.name, 200),
         address_lines=lines,
-        postcode=_text("postcode", client.postcode, 20),
+        postcode=postcode,
         city=_text("city", client.city, 100),
         country=country,
         siren=siren,
         vat_number=vat_number,
         customer_type=CustomerType(client.customer_type),
         email=client.email,
+        vat_number_unconfirmed=client.vat_number_unconfirmed,
+        vat_number_check=client.vat_number_check,
     )
+
+
+def _check_overseas(country: str, postcode: str) -> None:
+    """An overseas address is declared consistently: FR or the department's own code with
+    the department's postcode; a collectivity outside the French VAT territory by its code."""
+    territory = vat_territory(country, postcode)
+    if country == "FR" and territory not in _SIREN_COUNTRIES | FRENCH_VAT_TERRITORY:
+        raise Invalid(
+            f"postcode {postcode} is in {territory}, outside the French VAT territory: "
+            f"declare the country {territory}"
+        )
+    prefix = OVERSEAS_DEPARTMENTS.get(country)
+    if prefix and (
+        not "".join(postcode.split()).startswith(prefix) or vat_territory("FR", postcode) != country
+    ):
+        raise Invalid(f"a postcode in {country} starts with {prefix}, not {postcode!r}")
 
 
 def client_from_tenant(tenant: Tenant) -> ClientIdentity:
@@ -153,7 +235,7 @@ def client_from_tenant(tenant: Tenant) -> ClientIdentity:
             f"tenant {tenant.id} has no complete billing address (address, postcode, city, "
             "country): no invoice can be made out to it"
         )
-    return ClientIdentity(
+    client = ClientIdentity(
         name=tenant.legal_name or tenant.display_name,
         address_lines=tuple(line for line in (tenant.address_line1, tenant.address_line2) if line),
         postcode=tenant.postcode,
@@ -163,6 +245,13 @@ def client_from_tenant(tenant: Tenant) -> ClientIdentity:
         vat_number=tenant.vat_number,
         customer_type=CustomerType(tenant.customer_type),
     )
+    if not claims_reverse_charge(client):
+        return client
+    if tenant.vat_number_status != VatNumberStatus.VERIFIED or not tenant.vat_number_checked_at:
+        return replace(client, vat_number_unconfirmed=True)
+    checked_on = tenant.vat_number_checked_at.astimezone(PARIS).date()
+    evidence = f"VIES {checked_on:%d/%m/%Y} {tenant.vat_number_check_ref or ''}"
+    return replace(client, vat_number_check=evidence.strip())
 
 
 def _is_placeholder(value: str) -> bool:
