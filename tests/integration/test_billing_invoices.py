@@ -93,12 +93,12 @@ def tenant(http: TestClient, seller: None) -> str:
 def _issue(tenant_id: str, client: ClientIdentity = PRIVATE, **kwargs: object) -> Invoice:
     if "payment_ref" in kwargs:
         kwargs.setdefault("paid_on", PAID_ON)
+    kwargs.setdefault("lines", LINES)
+    kwargs.setdefault("period", PERIOD)
     with session_scope() as session:
         return issue_invoice(
             session,
             tenant_id=tenant_id,
-            lines=LINES,
-            period=PERIOD,
             client=client,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -385,3 +385,77 @@ def test_api_lists_own_invoices_and_serves_their_pdf(http: TestClient, seller: N
     assert other.headers["content-type"] == "application/problem+json"
     assert http.get(f"/api/v1/invoices/{invoice.id}.pdf").status_code == 401
     assert http.get("/api/v1/invoices/not-a-uuid.pdf", headers=alice.auth).status_code == 422
+
+
+def _first_page_png(pdf: bytes, name: str) -> Path:
+    """Page 1 of `pdf` as a PNG in the artifacts folder (scripts/invoice-samples.sh copies
+    these into docs/billing/)."""
+    path = artifacts() / f"{name}.pdf"
+    path.write_bytes(pdf)
+    png = path.with_suffix("")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-singlefile", "-f", "1", str(path), str(png)],
+        check=True,
+    )
+    return png.with_suffix(".png")
+
+
+def test_sample_documents_render(tenant: str) -> None:
+    """A consumer's subscription invoice, a business's usage invoice (one line per metered
+    quantity) and a credit note for a partial refund, rendered as the client gets them."""
+    subscription = Line(
+        "Abonnement fta Pro, du 01/12/2026 au 31/12/2026", Decimal(1), Decimal("79.00")
+    )
+    consumer = _issue(
+        tenant,
+        lines=[subscription],
+        period=(date(2026, 12, 1), date(2026, 12, 31)),
+        payment_ref=f"5UX{uuid.uuid4().hex[:14].upper()}",
+        paid_on=date(2026, 12, 1),
+    )
+    usage = [
+        Line(
+            "Heures CPU au-delà du forfait Pro, 2026-11 : 62,50 h consommées, 50 h incluses",
+            Decimal("12.5"),
+            Decimal("0.04"),
+        ),
+        Line(
+            "Mémoire (Go·h) au-delà du forfait Pro, 2026-11 : 250 Go·h consommés, dont la part "
+            "au-delà du forfait (20 %)",
+            Decimal(50),
+            Decimal("0.008"),
+        ),
+        Line(
+            "Minutes de tâches au-delà du forfait Pro, 2026-11 : 3 000 min consommées, dont la "
+            "part au-delà du forfait (20 %)",
+            Decimal(600),
+            Decimal("0.0015"),
+        ),
+    ]
+    with session_scope() as session:
+        business = issue_invoice(
+            session,
+            tenant_id=tenant,
+            lines=usage,
+            period=(date(2026, 11, 1), date(2026, 11, 30)),
+            client=BUSINESS,
+        )
+        credit = issue_credit_note(
+            session,
+            invoice_id=consumer.id,
+            reason=f"Remboursement PayPal 7SR93451G2170124X de la facture {consumer.number}",
+            refunded_ttc_cents=999,
+            payment_ref=f"refund:{uuid.uuid4().hex[:12]}",
+        )
+    assert (credit.total_ht_cents, credit.total_vat_cents, credit.total_ttc_cents) == (
+        833,
+        166,
+        999,
+    )
+    assert [line.line_ht_cents for line in business.lines] == [50, 40, 90]
+    for name, document in (
+        ("consumer-invoice", consumer),
+        ("business-invoice", business),
+        ("credit-note", credit),
+    ):
+        assert _first_page_png(_pdf(document.id), f"sample-{name}").stat().st_size > 0

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fta.billing import access, metering
 from fta.billing.alerts.service import raise_alert, settle
+from fta.billing.invoices.handoff import hand_off_pending
 from fta.billing.items import UnitOfWork
 from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import paypal_from_settings
@@ -32,8 +33,9 @@ Step = Callable[[], None]
 
 def run_round(unit: UnitOfWork, now: datetime) -> None:
     """Ends expired trials and graces, applies deferred plan changes, meters bot runs,
-    closes past months whose grace window is over, invoices what PayPal collected, and
-    bills closed months' overage (sent through PayPal when it is configured)."""
+    closes past months whose grace window is over, invoices what PayPal collected, bills
+    closed months' overage (sent through PayPal when it is configured), and hands business
+    documents to the Plateforme Agréée."""
     grace = timedelta(hours=get_settings().usage_close_grace_hours)
     paypal = paypal_from_settings()
 
@@ -51,6 +53,7 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
         ("close-periods", transaction(lambda session: _close_periods(session, now, grace))),
         ("invoice-payments", lambda: _log_issued(invoice_payments(unit, now), "a payment")),
         ("bill-months", lambda: _log_issued(bill_closed_months(unit, now), "overage")),
+        ("einvoice-handoff", transaction(lambda session: hand_off_pending(session, now))),
     ]
     if paypal.client.configured:
         steps += [
