@@ -7,6 +7,7 @@ import json
 import random
 import secrets
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,16 +18,25 @@ from sqlalchemy import func, select, update
 
 from fta.accounts.models import Tenant
 from fta.audit.models import AuditEvent
+from fta.billing.access import advance_billing_states, can_start
+from fta.billing.alerts.service import open_alerts
 from fta.billing.api import get_paypal
 from fta.billing.invoices.models import Invoice
 from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import InvoiceLine, PayPalClient, draft_invoice_body
-from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
+from fta.billing.paypal.models import (
+    Payment,
+    PaymentIssue,
+    PayPalCatalogEntry,
+    PayPalEvent,
+    Subscription,
+)
 from fta.billing.paypal.payments import payments_to_invoice
 from fta.billing.paypal.webhooks import WebhookVerifier
-from fta.billing.subscriptions import sync_catalog
+from fta.billing.subscriptions import one_cycle_after, sync_catalog
 from fta.db import session_scope, utcnow
+from fta.mail.models import OutboxMail
 from fta.plans.models import Plan
 from tests.support.api import Client, sign_up
 from tests.support.paypal_standin import PayPalStandin
@@ -116,9 +126,9 @@ def test_catalog_sync_is_idempotent(standin: PayPalStandin, paypal: PayPal) -> N
     # A new price: a new PayPal plan of the same product (rolled back afterwards).
     with session_scope() as session:
         session.execute(update(Plan).where(Plan.code == "pro").values(price_ht_cents=12345))
-        entry = {
-            e.plan_code: e for e in sync_catalog(session, paypal.client) if e.tax_percent
-        }["pro"]
+        entry = {e.plan_code: e for e in sync_catalog(session, paypal.client) if e.tax_percent}[
+            "pro"
+        ]
         assert entry.product_id == first["pro"][0]
         assert entry.paypal_plan_id != first["pro"][1]
         price = standin.plans[entry.paypal_plan_id]["billing_cycles"][0]["pricing_scheme"]
@@ -428,7 +438,7 @@ def test_bad_webhook_bodies(api: TestClient, standin: PayPalStandin) -> None:
     assert fetches_of(standin, "I-SOMEONEELSES") == 0
     again = standin.send_webhook(api, unknown)
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
-    other = standin.send_webhook(api, standin.event("CUSTOMER.DISPUTE.CREATED", {"id": "PP-D-1"}))
+    other = standin.send_webhook(api, standin.event("CHECKOUT.ORDER.APPROVED", {"id": "O-1"}))
     assert other.status_code == 200 and other.json()["outcome"] == "ignored"
     absurd = _sale("S-ABSURD", "I-SOMEONEELSES", "12.345")
     malformed = standin.send_webhook(api, standin.event("PAYMENT.SALE.COMPLETED", absurd))
@@ -485,3 +495,204 @@ def test_the_token_is_cached_and_renewed_when_refused(standin: PayPalStandin) ->
     standin.revoke_tokens()
     assert product() in standin.products
     assert len(standin.seen("/v1/oauth2/token")) == before + 2
+
+
+# --- what follows a payment: cancellation, pending and denied sales, disputes ---
+
+
+def active_subscription(api: TestClient, standin: PayPalStandin) -> tuple[Client, str]:
+    """A new client whose subscription was approved and confirmed: active."""
+    client, approval_url = subscribe(api, standin)
+    with standin.http_client() as browser:
+        location = browser.get(approval_url, follow_redirects=False).headers["location"]
+    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert api.get("/api/v1/billing/return", params=query).status_code == 200
+    assert tenant_state(client)[:2] == ("active", "active")
+    return client, query["subscription_id"]
+
+
+def deliver(api: TestClient, standin: PayPalStandin, kind: str, resource: dict[str, Any]) -> str:
+    answer = standin.send_webhook(api, standin.event(kind, resource))
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["outcome"])
+
+
+def paid_through_of(subscription_id: str) -> datetime | None:
+    with session_scope() as session:
+        return session.scalars(
+            select(Subscription.paid_through).where(
+                Subscription.paypal_subscription_id == subscription_id
+            )
+        ).one()
+
+
+def advance(now: datetime) -> None:
+    with session_scope() as session:
+        advance_billing_states(session, now)
+
+
+def refusal(client: Client, now: datetime) -> str | None:
+    with session_scope() as session:
+        refused = can_start(session, session.get_one(Tenant, client.tenant_id), now)
+        return None if refused is None else refused.detail
+
+
+def mails_to(client: Client) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(OutboxMail.subject)
+                .where(OutboxMail.to_address == client.email)
+                .order_by(OutboxMail.created_at)
+            )
+        )
+
+
+def paypal_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_cancelled_subscription_keeps_access_until_the_period_paid_ends(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    client, subscription_id = active_subscription(api, standin)
+    # PayPal took the month's payment 28 days ago; the client cancels today.
+    paid_at = utcnow().replace(microsecond=0) - timedelta(days=28)
+    standin.record_payment(subscription_id, paid_at)
+    standin.set_subscription(subscription_id, "CANCELLED")
+    assert deliver(api, standin, "BILLING.SUBSCRIPTION.CANCELLED", {"id": subscription_id}) == (
+        "applied"
+    )
+    assert state_of(subscription_id)[0] == "cancelled"
+    assert tenant_state(client)[:2] == ("active", "active")
+    assert refusal(client, utcnow()) is None
+    ends = paid_through_of(subscription_id)
+    assert ends == one_cycle_after(paid_at) and ends > utcnow()
+
+    # The round leaves it until the paid month is over, then cuts access.
+    advance(ends - timedelta(seconds=1))
+    assert tenant_state(client)[:2] == ("active", "active")
+    advance(ends + timedelta(seconds=1))
+    assert tenant_state(client)[:2] == ("cancelled", "suspended")
+    assert "subscription is cancelled" in str(refusal(client, ends + timedelta(seconds=1)))
+
+
+def test_without_paypals_payment_details_our_last_sale_dates_the_period_paid(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    client, subscription_id = active_subscription(api, standin)
+    sold_at = utcnow().replace(microsecond=0) - timedelta(days=3)
+    sale = {**_sale(f"S-{subscription_id}", subscription_id, "94.80")}
+    sale["create_time"] = paypal_time(sold_at)
+    assert deliver(api, standin, "PAYMENT.SALE.COMPLETED", sale) == "applied"
+    standin.set_subscription(subscription_id, "CANCELLED")
+    assert deliver(api, standin, "BILLING.SUBSCRIPTION.CANCELLED", {"id": subscription_id}) == (
+        "applied"
+    )
+    assert tenant_state(client)[:2] == ("active", "active")
+    assert paid_through_of(subscription_id) == one_cycle_after(sold_at)
+
+
+def test_a_pending_sale_changes_nothing_a_denied_one_opens_a_grace(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    client, subscription_id = active_subscription(api, standin)
+    sale_id = f"SP-{subscription_id}"
+    held = {
+        **_sale(sale_id, subscription_id, "94.80"),
+        "state": "pending",
+        "reason_code": "ECHECK",
+        "create_time": paypal_time(utcnow() - timedelta(minutes=5)),
+    }
+    assert deliver(api, standin, "PAYMENT.SALE.PENDING", held) == "applied"
+    assert tenant_state(client)[:2] == ("active", "active")
+    assert mails_to(client)[-1] == "fta: your subscription payment is pending at PayPal"
+
+    denied = {**held, "state": "denied"}
+    assert deliver(api, standin, "PAYMENT.SALE.DENIED", denied) == "applied"
+    assert tenant_state(client)[:2] == ("past_due", "active")
+    assert mails_to(client)[-1] == "fta: your subscription payment was denied"
+    with session_scope() as session:
+        issue = session.scalars(select(PaymentIssue).where(PaymentIssue.paypal_id == sale_id)).one()
+        assert (issue.kind, issue.status, issue.detail) == ("sale", "denied", "ECHECK")
+        assert (issue.tenant_id, issue.amount_cents) == (client.tenant_id, 9480)
+        grace_until = session.get_one(Tenant, client.tenant_id).grace_until
+    assert grace_until is not None and grace_until > utcnow() + timedelta(days=6)
+    # PayPal still shows the subscription active: that does not pay the denied sale.
+    assert deliver(api, standin, "BILLING.SUBSCRIPTION.UPDATED", {"id": subscription_id}) == (
+        "applied"
+    )
+    assert tenant_state(client)[:2] == ("past_due", "active")
+    # A late copy of the pending state changes nothing.
+    before = len(mails_to(client))
+    again = {**held, "update_time": held["create_time"]}
+    assert deliver(api, standin, "PAYMENT.SALE.PENDING", again) == "applied"
+    assert len(mails_to(client)) == before
+
+    # The grace ends in suspension, as for a failed payment; a later payment restores access.
+    advance(grace_until + timedelta(seconds=1))
+    assert tenant_state(client)[:2] == ("suspended", "suspended")
+    paid = {**_sale(f"S2-{subscription_id}", subscription_id, "94.80")}
+    paid["create_time"] = paypal_time(utcnow())
+    assert deliver(api, standin, "PAYMENT.SALE.COMPLETED", paid) == "applied"
+    assert tenant_state(client)[:2] == ("active", "active")
+
+
+def _dispute(
+    dispute_id: str, sale_id: str, status: str, updated: datetime, outcome: str | None = None
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "dispute_id": dispute_id,
+        "create_time": "2026-11-20T10:00:00Z",
+        "update_time": paypal_time(updated),
+        "disputed_transactions": [{"seller_transaction_id": sale_id}],
+        "reason": "UNAUTHORISED",
+        "status": status,
+        "dispute_amount": {"currency_code": "EUR", "value": "94.80"},
+        "dispute_life_cycle_stage": "CHARGEBACK",
+    }
+    if outcome:
+        resource["dispute_outcome"] = {"outcome_code": outcome}
+    return resource
+
+
+def test_a_dispute_alerts_the_operator_and_tells_the_client_without_suspending(
+    api: TestClient, standin: PayPalStandin
+) -> None:
+    client, subscription_id = active_subscription(api, standin)
+    sale_id = f"SD-{subscription_id}"
+    assert deliver(
+        api, standin, "PAYMENT.SALE.COMPLETED", _sale(sale_id, subscription_id, "94.80")
+    ) == ("applied")
+    dispute_id = f"PP-D-{secrets.token_hex(4)}"
+    opened = utcnow() - timedelta(hours=3)
+    created = _dispute(dispute_id, sale_id, "OPEN", opened)
+    assert deliver(api, standin, "CUSTOMER.DISPUTE.CREATED", created) == "applied"
+    assert mails_to(client)[-1] == "fta: a PayPal dispute was opened about your payment"
+    with session_scope() as session:
+        (alert,) = [a for a in open_alerts(session, client.tenant_id) if a.kind == "dispute"]
+        assert alert.key == f"dispute:{dispute_id}" and dispute_id in alert.message
+        assert not alert.blocking
+    assert tenant_state(client)[:2] == ("active", "active")
+
+    resolved = _dispute(
+        dispute_id, sale_id, "RESOLVED", opened + timedelta(hours=2), "RESOLVED_BUYER_FAVOUR"
+    )
+    assert deliver(api, standin, "CUSTOMER.DISPUTE.RESOLVED", resolved) == "applied"
+    assert mails_to(client)[-1] == "fta: your PayPal dispute is closed"
+    # An update older than the resolution, delivered late, changes nothing.
+    late = _dispute(dispute_id, sale_id, "UNDER_REVIEW", opened + timedelta(hours=1))
+    assert deliver(api, standin, "CUSTOMER.DISPUTE.UPDATED", late) == "applied"
+    with session_scope() as session:
+        issue = session.scalars(
+            select(PaymentIssue).where(PaymentIssue.paypal_id == dispute_id)
+        ).one()
+        assert (issue.kind, issue.status, issue.sale_id) == ("dispute", "RESOLVED", sale_id)
+        assert issue.detail is not None and "RESOLVED_BUYER_FAVOUR" in issue.detail
+        assert (issue.tenant_id, issue.paypal_subscription_id) == (
+            client.tenant_id,
+            subscription_id,
+        )
+        (alert,) = [a for a in open_alerts(session, client.tenant_id) if a.kind == "dispute"]
+        assert alert.occurrences == 2  # opened, resolved: the late update is not news
+    assert tenant_state(client)[:2] == ("active", "active")

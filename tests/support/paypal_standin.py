@@ -136,6 +136,8 @@ class PayPalStandin:
         self.plans: dict[str, JSON] = {}
         self.subscriptions: dict[str, JSON] = {}
         self.invoices: dict[str, JSON] = {}
+        # Invoice recipients PayPal refuses (an address it cannot bill, say).
+        self.refused_recipients: set[str] = set()
 
         now = dt.datetime.now(dt.UTC)
         day = dt.timedelta(days=1)
@@ -250,9 +252,36 @@ class PayPalStandin:
         with self._lock:
             self._tokens.clear()
 
-    def mark_invoice_paid(self, invoice_id: str) -> None:
+    def record_payment(self, subscription_id: str, paid_at: dt.datetime) -> None:
+        """A cycle paid at `paid_at`: PayPal shows it as the last payment, and bills next a
+        month later."""
         with self._lock:
-            self.invoices[invoice_id]["status"] = "PAID"
+            subscription = self.subscriptions[subscription_id]
+            billing = subscription["billing_info"]
+            billing["last_payment"] = {
+                "amount": {"currency_code": "EUR", "value": "94.80"},
+                "time": paid_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            year, month = divmod(paid_at.month, 12)
+            following = paid_at.replace(year=paid_at.year + year, month=month + 1, day=1)
+            next_time = following.replace(day=min(paid_at.day, 28))
+            billing["next_billing_time"] = next_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def mark_invoice_paid(self, invoice_id: str, paid_on: dt.date | None = None) -> None:
+        """The client pays the invoice through PayPal, on `paid_on` (today by default)."""
+        with self._lock:
+            invoice = self.invoices[invoice_id]
+            invoice["status"] = "PAID"
+            invoice["payments"] = {
+                "transactions": [
+                    {
+                        "payment_id": self._new_id(""),
+                        "payment_date": (paid_on or dt.datetime.now(dt.UTC).date()).isoformat(),
+                        "method": "PAYPAL",
+                        "type": "PAYPAL",
+                    }
+                ]
+            }
 
     # --- webhooks ---
 
@@ -444,6 +473,9 @@ class PayPalStandin:
         invoice = {**payload, "id": self._new_id("INV2-"), "status": "DRAFT"}
         if not payload["detail"].get("invoice_number"):
             raise KeyError("detail.invoice_number")
+        for recipient in payload["primary_recipients"]:
+            if recipient["billing_info"]["email_address"] in self.refused_recipients:
+                raise KeyError("primary_recipients.billing_info.email_address")
         self.invoices[invoice["id"]] = invoice
         return invoice
 

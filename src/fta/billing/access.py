@@ -1,7 +1,9 @@
 """Access follows payment: who may start jobs and bots, and the billing state machine.
 
 trialing ──(trial over, CPU-hours or job hours used)──▶ no start; suspended at its end
-active ──(payment failed)──▶ past_due (grace) ──(grace over)──▶ suspended
+active ──(payment failed or denied, usage invoice overdue)──▶ past_due (grace)
+past_due ──(grace over)──▶ suspended
+active ──(subscription cancelled)──▶ active until the period paid ends ──▶ cancelled
 any ──(payment or reactivation)──▶ active;  cancelled: no start, bots stopped, data kept
 
 A suspended or cancelled account has `Tenant.status` suspended too: the worker claims none of
@@ -21,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from fta import audit
 from fta.accounts.models import Tenant, TenantStatus
-from fta.billing.models import UsageEvent
+from fta.billing.invoices.models import Invoice
+from fta.billing.models import UsageBill, UsageEvent
+from fta.billing.paypal.models import Subscription, SubscriptionStatus
 from fta.errors import DomainError
 from fta.settings import get_settings
 
@@ -135,8 +139,9 @@ def can_start(session: Session, tenant: Tenant, now: datetime) -> PaymentRequire
         if tenant.grace_until is not None and tenant.grace_until > now:
             return None
         return PaymentRequired(
-            f"your last payment failed and the grace period ended on {_day(tenant.grace_until)}:"
-            f" update your payment at {PAY_AT}"
+            "a payment is overdue (a failed subscription payment or an unpaid usage invoice)"
+            f" and the grace period ended on {_day(tenant.grace_until)}: pay at {PAY_AT}"
+            " or /api/v1/invoices"
         )
     if status is BillingStatus.CANCELLED:
         return PaymentRequired(f"your subscription is cancelled: {pay} to start jobs and bots")
@@ -188,8 +193,62 @@ def apply_billing_state(
     return changed
 
 
+def overdue_usage_bills(now: datetime) -> Any:
+    """Tenants with a usage invoice sent through PayPal, unpaid past its due date (a
+    subquery of tenant ids)."""
+    return (
+        select(UsageBill.tenant_id)
+        .join(Invoice, Invoice.id == UsageBill.invoice_id)
+        .where(
+            UsageBill.sent_at.is_not(None),
+            UsageBill.paid_at.is_(None),
+            Invoice.due_on < now.date(),
+        )
+    )
+
+
+def has_overdue_usage_bill(session: Session, tenant_id: str, now: datetime) -> bool:
+    overdue = overdue_usage_bills(now).where(UsageBill.tenant_id == tenant_id).limit(1)
+    return session.scalar(overdue) is not None
+
+
+def _paid_periods_over(now: datetime) -> Any:
+    """Accounts whose cancelled subscriptions' paid periods are all over, and which hold no
+    live subscription (a query of tenants)."""
+    ended = select(Subscription.tenant_id).where(
+        Subscription.status == SubscriptionStatus.CANCELLED, Subscription.paid_through <= now
+    )
+    live = select(Subscription.tenant_id).where(
+        or_(
+            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE]),
+            Subscription.paid_through > now,
+        )
+    )
+    return select(Tenant).where(
+        Tenant.billing_status.in_([BillingStatus.ACTIVE, BillingStatus.PAST_DUE]),
+        Tenant.id.in_(ended),
+        Tenant.id.not_in(live),
+    )
+
+
 def advance_billing_states(session: Session, now: datetime) -> list[str]:
-    """Suspends accounts whose trial or payment grace is over; returns their ids."""
+    """Moves accounts along with time: a cancelled subscription's paid period over →
+    cancelled; a usage invoice unpaid past its due date → past due (a grace, like a failed
+    payment); a trial or grace over → suspended. Returns the ids of the accounts cut off."""
+    cut_off = []
+    for tenant in session.scalars(_paid_periods_over(now).order_by(Tenant.id)).all():
+        apply_billing_state(session, tenant, BillingStatus.CANCELLED, now)
+        cut_off.append(tenant.id)
+    overdue = session.scalars(
+        select(Tenant)
+        .where(
+            Tenant.billing_status == BillingStatus.ACTIVE,
+            Tenant.id.in_(overdue_usage_bills(now)),
+        )
+        .order_by(Tenant.id)
+    ).all()
+    for tenant in overdue:
+        apply_billing_state(session, tenant, BillingStatus.PAST_DUE, now)
     expired = session.scalars(
         select(Tenant)
         .where(
@@ -202,4 +261,4 @@ def advance_billing_states(session: Session, now: datetime) -> list[str]:
     ).all()
     for tenant in expired:
         apply_billing_state(session, tenant, BillingStatus.SUSPENDED, now)
-    return [tenant.id for tenant in expired]
+    return cut_off + [tenant.id for tenant in expired]

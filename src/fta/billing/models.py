@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -95,6 +96,13 @@ class UsageBill(Base):
     our invoice for it, and the PayPal invoice that collects it, sent, then paid."""
 
     __tablename__ = "usage_bills"
+    __table_args__ = (
+        Index(
+            "ix_usage_bills_unpaid_checked",
+            "last_checked_at",
+            postgresql_where=text("sent_at IS NOT NULL AND paid_at IS NULL"),
+        ),
+    )
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)
@@ -102,6 +110,8 @@ class UsageBill(Base):
     invoice_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invoices.id"))
     paypal_invoice_id: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
-    # When PayPal reported the client paid it.
+    # When the client paid it, as PayPal reports it.
     paid_at: Mapped[datetime | None]
+    # When PayPal was last asked about it while unpaid: the least recently asked go first.
+    last_checked_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

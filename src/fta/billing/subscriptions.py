@@ -8,6 +8,7 @@ order, any number of times, therefore end in the same state.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import logging
@@ -17,19 +18,23 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
 from fta.audit import service as audit
-from fta.billing.access import BillingStatus, apply_billing_state
+from fta.billing import payment_issues
+from fta.billing.access import BillingStatus, apply_billing_state, has_overdue_usage_bill
 from fta.billing.invoices.identity import check_client, client_from_tenant
 from fta.billing.invoices.vat import FRENCH_RATE, ZERO_RATE, treatment
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import PayPalClient, PayPalError
 from fta.billing.paypal.models import (
     EventOutcome,
+    Payment,
+    PaymentIssue,
+    PaymentIssueKind,
     PaymentKind,
     PayPalCatalogEntry,
     PayPalEvent,
@@ -64,6 +69,11 @@ PAYMENT_EVENTS = {
     "PAYMENT.SALE.REFUNDED": PaymentKind.REFUND,
     "PAYMENT.SALE.REVERSED": PaymentKind.REVERSAL,
 }
+# A subscription sale PayPal holds, or refused: the sale's state.
+SALE_ISSUE_EVENTS = {"PAYMENT.SALE.PENDING": "pending", "PAYMENT.SALE.DENIED": "denied"}
+DISPUTE_EVENTS = frozenset(
+    {"CUSTOMER.DISPUTE.CREATED", "CUSTOMER.DISPUTE.UPDATED", "CUSTOMER.DISPUTE.RESOLVED"}
+)
 # When a tenant holds several subscriptions (a plan change, an abandoned approval), the best
 # status speaks for the tenant.
 _RANK = {
@@ -103,6 +113,115 @@ def status_from_paypal(state: Mapping[str, Any]) -> SubscriptionStatus:
     return SubscriptionStatus.PENDING  # APPROVAL_PENDING, APPROVED
 
 
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def one_cycle_after(moment: datetime) -> datetime:
+    """The same time a month later (our plans bill monthly), on the month's last day when
+    it is shorter."""
+    # Months counted from year 0: moment.month is the next month's index from 0.
+    year, month_index = divmod(moment.year * 12 + moment.month, 12)
+    month = month_index + 1
+    return moment.replace(
+        year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1])
+    )
+
+
+def paid_through(state: Mapping[str, Any], last_sale: datetime | None) -> datetime | None:
+    """When the period last paid for ends: PayPal's next billing time while no payment
+    failed, else its last payment (or our last sale, whichever is later) plus one cycle."""
+    billing = state.get("billing_info")
+    billing = billing if isinstance(billing, dict) else {}
+    ends = []
+    if not billing.get("failed_payments_count"):
+        ends.append(_time(billing.get("next_billing_time")))
+    last_payment = billing.get("last_payment")
+    paid = [last_sale, _time(last_payment.get("time")) if isinstance(last_payment, dict) else None]
+    ends += [one_cycle_after(moment) for moment in paid if moment is not None]
+    return max((end for end in ends if end is not None), default=None)
+
+
+def _last_sale(session: Session, subscription: Subscription) -> datetime | None:
+    return session.scalar(
+        select(Payment.occurred_at)
+        .where(
+            Payment.kind == PaymentKind.SALE,
+            Payment.paypal_subscription_id == subscription.paypal_subscription_id,
+        )
+        .order_by(Payment.occurred_at.desc())
+        .limit(1)
+    )
+
+
+def _denied_sale_unpaid(session: Session, tenant_id: str) -> bool:
+    """A subscription sale PayPal denied, with no sale of that subscription completed since."""
+    later_sale = exists().where(
+        Payment.kind == PaymentKind.SALE,
+        Payment.paypal_subscription_id == PaymentIssue.paypal_subscription_id,
+        Payment.occurred_at > PaymentIssue.occurred_at,
+    )
+    return (
+        session.scalar(
+            select(PaymentIssue.id)
+            .where(
+                PaymentIssue.tenant_id == tenant_id,
+                PaymentIssue.kind == PaymentIssueKind.SALE,
+                PaymentIssue.status == "denied",
+                ~later_sale,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def account_status(session: Session, tenant: Tenant, now: datetime) -> BillingStatus | None:
+    """What the account's billing status should be now (None: nothing decides it). Its best
+    subscription speaks, a cancelled one as active until the period paid ends; an account
+    that would be active is past due while a sale PayPal denied stays unpaid or a usage
+    invoice is overdue. Without a live subscription, an account in a payment grace (or
+    suspended after one) owes nothing else once those are paid."""
+    subscriptions = session.scalars(
+        select(Subscription).where(Subscription.tenant_id == tenant.id)
+    ).all()
+    statuses = [
+        SubscriptionStatus.ACTIVE
+        if s.status == SubscriptionStatus.CANCELLED
+        and s.paid_through is not None
+        and s.paid_through > now
+        else SubscriptionStatus(s.status)
+        for s in subscriptions
+    ]
+    best = max(statuses, key=_RANK.__getitem__, default=None)
+    if best is None or best is SubscriptionStatus.PENDING:
+        after_grace = tenant.billing_status == BillingStatus.PAST_DUE or (
+            tenant.billing_status == BillingStatus.SUSPENDED and tenant.grace_until is not None
+        )
+        if not after_grace:
+            return None
+        best = SubscriptionStatus.ACTIVE
+    if best is SubscriptionStatus.ACTIVE and (
+        _denied_sale_unpaid(session, tenant.id) or has_overdue_usage_bill(session, tenant.id, now)
+    ):
+        return BillingStatus.PAST_DUE
+    return BillingStatus(best.value)
+
+
+def settle_account(session: Session, tenant_id: str, now: datetime) -> None:
+    """Applies `account_status` to the account (after a payment, or a usage invoice paid)."""
+    tenant = session.get_one(Tenant, tenant_id)
+    status = account_status(session, tenant, now)
+    if status is not None:
+        apply_billing_state(session, tenant, status, now)
+
+
 def tenant_billing_status(session: Session, tenant_id: str) -> SubscriptionStatus | None:
     statuses = session.scalars(
         select(Subscription.status).where(Subscription.tenant_id == tenant_id)
@@ -115,8 +234,8 @@ def tenant_billing_status(session: Session, tenant_id: str) -> SubscriptionStatu
 def _apply_to_tenant(
     session: Session, subscription: Subscription, became_active: bool, now: datetime
 ) -> None:
-    """The tenant's access follows its best subscription; a newly active subscription puts
-    the tenant on its plan (at once, or from the next period for an account already paying)."""
+    """The tenant's access follows `account_status`; a newly active subscription puts the
+    tenant on its plan (at once, or from the next period for an account already paying)."""
     tenant = session.get_one(Tenant, subscription.tenant_id)
     if became_active:
         plan = session.scalars(select(Plan).where(Plan.code == subscription.plan_code)).first()
@@ -126,9 +245,7 @@ def _apply_to_tenant(
             and plan.id not in (tenant.plan_id, tenant.pending_plan_id)
         ):
             change_plan(session, tenant, plan, now)
-    status = tenant_billing_status(session, tenant.id)
-    if status is not None and status is not SubscriptionStatus.PENDING:
-        apply_billing_state(session, tenant, BillingStatus(status.value), now)
+    settle_account(session, tenant.id, now)
 
 
 def refresh_subscription(
@@ -144,6 +261,11 @@ def refresh_subscription(
     subscription.status = status_from_paypal(state)
     subscription.last_state = state
     check_payer_country(session, subscription.tenant_id, state, now)
+    subscription.paid_through = (
+        paid_through(state, _last_sale(session, subscription))
+        if subscription.status == SubscriptionStatus.CANCELLED
+        else None
+    )
     subscription.updated_at = now
     session.flush()
     became_active = subscription.status == SubscriptionStatus.ACTIVE and not was_active
@@ -391,6 +513,12 @@ def _process(
             return EventOutcome.APPLIED  # a refund or reversal changes no subscription
         # A sale may end a past-due spell: look at its subscription again.
         subscription_id = sale_subscription_id(resource)
+        payment_issues.sale_completed(session, str(resource["id"]))
+    elif event_type in SALE_ISSUE_EVENTS:
+        subscription_id = sale_subscription_id(resource)
+    elif event_type in DISPUTE_EVENTS:
+        payment_issues.record_dispute(session, event_type, resource, utcnow())
+        return EventOutcome.APPLIED
     else:
         return EventOutcome.IGNORED
     if not isinstance(subscription_id, str):
@@ -400,5 +528,10 @@ def _process(
     ).first()
     if subscription is None:
         return EventOutcome.UNKNOWN_SUBSCRIPTION
+    sale_state = SALE_ISSUE_EVENTS.get(event_type)
+    if sale_state is not None:
+        payment_issues.record_sale_issue(session, subscription, sale_state, resource)
+        if sale_state == "pending":
+            return EventOutcome.APPLIED  # PayPal has not decided: access is unchanged
     refresh_subscription(session, client, subscription, utcnow())
     return EventOutcome.APPLIED

@@ -94,6 +94,8 @@ class Subscription(Base):
     # plan's when the subscription was made). A sale that differs is not invoiced.
     price_ht_cents: Mapped[int | None] = mapped_column(Integer)
     tax_percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    # A cancelled subscription's end of the last period paid: access lasts until then.
+    paid_through: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -122,3 +124,33 @@ class Payment(Base):
     # Set once our invoice (or credit note) for this payment exists.
     invoiced_at: Mapped[datetime | None]
     invoice_ref: Mapped[str | None] = mapped_column(String(64))
+
+
+class PaymentIssueKind(StrEnum):
+    SALE = "sale"  # a subscription payment PayPal holds as pending, or denied
+    DISPUTE = "dispute"
+
+
+class PaymentIssue(Base):
+    """A payment that did not simply go through: a sale PayPal holds or denied, or a dispute
+    the buyer opened, as PayPal last described it. One row per sale or dispute."""
+
+    __tablename__ = "payment_issues"
+    __table_args__ = (UniqueConstraint("kind", "paypal_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # The sale's id, or the dispute's.
+    paypal_id: Mapped[str] = mapped_column(String(64))
+    # The sale a dispute is about.
+    sale_id: Mapped[str | None] = mapped_column(String(64))
+    paypal_subscription_id: Mapped[str | None] = mapped_column(String(64))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id"), index=True)
+    # A sale's state (pending, denied, completed) or a dispute's status (OPEN, RESOLVED...).
+    status: Mapped[str] = mapped_column(String(32))
+    # A pending sale's reason, a dispute's reason, stage and outcome.
+    detail: Mapped[str | None] = mapped_column(String(255))
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    occurred_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
