@@ -1,5 +1,7 @@
 """The usage ledger: idempotent events, closed periods that never change (late events go to
-the next open one), refused samples, bot runs cut at month boundaries, GET /api/v1/usage.
+the next open one), refused samples, bot runs cut at month boundaries, GET /api/v1/usage;
+each month priced with the plan it opened with; allowance alerts; the monthly spending cap;
+jobs ended without their worker's report still billed.
 
 Months far in the future keep these tests clear of the periods the worker closes."""
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,9 +21,16 @@ from fta.accounts.models import Tenant
 from fta.billing import metering
 from fta.billing.access import BillingStatus, apply_billing_state
 from fta.billing.models import UsageEvent
+from fta.billing.periods import period_of
 from fta.bots.models import BotRun
-from fta.db import session_scope
+from fta.db import session_scope, utcnow
 from fta.errors import Conflict, Invalid
+from fta.jobs.models import Job, JobStatus
+from fta.mail.models import OutboxMail
+from fta.plans.service import apply_pending_plans, change_plan, get_plan
+from fta.runtime import JobRunner
+from fta.settings import get_settings
+from fta.worker.handlers import JobHandler
 from tests.support.api import Client, sign_up
 
 API = "/api/v1"
@@ -260,3 +269,211 @@ def test_usage_shows_consumption_allowance_and_overage(http: TestClient) -> None
         refused = http.get(f"{API}/usage", params={"period": bad}, headers=client.auth)
         assert refused.status_code == 422 and "YYYY-MM" in refused.json()["detail"]
     assert http.get(f"{API}/usage").status_code == 401
+
+
+def _activate(tenant_id: str, at: datetime) -> None:
+    with session_scope() as session:
+        apply_billing_state(session, session.get_one(Tenant, tenant_id), BillingStatus.ACTIVE, at)
+
+
+def _summary(tenant_id: str, period: str, now: str) -> metering.UsageSummary:
+    with session_scope() as session:
+        return metering.usage_summary(session, session.get_one(Tenant, tenant_id), period, _at(now))
+
+
+# 25 CPU-hours, 60 GB-hours, 30 hours of job: 5 CPU-hours over the starter's 20.
+BIG_JOB = {
+    "cpu_seconds": Decimal(90_000),
+    "ram_gb_seconds": Decimal(216_000),
+    "running_seconds": Decimal(108_000),
+}
+
+
+def test_each_month_is_billed_with_the_plan_it_opened_with(
+    http: TestClient, owner_engine: Engine
+) -> None:
+    client = sign_up(http)
+    tenant_id = client.tenant_id
+    _activate(tenant_id, _at("2041-10-01T00:00:00"))
+    _record(tenant_id, "job:october", "2041-10-15T12:00:00", **BIG_JOB)
+    with session_scope() as session:
+        tenant = session.get_one(Tenant, tenant_id)
+        # A paying account moves to pro from November on.
+        pro = get_plan(session, "pro")
+        assert change_plan(session, tenant, pro, _at("2041-10-20T00:00:00")) == "2041-11"
+        assert tenant_id in apply_pending_plans(session, _at("2041-11-01T00:05:00"))
+    _record(tenant_id, "job:november", "2041-11-15T12:00:00", **BIG_JOB)
+    with session_scope() as session:
+        metering.close_period(session, "2041-10", _at("2041-11-03T00:00:00"), GRACE)
+
+    october = _summary(tenant_id, "2041-10", "2041-11-04T00:00:00")
+    assert october.closed and (october.plan.code, october.plan.name) == ("starter", "Starter")
+    assert october.overage.amount_eur == Decimal("1.09")  # not 0.00 on pro's 120 hours
+    cpu, ram, minutes = (
+        october.quantities.cpu_hours,
+        october.quantities.ram_gb_hours,
+        october.quantities.job_minutes,
+    )
+    rates = [Decimal(rate) for rate in ("0.05", "0.01", "0.002")]
+    assert (cpu.used, cpu.included, cpu.billable, cpu.unit_price_ht_eur) == (25, 20, 5, rates[0])
+    assert (ram.used, ram.included, ram.billable, ram.unit_price_ht_eur) == (60, 48, 12, rates[1])
+    assert (minutes.used, minutes.billable, minutes.unit_price_ht_eur) == (1800, 360, rates[2])
+    november = _summary(tenant_id, "2041-11", "2041-11-04T00:00:00")
+    assert november.plan.code == "pro" and november.overage.amount_eur == 0
+    assert november.quantities.cpu_hours.included == 25
+
+    # A change that applies at once (a suspended account's) leaves the open month's plan.
+    with session_scope() as session:
+        tenant = session.get_one(Tenant, tenant_id)
+        apply_billing_state(session, tenant, BillingStatus.SUSPENDED, _at("2041-11-05T00:00:00"))
+        assert change_plan(session, tenant, get_plan(session, "starter"), _at("2041-11-05")) == (
+            period_of(_at("2041-11-05T00:00:00"))
+        )
+        tenant.plan_id = get_plan(session, "starter").id
+    assert _summary(tenant_id, "2041-11", "2041-11-06T00:00:00").plan.code == "pro"
+
+    shown = http.get(f"{API}/usage", params={"period": "2041-10"}, headers=client.auth).json()
+    assert (shown["plan"], shown["plan_name"], shown["status"]) == ("starter", "Starter", "closed")
+    assert shown["overage"]["amount_eur_ht"] == "1.09"
+    assert shown["quantities"]["cpu_hours"] == {
+        "used": "25.000",
+        "included": "20.000",
+        "billable": "5.000",
+        "unit_price_eur_ht": "0.050000",
+    }
+    # The database keeps a month's plan as it opened.
+    with owner_engine.begin() as connection, pytest.raises(DBAPIError, match="is fixed"):
+        connection.execute(
+            text(
+                "UPDATE usage_periods SET plan_overage_cpu_hour_eur = 0 "
+                "WHERE tenant_id = :t AND period = '2041-11'"
+            ),
+            {"t": tenant_id},
+        )
+
+
+def _outbox(email: str) -> list[str]:
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(OutboxMail.subject)
+                .where(OutboxMail.to_address == email)
+                .order_by(OutboxMail.created_at)
+            )
+        )
+
+
+def test_the_client_is_told_at_80_and_100_percent_of_the_allowance_once(
+    http: TestClient,
+) -> None:
+    client = sign_up(http)
+    _activate(client.tenant_id, _at("2041-12-01T00:00:00"))
+    hour = Decimal(3600)
+
+    def alerts() -> list[int]:
+        usage = http.get(f"{API}/usage", params={"period": "2041-12"}, headers=client.auth)
+        assert usage.status_code == 200, usage.text
+        return [alert["threshold_percent"] for alert in usage.json()["alerts"]]
+
+    _record(client.tenant_id, "job:a", "2041-12-02T00:00:00", cpu_seconds=15 * hour)
+    assert alerts() == [] and not any("%" in s for s in _outbox(client.email))
+    _record(client.tenant_id, "job:b", "2041-12-03T00:00:00", cpu_seconds=1 * hour)  # 16 of 20
+    _record(client.tenant_id, "job:c", "2041-12-04T00:00:00", cpu_seconds=1 * hour)
+    assert alerts() == [80]
+    _record(client.tenant_id, "job:d", "2041-12-05T00:00:00", cpu_seconds=5 * hour)
+    _record(client.tenant_id, "job:e", "2041-12-06T00:00:00", cpu_seconds=5 * hour)
+    assert alerts() == [80, 100]
+    assert [s for s in _outbox(client.email) if "%" in s] == [
+        "fta : 80 % de vos heures CPU de 2041-12 utilisées",
+        "fta : 100 % de vos heures CPU de 2041-12 utilisées",
+    ]
+    # A new month starts over.
+    _record(client.tenant_id, "job:f", "2042-01-02T00:00:00", cpu_seconds=20 * hour)
+    january = http.get(f"{API}/usage", params={"period": "2042-01"}, headers=client.auth).json()
+    assert [alert["threshold_percent"] for alert in january["alerts"]] == [80, 100]
+    # Both reached by one event: one mail, the higher threshold.
+    assert [s for s in _outbox(client.email) if "2042-01" in s] == [
+        "fta : 100 % de vos heures CPU de 2042-01 utilisées"
+    ]
+
+
+def test_a_spending_cap_refuses_new_jobs_once_the_month_overage_reaches_it(
+    http: TestClient,
+) -> None:
+    client = sign_up(http)
+    now = utcnow()
+    _activate(client.tenant_id, now)
+    cap_url = f"{API}/usage/spending-cap"
+    job = {
+        "kind": "download-data",
+        "config": {
+            "exchange": "binance",
+            "pairs": ["BTC/USDT"],
+            "timeframe": "5m",
+            "timerange": "20240101-20240102",
+        },
+    }
+    for bad in ({"cap_eur_ht": "-1"}, {"cap_eur_ht": "1.005"}, {"cap": "1"}):
+        assert http.put(cap_url, json=bad, headers=client.auth).status_code == 422, bad
+    set_cap = http.put(cap_url, json={"cap_eur_ht": "1.00"}, headers=client.auth)
+    assert set_cap.status_code == 200 and set_cap.json() == {"cap_eur_ht": "1.00", "reached": False}
+    with session_scope() as session:
+        metering.record_usage_event(
+            session,
+            tenant_id=client.tenant_id,
+            event_key="job:over-the-cap",
+            subject_kind="job",
+            subject_id=uuid.uuid4(),
+            occurred_at=now,
+            now=now,
+            **BIG_JOB,  # 1.09 EUR beyond the plan
+        )
+
+    refused = http.post(f"{API}/jobs", json=job, headers=client.auth)
+    assert refused.status_code == 402, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    detail = refused.json()["detail"]
+    assert "spending cap of 1.00 EUR HT" in detail and "1.09 EUR HT" in detail
+    assert f"PUT {cap_url}" in detail
+    usage = http.get(f"{API}/usage", headers=client.auth).json()
+    assert usage["spending_cap"] == {"cap_eur_ht": "1.00", "reached": True}
+
+    raised = http.put(cap_url, json={"cap_eur_ht": "5"}, headers=client.auth)
+    assert raised.json() == {"cap_eur_ht": "5.00", "reached": False}
+    accepted = http.post(f"{API}/jobs", json=job, headers=client.auth)
+    assert accepted.status_code == 202, accepted.text
+    http.post(f"{API}/jobs/{accepted.json()['id']}/cancel", headers=client.auth)
+    removed = http.put(cap_url, json={"cap_eur_ht": None}, headers=client.auth)
+    assert removed.json() == {"cap_eur_ht": None, "reached": False}
+    assert http.put(cap_url, json={"cap_eur_ht": "1"}).status_code == 401
+
+
+def test_a_job_failed_without_its_report_is_billed_from_its_last_sample(
+    http: TestClient,
+) -> None:
+    """The worker's own failure path (a crash while running the job): the last sample it saved
+    on the job is what the job used."""
+    client = sign_up(http)
+    started = utcnow() - timedelta(minutes=2)
+    with session_scope() as session:
+        job = Job(
+            tenant_id=client.tenant_id,
+            kind="backtest",
+            status=JobStatus.RUNNING,
+            config={},
+            max_seconds=600,
+            started_at=started,
+            cpu_seconds=Decimal("42.5"),
+            memory_max_bytes=512 * 1024**2,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    JobHandler(cast(JobRunner, None), get_settings())._finish(
+        job_id, JobStatus.FAILED, error="internal error while running the job"
+    )
+    (event,) = _events(client.tenant_id)
+    assert (event.event_key, event.cpu_seconds) == (f"job:{job_id}", Decimal("42.5"))
+    assert 119 <= event.running_seconds <= 180
+    # Half a GiB for the whole run (each figure is rounded to the millisecond).
+    assert abs(event.ram_gb_seconds - event.running_seconds / 2) <= Decimal("0.002")

@@ -1,11 +1,14 @@
 """A job's metered CPU time against the kernel's own accounting, on real freqtrade jobs run
-through the sandbox: the tenant's parent cgroup keeps the CPU time of removed containers."""
+through the sandbox: the tenant's parent cgroup keeps the CPU time of removed containers.
+Samples never lose CPU time, memory is billed without page cache, and jobs the reconciler
+fails are billed from their containers."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,9 +18,23 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fta.billing.models import UsageEvent
-from fta.db import session_scope
-from fta.runtime import read_tenant_usage
+from fta.db import session_scope, utcnow
+from fta.jobs.models import Job, JobStatus
+from fta.runtime import (
+    ContainerSpec,
+    DockerJobRunner,
+    ExitStatus,
+    JobTimeout,
+    Limits,
+    Mount,
+    read_tenant_usage,
+)
+from fta.runtime.spec import JOB_USER, OwnerKind
 from fta.settings import get_settings
+from fta.worker.log_capture import LogCapture
+from fta.worker.network_slots import take_slot_now
+from fta.worker.reconciler import reconcile
+from fta.worker.sandbox import USAGE_SAMPLE_SECONDS, run_container
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.sandbox import Sandbox
@@ -119,3 +136,138 @@ def test_metered_cpu_matches_the_cgroup_and_a_burn_shows_as_its_time(
         metered,
         startup,
     )
+
+
+MIB = 1024 * 1024
+
+
+def _spec(
+    runner: DockerJobRunner,
+    tenant_id: str,
+    owner: uuid.UUID,
+    script: str,
+    mounts: list[Mount],
+    owner_kind: OwnerKind = "job",
+) -> ContainerSpec:
+    network = runner.ensure_tenant_network(
+        tenant_id, take_slot_now(tenant_id, get_settings(), utcnow())
+    )
+    return ContainerSpec(
+        tenant_id=tenant_id,
+        owner_kind=owner_kind,
+        owner_id=str(owner),
+        image="fta/base:bookworm",
+        command=["sh", "-c", script],
+        env={},
+        limits=Limits(nano_cpus=1_000_000_000, memory_bytes=512 * MIB, pids=16, tmpfs_bytes=MIB),
+        mounts=mounts,
+        network=network.name,
+        extra_hosts=network.extra_hosts,
+        dns=network.dns,
+    )
+
+
+class SamplesAfterExit(DockerJobRunner):
+    """Lets one usage reading fall after the container exited, as a slow wait slice does."""
+
+    exited: ExitStatus | None = None
+
+    def wait(self, container_id: str, timeout_s: float) -> ExitStatus:
+        if self.exited is not None:
+            return self.exited
+        self.exited = super().wait(container_id, timeout_s)  # JobTimeout while it runs
+        time.sleep(USAGE_SAMPLE_SECONDS)
+        raise JobTimeout(container_id, timeout_s)
+
+
+def test_a_reading_after_exit_keeps_the_cpu_and_memory_leaves_out_the_page_cache(
+    client: Client, sandbox: Sandbox
+) -> None:
+    runner = SamplesAfterExit(get_settings(), extra_labels=sandbox.labels)
+    volume = runner.ensure_volume(f"fta-test-cache-{uuid.uuid4().hex[:12]}")
+    engine = docker.from_env()
+    engine.containers.run(
+        "fta/base:bookworm", ["chown", JOB_USER, "/data"], volumes=[f"{volume}:/data"], remove=True
+    )
+    # 200 MiB written to disk stays in the page cache, then about 3 s of CPU (a cache fill:
+    # the one container that writes to a shared volume).
+    script = (
+        "dd if=/dev/zero of=/data/written bs=1M count=200 2>/dev/null && sync && "
+        "timeout 3 sh -c 'while :; do :; done'; exit 0"
+    )
+    try:
+        report = run_container(
+            runner,
+            _spec(
+                runner,
+                client.tenant_id,
+                uuid.uuid4(),
+                script,
+                [Mount(volume, "/data", read_only=False)],
+                owner_kind="cache-fill",
+            ),
+            LogCapture(max_line=1000, max_total=10_000),
+            max_seconds=120,
+            on_started=lambda _: None,
+            on_output=lambda: None,
+            cancel_requested=lambda: False,
+        )
+    finally:
+        try:
+            engine.volumes.get(volume).remove(force=True)
+        finally:
+            engine.close()
+    assert report.exit_code == 0
+    assert report.cpu_seconds is not None and report.cpu_seconds >= 2, report
+    assert report.memory_max_bytes is not None and report.memory_max_bytes < 100 * MIB, report
+
+
+def _abandoned_job(tenant_id: str, cpu_seconds: Decimal | None) -> uuid.UUID:
+    with session_scope() as session:
+        job = Job(
+            tenant_id=tenant_id,
+            kind="backtest",
+            status=JobStatus.RUNNING,
+            config={},
+            max_seconds=600,
+            started_at=utcnow() - timedelta(seconds=30),
+            cpu_seconds=cpu_seconds,
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def _event(tenant_id: str, job_id: uuid.UUID) -> UsageEvent | None:
+    with session_scope() as session:
+        event = session.scalars(
+            select(UsageEvent).where(
+                UsageEvent.tenant_id == tenant_id, UsageEvent.event_key == f"job:{job_id}"
+            )
+        ).first()
+        if event is not None:
+            session.expunge(event)
+        return event
+
+
+def test_jobs_the_reconciler_fails_are_billed_from_their_container_or_last_sample(
+    client: Client, sandbox: Sandbox
+) -> None:
+    runner = DockerJobRunner(get_settings(), extra_labels=sandbox.labels)
+    with_container = _abandoned_job(client.tenant_id, None)
+    container_id = runner.create(
+        _spec(runner, client.tenant_id, with_container, "while :; do :; done", [])
+    )
+    runner.start(container_id)
+    # Its worker stopped after saving a sample of 7.25 s; its container is gone.
+    without_container = _abandoned_job(client.tenant_id, Decimal("7.25"))
+    time.sleep(3)
+
+    reconcile(runner, frozenset())
+
+    burnt = _event(client.tenant_id, with_container)
+    assert burnt is not None and burnt.cpu_seconds >= 1, burnt
+    assert 30 <= burnt.running_seconds <= 120 and burnt.ram_gb_seconds > 0
+    sampled = _event(client.tenant_id, without_container)
+    assert sampled is not None and sampled.cpu_seconds == Decimal("7.25")
+    assert 30 <= sampled.running_seconds <= 120

@@ -8,15 +8,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import DateTime, String, and_, func, literal, or_, select
+from sqlalchemy import DateTime, String, and_, delete, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import Tenant
-from fta.billing.access import BillingStatus
-from fta.billing.models import UsageEvent, UsagePeriod
+from fta.accounts.models import Tenant, User
+from fta.billing.access import BillingStatus, PaymentRequired
+from fta.billing.models import SpendingCap, UsageAlert, UsageEvent, UsagePeriod
 from fta.billing.periods import (
     next_period,
     period_end,
@@ -27,6 +27,7 @@ from fta.billing.periods import (
 from fta.bots.models import BotRun
 from fta.errors import Conflict, Invalid
 from fta.jobs.models import Job
+from fta.mail import service as mail
 from fta.plans.models import Plan
 from fta.settings import get_settings
 
@@ -36,6 +37,7 @@ SubjectKind = Literal["job", "bot"]
 GIB = Decimal(1024**3)
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
+SHOWN = MILLI
 # No single event covers more than a month and a day, or more than these machines hold.
 MAX_EVENT_SECONDS = Decimal(32 * 86_400)
 MAX_CPUS = 256
@@ -59,16 +61,33 @@ def _check_time(occurred_at: datetime, now: datetime) -> None:
         raise Invalid(f"usage sample refused: occurred_at {occurred_at.isoformat()} is impossible")
 
 
+def _plan_snapshot_columns(plan: Any) -> dict[str, Any]:
+    """The usage period's copy of a plan (`plan` a Plan row, or the Plan class in a query)."""
+    return {
+        "plan_code": plan.code,
+        "plan_name": plan.name,
+        "plan_price_ht_cents": plan.price_ht_cents,
+        "plan_included_cpu_hours": plan.included_cpu_hours,
+        "plan_overage_cpu_hour_eur": plan.overage_cpu_hour_eur,
+        "plan_overage_ram_gb_hour_eur": plan.overage_ram_gb_hour_eur,
+        "plan_overage_job_minute_eur": plan.overage_job_minute_eur,
+    }
+
+
 def _open_period(session: Session, tenant_id: str, period: str) -> str:
     """The period itself if open, else the first open one after it.
 
-    The period's row is share-locked: closing it waits for this transaction, and this one
-    sees a close that committed first.
+    A period's row is created with a copy of the account's plan at that moment, which the
+    month is billed with. The row is share-locked: closing it waits for this transaction, and
+    this one sees a close that committed first.
     """
+    plan = session.scalars(
+        select(Plan).join(Tenant, Tenant.plan_id == Plan.id).where(Tenant.id == tenant_id)
+    ).one()
     for _ in range(1200):
         session.execute(
             insert(UsagePeriod)
-            .values(tenant_id=tenant_id, period=period)
+            .values(tenant_id=tenant_id, period=period, **_plan_snapshot_columns(plan))
             .on_conflict_do_nothing(index_elements=["tenant_id", "period"])
         )
         closed_at = session.scalar(
@@ -132,8 +151,10 @@ def record_usage_event(
     )
     event = _event(session, tenant_id, event_key)
     assert event is not None  # noqa: S101 - inserted now or by a concurrent twin
-    if inserted is not None and event.late:
-        log.info("late usage event %s of %s counted in %s", event_key, tenant_id, period)
+    if inserted is not None:
+        if event.late:
+            log.info("late usage event %s of %s counted in %s", event_key, tenant_id, period)
+        alert_usage(session, tenant_id, period, now)
     return event
 
 
@@ -168,6 +189,24 @@ def record_job_usage(
         occurred_at=job.finished_at,
         now=job.finished_at,
     )
+
+
+def record_ended_job_usage(
+    session: Session, job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None
+) -> UsageEvent | None:
+    """The event of a job ended without its worker's report (the worker crashed or stopped,
+    or the job failed before or around its container): billed from what is still known, the
+    greater of the counters read now (None: nothing to read) and the last sample the worker
+    saved on the job. None when the event is refused (logged)."""
+    cpu = max(job.cpu_seconds or Decimal(0), cpu_seconds or Decimal(0))
+    memory = max(job.memory_max_bytes or 0, memory_max_bytes or 0)
+    job.cpu_seconds, job.memory_max_bytes = cpu, memory or None
+    try:
+        with session.begin_nested():
+            return record_job_usage(session, job, cpu, memory)
+    except Invalid as refused:
+        log.error("job %s not metered: %s", job.id, refused.detail)
+        return None
 
 
 def tenant_ran_alone(
@@ -306,9 +345,15 @@ def close_period(session: Session, period: str, now: datetime, grace: timedelta)
     opens_at = period_end(period) + grace
     if now < opens_at:
         raise Conflict(f"period {period} can close from {opens_at.isoformat()} on")
+    snapshot = _plan_snapshot_columns(Plan)
     statement = insert(UsagePeriod).from_select(
-        ["tenant_id", "period", "closed_at"],
-        select(Tenant.id, literal(period, String(7)), literal(now, DateTime(timezone=True))),
+        ["tenant_id", "period", "closed_at", *snapshot],
+        select(
+            Tenant.id,
+            literal(period, String(7)),
+            literal(now, DateTime(timezone=True)),
+            *snapshot.values(),
+        ).join(Plan, Plan.id == Tenant.plan_id),
     )
     closed = session.scalars(
         statement.on_conflict_do_update(
@@ -356,6 +401,40 @@ def close_due_periods(session: Session, now: datetime, grace: timedelta) -> list
 
 
 @dataclass(frozen=True)
+class PlanSnapshot:
+    """The plan a period is billed with: the account's plan when the period opened."""
+
+    code: str
+    name: str
+    price_ht_cents: int
+    included_cpu_hours: Decimal
+    overage_cpu_hour_eur: Decimal
+    overage_ram_gb_hour_eur: Decimal
+    overage_job_minute_eur: Decimal
+
+    @classmethod
+    def of_period(cls, row: UsagePeriod) -> PlanSnapshot:
+        return cls(
+            row.plan_code,
+            row.plan_name,
+            row.plan_price_ht_cents,
+            row.plan_included_cpu_hours,
+            row.plan_overage_cpu_hour_eur,
+            row.plan_overage_ram_gb_hour_eur,
+            row.plan_overage_job_minute_eur,
+        )
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> PlanSnapshot:
+        return cls(
+            **{
+                name.removeprefix("plan_"): value
+                for name, value in _plan_snapshot_columns(plan).items()
+            }
+        )
+
+
+@dataclass(frozen=True)
 class Consumption:
     cpu_hours: Decimal
     ram_gb_hours: Decimal
@@ -374,13 +453,33 @@ class Overage:
 
 
 @dataclass(frozen=True)
+class MeteredQuantity:
+    """One metered quantity of a period as an invoice line states it: `used` is `included`
+    (covered by the plan) plus `billable` (charged at `unit_price_ht_eur`, before VAT).
+    Exact decimals: the amount is rounded once, on the total (`Overage.amount_eur`)."""
+
+    used: Decimal
+    included: Decimal
+    billable: Decimal
+    unit_price_ht_eur: Decimal
+
+
+@dataclass(frozen=True)
+class Quantities:
+    cpu_hours: MeteredQuantity
+    ram_gb_hours: MeteredQuantity
+    job_minutes: MeteredQuantity
+
+
+@dataclass(frozen=True)
 class UsageSummary:
     period: str
     closed: bool
-    plan: Plan
+    plan: PlanSnapshot
     included_cpu_hours: Decimal
     consumption: Consumption
     overage: Overage
+    quantities: Quantities
     projected_overage: Overage
 
 
@@ -407,7 +506,7 @@ def consumption(session: Session, tenant_id: str, period: str) -> Consumption:
     )
 
 
-def overage(plan: Plan, included_cpu_hours: Decimal, used: Consumption) -> Overage:
+def overage(plan: PlanSnapshot | Plan, included_cpu_hours: Decimal, used: Consumption) -> Overage:
     """CPU-hours beyond the allowance at the CPU rate; RAM GB-hours and job-minutes at their
     rates for the same share of the period's work (the share of its CPU-hours that lies
     beyond the allowance). Exact decimals, rounded to the cent once at the end."""
@@ -423,6 +522,19 @@ def overage(plan: Plan, included_cpu_hours: Decimal, used: Consumption) -> Overa
     return Overage(over_cpu, over_ram, over_minutes, amount.quantize(CENT, ROUND_HALF_UP))
 
 
+def quantities(plan: PlanSnapshot, used: Consumption, over: Overage) -> Quantities:
+    """Each quantity's part covered by the plan and part billed (see `overage`)."""
+
+    def line(used: Decimal, billable: Decimal, rate: Decimal) -> MeteredQuantity:
+        return MeteredQuantity(used, used - billable, billable, rate)
+
+    return Quantities(
+        cpu_hours=line(used.cpu_hours, over.cpu_hours, plan.overage_cpu_hour_eur),
+        ram_gb_hours=line(used.ram_gb_hours, over.ram_gb_hours, plan.overage_ram_gb_hour_eur),
+        job_minutes=line(used.job_minutes, over.job_minutes, plan.overage_job_minute_eur),
+    )
+
+
 def _scaled(used: Consumption, factor: Decimal) -> Consumption:
     return Consumption(
         cpu_hours=used.cpu_hours * factor,
@@ -435,32 +547,158 @@ def _scaled(used: Consumption, factor: Decimal) -> Consumption:
 
 
 def usage_summary(session: Session, tenant: Tenant, period: str, now: datetime) -> UsageSummary:
-    """A period's consumption and overage; for the running month, also the overage if the
-    rest of the month goes on at the pace so far (`projected_overage`). On trial, the
-    allowance is the trial's CPU-hours."""
+    """A period's consumption and overage, priced with the plan the period opened with (the
+    account's current plan for a month not opened yet); for the running month, also the
+    overage if the rest of the month goes on at the pace so far (`projected_overage`). On
+    trial, the allowance is the trial's CPU-hours."""
+    row = session.scalars(
+        select(UsagePeriod)
+        .where(UsagePeriod.tenant_id == tenant.id, UsagePeriod.period == period)
+        .execution_options(populate_existing=True)
+    ).first()
+    plan = PlanSnapshot.of_period(row) if row is not None else PlanSnapshot.of_plan(tenant.plan)
+    closed = row is not None and row.closed_at is not None
     included_cpu_hours = (
         get_settings().trial_cpu_hours
         if tenant.billing_status == BillingStatus.TRIALING
-        else tenant.plan.included_cpu_hours
-    )
-    closed = session.scalar(
-        select(UsagePeriod.closed_at).where(
-            UsagePeriod.tenant_id == tenant.id, UsagePeriod.period == period
-        )
+        else plan.included_cpu_hours
     )
     used = consumption(session, tenant.id, period)
-    so_far = overage(tenant.plan, included_cpu_hours, used)
+    so_far = overage(plan, included_cpu_hours, used)
     projected = so_far
     start, end = period_start(period), period_end(period)
-    if closed is None and start < now < end:
+    if not closed and start < now < end:
         factor = _seconds(start, end) / _seconds(start, now)
-        projected = overage(tenant.plan, included_cpu_hours, _scaled(used, factor))
+        projected = overage(plan, included_cpu_hours, _scaled(used, factor))
     return UsageSummary(
         period=period,
-        closed=closed is not None,
-        plan=tenant.plan,
+        closed=closed,
+        plan=plan,
         included_cpu_hours=included_cpu_hours,
         consumption=used,
         overage=so_far,
+        quantities=quantities(plan, used, so_far),
         projected_overage=projected,
     )
+
+
+# --- alerts and the spending cap ------------------------------------------------------------
+
+# Percentages of an allowance at which the client is told, once per month each.
+ALERT_THRESHOLDS = (80, 100)
+CPU_ALLOWANCE = "cpu_hours"
+USAGE_PATH = "/api/v1/usage"
+CAP_PATH = "/api/v1/usage/spending-cap"
+# Beyond what the cap's column holds.
+CAP_LIMIT = Decimal(10**10)
+
+
+def alert_usage(session: Session, tenant_id: str, period: str, now: datetime) -> list[int]:
+    """Records the thresholds of the month's CPU-hour allowance that its usage has reached
+    and not yet been told of, and mails the client the highest of them; returns them."""
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None  # noqa: S101 - foreign key of the event
+    summary = usage_summary(session, tenant, period, now)
+    included = summary.included_cpu_hours
+    if included <= 0:
+        return []
+    used_percent = summary.consumption.cpu_hours * 100 / included
+    reached = []
+    for threshold in ALERT_THRESHOLDS:
+        if used_percent < threshold:
+            continue
+        new = session.scalar(
+            insert(UsageAlert)
+            .values(
+                tenant_id=tenant_id,
+                period=period,
+                allowance=CPU_ALLOWANCE,
+                threshold_percent=threshold,
+                sent_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(UsageAlert.threshold_percent)
+        )
+        if new is not None:
+            reached.append(threshold)
+    if reached:
+        _mail_alert(session, tenant, summary, max(reached))
+    return reached
+
+
+def _mail_alert(session: Session, tenant: Tenant, summary: UsageSummary, threshold: int) -> None:
+    cpu = summary.quantities.cpu_hours
+    cap = session.get(SpendingCap, tenant.id)
+    cap_text = (
+        f"Votre plafond de dépassement mensuel est de {cap.cap_eur_ht} € HT."
+        if cap is not None
+        else f"Vous pouvez fixer un plafond de dépassement mensuel : PUT {CAP_PATH}."
+    )
+    body = (
+        "Bonjour,\n\n"
+        f"Vous avez utilisé {threshold} % des {summary.included_cpu_hours} heures CPU "
+        f"comprises dans votre forfait {summary.plan.name} pour {summary.period} "
+        f"({cpu.used.quantize(SHOWN)} h utilisées). Au-delà, chaque heure CPU est facturée "
+        f"{cpu.unit_price_ht_eur.normalize()} € HT, avec la RAM et le temps de tâche "
+        f"correspondants. {cap_text}\n\n"
+        f"Le détail : GET {USAGE_PATH}\n\n"
+        "—\n"
+        f"You have used {threshold} % of the CPU-hours included in your plan this month.\n"
+    )
+    subject = f"fta : {threshold} % de vos heures CPU de {summary.period} utilisées"
+    for email in session.scalars(select(User.email).where(User.tenant_id == tenant.id)):
+        mail.queue(session, to=email, subject=subject, body=body)
+
+
+def usage_alerts(session: Session, tenant_id: str, period: str) -> list[UsageAlert]:
+    return list(
+        session.scalars(
+            select(UsageAlert)
+            .where(UsageAlert.tenant_id == tenant_id, UsageAlert.period == period)
+            .order_by(UsageAlert.allowance, UsageAlert.threshold_percent)
+        )
+    )
+
+
+def set_spending_cap(
+    session: Session, tenant_id: str, cap_eur_ht: Decimal | None, now: datetime
+) -> SpendingCap | None:
+    """Sets the monthly cap on the overage (None removes it); it applies at once."""
+    session.execute(delete(SpendingCap).where(SpendingCap.tenant_id == tenant_id))
+    if cap_eur_ht is None:
+        return None
+    if not cap_eur_ht.is_finite() or cap_eur_ht < 0 or cap_eur_ht >= CAP_LIMIT:
+        raise Invalid(f"the spending cap must be between 0 and {CAP_LIMIT - CENT} euros HT")
+    if cap_eur_ht != cap_eur_ht.quantize(CENT):
+        raise Invalid("the spending cap is in euros and cents: at most two decimals")
+    cap = SpendingCap(tenant_id=tenant_id, cap_eur_ht=cap_eur_ht, set_at=now)
+    session.add(cap)
+    session.flush()
+    return cap
+
+
+def cap_reached(session: Session, tenant: Tenant, now: datetime) -> PaymentRequired | None:
+    """The refusal of a new job once this month's overage reached the client's cap (a cap
+    of 0 is reached once the allowance is used up); None otherwise."""
+    cap = session.get(SpendingCap, tenant.id)
+    if cap is None:
+        return None
+    summary = usage_summary(session, tenant, period_of(now), now)
+    spent = summary.overage.amount_eur
+    if cap.cap_eur_ht > 0:
+        reached = spent >= cap.cap_eur_ht
+    else:
+        reached = summary.consumption.cpu_hours >= summary.included_cpu_hours
+    if not reached:
+        return None
+    return PaymentRequired(
+        f"your monthly spending cap of {cap.cap_eur_ht} EUR HT on usage beyond your plan is "
+        f"reached ({spent} EUR HT for {summary.period}): new jobs are refused until next month."
+        f" Raise or remove the cap with PUT {CAP_PATH} (running jobs and bots go on)"
+    )
+
+
+def require_under_spending_cap(session: Session, tenant: Tenant, now: datetime) -> None:
+    refusal = cap_reached(session, tenant, now)
+    if refusal is not None:
+        raise refusal

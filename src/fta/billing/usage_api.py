@@ -1,15 +1,19 @@
-"""/api/v1/usage: a month's metered consumption, allowance and overage."""
+"""/api/v1/usage: a month's metered consumption, allowance and overage, the usage alerts
+mailed, and the client's monthly spending cap."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
 from fta.billing import metering
+from fta.billing.models import SpendingCap
 from fta.billing.periods import parse_period, period_of
 from fta.db import utcnow
 from fta.errors import Invalid, NotFound
@@ -40,16 +44,69 @@ class OverageOut(BaseModel):
     amount_eur_ht: Decimal = Field(description="before VAT, rounded half up to the cent")
 
 
+class QuantityOut(BaseModel):
+    used: Decimal
+    included: Decimal = Field(description="the part the plan covers")
+    billable: Decimal = Field(description="the part billed beyond the plan")
+    unit_price_eur_ht: Decimal
+
+
+class QuantitiesOut(BaseModel):
+    cpu_hours: QuantityOut
+    ram_gb_hours: QuantityOut
+    job_minutes: QuantityOut
+
+
+class AlertOut(BaseModel):
+    allowance: str = Field(description="cpu_hours: the plan's CPU-hours of the month")
+    threshold_percent: int
+    sent_at: datetime
+
+
+class SpendingCapIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cap_eur_ht: Decimal | None = Field(
+        description="the most to pay beyond the plan in one month, before VAT; null removes it"
+    )
+
+
+class SpendingCapOut(BaseModel):
+    cap_eur_ht: Decimal | None
+    reached: bool = Field(description="new jobs are refused until next month or a higher cap")
+
+
 class UsageOut(BaseModel):
     period: str
     status: Literal["open", "closed"]
-    plan: str
+    plan: str = Field(description="the plan the month is billed with: the one it opened with")
+    plan_name: str
     billing_status: str
     consumption: ConsumptionOut
     allowance: AllowanceOut
     overage: OverageOut = Field(description="what the events recorded so far cost")
     projected_overage: OverageOut = Field(
         description="for the running month, if it goes on at the pace so far"
+    )
+    quantities: QuantitiesOut
+    alerts: list[AlertOut] = Field(description="allowance thresholds reached, mailed once")
+    spending_cap: SpendingCapOut
+
+
+def _quantity(value: metering.MeteredQuantity) -> QuantityOut:
+    return QuantityOut(
+        used=value.used.quantize(SHOWN),
+        included=value.included.quantize(SHOWN),
+        billable=value.billable.quantize(SHOWN),
+        unit_price_eur_ht=value.unit_price_ht_eur,
+    )
+
+
+def _spending_cap(session: Session, tenant: Tenant, now: datetime) -> SpendingCapOut:
+    cap = session.get(SpendingCap, tenant.id)
+    return SpendingCapOut(
+        cap_eur_ht=cap.cap_eur_ht if cap is not None else None,
+        reached=metering.cap_reached(session, tenant, now) is not None,
     )
 
 
@@ -81,10 +138,12 @@ def usage(
         raise NotFound("unknown account")
     summary = metering.usage_summary(session, tenant, month, now)
     used = summary.consumption
+    quantities = summary.quantities
     return UsageOut(
         period=month,
         status="closed" if summary.closed else "open",
         plan=summary.plan.code,
+        plan_name=summary.plan.name,
         billing_status=tenant.billing_status,
         consumption=ConsumptionOut(
             cpu_hours=used.cpu_hours.quantize(SHOWN),
@@ -102,4 +161,32 @@ def usage(
         ),
         overage=_overage(summary.overage),
         projected_overage=_overage(summary.projected_overage),
+        quantities=QuantitiesOut(
+            cpu_hours=_quantity(quantities.cpu_hours),
+            ram_gb_hours=_quantity(quantities.ram_gb_hours),
+            job_minutes=_quantity(quantities.job_minutes),
+        ),
+        alerts=[
+            AlertOut(
+                allowance=alert.allowance,
+                threshold_percent=alert.threshold_percent,
+                sent_at=alert.sent_at,
+            )
+            for alert in metering.usage_alerts(session, tenant.id, month)
+        ],
+        spending_cap=_spending_cap(session, tenant, now),
     )
+
+
+@router.put("/usage/spending-cap")
+def put_spending_cap(
+    body: SpendingCapIn, tenant_id: TenantDep, session: SessionDep
+) -> SpendingCapOut:
+    """Caps what the month's usage beyond the plan may cost (euros before VAT); once reached,
+    new jobs are refused until the next month, the cap is raised or removed."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("unknown account")
+    now = utcnow()
+    metering.set_spending_cap(session, tenant_id, body.cap_eur_ht, now)
+    return _spending_cap(session, tenant, now)

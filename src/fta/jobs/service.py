@@ -16,7 +16,7 @@ from fta import audit
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
-from fta.billing import access
+from fta.billing import access, metering
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, RetryLater
 from fta.jobs import scheduling
@@ -63,6 +63,7 @@ def submit_job(
     if tenant is None:
         raise NotFound("unknown account")
     access.require_start(session, tenant, utcnow())
+    metering.require_under_spending_cap(session, tenant, utcnow())
     if tenant.status != TenantStatus.ACTIVE:
         raise Conflict("this account is suspended: jobs cannot be started")
     try:

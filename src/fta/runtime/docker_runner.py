@@ -270,13 +270,22 @@ class DockerJobRunner:
             self._api.stop(container_id, timeout=timeout_s)
 
     def read_usage(self, container_id: str) -> Usage:
-        """One stats reading; a stopped container reads as zero (its cgroup is gone)."""
+        """One stats reading; a stopped container reads as zero (its cgroup is gone).
+
+        Memory is what `docker stats` shows: the cgroup's usage less its inactive file cache
+        (`total_inactive_file` on cgroup v1, `inactive_file` on v2), page cache the kernel
+        drops at once under pressure. The cgroup's own peak (v1 max_usage, v2 memory.peak)
+        counts that cache too: a job reading its candles would be billed for the files.
+        """
         stats: dict[str, Any] = self._api.stats(container_id, stream=False, one_shot=True)
         cpu_ns = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
         memory = stats.get("memory_stats") or {}
+        usage = int(memory.get("usage") or 0)
+        counters = memory.get("stats") or {}
+        inactive_file = int(counters.get("total_inactive_file", counters.get("inactive_file", 0)))
         return Usage(
             cpu_seconds=cpu_ns / 1e9,
-            memory_max_bytes=int(memory.get("max_usage") or memory.get("usage") or 0),
+            memory_max_bytes=usage - inactive_file if inactive_file < usage else usage,
         )
 
     def kill(self, container_id: str) -> None:

@@ -53,7 +53,7 @@ class ContainerState:
 @dataclass(frozen=True)
 class Usage:
     cpu_seconds: float
-    # cgroup v1: the container's peak; cgroup v2: its current usage (keep the max of samples).
+    # Memory in use now, page cache excluded (keep the max of samples: that is the peak).
     memory_max_bytes: int
 
 

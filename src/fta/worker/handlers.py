@@ -7,6 +7,7 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +37,7 @@ from fta.runtime import (
     Mount,
     StorageUnavailable,
     TenantNetwork,
+    Usage,
 )
 from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # How often a job waiting for another job's fill of the same pairs looks again.
 FILL_LOCK_RETRY_SECONDS = 1.0
+# How often a running container's usage is saved on its job.
+SAMPLE_SAVE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,7 @@ class JobHandler:
             on_started=lambda container_id: self._mark_running(context.job_id, container_id),
             on_output=lambda: None,
             cancel_requested=lambda: self._cancel_requested(context.job_id),
+            on_sample=self._save_sample(context.job_id),
         )
         if report.outcome in (Outcome.CANCELLED, Outcome.TIMED_OUT):
             return report
@@ -301,6 +306,7 @@ class JobHandler:
             on_started=lambda container_id: self._mark_running(context.job_id, container_id),
             on_output=on_output,
             cancel_requested=lambda: self._cancel_requested(context.job_id),
+            on_sample=self._save_sample(context.job_id),
         )
         return report, capture
 
@@ -368,10 +374,30 @@ class JobHandler:
         log.info("job %s ended %s", context.job_id, status.value)
 
     def _finish(self, job_id: uuid.UUID, status: JobStatus, *, error: str) -> None:
+        """Ends a job that has no report to record; its usage is its last saved sample."""
         with session_scope() as session:
             job = session.get(Job, job_id)
             if job is not None and not JobStatus(job.status).is_final:
                 jobs.advance(job, status, error=error)
+                metering.record_ended_job_usage(session, job, None, None)
+
+    def _save_sample(self, job_id: uuid.UUID) -> Callable[[Usage], None]:
+        """Saves a container's usage on its job every few seconds: what the job is billed if
+        the worker dies before the end."""
+        due = time.monotonic()
+
+        def save(usage: Usage) -> None:
+            nonlocal due
+            if time.monotonic() < due:
+                return
+            due = time.monotonic() + SAMPLE_SAVE_SECONDS
+            with session_scope() as session:
+                job = session.get(Job, job_id)
+                if job is not None and not JobStatus(job.status).is_final:
+                    cpu = Decimal(str(round(usage.cpu_seconds, 3)))
+                    jobs.record_usage(job, cpu, usage.memory_max_bytes)
+
+        return save
 
     def _capture(self) -> LogCapture:
         return LogCapture(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Set
+from decimal import Decimal
 
+from docker.errors import DockerException
 from sqlalchemy import select
 
+from fta.billing import metering
 from fta.db import session_scope
 from fta.jobs import service as jobs
 from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
-from fta.runtime import JobRunner
+from fta.runtime import ContainerRuntimeError, JobRunner, Usage
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +47,32 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
             if job_id in in_flight:
                 continue
             container_id = owners.get(job_id)
+            usage = None
             if container_id is not None:
+                usage = _read_usage(runner, container_id)
                 runner.remove(container_id)
             jobs.advance(
                 job,
                 JobStatus.FAILED,
                 error="the job's container vanished or its worker stopped; please resubmit",
             )
+            # Billed like any job: from its container's counters, or the worker's last sample.
+            metering.record_ended_job_usage(
+                session,
+                job,
+                Decimal(str(round(usage.cpu_seconds, 3))) if usage else None,
+                usage.memory_max_bytes if usage else None,
+            )
             log.warning("job %s failed by the reconciler", job_id)
     for owner_id, container_id in owners.items():
         if owner_id not in in_flight:
             log.info("removing orphan container %s (owner %s)", container_id, owner_id)
             runner.remove(container_id)
+
+
+def _read_usage(runner: JobRunner, container_id: str) -> Usage | None:
+    try:
+        return runner.read_usage(container_id)
+    except (ContainerRuntimeError, DockerException) as error:
+        log.warning("usage of container %s unreadable: %s", container_id, error)
+        return None

@@ -47,8 +47,10 @@ def run_container(
     on_started: Callable[[str], None],
     on_output: Callable[[], None],
     cancel_requested: Callable[[], bool],
+    on_sample: Callable[[Usage], None] | None = None,
 ) -> RunReport:
-    """Creates (verified), starts and supervises a container; always removes it."""
+    """Creates (verified), starts and supervises a container; always removes it.
+    `on_sample` gets the usage so far after each reading."""
     container_id = runner.create(spec)
     try:
         runner.start(container_id)
@@ -66,6 +68,8 @@ def run_container(
             if now >= next_sample:
                 usage = _sample(runner, container_id, usage)
                 next_sample = now + USAGE_SAMPLE_SECONDS
+                if usage is not None and on_sample is not None:
+                    on_sample(usage)
             if cancel_requested():
                 runner.kill(container_id)
                 outcome = Outcome.CANCELLED
@@ -100,14 +104,18 @@ def run_container(
 
 
 def _sample(runner: JobRunner, container_id: str, previous: Usage | None) -> Usage | None:
-    """The latest usage reading; memory is the peak over all samples."""
+    """The usage so far: the highest reading of each counter. CPU time is cumulative and
+    never goes down, but a reading after the container exited is zero; memory is a peak."""
     try:
         usage = runner.read_usage(container_id)
     except ContainerRuntimeError:
         return previous
-    if previous is not None and previous.memory_max_bytes > usage.memory_max_bytes:
-        return Usage(usage.cpu_seconds, previous.memory_max_bytes)
-    return usage
+    if previous is None:
+        return usage
+    return Usage(
+        max(previous.cpu_seconds, usage.cpu_seconds),
+        max(previous.memory_max_bytes, usage.memory_max_bytes),
+    )
 
 
 def _follow(runner: JobRunner, container_id: str, capture: LogCapture) -> None:
