@@ -9,6 +9,7 @@ on. Ending trials and graces therefore never waits on an invoice that cannot be 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -22,6 +23,8 @@ from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import paypal_from_settings
 from fta.billing.usage_bills import bill_closed_months
 from fta.billing.usage_collection import send_usage_bills, track_usage_bills
+from fta.billing.vat_controls import check_oss_threshold
+from fta.billing.vies import recheck_unverified, vies_from_settings
 from fta.plans import service as plans
 from fta.settings import get_settings
 
@@ -54,7 +57,13 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
         ("invoice-payments", lambda: _log_issued(invoice_payments(unit, now), "a payment")),
         ("bill-months", lambda: _log_issued(bill_closed_months(unit, now), "overage")),
         ("einvoice-handoff", transaction(lambda session: hand_off_pending(session, now))),
+        ("oss-threshold", transaction(lambda session: check_oss_threshold(session, now))),
     ]
+    if _vies_recheck_due():
+        vies = vies_from_settings(get_settings())
+        steps.append(
+            ("vies-recheck", transaction(lambda session: recheck_unverified(session, vies, now)))
+        )
     if paypal.client.configured:
         steps += [
             ("send-usage-bills", transaction(lambda s: send_usage_bills(s, paypal, now))),
@@ -62,6 +71,18 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
         ]
     for name, step in steps:
         _run_step(unit, name, step, now)
+
+
+# VIES is asked again about unverified VAT numbers at most this often (from each worker).
+VIES_RECHECK_SECONDS = 3600.0
+_last_vies_recheck: list[float] = []
+
+
+def _vies_recheck_due() -> bool:
+    if _last_vies_recheck and time.monotonic() - _last_vies_recheck[-1] < VIES_RECHECK_SECONDS:
+        return False
+    _last_vies_recheck[:] = [time.monotonic()]
+    return True
 
 
 def _advance_states(session: Session, now: datetime) -> None:
