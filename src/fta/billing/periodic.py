@@ -87,7 +87,7 @@ def _vies_recheck_due() -> bool:
 
 def _advance_states(session: Session, now: datetime) -> None:
     for tenant_id in access.advance_billing_states(session, now):
-        log.info("account %s suspended: trial or payment grace over", tenant_id)
+        log.info("account %s cut off: trial, grace or paid period over", tenant_id)
 
 
 def _close_periods(session: Session, now: datetime, grace: timedelta) -> None:

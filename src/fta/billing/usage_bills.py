@@ -101,38 +101,33 @@ def usage_lines(summary: UsageSummary) -> list[Line]:
     """One line per metered quantity billed beyond the plan: what was used, what the plan
     includes, and the quantity billed at its unit price. Quantities with nothing to bill get
     no line."""
-    plan, used, over = summary.plan, summary.consumption, summary.overage
-    month = summary.period
-    share = over.cpu_hours / used.cpu_hours if used.cpu_hours else Decimal(0)
+    name, month, quantities = summary.plan.name, summary.period, summary.quantities
+    cpu, ram, minutes = quantities.cpu_hours, quantities.ram_gb_hours, quantities.job_minutes
     candidates = [
         (
-            f"Heures CPU au-delà du forfait {plan.name}, {month} : "
-            f"{decimal_fr(_shown(used.cpu_hours))} h consommées, "
-            f"{decimal_fr(_shown(summary.included_cpu_hours))} h incluses",
-            over.cpu_hours,
-            plan.overage_cpu_hour_eur,
+            f"Heures CPU au-delà du forfait {name}, {month} : {decimal_fr(_shown(cpu.used))} h "
+            f"consommées, {decimal_fr(_shown(cpu.included))} h incluses",
+            cpu,
             "h",
         ),
         (
-            f"Mémoire (Go·h) au-delà du forfait {plan.name}, {month} : "
-            f"{decimal_fr(_shown(used.ram_gb_hours))} Go·h consommés, dont la part au-delà "
-            f"du forfait ({decimal_fr(_shown(share * 100))} %)",
-            over.ram_gb_hours,
-            plan.overage_ram_gb_hour_eur,
+            f"Mémoire (Go·h) au-delà du forfait {name}, {month} : "
+            f"{decimal_fr(_shown(ram.used))} Go·h consommés, "
+            f"{decimal_fr(_shown(ram.included))} Go·h inclus",
+            ram,
             "Go·h",
         ),
         (
-            f"Minutes de tâches au-delà du forfait {plan.name}, {month} : "
-            f"{decimal_fr(_shown(used.job_minutes))} min consommées, dont la part au-delà "
-            f"du forfait ({decimal_fr(_shown(share * 100))} %)",
-            over.job_minutes,
-            plan.overage_job_minute_eur,
+            f"Minutes de tâches au-delà du forfait {name}, {month} : "
+            f"{decimal_fr(_shown(minutes.used))} min consommées, "
+            f"{decimal_fr(_shown(minutes.included))} min incluses",
+            minutes,
             "min",
         ),
     ]
     lines = []
-    for description, quantity, rate, unit in candidates:
-        line = _priced(description, quantity, rate, unit)
+    for description, quantity, unit in candidates:
+        line = _priced(description, quantity.billable, quantity.unit_price_ht_eur, unit)
         if line is not None:
             lines.append(line)
     return lines

@@ -2,7 +2,7 @@
 consultation number of the check that verified it
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-05
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

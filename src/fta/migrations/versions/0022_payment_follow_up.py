@@ -2,7 +2,7 @@
 a cancelled subscription paid for, and payment issues (pending or denied sales, disputes)
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0021
 Create Date: 2026-12-05
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0017"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """PayPal plans with and without VAT; each subscription's price and VAT as subscribed
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0022
 Create Date: 2026-12-05
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0017"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
