@@ -23,7 +23,7 @@ from fta.billing.paypal.webhooks import (
 from tests.support.paypal_standin import PayPalStandin
 
 BODY = json.dumps({"id": "WH-1", "event_type": "BILLING.SUBSCRIPTION.ACTIVATED"}).encode()
-CERT_PATH = "/v1/notifications/certs/CERT-360caa42-fca2a594-df8cd2d5"
+CERT_PATH = "/v1/notifications/certs/CERT-360caa42-fca2a594-df8cd2d5"  # pragma: allowlist secret
 
 
 @pytest.fixture(scope="module")
