@@ -227,6 +227,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/storage"): _tenant(200, 200),
     ("GET", "/plans"): Route(200, 200, 200, 200, public=True),
     ("GET", "/usage"): _tenant(200, 200),
+    # Each tenant caps its own month (a cap A's matrix never reaches).
+    ("PUT", "/usage/spending-cap"): _tenant(200, 200, lambda *_: {"cap_eur_ht": "50.00"}),
+    # Billing alerts are the operators': an unknown alert is a 404 for them only.
+    ("GET", "/admin/billing/alerts"): Route(401, 403, 403, 200),
+    ("POST", "/admin/billing/alerts/{alert_id}/resolve"): Route(
+        401, 403, 403, 404, body=lambda *_: {"resolution": "checked"}
+    ),
     # Administrators only; the edit keeps the plan as it is.
     ("PATCH", "/admin/plans/{code}"): Route(
         401, 403, 403, 200, body=lambda *_: {"name": "Starter"}
@@ -302,6 +309,7 @@ def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Obje
         "bot_id": objects.bot_id,
         "invoice_id": objects.invoice_id,
         "code": "starter",
+        "alert_id": "999999999",
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):

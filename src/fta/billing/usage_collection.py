@@ -16,7 +16,7 @@ import logging
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from fta.billing.alerts.service import quarantined_keys, raise_alert
@@ -141,20 +141,24 @@ def track_usage_bills(session: Session, paypal: PayPal, now: datetime) -> int:
     """Asks PayPal about sent bills not paid yet, the least recently asked first (a bounded
     number per round); records those it says are paid, on the day it says they were.
     Returns how many became paid."""
+    # Quarantined bills are left out of the query, not skipped after it: never checked, they
+    # would otherwise stay first in line and take the round's places forever.
+    held = [
+        tuple(key.removeprefix(ALERT_PREFIX).rsplit(":", 1))
+        for key in quarantined_keys(session, ALERT_PREFIX)
+    ]
+    query = select(UsageBill).where(UsageBill.sent_at.is_not(None), UsageBill.paid_at.is_(None))
+    if held:
+        query = query.where(tuple_(UsageBill.tenant_id, UsageBill.period).not_in(held))
     unpaid = session.scalars(
-        select(UsageBill)
-        .where(UsageBill.sent_at.is_not(None), UsageBill.paid_at.is_(None))
-        .order_by(
+        query.order_by(
             UsageBill.last_checked_at.asc().nulls_first(), UsageBill.sent_at, UsageBill.tenant_id
         )
         .limit(TRACKED_PER_ROUND)
         .with_for_update(skip_locked=True)
     ).all()
-    quarantined = quarantined_keys(session, ALERT_PREFIX)
     paid = 0
     for bill in unpaid:
-        if alert_key(bill) in quarantined:
-            continue
         try:
             answer = paypal.client.get_invoice(str(bill.paypal_invoice_id))
         except PayPalUnavailable as error:
