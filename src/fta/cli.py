@@ -122,6 +122,7 @@ def _mail_outbox(args: argparse.Namespace) -> int:
 
 
 def _billing_alerts(args: argparse.Namespace) -> int:
+    import fta.models  # noqa: F401 - the tables an alert's keys refer to
     from fta.billing.alerts import service as alerts
     from fta.db import session_scope, utcnow
     from fta.errors import DomainError

@@ -76,12 +76,14 @@ NON_EU_PRIVATE = {
 class Subscriber:
     tenant_id: str
     subscription_id: str
+    email: str
 
 
 @pytest.fixture
 def subscriber(http: TestClient) -> Iterator[object]:
     def make(identity: dict[str, object], tax: Decimal, price: int = 7900) -> Subscriber:
-        tenant_id = sign_up(http, "Subscriber").tenant_id
+        account = sign_up(http, "Subscriber")
+        tenant_id = account.tenant_id
         subscription_id = f"I-{secrets.token_hex(6).upper()}"
         with session_scope() as session:
             values = {"country": "FR", **identity}
@@ -98,7 +100,7 @@ def subscriber(http: TestClient) -> Iterator[object]:
                     tax_percent=tax,
                 )
             )
-        return Subscriber(tenant_id, subscription_id)
+        return Subscriber(tenant_id, subscription_id, account.email)
 
     yield make
 
@@ -194,6 +196,8 @@ def test_the_invoice_totals_what_paypal_collected(
     assert documents(who) == [expected]
     with session_scope() as session:
         invoice = session.scalars(select(Invoice).where(Invoice.tenant_id == who.tenant_id)).one()
+        # The account's address reaches the invoice (Factur-X gives it as the buyer's).
+        assert invoice.client["email"] == who.email
         # Paid at 23:30 UTC on 30 November: 1 December in France.
         assert "acquittée le 01/12/2026 par PayPal" in invoice.mentions
         assert (invoice.period_start.isoformat(), invoice.period_end.isoformat()) == (

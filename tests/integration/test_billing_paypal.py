@@ -568,6 +568,10 @@ def test_a_cancelled_subscription_keeps_access_until_the_period_paid_ends(
     assert refusal(client, utcnow()) is None
     ends = paid_through_of(subscription_id)
     assert ends == one_cycle_after(paid_at) and ends > utcnow()
+    # The client sees until when, and at what price and VAT it subscribed.
+    shown = subscription_of(api, client)["subscriptions"][0]
+    assert datetime.fromisoformat(shown["paid_through"]) == ends
+    assert (shown["price_ht_cents"], shown["vat_percent"]) == (7900, "20.00")
 
     # The round leaves it until the paid month is over, then cuts access.
     advance(ends - timedelta(seconds=1))

@@ -87,3 +87,32 @@ def test_placeholder_secrets_stop_the_process_outside_development(
     result = _fta(command, env=env)
     assert result.returncode != 0
     assert f"{secret} still holds a placeholder" in result.stderr
+
+
+def test_billing_alerts_lists_the_open_ones_and_resolves_one(app_settings: None) -> None:
+    from fta.billing.alerts import service as alerts
+    from fta.db import session_scope, utcnow
+
+    key = f"payment:{secrets.token_hex(4)}"
+    with session_scope() as session:
+        alert = alerts.raise_alert(
+            session,
+            key=key,
+            kind="billing-mismatch",
+            message="94,80 € ≠ 99,99 €",
+            now=utcnow(),
+            blocking=True,
+        )
+        alert_id = alert.id
+    listed = _fta("billing-alerts", env={})
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [line for line in listed.stdout.splitlines() if key in line]
+    assert line.startswith(f"{alert_id}\t") and "QUARANTINED" in line and "99,99 €" in line
+
+    no_note = _fta("billing-alerts", "--resolve", str(alert_id), env={})
+    assert no_note.returncode == 1 and "say what was done" in no_note.stderr
+    done = _fta("billing-alerts", "--resolve", str(alert_id), "--note", "refunded", env={})
+    assert done.returncode == 0, done.stderr
+    assert key not in _fta("billing-alerts", env={}).stdout
+    again = _fta("billing-alerts", "--resolve", str(alert_id), "--note", "twice", env={})
+    assert again.returncode == 1 and "already resolved" in again.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
 
@@ -53,6 +54,11 @@ class SubscriptionOut(BaseModel):
     subscription_id: str = Field(description="PayPal's id of the subscription")
     plan: str
     status: str = Field(description="pending, active, past_due or cancelled")
+    price_ht_cents: int | None = Field(description="each month's price before VAT, in cents")
+    vat_percent: Decimal | None = Field(description="the VAT PayPal adds to it")
+    paid_through: datetime | None = Field(
+        description="a cancelled subscription's end of the period paid: access lasts until then"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -67,6 +73,9 @@ def _out(subscription: Subscription) -> SubscriptionOut:
         subscription_id=subscription.paypal_subscription_id,
         plan=subscription.plan_code,
         status=subscription.status,
+        price_ht_cents=subscription.price_ht_cents,
+        vat_percent=subscription.tax_percent,
+        paid_through=subscription.paid_through,
         created_at=subscription.created_at,
         updated_at=subscription.updated_at,
     )

@@ -12,7 +12,7 @@ idempotent by PayPal id (`payment_ref`), so a round that stops half-way never in
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -27,6 +27,7 @@ from fta.billing.invoices.money import Line, compute, euros
 from fta.billing.invoices.service import issue_credit_note, issue_invoice
 from fta.billing.invoices.vat import treatment
 from fta.billing.items import Item, Mismatch, UnitOfWork, process_items, waiting
+from fta.billing.payment_issues import client_email
 from fta.billing.paypal.models import Payment, PaymentKind, Subscription
 from fta.billing.paypal.payments import PaymentToInvoice, mark_invoiced, payments_to_invoice
 from fta.errors import Invalid
@@ -75,7 +76,9 @@ def invoice_payment(session: Session, item: DuePayment, now: datetime) -> str | 
 def _invoice_sale(session: Session, payment: PaymentToInvoice) -> Invoice:
     """The month of subscription the sale paid for, for the amount PayPal collected."""
     tenant = session.get_one(Tenant, payment.tenant_id)
-    client = check_client(client_from_tenant(tenant))
+    client = replace(
+        check_client(client_from_tenant(tenant)), email=client_email(session, tenant.id)
+    )
     vat = treatment(client)
     subscription = session.scalars(
         select(Subscription).where(

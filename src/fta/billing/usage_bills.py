@@ -10,7 +10,7 @@ plan and rates the month was opened with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -25,6 +25,7 @@ from fta.billing.invoices.service import issue_invoice
 from fta.billing.items import Item, UnitOfWork, process_items, waiting
 from fta.billing.metering import UsageSummary, usage_summary
 from fta.billing.models import UsageBill, UsagePeriod
+from fta.billing.payment_issues import client_email
 from fta.billing.periods import period_end, period_start
 
 KEY_PREFIX = "usage-month:"
@@ -84,7 +85,7 @@ def bill_month(session: Session, item: DueMonth, now: datetime) -> str | None:
         tenant_id=tenant.id,
         lines=lines,
         period=(start, last_day),
-        client=client_from_tenant(tenant),
+        client=replace(client_from_tenant(tenant), email=client_email(session, tenant.id)),
     )
     session.add(
         UsageBill(
