@@ -7,6 +7,7 @@ import getpass
 import logging
 import os
 import sys
+from datetime import date, timedelta
 
 from fta.logs import configure_logging
 
@@ -166,6 +167,27 @@ def _des_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sales_journal(args: argparse.Namespace) -> int:
+    from fta.billing.invoices.journal import journal, journal_csv, missing_numbers
+    from fta.billing.vat_controls import parse_month
+    from fta.db import session_scope
+    from fta.errors import DomainError
+
+    try:
+        month = parse_month(args.month)
+    except DomainError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
+    next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    with session_scope() as session:
+        sys.stdout.write(journal_csv(journal(session, month, next_month - timedelta(days=1))))
+        missing = missing_numbers(session, month.year)
+    if missing:
+        print(f"error: numbers without a document in {month.year}: {missing}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fta", description="fta platform processes and tasks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     des.add_argument("--month", required=True, help="YYYY-MM")
     des.set_defaults(run=_des_export)
+    sales = commands.add_parser(
+        "sales-journal",
+        help="print a month's invoices and credit notes as CSV for the accountant (credit "
+        "notes negative, days in France); exits 1 if the year's numbering has a gap",
+    )
+    sales.add_argument("--month", required=True, help="YYYY-MM")
+    sales.set_defaults(run=_sales_journal)
     return parser
 
 

@@ -3,8 +3,11 @@ immutability, the PDFs (pdftotext, pdftoppm) and Factur-X, and the API."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -29,7 +32,8 @@ from fta.billing.invoices import (
     issue_invoice,
 )
 from fta.billing.invoices.document import paris_day
-from fta.billing.invoices.models import Invoice, Kind
+from fta.billing.invoices.journal import missing_numbers
+from fta.billing.invoices.models import Invoice, InvoiceCounter, Kind
 from fta.db import get_sessionmaker, session_scope
 from fta.errors import Conflict, Invalid
 from fta.settings import get_settings
@@ -459,3 +463,74 @@ def test_sample_documents_render(tenant: str) -> None:
         ("credit-note", credit),
     ):
         assert _first_page_png(_pdf(document.id), f"sample-{name}").stat().st_size > 0
+
+
+def test_the_sales_journal_lists_the_months_documents_for_the_accountant(tenant: str) -> None:
+    invoice = _issue(tenant, client=BUSINESS)
+    with session_scope() as session:
+        credit = issue_credit_note(
+            session,
+            invoice_id=invoice.id,
+            reason="geste commercial",
+            refunded_ttc_cents=1000,
+            payment_ref=f"refund:{uuid.uuid4().hex[:12]}",
+        )
+    month = paris_day(credit.issued_at).strftime("%Y-%m")
+    result = subprocess.run(
+        [sys.executable, "-m", "fta.cli", "sales-journal", "--month", month],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["number"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    issued = paris_day(invoice.issued_at).isoformat()
+    assert rows[invoice.number] | {"tenant_id": "", "payment_ref": ""} == {
+        "number": invoice.number,
+        "kind": "invoice",
+        "issued_on": issued,
+        "tenant_id": "",
+        "client_name": "Quantique Façades SARL",
+        "client_country": "FR",
+        "client_vat_number": french_vat(CLIENT_SIREN),
+        "vat_regime": "fr",
+        "vat_rate": "20.00",
+        "ht_eur": "25.14",
+        "vat_eur": "5.03",
+        "ttc_eur": "30.17",
+        "credits": "",
+        "payment_ref": "",
+    }
+    credited = rows[credit.number]
+    assert (credited["ht_eur"], credited["vat_eur"], credited["ttc_eur"]) == (
+        "-8.33",
+        "-1.67",
+        "-10.00",
+    )
+    assert credited["credits"] == invoice.number
+    bad = subprocess.run(
+        [sys.executable, "-m", "fta.cli", "sales-journal", "--month", "2026-13"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+
+
+def test_a_number_counted_without_its_document_is_reported(tenant: str) -> None:
+    invoice = _issue(tenant)
+    session = get_sessionmaker()()
+    try:
+        assert missing_numbers(session, invoice.year) == []
+        # A number taken, but its document gone: what the gapless series must never show.
+        counter = session.get_one(InvoiceCounter, ("F", invoice.year), with_for_update=True)
+        counter.last_value += 1
+        session.flush()
+        assert missing_numbers(session, invoice.year) == [
+            f"F-{invoice.year}-{counter.last_value:06d}"
+        ]
+    finally:
+        session.rollback()
+        session.close()
