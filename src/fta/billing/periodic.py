@@ -59,7 +59,7 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
         ("einvoice-handoff", transaction(lambda session: hand_off_pending(session, now))),
         ("oss-threshold", transaction(lambda session: check_oss_threshold(session, now))),
     ]
-    if _vies_recheck_due():
+    if VIES_RECHECK.due():
         vies = vies_from_settings(get_settings())
         steps.append(
             ("vies-recheck", transaction(lambda session: recheck_unverified(session, vies, now)))
@@ -73,16 +73,24 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
         _run_step(unit, name, step, now)
 
 
-# VIES is asked again about unverified VAT numbers at most this often (from each worker).
-VIES_RECHECK_SECONDS = 3600.0
-_last_vies_recheck: list[float] = []
+class Cadence:
+    """Says "due" at most once per `seconds` in this process: for steps that call out to
+    others (VIES), which the round's own pace would call too often."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.seconds:
+            return False
+        self._last = now
+        return True
 
 
-def _vies_recheck_due() -> bool:
-    if _last_vies_recheck and time.monotonic() - _last_vies_recheck[-1] < VIES_RECHECK_SECONDS:
-        return False
-    _last_vies_recheck[:] = [time.monotonic()]
-    return True
+# VIES is asked again about unverified VAT numbers at most hourly (from each worker).
+VIES_RECHECK = Cadence(3600.0)
 
 
 def _advance_states(session: Session, now: datetime) -> None:
