@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.docker_resources import TEST_INSTANCE
+from tests.support.identities import SELLER_ENV
 from tests.support.sandbox import Sandbox, running_sandbox
-from tests.support.seller import SELLER_ENV
 
 if TYPE_CHECKING:
     from tests.support.database import MigratedDatabase

@@ -7,7 +7,7 @@ import getpass
 import logging
 import os
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 
 from fta.logs import configure_logging
 
@@ -152,38 +152,39 @@ def _billing_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _des_export(args: argparse.Namespace) -> int:
-    from fta.billing.vat_controls import des_csv, des_lines, parse_month
-    from fta.db import session_scope
-    from fta.errors import DomainError
+def _month(text: str) -> str:
+    """A --month argument: YYYY-MM, refused by argparse (exit 2) otherwise."""
+    from fta.billing.periods import parse_period
+    from fta.errors import Invalid
 
     try:
-        month = parse_month(args.month)
-    except DomainError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return 2
+        return parse_period(text)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(exc.detail) from None
+
+
+def _des_export(args: argparse.Namespace) -> int:
+    from fta.billing.periods import period_start
+    from fta.billing.vat_controls import des_csv, des_lines
+    from fta.db import session_scope
+
     with session_scope() as session:
-        sys.stdout.write(des_csv(des_lines(session, month)))
+        sys.stdout.write(des_csv(des_lines(session, period_start(args.month).date())))
     return 0
 
 
 def _sales_journal(args: argparse.Namespace) -> int:
     from fta.billing.invoices.journal import journal, journal_csv, missing_numbers
-    from fta.billing.vat_controls import parse_month
+    from fta.billing.periods import period_end, period_start
     from fta.db import session_scope
-    from fta.errors import DomainError
 
-    try:
-        month = parse_month(args.month)
-    except DomainError as exc:
-        print(f"error: {exc.detail}", file=sys.stderr)
-        return 2
-    next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    first_day = period_start(args.month).date()
+    last_day = period_end(args.month).date() - timedelta(days=1)
     with session_scope() as session:
-        sys.stdout.write(journal_csv(journal(session, month, next_month - timedelta(days=1))))
-        missing = missing_numbers(session, month.year)
+        sys.stdout.write(journal_csv(journal(session, first_day, last_day)))
+        missing = missing_numbers(session, first_day.year)
     if missing:
-        print(f"error: numbers without a document in {month.year}: {missing}", file=sys.stderr)
+        print(f"error: numbers without a document in {first_day.year}: {missing}", file=sys.stderr)
         return 1
     return 0
 
@@ -234,14 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print as CSV the month's reverse-charge services per client VAT number, for the "
         "déclaration européenne de services (DES)",
     )
-    des.add_argument("--month", required=True, help="YYYY-MM")
+    des.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     des.set_defaults(run=_des_export)
     sales = commands.add_parser(
         "sales-journal",
         help="print a month's invoices and credit notes as CSV for the accountant (credit "
         "notes negative, days in France); exits 1 if the year's numbering has a gap",
     )
-    sales.add_argument("--month", required=True, help="YYYY-MM")
+    sales.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     sales.set_defaults(run=_sales_journal)
     return parser
 

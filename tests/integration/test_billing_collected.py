@@ -29,7 +29,7 @@ from fta.billing.periodic import run_round
 from fta.db import session_scope, utcnow
 from fta.plans.models import Plan
 from tests.support.api import sign_up
-from tests.support.seller import fictional_siren, french_vat
+from tests.support.identities import fictional_siren, french_vat
 
 FRENCH, NO_VAT = Decimal("20.00"), Decimal("0.00")
 PAID_AT = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # already 1 December in Paris

@@ -37,27 +37,9 @@ from fta.db import session_scope
 from fta.settings import get_settings
 from tests.support.api import sign_up
 from tests.support.facturx_rules import problems
+from tests.support.identities import FRENCH_BUSINESS, FRENCH_PRIVATE
 from tests.support.pa_standin import PlatformStandin
-from tests.support.seller import fictional_siren, french_vat
 
-CLIENT_SIREN = fictional_siren("90000005")
-FRENCH_PRIVATE = ClientIdentity(
-    name="Élodie Fournier",
-    address_lines=("12 rue de l’Église",),
-    postcode="13001",
-    city="Marseille",
-    country="FR",
-)
-FRENCH_BUSINESS = ClientIdentity(
-    name="Quantique Façades SARL",
-    address_lines=("8 avenue Foch", "Bâtiment B"),
-    postcode="69006",
-    city="Lyon",
-    country="FR",
-    siren=CLIENT_SIREN,
-    vat_number=french_vat(CLIENT_SIREN),
-    customer_type=CustomerType.BUSINESS,
-)
 EU_BUSINESS = ClientIdentity(
     name="Rechenwerk GmbH",
     address_lines=("Hauptstraße 5",),

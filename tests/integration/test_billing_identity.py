@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from stdnum import luhn
 
 from tests.support.api import sign_up
+from tests.support.identities import fictional_siren, french_vat
 
 URL = "/api/v1/billing/identity"
 PRIVATE = {
@@ -22,12 +22,7 @@ PRIVATE = {
 
 def a_siren() -> str:
     """A SIREN with a valid check digit, made up for the test."""
-    body = "73282932"
-    return body + luhn.calc_check_digit(body)
-
-
-def french_vat(siren: str) -> str:
-    return f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
+    return fictional_siren("73282932")
 
 
 def business(**changes: Any) -> dict[str, Any]:

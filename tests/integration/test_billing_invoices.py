@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -31,34 +30,20 @@ from fta.billing.invoices import (
     issue_credit_note,
     issue_invoice,
 )
-from fta.billing.invoices.document import paris_day
 from fta.billing.invoices.journal import missing_numbers
 from fta.billing.invoices.models import Invoice, InvoiceCounter, Kind
+from fta.billing.invoices.paris import paris_day
 from fta.db import get_sessionmaker, session_scope
 from fta.errors import Conflict, Invalid
-from fta.settings import get_settings
 from tests.support.api import sign_up
-from tests.support.seller import SELLER_ENV, SELLER_SIREN, fictional_siren, french_vat
+from tests.support.identities import (
+    CLIENT_SIREN,
+    FRENCH_BUSINESS,
+    FRENCH_PRIVATE,
+    SELLER_SIREN,
+    french_vat,
+)
 
-SELLER = SELLER_ENV
-CLIENT_SIREN = fictional_siren("90000004")
-PRIVATE = ClientIdentity(
-    name="Élodie Fournier",
-    address_lines=("12 rue de l’Église",),
-    postcode="13001",
-    city="Marseille",
-    country="FR",
-)
-BUSINESS = ClientIdentity(
-    name="Quantique Façades SARL",
-    address_lines=("8 avenue Foch", "Bâtiment B"),
-    postcode="69006",
-    city="Lyon",
-    country="FR",
-    siren=CLIENT_SIREN,
-    vat_number=french_vat(CLIENT_SIREN),
-    customer_type=CustomerType.BUSINESS,
-)
 PERIOD = Period(date(2026, 11, 1), date(2026, 11, 30))
 PAID_ON = date(2026, 11, 3)
 LINES = [
@@ -74,27 +59,12 @@ def artifacts() -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def seller(app_settings: None) -> Iterator[None]:
-    """The seller's identity in the settings, for this module only."""
-    saved = {name: os.environ.get(name) for name in SELLER}
-    os.environ.update(SELLER)
-    get_settings.cache_clear()
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    get_settings.cache_clear()
-
-
 @pytest.fixture
-def tenant(http: TestClient, seller: None) -> str:
+def tenant(http: TestClient) -> str:
     return sign_up(http, "Invoiced").tenant_id
 
 
-def _issue(tenant_id: str, client: ClientIdentity = PRIVATE, **kwargs: object) -> Invoice:
+def _issue(tenant_id: str, client: ClientIdentity = FRENCH_PRIVATE, **kwargs: object) -> Invoice:
     if "payment_ref" in kwargs:
         kwargs.setdefault("paid_on", PAID_ON)
     kwargs.setdefault("lines", LINES)
@@ -154,7 +124,7 @@ def test_a_rolled_back_issue_leaves_no_gap(tenant: str) -> None:
     session = get_sessionmaker()()
     try:
         abandoned = issue_invoice(
-            session, tenant_id=tenant, lines=LINES, period=PERIOD, client=PRIVATE
+            session, tenant_id=tenant, lines=LINES, period=PERIOD, client=FRENCH_PRIVATE
         )
         assert abandoned.sequence == first.sequence + 1
         # A concurrent issuer waits for this transaction; on rollback it takes the same number.
@@ -241,7 +211,7 @@ def test_private_client_pdf_carries_the_mandatory_mentions(tenant: str) -> None:
 
 
 def test_business_pdf_is_factur_x_with_business_mentions(tenant: str) -> None:
-    invoice = _issue(tenant, client=BUSINESS)
+    invoice = _issue(tenant, client=FRENCH_BUSINESS)
     assert invoice.facturx
     pdf = _pdf(invoice.id)
     content = _text(pdf, "invoice-business-facturx")
@@ -293,7 +263,7 @@ def test_eu_business_is_billed_ht_with_the_reverse_charge_mention(tenant: str) -
 
 
 def test_a_refund_yields_a_credit_note_referencing_the_invoice(tenant: str) -> None:
-    invoice = _issue(tenant, client=BUSINESS, payment_ref=f"PAY-{uuid.uuid4().hex[:12]}")
+    invoice = _issue(tenant, client=FRENCH_BUSINESS, payment_ref=f"PAY-{uuid.uuid4().hex[:12]}")
     refund = f"REF-{uuid.uuid4().hex[:12]}"
     with session_scope() as session:
         note = issue_credit_note(
@@ -336,8 +306,11 @@ def test_a_partial_credit_note_and_the_same_payment_invoiced_once(tenant: str) -
 
 def test_invalid_client_numbers_are_refused(tenant: str) -> None:
     for identity, message in [
-        (ClientIdentity(**{**BUSINESS.__dict__, "siren": "123456789"}), "invalid SIREN"),
-        (ClientIdentity(**{**BUSINESS.__dict__, "vat_number": "FR00000000000"}), "invalid VAT"),
+        (ClientIdentity(**{**FRENCH_BUSINESS.__dict__, "siren": "123456789"}), "invalid SIREN"),
+        (
+            ClientIdentity(**{**FRENCH_BUSINESS.__dict__, "vat_number": "FR00000000000"}),
+            "invalid VAT",
+        ),
     ]:
         with pytest.raises(Invalid, match=message), session_scope() as session:
             issue_invoice(session, tenant_id=tenant, lines=LINES, period=PERIOD, client=identity)
@@ -372,9 +345,9 @@ def test_the_tenant_billing_identity_is_snapshotted(tenant: str) -> None:
         assert stored.client["address_lines"] == ["8 avenue Foch"]
 
 
-def test_api_lists_own_invoices_and_serves_their_pdf(http: TestClient, seller: None) -> None:
+def test_api_lists_own_invoices_and_serves_their_pdf(http: TestClient) -> None:
     alice, bob = sign_up(http, "Alice"), sign_up(http, "Bob")
-    invoice = _issue(alice.tenant_id, client=BUSINESS)
+    invoice = _issue(alice.tenant_id, client=FRENCH_BUSINESS)
     listed = http.get("/api/v1/invoices", headers=alice.auth)
     assert listed.status_code == 200
     assert [entry["number"] for entry in listed.json()] == [invoice.number]
@@ -442,7 +415,7 @@ def test_sample_documents_render(tenant: str) -> None:
             tenant_id=tenant,
             lines=usage,
             period=(date(2026, 11, 1), date(2026, 11, 30)),
-            client=BUSINESS,
+            client=FRENCH_BUSINESS,
         )
         credit = issue_credit_note(
             session,
@@ -466,7 +439,7 @@ def test_sample_documents_render(tenant: str) -> None:
 
 
 def test_the_sales_journal_lists_the_months_documents_for_the_accountant(tenant: str) -> None:
-    invoice = _issue(tenant, client=BUSINESS)
+    invoice = _issue(tenant, client=FRENCH_BUSINESS)
     with session_scope() as session:
         credit = issue_credit_note(
             session,

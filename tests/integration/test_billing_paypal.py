@@ -33,7 +33,6 @@ from fta.billing.paypal.models import (
     Subscription,
 )
 from fta.billing.paypal.payments import payments_to_invoice
-from fta.billing.paypal.webhooks import WebhookVerifier
 from fta.billing.subscriptions import one_cycle_after, sync_catalog
 from fta.db import session_scope, utcnow
 from fta.mail.models import OutboxMail
@@ -53,13 +52,7 @@ def standin() -> Iterator[PayPalStandin]:
 
 @pytest.fixture(scope="module")
 def paypal(app_settings: None, standin: PayPalStandin) -> PayPal:
-    http = standin.http_client()
-    return PayPal(
-        client=PayPalClient(standin.url, standin.client_id, standin.client_secret, http=http),
-        verifier=WebhookVerifier(standin.webhook_id, standin.certificate_trust(), http=http),
-        return_url=RETURN_URL,
-        cancel_url="https://fta.example.test/",
-    )
+    return standin.facade(RETURN_URL)
 
 
 @pytest.fixture(scope="module")

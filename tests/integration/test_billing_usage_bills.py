@@ -21,7 +21,6 @@ from fta.billing.invoices.models import Invoice
 from fta.billing.models import UsageBill
 from fta.billing.paypal import PayPal
 from fta.billing.paypal.client import PayPalClient
-from fta.billing.paypal.webhooks import WebhookVerifier
 from fta.billing.usage_bills import bill_closed_months
 from fta.billing.usage_collection import send_usage_bills, track_usage_bills
 from fta.db import session_scope, utcnow
@@ -45,20 +44,7 @@ IDENTITY = {
 @pytest.fixture(scope="module")
 def paypal(app_settings: None) -> Iterator[tuple[PayPalStandin, PayPal]]:
     with PayPalStandin() as standin:
-        http = standin.http_client()
-        yield (
-            standin,
-            PayPal(
-                client=PayPalClient(
-                    standin.url, standin.client_id, standin.client_secret, http=http
-                ),
-                verifier=WebhookVerifier(
-                    standin.webhook_id, standin.certificate_trust(), http=http
-                ),
-                return_url="https://fta.example.test/return",
-                cancel_url="https://fta.example.test/",
-            ),
-        )
+        yield standin, standin.facade()
 
 
 def paying_client(

@@ -46,7 +46,7 @@ from fta.cli import main
 from fta.db import get_sessionmaker, session_scope, utcnow
 from fta.errors import Invalid
 from tests.support.api import Client, sign_up
-from tests.support.seller import SELLER_ENV, fictional_siren
+from tests.support.identities import SELLER_ENV, fictional_siren
 from tests.support.vies_standin import Registered, ViesStandin
 
 URL = "/api/v1/billing/identity"
@@ -479,7 +479,9 @@ def test_the_des_export_command_prints_csv_and_refuses_a_bad_month(
 ) -> None:
     assert main(["des-export", "--month", "2019-02"]) == 0
     assert capsys.readouterr().out == "vat_number,client_name,amount_ht_eur,des_amount_eur\n"
-    assert main(["des-export", "--month", "2019-13"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["des-export", "--month", "2019-13"])
+    assert refused.value.code == 2
     assert "YYYY-MM" in capsys.readouterr().err
 
 

@@ -17,9 +17,8 @@ from fta.audit.models import AuditEvent
 from fta.billing.alerts.models import BillingAlert
 from fta.billing.api import get_paypal, webhook_limits
 from fta.billing.paypal import PayPal
-from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.models import Payment, PayPalEvent, Subscription
-from fta.billing.paypal.webhooks import DeliveryLimits, WebhookVerifier
+from fta.billing.paypal.webhooks import DeliveryLimits
 from fta.db import session_scope
 from tests.support.paypal_standin import PayPalStandin
 
@@ -42,13 +41,7 @@ def standin() -> Iterator[PayPalStandin]:
 
 @pytest.fixture(scope="module")
 def paypal(app_settings: None, standin: PayPalStandin) -> PayPal:
-    http = standin.http_client()
-    return PayPal(
-        client=PayPalClient(standin.url, standin.client_id, standin.client_secret, http=http),
-        verifier=WebhookVerifier(standin.webhook_id, standin.certificate_trust(), http=http),
-        return_url="https://fta.example.test/api/v1/billing/return",
-        cancel_url="https://fta.example.test/",
-    )
+    return standin.facade()
 
 
 @pytest.fixture

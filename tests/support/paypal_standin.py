@@ -36,7 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust
+from fta.billing.paypal import PayPal
+from fta.billing.paypal.client import PayPalClient
+from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust, WebhookVerifier
 
 JSON = dict[str, Any]
 Answer = tuple[int, JSON | None, dict[str, str]]
@@ -287,6 +289,16 @@ class PayPalStandin:
 
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{CERT_PATH_PREFIX}CERT-{name}"
+
+    def facade(self, return_url: str = "https://fta.example.test/api/v1/billing/return") -> PayPal:
+        """Our PayPal client and webhook verifier, both pointed at this stand-in."""
+        http = self.http_client()
+        return PayPal(
+            client=PayPalClient(self.url, self.client_id, self.client_secret, http=http),
+            verifier=WebhookVerifier(self.webhook_id, self.certificate_trust(), http=http),
+            return_url=return_url,
+            cancel_url="https://fta.example.test/",
+        )
 
     def certificate_trust(self) -> CertificateTrust:
         """What a verifier is configured with to accept this stand-in's signing certificates:

@@ -9,7 +9,6 @@ import facturx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stdnum import luhn
 
 from fta.billing.invoices.document import CreditedInvoice, Document, mentions, payment_terms
 from fta.billing.invoices.facturx import LEVEL, build_xml
@@ -25,16 +24,7 @@ from fta.billing.invoices.money import Line, check_line, compute, euros
 from fta.billing.invoices.vat import REVERSE_CHARGE_MENTION, treatment
 from fta.errors import Invalid
 from fta.settings import Mode, Settings
-
-
-def fictional_siren(stem: str) -> str:
-    """A SIREN with a valid check digit built from an 8-digit stem (no real company's)."""
-    return stem + luhn.calc_check_digit(stem)
-
-
-def french_vat(siren: str) -> str:
-    return f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}"
-
+from tests.support.identities import fictional_siren, french_vat
 
 SIREN = fictional_siren("90000001")
 REAL_KEY = "k" * 48

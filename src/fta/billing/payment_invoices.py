@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
-from fta.billing.invoices.document import paris_day
 from fta.billing.invoices.identity import check_client, client_from_tenant
 from fta.billing.invoices.models import Invoice
 from fta.billing.invoices.money import Line, compute, euros
+from fta.billing.invoices.paris import paris_day
 from fta.billing.invoices.service import issue_credit_note, issue_invoice
 from fta.billing.invoices.vat import treatment
 from fta.billing.items import Item, Mismatch, UnitOfWork, process_items, waiting

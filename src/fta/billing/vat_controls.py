@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
 from fta.billing.alerts.service import raise_alert
-from fta.billing.invoices.identity import EU_COUNTRIES, PARIS, vat_territory
+from fta.billing.invoices.identity import EU_COUNTRIES, vat_territory
 from fta.billing.invoices.models import Invoice, Kind, VatRegime
-from fta.errors import Invalid
+from fta.billing.invoices.paris import PARIS
 
 # Cross-border EU sales of electronic services to private clients, excluding tax, over which
 # the client country's VAT applies (directive 2006/112/EC article 59 quater; CGI 259 D).
@@ -159,13 +159,6 @@ def des_lines(session: Session, month: date) -> list[DesLine]:
         .order_by(vat_number)
     ).all()
     return [DesLine(str(number), str(name), int(cents)) for number, name, cents in rows]
-
-
-def parse_month(text: str) -> date:
-    try:
-        return datetime.strptime(text, "%Y-%m").date()
-    except ValueError:
-        raise Invalid(f"month {text!r} is not YYYY-MM") from None
 
 
 def des_csv(lines: list[DesLine]) -> str:

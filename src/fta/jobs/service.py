@@ -304,7 +304,3 @@ def _json_numbers(value: Any) -> Any:
 def record_usage(job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None) -> None:
     job.cpu_seconds = cpu_seconds
     job.memory_max_bytes = memory_max_bytes
-
-
-def active_jobs(session: Session) -> list[Job]:
-    return list(session.scalars(select(Job).where(Job.status.in_(list(ACTIVE_STATUSES)))))

@@ -6,19 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from fta.billing.invoices.identity import ClientIdentity, SellerIdentity
 from fta.billing.invoices.models import Kind, VatRegime
 from fta.billing.invoices.money import Line, Totals
-
-# Dates printed on documents are the seller's calendar days, in France.
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def paris_day(moment: datetime) -> date:
-    """The calendar day in France at `moment` (an aware datetime)."""
-    return moment.astimezone(PARIS).date()
+from fta.billing.invoices.paris import paris_day
 
 
 @dataclass(frozen=True)

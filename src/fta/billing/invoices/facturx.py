@@ -17,6 +17,7 @@ from pypdf.generic import DecodedStreamObject, NameObject
 from fta.billing.invoices.document import Document
 from fta.billing.invoices.identity import Party
 from fta.billing.invoices.models import Kind, VatRegime
+from fta.billing.invoices.money import plain_euros
 
 LEVEL = "en16931"
 _NS = {
@@ -73,10 +74,6 @@ def _sub(parent: ET.Element, name: str, text: str | None = None, **attrib: str) 
 def _date(parent: ET.Element, name: str, day: date, kind: str = "udt") -> None:
     holder = _sub(parent, name)
     _sub(holder, f"{kind}:DateTimeString", day.strftime("%Y%m%d"), format="102")
-
-
-def _amount(cents: int) -> str:
-    return str(Decimal(cents).scaleb(-2))
 
 
 def _plain(value: Decimal) -> str:
@@ -153,13 +150,13 @@ def notes(document: Document) -> list[tuple[str, str | None]]:
 def _tax(parent: ET.Element, document: Document, *, header: bool) -> None:
     tax = _sub(parent, "ram:ApplicableTradeTax")
     if header:
-        _sub(tax, "ram:CalculatedAmount", _amount(document.totals.vat_cents))
+        _sub(tax, "ram:CalculatedAmount", plain_euros(document.totals.vat_cents))
     _sub(tax, "ram:TypeCode", "VAT")
     exemption = _EXEMPTION_CODE.get(document.vat_regime)
     if header and exemption:
         _sub(tax, "ram:ExemptionReason", document.vat_mention or "")
     if header:
-        _sub(tax, "ram:BasisAmount", _amount(document.totals.ht_cents))
+        _sub(tax, "ram:BasisAmount", plain_euros(document.totals.ht_cents))
     _sub(tax, "ram:CategoryCode", _CATEGORY[document.vat_regime])
     if header and exemption:
         _sub(tax, "ram:ExemptionReasonCode", exemption)
@@ -200,7 +197,7 @@ def build_xml(document: Document) -> bytes:
         settlement = _sub(item, "ram:SpecifiedLineTradeSettlement")
         _tax(settlement, document, header=False)
         summation = _sub(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
-        _sub(summation, "ram:LineTotalAmount", _amount(cents))
+        _sub(summation, "ram:LineTotalAmount", plain_euros(cents))
 
     agreement = _sub(transaction, "ram:ApplicableHeaderTradeAgreement")
     seller_email = document.seller.email
@@ -233,12 +230,12 @@ def build_xml(document: Document) -> bytes:
         _sub(terms, "ram:Description", document.payment_terms)
     _date(terms, "ram:DueDateDateTime", document.due_on)
     totals = _sub(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
-    _sub(totals, "ram:LineTotalAmount", _amount(document.totals.ht_cents))
-    _sub(totals, "ram:TaxBasisTotalAmount", _amount(document.totals.ht_cents))
-    _sub(totals, "ram:TaxTotalAmount", _amount(document.totals.vat_cents), currencyID="EUR")
-    _sub(totals, "ram:GrandTotalAmount", _amount(document.totals.ttc_cents))
-    _sub(totals, "ram:TotalPrepaidAmount", _amount(document.totals.ttc_cents if paid else 0))
-    _sub(totals, "ram:DuePayableAmount", _amount(0 if paid else document.totals.ttc_cents))
+    _sub(totals, "ram:LineTotalAmount", plain_euros(document.totals.ht_cents))
+    _sub(totals, "ram:TaxBasisTotalAmount", plain_euros(document.totals.ht_cents))
+    _sub(totals, "ram:TaxTotalAmount", plain_euros(document.totals.vat_cents), currencyID="EUR")
+    _sub(totals, "ram:GrandTotalAmount", plain_euros(document.totals.ttc_cents))
+    _sub(totals, "ram:TotalPrepaidAmount", plain_euros(document.totals.ttc_cents if paid else 0))
+    _sub(totals, "ram:DuePayableAmount", plain_euros(0 if paid else document.totals.ttc_cents))
     if document.credits is not None:
         referenced = _sub(settlement, "ram:InvoiceReferencedDocument")
         _sub(referenced, "ram:IssuerAssignedID", document.credits.number)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
@@ -13,6 +12,7 @@ from stdnum.fr import siren as fr_siren
 from stdnum.fr import tva as fr_tva
 
 from fta.accounts.models import Tenant
+from fta.billing.invoices.paris import paris_day
 from fta.errors import Invalid
 from fta.settings import PLACEHOLDER_MARKERS, Mode, Settings
 
@@ -46,7 +46,6 @@ _OVERSEAS_POSTCODES = (
 _SIREN_COUNTRIES = frozenset({"FR", *OVERSEAS_DEPARTMENTS})
 # Greek VAT numbers carry EL, not GR.
 _VAT_PREFIX_COUNTRY = {"EL": "GR"}
-PARIS = ZoneInfo("Europe/Paris")
 
 
 class VatNumberStatus(StrEnum):
@@ -249,7 +248,7 @@ def client_from_tenant(tenant: Tenant) -> ClientIdentity:
         return client
     if tenant.vat_number_status != VatNumberStatus.VERIFIED or not tenant.vat_number_checked_at:
         return replace(client, vat_number_unconfirmed=True)
-    checked_on = tenant.vat_number_checked_at.astimezone(PARIS).date()
+    checked_on = paris_day(tenant.vat_number_checked_at)
     evidence = f"VIES {checked_on:%d/%m/%Y} {tenant.vat_number_check_ref or ''}"
     return replace(client, vat_number_check=evidence.strip())
 

@@ -12,8 +12,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from fta.billing.invoices.document import PARIS, paris_day
 from fta.billing.invoices.models import Invoice, InvoiceCounter, Kind
+from fta.billing.invoices.money import plain_euros
+from fta.billing.invoices.paris import PARIS, paris_day
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,9 @@ def journal_csv(entries: list[JournalEntry]) -> str:
             [
                 entry.number, entry.kind, entry.issued_on.isoformat(), entry.tenant_id,
                 entry.client_name, entry.client_country, entry.client_vat_number,
-                entry.vat_regime, entry.vat_rate, _euros(entry.ht_cents),
-                _euros(entry.vat_cents), _euros(entry.ttc_cents), entry.credits,
+                entry.vat_regime, entry.vat_rate, plain_euros(entry.ht_cents),
+                plain_euros(entry.vat_cents), plain_euros(entry.ttc_cents), entry.credits,
                 entry.payment_ref,
             ]
         )  # fmt: skip
     return out.getvalue()
-
-
-def _euros(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{rest:02d}"

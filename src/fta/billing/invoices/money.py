@@ -91,6 +91,11 @@ def compute_from_gross(description: str, ttc_cents: int, vat_rate: Decimal) -> t
     return line, Totals((ht,), ht, ttc_cents - ht, ttc_cents)
 
 
+def plain_euros(cents: int) -> str:
+    """Machine rendering (XML, CSV): -1234.56."""
+    return str(Decimal(cents).scaleb(-2))
+
+
 def euros(cents: int) -> str:
     """French rendering: 1 234,56 €."""
     sign = "-" if cents < 0 else ""

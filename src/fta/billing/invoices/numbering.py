@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from fta.billing.invoices.document import paris_day
 from fta.billing.invoices.models import InvoiceCounter, Series
+from fta.billing.invoices.paris import paris_day
 from fta.db import utcnow
 
 

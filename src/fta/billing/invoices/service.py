@@ -17,7 +17,6 @@ from fta.billing.invoices.document import (
     CreditedInvoice,
     Document,
     mentions,
-    paris_day,
     payment_terms,
 )
 from fta.billing.invoices.identity import (
@@ -30,6 +29,7 @@ from fta.billing.invoices.identity import (
 from fta.billing.invoices.models import Invoice, InvoiceLine, Kind, Series, VatRegime
 from fta.billing.invoices.money import Line, Totals, check_line, compute, compute_from_gross
 from fta.billing.invoices.numbering import Number, lock_counter
+from fta.billing.invoices.paris import paris_day
 from fta.billing.invoices.vat import VatTreatment, treatment
 from fta.errors import Conflict, Invalid, NotFound
 from fta.settings import get_settings

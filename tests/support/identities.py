@@ -1,9 +1,12 @@
-"""A fictional seller for the test suite: invoices need a real-looking legal identity in
-every mode, and these numbers have valid check digits without being any company's."""
+"""Fictional parties for the test suite: the seller (invoices need a real-looking legal
+identity in every mode) and sample clients. Their numbers have valid check digits without
+being any company's."""
 
 from __future__ import annotations
 
 from stdnum import luhn
+
+from fta.billing.invoices.identity import ClientIdentity, CustomerType
 
 
 def fictional_siren(stem: str) -> str:
@@ -28,3 +31,22 @@ SELLER_ENV = {
     "FTA_SELLER_REGISTRY": "RCS Paris",
     "FTA_SELLER_EMAIL": "factures@example.com",
 }
+
+CLIENT_SIREN = fictional_siren("90000004")
+FRENCH_PRIVATE = ClientIdentity(
+    name="Élodie Fournier",
+    address_lines=("12 rue de l’Église",),
+    postcode="13001",
+    city="Marseille",
+    country="FR",
+)
+FRENCH_BUSINESS = ClientIdentity(
+    name="Quantique Façades SARL",
+    address_lines=("8 avenue Foch", "Bâtiment B"),
+    postcode="69006",
+    city="Lyon",
+    country="FR",
+    siren=CLIENT_SIREN,
+    vat_number=french_vat(CLIENT_SIREN),
+    customer_type=CustomerType.BUSINESS,
+)
