@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,6 @@ from fta.jobs.freqtrade_config import (
     build_job_bundle,
     decode_bundle,
     encode_bundle,
-    first_startup_day,
     parse_job_config,
 )
 
@@ -89,7 +88,6 @@ def test_timerange_must_not_end_in_the_future() -> None:
     [
         (["BTCUSDT"], "form BASE/QUOTE"),
         (["btc/usdt"], "form BASE/QUOTE"),
-        (["FOO/USDT"], "unknown pair(s) on binance: FOO/USDT"),
         (["BTC/USDT", "BTC/USDT"], "must not repeat"),
         ([], "at least 1 item"),
         ([f"X{i}/USDT" for i in range(51)], "at most 50 items"),
@@ -98,6 +96,12 @@ def test_timerange_must_not_end_in_the_future() -> None:
 )
 def test_pairs_validation(pairs: list[str], message: str) -> None:
     assert message in error_messages({**BASE, "pairs": pairs})
+
+
+def test_the_config_leaves_whether_a_pair_is_listed_to_the_market_list() -> None:
+    # Proxy mode lists the exchange's markets, not the fixture's: the job service checks them.
+    job = JobConfig.model_validate({**BASE, "pairs": ["PEPE/USDT"]})
+    assert job.pairs == ["PEPE/USDT"]
 
 
 def test_pairs_quoted_in_the_stake_currency() -> None:
@@ -182,7 +186,6 @@ def test_backtest_bundle() -> None:
     assert argv[argv.index("--timerange") + 1] == "20240101-20240201"
     assert argv[argv.index("--cache") + 1] == "none"
     assert "prepend_argv" not in result
-    assert result["cache_dir"] == "/candles/binance"
 
 
 def test_hyperopt_bundle_runs_one_job_worker() -> None:
@@ -195,30 +198,15 @@ def test_hyperopt_bundle_runs_one_job_worker() -> None:
     assert result["config"]["hyperopt_jobs"] == 1
 
 
-def test_download_bundles_read_and_fill_the_shared_cache() -> None:
+def test_download_bundles_write_where_they_should() -> None:
     tenant = bundle("download-data")
-    # The client's candles are cut from the shared cache, which a fill warmed before.
-    assert tenant["config"]["datadir"] == tenant["cache_dir"] == "/candles/binance"
+    assert tenant["config"]["datadir"] == "/freqtrade/user_data/data/binance"
     assert tenant["strategy_name"] is None and "strategy" not in tenant["config"]
-    assert tenant["argv"] == [] and tenant["timerange"] == "20240101-20240201"
-    fill = bundle("cache-fill")
-    # One freqtrade run downloads into the fill's private tmpfs; the entry merges it.
-    assert fill["config"]["datadir"] == "/tmp/job/download/binance"
-    assert fill["cache_dir"] == "/candles/binance"
-    assert fill["config"]["user_data_dir"] == "/tmp/job/user_data"
-    argv = fill["argv"]
-    assert argv[0] == "download-data" and "--prepend" not in argv
-    assert argv[argv.index("--datadir") + 1] == "/tmp/job/download/binance"
-    assert "prepend_argv" not in fill
-
-
-def test_the_bundle_carries_the_declared_startup_candles() -> None:
-    declared = "class Mine:\n    startup_candle_count = 30\n"
-    result = build_job_bundle(
-        "backtest", parse_job_config("backtest", BASE), "Mine", declared, GATEWAY
-    )
-    assert result["startup_candles"] == 30
-    assert bundle("backtest")["startup_candles"] == 0
+    assert tenant["argv"][0] == "download-data"
+    assert tenant["prepend_argv"] == [*tenant["argv"], "--prepend"]
+    shared = bundle("cache-fill")
+    assert shared["config"]["datadir"] == "/candles/binance"
+    assert shared["config"]["user_data_dir"] == "/tmp/job/user_data"
 
 
 def test_paths_can_be_moved_for_tests() -> None:
@@ -276,10 +264,3 @@ def test_bundle_round_trips_through_chunked_env_vars() -> None:
     assert sorted(env) == [f"FTA_BUNDLE_{i}" for i in range(len(env))]
     assert all(len(chunk) <= BUNDLE_CHUNK_CHARS for chunk in env.values())
     assert decode_bundle(env) == result
-
-
-def test_the_first_startup_day_reaches_back_by_the_startup_candles() -> None:
-    assert first_startup_day(date(2024, 1, 1), "5m", 0) == date(2024, 1, 1)
-    # 20 five-minute candles before midnight start on the day before.
-    assert first_startup_day(date(2024, 1, 1), "5m", 20) == date(2023, 12, 31)
-    assert first_startup_day(date(2024, 3, 1), "1d", 40) == date(2024, 1, 21)

@@ -20,7 +20,7 @@ import keyword
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, get_args
@@ -35,10 +35,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-
-from fta.gateway.markets import pairs
-from fta.gateway.synthetic import INTERVAL_MS
-from fta.strategies.startup import declared_startup_candles
 
 BundleKind = Literal["backtest", "hyperopt", "download-data", "cache-fill"]
 BUNDLE_KINDS: tuple[str, ...] = get_args(BundleKind)
@@ -124,22 +120,13 @@ def check_pair_format(value: list[str]) -> list[str]:
     return value
 
 
-def check_known_pairs(exchange: str, value: list[str]) -> None:
-    """Every pair is listed by the exchange's markets (shared by job and bot configs)."""
-    known = pairs(exchange)
-    unknown = [pair for pair in value if pair not in known]
-    if unknown:
-        raise ValueError(
-            f"unknown pair(s) on {exchange}: {', '.join(unknown[:5])}; "
-            f"available: {', '.join(sorted(known))}"
-        )
-
-
 class JobConfig(BaseModel):
     """The options a client may set for a job; anything else is refused.
 
     Validate with a kind to also refuse options that do not apply to it:
     `JobConfig.model_validate(raw, context={"kind": "backtest"})` (see `parse_job_config`).
+    Whether the exchange lists the pairs depends on the market-data mode and its market list
+    in the database: the job service checks it (`fta.jobs.market_pairs`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -221,7 +208,6 @@ class JobConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
-        check_known_pairs(self.exchange, self.pairs)
         quotes = {pair.split("/")[1] for pair in self.pairs}
         if quotes != {self.stake_currency}:
             raise ValueError(f"every pair must be quoted in stake_currency {self.stake_currency}")
@@ -272,13 +258,6 @@ def parse_timerange(value: str) -> tuple[date, date]:
     if start >= end:
         raise ValueError("timerange start must be before its end")
     return start, end
-
-
-def first_startup_day(start: date, timeframe: str, startup_candles: int) -> date:
-    """The day of the first candle freqtrade loads for a range starting on `start`: it loads
-    `startup_candles` candles of `timeframe` before the start."""
-    before = timedelta(milliseconds=INTERVAL_MS[timeframe] * startup_candles)
-    return (datetime.combine(start, time.min, UTC) - before).date()
 
 
 @dataclass(frozen=True)
@@ -437,14 +416,8 @@ def freqtrade_config(
 
 
 def _data_dir(kind: str, exchange: str, paths: ContainerPaths) -> str:
-    # A fill downloads into its private tmpfs; the entry merges that into the cache.
-    if kind == "cache-fill":
-        return paths.path(paths.job, "download", exchange)
-    return _cache_dir(exchange, paths)
-
-
-def _cache_dir(exchange: str, paths: ContainerPaths) -> str:
-    """The shared candle cache's directory of an exchange, as freqtrade's datadir."""
+    if kind == "download-data":
+        return paths.path(paths.user_data, "data", exchange)
     return paths.path(paths.candles, exchange)
 
 
@@ -459,10 +432,7 @@ def _argv(kind: str, job: JobConfig, config: dict[str, Any], config_path: str) -
         "--timerange",
         job.timerange,
     ]
-    if kind == "download-data":
-        # The client's candles are cut from the shared cache: no freqtrade run of its own.
-        return []
-    if kind == "cache-fill":
+    if kind in ("download-data", "cache-fill"):
         return [
             "download-data",
             *common,
@@ -561,12 +531,9 @@ def build_job_bundle(
         "config": config,
         "argv": argv,
     }
-    bundle["timerange"] = job_config.timerange
-    bundle["cache_dir"] = _cache_dir(job_config.exchange, paths)
-    if needs_strategy:
-        assert strategy_name is not None and strategy_source is not None  # noqa: S101 - above
-        # What the cache was filled for, and what the entry checks freqtrade used.
-        bundle["startup_candles"] = declared_startup_candles(strategy_source, strategy_name)
+    if kind in ("download-data", "cache-fill"):
+        # Fill before existing data first, then after it: freqtrade does one or the other.
+        bundle["prepend_argv"] = [*argv, "--prepend"]
     return bundle
 
 

@@ -22,6 +22,7 @@ from fta.errors import Conflict, Invalid, NotFound, RetryLater
 from fta.jobs import scheduling
 from fta.jobs.config_errors import describe_config_error
 from fta.jobs.freqtrade_config import parse_job_config
+from fta.jobs.market_pairs import require_usable_pairs
 from fta.jobs.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -70,6 +71,7 @@ def submit_job(
         job_config = parse_job_config(kind.value, config)
     except ValidationError as exc:
         raise Invalid(describe_config_error(exc)) from exc
+    require_usable_pairs(session, job_config.exchange, job_config.pairs, "job")
     version_id = None
     if kind in KINDS_WITH_STRATEGY:
         if strategy_id is None:
