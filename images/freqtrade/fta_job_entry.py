@@ -6,7 +6,9 @@
 1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.jobs.freqtrade_config) and
    removes them from the environment before anything else runs.
 2. Writes <job_dir>/config.json and <job_dir>/strategies/<strategy_name>.py.
-3. Runs `freqtrade <argv>` (after `prepend_argv` for downloads) in its own process group. Its
+3. Runs `freqtrade <argv>` once (none for a client's download, cut from the candle cache) in
+   its own process group; a cache fill downloads only what the cache lacks into its private
+   directory, then merges it into the cache files, each replaced whole. Its
    stdout and stderr come back through pipes and are forwarded line by line, up to
    `OUTPUT_MAX_BYTES` for both together, then drained and discarded (so a flood costs the
    job's own CPU, not the engine's); a forwarded line that starts like one of our markers is
@@ -14,8 +16,11 @@
    group is killed and, as PID 1, every other process of the container too; as PID 1 it also
    reaps every orphan.
 4. On success, reads freqtrade's own result files and prints, as the LAST stdout line,
-   `FTA-RESULT:` + a compact, size-capped JSON summary, preceded by freqtrade's raw result file
-   (backtest zip, hyperopt epochs) as `FTA-ARCHIVE:` lines, whose end line carries its size
+   `FTA-RESULT:` + a compact, size-capped JSON summary (with the SHA-256 of the candles the run
+   used; a backtest or hyperopt whose freqtrade used another startup candle count than the
+   strategy class declares fails instead), preceded by freqtrade's raw result file (backtest
+   zip, hyperopt epochs; a download's candle files in a zip) as `FTA-ARCHIVE:` lines, whose
+   end line carries its size
    and SHA-256: an opaque download. On failure, prints no result; the last stderr line is
    `FTA-ERROR: <cause>` (a strategy that fails to import is named as such).
 
@@ -25,9 +30,9 @@ database (read-only, here in the sandbox), and the heartbeat, state and whitelis
 logged.
 
 Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succeeded but its
-results could not be summarised; 71 when a bot's freqtrade ended with code 0. Standard
-library only, except pandas/freqtrade (present in the
-image) to count candles of a download.
+results could not be summarised; 71 when a bot's freqtrade ended with code 0; 72 when the
+startup candle count differs from the declared one. Standard library only, except pandas
+(present in the image) to read and write candle files.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ MAX_NUMBER = 1e15
 MAX_RESULT_JSON_BYTES = 64 * 1024 * 1024
 EXIT_SUMMARY_FAILED = 70
 EXIT_BOT_ENDED = 71
+EXIT_STARTUP_MISMATCH = 72
 # freqtrade's raw result file travels to the platform as an opaque download, in lines short
 # enough that Docker's log driver never splits them (it cuts at 16 KiB).
 ARCHIVE_PREFIX = "FTA-ARCHIVE:"
@@ -138,7 +144,7 @@ def write_job_files(bundle: dict[str, Any]) -> None:
         strategy_file.write_text(bundle["strategy_source"], encoding="utf-8")
     # freqtrade refuses a user_data_dir that does not exist, and downloads need their datadir.
     Path(config["user_data_dir"]).mkdir(parents=True, exist_ok=True)
-    if bundle["kind"] in ("download-data", "cache-fill", "bot"):
+    if bundle["kind"] in ("cache-fill", "bot"):
         Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
 
 
@@ -359,6 +365,32 @@ def run_freqtrade(
     return returncode, (_cause(tail, strategy) if failed else None)
 
 
+class StartupWatch:
+    """The startup candle count freqtrade logged it uses for the strategy."""
+
+    _USED = re.compile(r"Strategy using startup_candle_count: (\d+)")
+
+    def __init__(self) -> None:
+        self.used: set[int] = set()
+
+    def __call__(self, line: str) -> None:
+        if match := self._USED.search(line):
+            self.used.add(int(match.group(1)))
+
+    def mismatch(self, strategy: str | None, declared: int) -> str | None:
+        """Why the run's result cannot be trusted to be reproducible, or None: the cache was
+        filled for the count the class declares, and freqtrade used another one."""
+        if self.used == {declared}:
+            return None
+        used = ", ".join(str(count) for count in sorted(self.used)) or "an unreported count"
+        return (
+            f"strategy {strategy} ran with startup_candle_count {used}, but its class "
+            f"declares {declared}: declare startup_candle_count as a plain number on the "
+            "strategy class (e.g. startup_candle_count = 30), so that the history before your "
+            "timerange is loaded and the result does not depend on what the cache holds"
+        )
+
+
 # ---- summaries -----------------------------------------------------------------------------
 
 
@@ -491,45 +523,193 @@ def summarize_hyperopt(bundle: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize_data(bundle: dict[str, Any]) -> dict[str, Any]:
-    # Imported here: only download summaries need them, and they are slow to import.
-    from freqtrade.data.history import get_datahandler  # type: ignore[import-not-found,unused-ignore]
-    from freqtrade.enums import CandleType  # type: ignore[import-not-found,unused-ignore]
+# ---- candles -------------------------------------------------------------------------------
+# Candles live in freqtrade's feather files, `<BASE>_<QUOTE>-<timeframe>.feather` (spot), in
+# the shared cache. pandas/pyarrow are imported where they are used: slow to import, and only
+# the runs that read candles need them.
 
-    config = bundle["config"]
-    timeframe = config["timeframe"]
-    argv = bundle["argv"]
-    timerange = argv[argv.index("--timerange") + 1]
-    start, end = (_day_ms(part) for part in timerange.split("-"))
-    handler = get_datahandler(Path(config["datadir"]), config["dataformat_ohlcv"])
+CANDLE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+
+def _timeframe_ms(timeframe: str) -> int:
+    return int(timeframe[:-1]) * _UNIT_MS[timeframe[-1]]
+
+
+def candle_file(directory: Path, pair: str, timeframe: str) -> Path:
+    return directory / f"{pair.replace('/', '_')}-{timeframe}.feather"
+
+
+def read_candles(path: Path) -> Any:
+    """A candle file as a DataFrame sorted by date, plus its open times in ms (`ms`), or None
+    when there is no such file."""
+    import pandas  # type: ignore[import-untyped,unused-ignore]
+
+    if not path.is_file():
+        return None
+    frame = pandas.read_feather(path, columns=list(CANDLE_COLUMNS))
+    frame = frame.sort_values("date", kind="stable").reset_index(drop=True)
+    frame["ms"] = frame["date"].dt.as_unit("ms").astype("int64")
+    return frame
+
+
+def candle_window(directory: Path, pair: str, timeframe: str, first_ms: int, last_ms: int) -> Any:
+    """The candles of a pair opening in [first_ms, last_ms]: what freqtrade loads for a range
+    (its start less the startup candles, through the candle opening at its end)."""
+    frame = read_candles(candle_file(directory, pair, timeframe))
+    if frame is None:
+        return None
+    return frame[(frame["ms"] >= first_ms) & (frame["ms"] <= last_ms)].reset_index(drop=True)
+
+
+def data_fingerprint(
+    directory: Path,
+    pairs: list[str],
+    timeframe: str,
+    timerange: str,
+    startup_candles: int,
+) -> dict[str, Any]:
+    """Which candles a run used: SHA-256 over, for each pair in name order, the line
+    `<pair>\\n<count>\\n`, then the candles' open times (ms, int64 little-endian), then their
+    open, high, low, close and volume (each a column of float64 little-endian); with each
+    pair's count and first and last open time. Two runs with the same hash ran on the same
+    candles."""
+    start_ms, end_ms = (_day_ms(part) for part in timerange.split("-"))
+    first_ms = start_ms - startup_candles * _timeframe_ms(timeframe)
+    digest = hashlib.sha256()
     rows = []
-    for pair in config["exchange"]["pair_whitelist"][:MAX_PAIR_ROWS]:
-        frame = handler.ohlcv_load(
-            pair,
-            timeframe,
-            timerange=None,
-            candle_type=CandleType.SPOT,
-            fill_missing=False,
-            drop_incomplete=False,
-            warn_no_data=False,
-        )
-        opens = [int(stamp.timestamp() * 1000) for stamp in frame["date"]] if len(frame) else []
+    for pair in sorted(pairs):
+        frame = candle_window(directory, pair, timeframe, first_ms, end_ms)
+        count = 0 if frame is None else len(frame)
+        digest.update(f"{pair}\n{count}\n".encode())
+        if count:
+            digest.update(frame["ms"].to_numpy(dtype="<i8").tobytes())
+            for column in CANDLE_COLUMNS[1:]:
+                digest.update(frame[column].to_numpy(dtype="<f8").tobytes())
         rows.append(
             {
                 "pair": _text(pair),
-                "candles": len(opens),
-                "candles_in_range": sum(1 for t in opens if start <= t < end),
-                "first_ms": opens[0] if opens else None,
-                "last_ms": opens[-1] if opens else None,
+                "candles": count,
+                "first_ms": int(frame["ms"].iloc[0]) if count else None,
+                "last_ms": int(frame["ms"].iloc[-1]) if count else None,
             }
         )
     return {
+        "sha256": digest.hexdigest(),
+        "startup_candles": startup_candles,
+        "pairs": rows[:MAX_PAIR_ROWS],
+    }
+
+
+def summarize_data(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A download or a fill: the candles of its range now in the cache."""
+    config = bundle["config"]
+    return {
         "kind": bundle["kind"],
         "exchange": _text(config["exchange"]["name"]),
-        "timeframe": _text(timeframe),
-        "timerange": _text(timerange),
-        "pairs": rows,
+        "timeframe": _text(config["timeframe"]),
+        "timerange": _text(bundle["timerange"]),
+        "data": data_fingerprint(
+            Path(bundle["cache_dir"]),
+            config["exchange"]["pair_whitelist"],
+            config["timeframe"],
+            bundle["timerange"],
+            0,
+        ),
     }
+
+
+def missing_span(bundle: dict[str, Any]) -> tuple[int, int] | None:
+    """The open times [first, end) (ms) a fill must download so that every pair's cache file
+    covers the fill's range: one span for all pairs, since one freqtrade run downloads them
+    all; None when the cache covers the range already."""
+    config = bundle["config"]
+    timeframe = config["timeframe"]
+    step = _timeframe_ms(timeframe)
+    start_ms, end_ms = (_day_ms(part) for part in bundle["timerange"].split("-"))
+    spans = []
+    for pair in config["exchange"]["pair_whitelist"]:
+        frame = read_candles(candle_file(Path(bundle["cache_dir"]), pair, timeframe))
+        if frame is None or frame.empty:
+            spans.append((start_ms, end_ms))
+            continue
+        first, last = int(frame["ms"].iloc[0]), int(frame["ms"].iloc[-1])
+        if start_ms < first:
+            spans.append((start_ms, first))
+        if last + step < end_ms:
+            spans.append((last + step, end_ms))
+    if not spans:
+        return None
+    return min(span[0] for span in spans), max(span[1] for span in spans)
+
+
+def merge_into_cache(bundle: dict[str, Any]) -> None:
+    """Adds the downloaded candles to the cache's files. Candles the cache holds already are
+    kept as they are (the cache never changes under a run that used it); each file is
+    replaced whole (written aside, then renamed), so a reader never sees half a file."""
+    import pandas
+
+    config = bundle["config"]
+    timeframe = config["timeframe"]
+    scratch, cache = Path(config["datadir"]), Path(bundle["cache_dir"])
+    cache.mkdir(parents=True, exist_ok=True)
+    for pair in config["exchange"]["pair_whitelist"]:
+        new = read_candles(candle_file(scratch, pair, timeframe))
+        if new is None or new.empty:
+            raise SummaryError(f"the exchange returned no {timeframe} candles for {pair}")
+        target = candle_file(cache, pair, timeframe)
+        held = read_candles(target)
+        if held is not None:
+            new = pandas.concat([held, new[~new["ms"].isin(held["ms"])]])
+        merged = new.sort_values("ms", kind="stable").reset_index(drop=True)
+        aside = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        merged.loc[:, list(CANDLE_COLUMNS)].to_feather(
+            aside, compression_level=9, compression="lz4"
+        )
+        os.replace(aside, target)
+
+
+def fill_cache(bundle: dict[str, Any]) -> int:
+    """Downloads what the cache lacks of the fill's range in ONE freqtrade run, into the
+    fill's private directory, then merges it into the cache."""
+    span = missing_span(bundle)
+    if span is None:
+        return 0
+    argv = list(bundle["argv"])
+    argv[argv.index("--timerange") + 1] = f"{span[0] // 1000}-{span[1] // 1000}"
+    returncode, cause = run_freqtrade(argv, None)
+    if returncode != 0:
+        _fail(cause or f"freqtrade exited with code {returncode}")
+        return returncode
+    try:
+        merge_into_cache(bundle)
+    except (SummaryError, KeyError, ValueError, OSError) as error:
+        _fail(f"could not store the candles: {error}")
+        return EXIT_SUMMARY_FAILED
+    return 0
+
+
+def pack_candles(bundle: dict[str, Any]) -> Path:
+    """The client's download: its pairs' candles of its range, cut from the cache, as
+    freqtrade's own files in a zip (`freqtrade backtesting --datadir` reads them unzipped)."""
+    config = bundle["config"]
+    timeframe, timerange = config["timeframe"], bundle["timerange"]
+    start_ms, end_ms = (_day_ms(part) for part in timerange.split("-"))
+    exchange = config["exchange"]["name"]
+    out = Path(bundle["job_dir"]) / "candles"
+    out.mkdir(parents=True, exist_ok=True)
+    archive_path = Path(bundle["job_dir"]) / f"{exchange}-{timeframe}-{timerange}.zip"
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_STORED) as archive:
+        for pair in sorted(config["exchange"]["pair_whitelist"]):
+            frame = candle_window(Path(bundle["cache_dir"]), pair, timeframe, start_ms, end_ms)
+            if frame is None or frame.empty:
+                raise SummaryError(f"no {timeframe} candles of {pair} in {timerange}")
+            path = candle_file(out, pair, timeframe)
+            frame.loc[:, list(CANDLE_COLUMNS)].to_feather(
+                path, compression_level=9, compression="lz4"
+            )
+            archive.write(path, path.name)
+    return archive_path
 
 
 def _day_ms(yyyymmdd: str) -> int:
@@ -551,6 +731,8 @@ def result_file(bundle: dict[str, Any]) -> Path | None:
         return _latest(Path(config["exportdirectory"]), "latest_backtest")
     if bundle["kind"] == "hyperopt":
         return _latest(Path(config["user_data_dir"]) / "hyperopt_results", "latest_hyperopt")
+    if bundle["kind"] == "download-data":
+        return pack_candles(bundle)
     return None
 
 
@@ -734,15 +916,32 @@ def main() -> int:
     if bundle["kind"] == "bot":
         return run_bot(bundle)
     strategy = bundle.get("strategy_name")
-    for argv in (bundle.get("prepend_argv"), bundle["argv"]):
-        if not argv:
-            continue
-        returncode, cause = run_freqtrade(argv, strategy)
+    if bundle["kind"] == "cache-fill":
+        returncode = fill_cache(bundle)
+        if returncode != 0:
+            return returncode
+    elif bundle["argv"]:
+        startup = StartupWatch()
+        returncode, cause = run_freqtrade(bundle["argv"], strategy, watch=startup)
         if returncode != 0:
             _fail(cause or f"freqtrade exited with code {returncode}")
             return returncode
+        if "startup_candles" in bundle:
+            mismatch = startup.mismatch(strategy, bundle["startup_candles"])
+            if mismatch is not None:
+                _fail(mismatch)
+                return EXIT_STARTUP_MISMATCH
     try:
         summary = SUMMARIZERS[bundle["kind"]](bundle)
+        if "startup_candles" in bundle:
+            config = bundle["config"]
+            summary["data"] = data_fingerprint(
+                Path(bundle["cache_dir"]),
+                config["exchange"]["pair_whitelist"],
+                config["timeframe"],
+                bundle["timerange"],
+                bundle["startup_candles"],
+            )
         archive = result_file(bundle)
     except (SummaryError, KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
         _fail(f"could not summarise {bundle['kind']} results: {type(error).__name__}: {error}")

@@ -179,9 +179,10 @@ def test_cache_fill_downloads_the_candles(
     candle_cache: DataSummary, base_paths: ContainerPaths
 ) -> None:
     assert candle_cache.kind == "cache-fill"
-    assert [row.pair for row in candle_cache.pairs] == ["BTC/USDT", "ETH/USDT"]
-    for row in candle_cache.pairs:
-        assert row.candles_in_range == CANDLES_IN_JANUARY
+    assert [row.pair for row in candle_cache.data.pairs] == ["BTC/USDT", "ETH/USDT"]
+    for row in candle_cache.data.pairs:
+        # January, through the candle opening at the range's end.
+        assert row.candles == CANDLES_IN_JANUARY + 1
         assert row.first_ms == 1_704_067_200_000
     stored = sorted(path.name for path in (Path(base_paths.candles) / "binance").iterdir())
     assert stored == ["BTC_USDT-5m.feather", "ETH_USDT-5m.feather"]

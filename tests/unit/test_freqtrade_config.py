@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from fta.jobs.freqtrade_config import (
     build_job_bundle,
     decode_bundle,
     encode_bundle,
+    first_startup_day,
     parse_job_config,
 )
 
@@ -186,6 +187,7 @@ def test_backtest_bundle() -> None:
     assert argv[argv.index("--timerange") + 1] == "20240101-20240201"
     assert argv[argv.index("--cache") + 1] == "none"
     assert "prepend_argv" not in result
+    assert result["cache_dir"] == "/candles/binance"
 
 
 def test_hyperopt_bundle_runs_one_job_worker() -> None:
@@ -198,15 +200,30 @@ def test_hyperopt_bundle_runs_one_job_worker() -> None:
     assert result["config"]["hyperopt_jobs"] == 1
 
 
-def test_download_bundles_write_where_they_should() -> None:
+def test_download_bundles_read_and_fill_the_shared_cache() -> None:
     tenant = bundle("download-data")
-    assert tenant["config"]["datadir"] == "/freqtrade/user_data/data/binance"
+    # The client's candles are cut from the shared cache, which a fill warmed before.
+    assert tenant["config"]["datadir"] == tenant["cache_dir"] == "/candles/binance"
     assert tenant["strategy_name"] is None and "strategy" not in tenant["config"]
-    assert tenant["argv"][0] == "download-data"
-    assert tenant["prepend_argv"] == [*tenant["argv"], "--prepend"]
-    shared = bundle("cache-fill")
-    assert shared["config"]["datadir"] == "/candles/binance"
-    assert shared["config"]["user_data_dir"] == "/tmp/job/user_data"
+    assert tenant["argv"] == [] and tenant["timerange"] == "20240101-20240201"
+    fill = bundle("cache-fill")
+    # One freqtrade run downloads into the fill's private tmpfs; the entry merges it.
+    assert fill["config"]["datadir"] == "/tmp/job/download/binance"
+    assert fill["cache_dir"] == "/candles/binance"
+    assert fill["config"]["user_data_dir"] == "/tmp/job/user_data"
+    argv = fill["argv"]
+    assert argv[0] == "download-data" and "--prepend" not in argv
+    assert argv[argv.index("--datadir") + 1] == "/tmp/job/download/binance"
+    assert "prepend_argv" not in fill
+
+
+def test_the_bundle_carries_the_declared_startup_candles() -> None:
+    declared = "class Mine:\n    startup_candle_count = 30\n"
+    result = build_job_bundle(
+        "backtest", parse_job_config("backtest", BASE), "Mine", declared, GATEWAY
+    )
+    assert result["startup_candles"] == 30
+    assert bundle("backtest")["startup_candles"] == 0
 
 
 def test_paths_can_be_moved_for_tests() -> None:
@@ -264,3 +281,10 @@ def test_bundle_round_trips_through_chunked_env_vars() -> None:
     assert sorted(env) == [f"FTA_BUNDLE_{i}" for i in range(len(env))]
     assert all(len(chunk) <= BUNDLE_CHUNK_CHARS for chunk in env.values())
     assert decode_bundle(env) == result
+
+
+def test_the_first_startup_day_reaches_back_by_the_startup_candles() -> None:
+    assert first_startup_day(date(2024, 1, 1), "5m", 0) == date(2024, 1, 1)
+    # 20 five-minute candles before midnight start on the day before.
+    assert first_startup_day(date(2024, 1, 1), "5m", 20) == date(2023, 12, 31)
+    assert first_startup_day(date(2024, 3, 1), "1d", 40) == date(2024, 1, 21)

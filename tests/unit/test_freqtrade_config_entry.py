@@ -166,6 +166,8 @@ def test_backtest_summary_is_capped_and_valid(entry: ModuleType, tmp_path: Path)
     assert summary["max_drawdown_pct"] == 1.4599
     assert summary["win_rate"] is None  # NaN never leaves the container
     assert summary["pairs_total"] == 150 and len(summary["pairs"]) == 100
+    assert parse_result_line(result_line(entry, summary)) is None  # no data: not valid
+    summary["data"] = FINGERPRINT
     parsed = parse_result_line(result_line(entry, summary))
     assert isinstance(parsed, BacktestSummary)
     assert parsed.profit_total_abs == Decimal("18.26117982")
@@ -195,6 +197,7 @@ def test_hyperopt_summary_takes_the_best_epoch(entry: ModuleType, tmp_path: Path
     summary = entry.summarize_hyperopt(bundle)
     assert summary["epochs"] == 3 and summary["best_epoch"] == 3 and summary["loss"] == -2.5
     assert summary["params"] == {"buy": {"a": 7}, "roi": {"0": 0.05}, "trailing": {"t": False}}
+    summary["data"] = FINGERPRINT
     parsed = parse_result_line(result_line(entry, summary))
     assert isinstance(parsed, HyperoptSummary)
     assert parsed.trades == 12 and parsed.profit_total_pct == Decimal("10.0")
@@ -207,15 +210,17 @@ def test_missing_results_are_a_summary_error(entry: ModuleType, tmp_path: Path) 
 
 DATA_LINE = (
     'FTA-RESULT:{"kind":"cache-fill","exchange":"binance","timeframe":"5m",'
-    '"timerange":"20240101-20240201","pairs":[{"pair":"BTC/USDT","candles":8998,'
-    '"candles_in_range":8928,"first_ms":1704067200000,"last_ms":1706766300000}]}'
+    '"timerange":"20240101-20240201","data":{"sha256":"' + "ab" * 32 + '","startup_candles":0,'
+    '"pairs":[{"pair":"BTC/USDT","candles":8998,"first_ms":1704067200000,'
+    '"last_ms":1706766300000}]}}'
 )
+FINGERPRINT = {"sha256": "0f" * 32, "startup_candles": 20, "pairs": []}
 
 
 def test_parse_result_line_accepts_a_data_summary() -> None:
     parsed = parse_result_line(DATA_LINE + "\n")
     assert isinstance(parsed, DataSummary)
-    assert parsed.pairs[0].candles_in_range == 8928
+    assert parsed.data.pairs[0].candles == 8998 and parsed.data.sha256 == "ab" * 32
 
 
 @pytest.mark.parametrize(
@@ -230,6 +235,8 @@ def test_parse_result_line_accepts_a_data_summary() -> None:
         DATA_LINE.replace('"exchange":"binance"', '"exchange":"bin\\u001bance"'),
         DATA_LINE.replace('"exchange":"binance"', '"exchange":"' + "x" * 101 + '"'),
         DATA_LINE[:-5],
+        DATA_LINE.replace("ab" * 32, "AB" * 32),
+        DATA_LINE.replace(',"data":{', ',"nodata":{'),
         "FTA-RESULT:" + "[" * 100_000,
         'FTA-RESULT:{"kind":"hyperopt","loss":Infinity}',
     ],
@@ -244,8 +251,9 @@ def test_parse_result_line_refuses_oversized_lines() -> None:
 
 
 def test_parse_result_line_caps_rows() -> None:
-    row = '{"pair":"BTC/USDT","candles":1,"candles_in_range":1,"first_ms":1,"last_ms":1}'
-    many = DATA_LINE.split('"pairs":')[0] + '"pairs":[' + ",".join([row] * 101) + "]}"
+    row = '{"pair":"BTC/USDT","candles":1,"first_ms":1,"last_ms":1}'
+    many = DATA_LINE.split('"pairs":')[0] + '"pairs":[' + ",".join([row] * 101) + "]}}"
+    assert parse_result_line(many.replace(",".join([row] * 101), row)) is not None
     assert parse_result_line(many) is None
 
 

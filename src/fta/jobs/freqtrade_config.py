@@ -20,7 +20,7 @@ import keyword
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, get_args
@@ -35,6 +35,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from fta.gateway.synthetic import INTERVAL_MS
+from fta.strategies.startup import declared_startup_candles
 
 BundleKind = Literal["backtest", "hyperopt", "download-data", "cache-fill"]
 BUNDLE_KINDS: tuple[str, ...] = get_args(BundleKind)
@@ -260,6 +263,13 @@ def parse_timerange(value: str) -> tuple[date, date]:
     return start, end
 
 
+def first_startup_day(start: date, timeframe: str, startup_candles: int) -> date:
+    """The day of the first candle freqtrade loads for a range starting on `start`: it loads
+    `startup_candles` candles of `timeframe` before the start."""
+    before = timedelta(milliseconds=INTERVAL_MS[timeframe] * startup_candles)
+    return (datetime.combine(start, time.min, UTC) - before).date()
+
+
 @dataclass(frozen=True)
 class ContainerPaths:
     """Where things live in the job container (tests point these at temporary directories)."""
@@ -416,8 +426,14 @@ def freqtrade_config(
 
 
 def _data_dir(kind: str, exchange: str, paths: ContainerPaths) -> str:
-    if kind == "download-data":
-        return paths.path(paths.user_data, "data", exchange)
+    # A fill downloads into its private tmpfs; the entry merges that into the cache.
+    if kind == "cache-fill":
+        return paths.path(paths.job, "download", exchange)
+    return _cache_dir(exchange, paths)
+
+
+def _cache_dir(exchange: str, paths: ContainerPaths) -> str:
+    """The shared candle cache's directory of an exchange, as freqtrade's datadir."""
     return paths.path(paths.candles, exchange)
 
 
@@ -432,7 +448,10 @@ def _argv(kind: str, job: JobConfig, config: dict[str, Any], config_path: str) -
         "--timerange",
         job.timerange,
     ]
-    if kind in ("download-data", "cache-fill"):
+    if kind == "download-data":
+        # The client's candles are cut from the shared cache: no freqtrade run of its own.
+        return []
+    if kind == "cache-fill":
         return [
             "download-data",
             *common,
@@ -531,9 +550,12 @@ def build_job_bundle(
         "config": config,
         "argv": argv,
     }
-    if kind in ("download-data", "cache-fill"):
-        # Fill before existing data first, then after it: freqtrade does one or the other.
-        bundle["prepend_argv"] = [*argv, "--prepend"]
+    bundle["timerange"] = job_config.timerange
+    bundle["cache_dir"] = _cache_dir(job_config.exchange, paths)
+    if needs_strategy:
+        assert strategy_name is not None and strategy_source is not None  # noqa: S101 - above
+        # What the cache was filled for, and what the entry checks freqtrade used.
+        bundle["startup_candles"] = declared_startup_candles(strategy_source, strategy_name)
     return bundle
 
 

@@ -30,6 +30,23 @@ class _Summary(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DataPairRow(_Summary):
+    pair: Text
+    candles: Count
+    first_ms: TimeMs | None
+    last_ms: TimeMs | None
+
+
+class DataFingerprint(_Summary):
+    """The candles a job ran on: SHA-256 over them in a canonical form (see the container
+    entry's `data_fingerprint`), from the range's start less the strategy's startup candles
+    through its end."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    startup_candles: Count
+    pairs: Annotated[list[DataPairRow], Field(max_length=MAX_ROWS)]
+
+
 class BacktestPairRow(_Summary):
     pair: Text
     trades: Count
@@ -59,6 +76,7 @@ class BacktestSummary(_Summary):
     final_balance: Number | None
     pairs_total: Count
     pairs: Annotated[list[BacktestPairRow], Field(max_length=MAX_ROWS)]
+    data: DataFingerprint
 
 
 class HyperoptSummary(_Summary):
@@ -77,14 +95,7 @@ class HyperoptSummary(_Summary):
         dict[Text, Annotated[dict[Text, ParamValue], Field(max_length=50)]],
         Field(max_length=12),
     ]
-
-
-class DataPairRow(_Summary):
-    pair: Text
-    candles: Count  # in the store after the download
-    candles_in_range: Count  # of those, inside the job's timerange
-    first_ms: TimeMs | None
-    last_ms: TimeMs | None
+    data: DataFingerprint
 
 
 class DataSummary(_Summary):
@@ -92,7 +103,7 @@ class DataSummary(_Summary):
     exchange: Text
     timeframe: Text
     timerange: Text
-    pairs: Annotated[list[DataPairRow], Field(max_length=MAX_ROWS)]
+    data: DataFingerprint
 
 
 JobSummary = Annotated[BacktestSummary | HyperoptSummary | DataSummary, Field(discriminator="kind")]

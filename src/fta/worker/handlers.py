@@ -24,6 +24,7 @@ from fta.jobs.freqtrade_config import (
     JobConfig,
     build_job_bundle,
     encode_bundle,
+    first_startup_day,
     parse_job_config,
     parse_timerange,
 )
@@ -42,6 +43,7 @@ from fta.runtime import (
 from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
+from fta.strategies.startup import declared_startup_candles
 from fta.worker.limits import plan_disk_bytes, plan_limits
 from fta.worker.log_capture import LogCapture
 from fta.worker.network_slots import AtCapacity, take_slot
@@ -126,8 +128,8 @@ class JobHandler:
             network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
             volume = self.runner.ensure_tenant_volume(context.tenant_id, context.disk_bytes)
             self.runner.ensure_volume(self.settings.candle_volume)
-            if context.kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
-                fill = self._fill_candle_cache(context, network, deadline)
+            # Every kind reads the shared cache: a download is cut from it, warm for later.
+            fill = self._fill_candle_cache(context, network, deadline)
             if fill is not None and fill.outcome in (Outcome.CANCELLED, Outcome.TIMED_OUT):
                 report, capture, preparing = fill, self._capture(), True
                 fill = None
@@ -188,9 +190,14 @@ class JobHandler:
     ) -> RunReport | None:
         """Brings the shared cache to the candles the job needs, within the job's own time
         and cancellable like it; None when nothing was missing. Waits only for fills of the
-        same pairs, and only as long as the job's time allows."""
+        same pairs, and only as long as the job's time allows. A strategy's startup candles
+        before the range are filled too: without them freqtrade would start later, by as
+        much as the cache happens to lack."""
         start, end = parse_timerange(context.config.timerange)
         exchange, timeframe = context.config.exchange, context.config.timeframe
+        if context.strategy_name is not None and context.strategy_source is not None:
+            startup = declared_startup_candles(context.strategy_source, context.strategy_name)
+            start = first_startup_day(start, timeframe, startup)
         while True:
             with session_scope() as session:
                 fill = candle_cache.missing(
@@ -285,9 +292,10 @@ class JobHandler:
             self.gateway_url,
             run_id=str(context.job_id),
         )
-        mounts = [Mount(volume, "/freqtrade/user_data", read_only=False)]
-        if context.kind is not JobKind.DOWNLOAD_DATA:
-            mounts.append(Mount(self.settings.candle_volume, "/candles", read_only=True))
+        mounts = [
+            Mount(volume, "/freqtrade/user_data", read_only=False),
+            Mount(self.settings.candle_volume, "/candles", read_only=True),
+        ]
         spec = self._spec(context, "job", encode_bundle(bundle), network, mounts)
         capture = self._capture()
         seq = iter(range(1, 1_000_000))
