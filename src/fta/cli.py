@@ -189,6 +189,46 @@ def _sales_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _market_data_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fta.db import session_scope
+    from fta.market_data.ohlcv_files import OhlcvFileError
+    from fta.market_data.recorded import import_files
+    from fta.settings import get_settings
+
+    store_root = get_settings().market_data_store
+    try:
+        with session_scope() as session:
+            imported = import_files(
+                session, store_root, args.exchange, [Path(p) for p in args.paths]
+            )
+            lines = [
+                f"{item.series.describe()} ({item.series.candles} candles, {item.added} new, "
+                f"sha256 {item.series.sha256})"
+                for item in imported
+            ]
+    except OhlcvFileError as exc:
+        print(f"error: {exc}; nothing was imported", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(f"{args.exchange} {line}")
+    return 0
+
+
+def _market_data_list(_: argparse.Namespace) -> int:
+    from fta.db import session_scope
+    from fta.market_data.recorded import listing
+
+    with session_scope() as session:
+        for series in listing(session):
+            print(
+                f"{series.exchange} {series.describe()} ({series.candles} candles, "
+                f"sha256 {series.sha256}, imported {series.imported_at:%Y-%m-%d %H:%M} UTC)"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fta", description="fta platform processes and tasks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sales.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     sales.set_defaults(run=_sales_journal)
+    market_data = commands.add_parser(
+        "market-data", help="recorded market data, served in FTA_MARKET_DATA_MODE=recorded"
+    )
+    market_data_commands = market_data.add_subparsers(dest="market_data_command", required=True)
+    market_import = market_data_commands.add_parser(
+        "import",
+        help="add the candles of freqtrade OHLCV files (<BASE>_<QUOTE>-<tf>.json or .json.gz; "
+        "a directory: the files in it) to the recorded store; all files or none",
+    )
+    market_import.add_argument("--exchange", required=True, choices=["binance"])
+    market_import.add_argument("paths", nargs="+", metavar="PATH")
+    market_import.set_defaults(run=_market_data_import)
+    market_data_commands.add_parser(
+        "list", help="the recorded ranges: per exchange, pair and timeframe"
+    ).set_defaults(run=_market_data_list)
     return parser
 
 

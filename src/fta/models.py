@@ -8,9 +8,9 @@ from fta.billing.models import UsageEvent, UsagePeriod
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
 from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.candle_cache import CandleCacheEntry
-from fta.jobs.market_pairs import MarketPair
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
 from fta.mail.models import OutboxMail
+from fta.market_data.recorded import RecordedCandles
 from fta.plans.models import Plan
 from fta.strategies.models import Strategy, StrategyVersion
 
@@ -30,12 +30,12 @@ __all__ = [
     "JobArchive",
     "JobLogChunk",
     "JobResult",
-    "MarketPair",
     "OutboxMail",
     "PayPalCatalogEntry",
     "PayPalEvent",
     "Payment",
     "Plan",
+    "RecordedCandles",
     "Strategy",
     "StrategyVersion",
     "Subscription",

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fta.market_data.sources import DataSource, source_of_mode
 from fta.tenantdisk.protocol import check_root
 
 PLACEHOLDER_MARKERS = ("changeme", "placeholder", "change-me")
@@ -96,8 +97,10 @@ class Settings(BaseSettings):
     bot_stop_timeout_seconds: Annotated[int, Field(ge=1, le=50)] = 30
     bot_max_restarts: Annotated[int, Field(ge=0, le=100)] = 5
 
-    # Market data
-    market_data_mode: str = "replay"
+    # Market data: replay (synthetic candles), recorded (the operator's imported candles, in
+    # market_data_store) or proxy (the exchange's). The platform's data source follows it.
+    market_data_mode: Literal["replay", "recorded", "proxy"] = "replay"
+    market_data_store: str = "/var/lib/fta/market-data"
     market_data_upstream: str = "https://api.binance.com"
     market_data_weight_budget: Annotated[int, Field(ge=1, le=6000)] = 3000
 
@@ -216,6 +219,11 @@ class Settings(BaseSettings):
         if len(self.audit_key.get_secret_value()) < 32:
             raise ValueError("FTA_AUDIT_KEY must be at least 32 characters long")
         return self
+
+    @property
+    def market_data_source(self) -> DataSource:
+        """Where the candles of every job and bot come from now."""
+        return source_of_mode(self.market_data_mode)
 
 
 @lru_cache(maxsize=1)

@@ -41,8 +41,9 @@ from fta.bots.snapshots import BotStatus, TradeSnapshot
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from fta.jobs.config_errors import describe_config_error
-from fta.jobs.market_pairs import require_usable_pairs
+from fta.market_data.sources import DataSource
 from fta.redaction import redact
+from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.strategies.service import get_strategy, latest_version
 
@@ -53,13 +54,11 @@ BACKOFF_FIRST = timedelta(seconds=10)
 BACKOFF_MAX = timedelta(minutes=10)
 
 
-def _config(session: Session, raw: dict[str, Any]) -> BotConfig:
+def _config(raw: dict[str, Any]) -> BotConfig:
     try:
-        config = parse_bot_config(raw)
+        return parse_bot_config(raw)
     except ValidationError as exc:
         raise Invalid(describe_config_error(exc, "bot", BOT_OPTIONS)) from exc
-    require_usable_pairs(session, config.exchange, config.pairs, "bot")
-    return config
 
 
 def _name_free(session: Session, tenant_id: str, name: str, bot_id: uuid.UUID | None) -> None:
@@ -97,7 +96,7 @@ def create_bot(
     ip: str | None,
 ) -> Bot:
     """A stopped bot that pins the strategy's current version."""
-    bot_config = _config(session, config)
+    bot_config = _config(config)
     version = latest_version(session, get_strategy(session, tenant_id, strategy_id))
     _name_free(session, tenant_id, name, None)
     bot = Bot(
@@ -132,7 +131,7 @@ def update_bot(
     """
     bot = _locked_bot(session, tenant_id, bot_id)
     if config is not None:
-        bot.config = _config(session, config).model_dump(mode="json")
+        bot.config = _config(config).model_dump(mode="json")
     if strategy_id is not None:
         bot.strategy_version_id = latest_version(
             session, get_strategy(session, tenant_id, strategy_id)
@@ -199,11 +198,20 @@ def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
         )
 
 
+def _require_live_market_data() -> None:
+    if get_settings().market_data_source is DataSource.RECORDED:
+        raise Conflict(
+            "bots cannot run while the platform serves recorded market data: recorded history "
+            "has no live prices (backtests and hyperopts run on it)"
+        )
+
+
 def start_bot(
     session: Session, principal: Principal, tenant_id: str, bot_id: uuid.UUID, ip: str | None
 ) -> Bot:
     """Asks for the bot to run; starting a bot that should already run changes nothing."""
     verification.require_verified(session, principal)
+    _require_live_market_data()
     bot = _locked_bot(session, tenant_id, bot_id)
     if bot.desired_state == DesiredState.RUNNING:
         return bot
@@ -239,6 +247,7 @@ def restart_bot(
     """Restarts a running bot (with its current config and pinned strategy) or starts a
     stopped one; either way the crash back-off starts again from zero."""
     verification.require_verified(session, principal)
+    _require_live_market_data()
     bot = _locked_bot(session, tenant_id, bot_id)
     if bot.desired_state == DesiredState.RUNNING:
         tenant = session.get(Tenant, tenant_id)

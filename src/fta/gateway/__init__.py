@@ -25,7 +25,10 @@ format (``{"code": -1003, ...}``) with ``Retry-After``, before any other work, s
 tenant's flood does not slow the others and ccxt backs off as it does from Binance.
 
 Modes (``FTA_MARKET_DATA_MODE``): ``replay`` serves the shipped markets fixture and
-deterministic synthetic candles (offline, for tests and air-gapped hosts); ``proxy`` forwards
-validated requests to ``FTA_MARKET_DATA_UPSTREAM`` with a TTL cache and single-flight.
+deterministic synthetic candles (offline, for tests and the demo: not market history);
+``recorded`` serves the candles the operator imported with ``fta market-data import`` from
+``FTA_MARKET_DATA_STORE`` (klines and exchangeInfo only: no live ticker or order book);
+``proxy`` forwards validated requests to ``FTA_MARKET_DATA_UPSTREAM`` with a TTL cache and
+single-flight.
 Run with ``python -m fta.gateway`` (port ``FTA_GATEWAY_PORT``, default 8090).
 """

@@ -1,7 +1,9 @@
 """`python -m fta.gateway`: run the market-data gateway with uvicorn.
 
-Environment: FTA_MARKET_DATA_MODE (replay|proxy, default replay), FTA_GATEWAY_PORT (default
-8090), FTA_GATEWAY_HOST (default 0.0.0.0: it serves job containers on other networks),
+Environment: FTA_MARKET_DATA_MODE (replay|recorded|proxy, default replay),
+FTA_MARKET_DATA_STORE (the recorded candle store, recorded mode, default
+/var/lib/fta/market-data), FTA_GATEWAY_PORT (default 8090), FTA_GATEWAY_HOST (default
+0.0.0.0: it serves job containers on other networks),
 FTA_MARKET_DATA_UPSTREAM (Binance base URL for proxy mode, default https://api.binance.com),
 FTA_MARKET_DATA_WEIGHT_BUDGET (Binance request weight the proxy spends per minute at most),
 FTA_GATEWAY_TENANT_RATE (requests per second a tenant's network may send, sustained, default
@@ -44,7 +46,10 @@ def main() -> None:
         clock=time.monotonic,
     )
     upstreams = {"binance": upstream} if mode == "proxy" else None
-    app = build_app(mode, upstreams, weight_budget=budget, tenant_limits=tenant_limits)
+    store_root = os.environ.get("FTA_MARKET_DATA_STORE", "/var/lib/fta/market-data")
+    app = build_app(
+        mode, upstreams, weight_budget=budget, tenant_limits=tenant_limits, store_root=store_root
+    )
     logging.getLogger("uvicorn.access").addFilter(RefusalsUnlogged())
     # log_config=None: uvicorn's records reach the root handler, which redacts secrets.
     uvicorn.run(

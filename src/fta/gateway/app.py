@@ -23,10 +23,11 @@ from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
 from fta.gateway.markets import SUPPORTED_EXCHANGES
 from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
+from fta.gateway.recorded import RecordedBackend
 from fta.gateway.replay import ReplayBackend
 from fta.gateway.tenant_limits import MAX_TRACKED_NETWORKS, TenantLimits
 
-MODES = ("replay", "proxy")
+MODES = ("replay", "recorded", "proxy")
 UPSTREAM_TIMEOUT_SECONDS = 10.0
 HEALTH_PATH = "/healthz"
 # A network over its limits is logged once per this many seconds, not once per refusal.
@@ -187,11 +188,21 @@ def build_app(
     clock: Callable[[], int] = wall_clock_ms,
     weight_budget: int = DEFAULT_WEIGHT_BUDGET,
     tenant_limits: TenantLimits | None = None,
+    store_root: str | None = None,
 ) -> Starlette:
-    """The gateway for `mode`; `upstreams` maps exchange -> base URL (proxy mode only)."""
+    """The gateway for `mode`; `upstreams` maps exchange -> base URL (proxy mode only),
+    `store_root` is the recorded candle store (recorded mode only)."""
     if mode == "replay":
         replay = {exchange: ReplayBackend(exchange, clock) for exchange in SUPPORTED_EXCHANGES}
         return create_app(replay, mode=mode, tenant_limits=tenant_limits)
+    if mode == "recorded":
+        if store_root is None:
+            raise ValueError("recorded mode needs the recorded candle store's directory")
+        recorded: dict[str, Backend] = {
+            exchange: RecordedBackend(exchange, store_root, clock)
+            for exchange in SUPPORTED_EXCHANGES
+        }
+        return create_app(recorded, mode=mode, tenant_limits=tenant_limits)
     if mode != "proxy":
         raise ValueError(f"unknown market-data mode {mode!r}; expected one of {MODES}")
     if not upstreams or set(upstreams) - set(SUPPORTED_EXCHANGES):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fta.jobs import retention, service
 from fta.jobs.models import Job, JobKind
+from fta.market_data.sources import label
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -41,6 +42,17 @@ class Usage(BaseModel):
     run_seconds: int | None
 
 
+class MarketData(BaseModel):
+    source: str = Field(description="synthetic, recorded or exchange")
+    note: str
+
+
+def _market_data(job: Job) -> MarketData | None:
+    if job.market_data_source is None:
+        return None
+    return MarketData.model_validate(label(job.market_data_source))
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     kind: str
@@ -58,6 +70,9 @@ class JobOut(BaseModel):
     output_pruned_at: datetime | None = Field(
         description="when its logs and result file were deleted (past the plan's retention "
         "or quota); from then on they answer 410"
+    )
+    market_data: MarketData | None = Field(
+        description="where the candles it ran on came from; null until it starts"
     )
 
 
@@ -79,6 +94,7 @@ def _out(job: Job) -> JobOut:
         exit_code=job.exit_code,
         error=job.error,
         output_pruned_at=job.output_pruned_at,
+        market_data=_market_data(job),
         usage=Usage(
             cpu_seconds=job.cpu_seconds,
             memory_max_bytes=job.memory_max_bytes,
@@ -122,7 +138,12 @@ def get_logs(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Plain
 
 @router.get("/{job_id}/result")
 def get_result(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> dict[str, Any]:
-    return service.job_result(session, tenant, job_id)
+    """The job's summary, with where its candles came from (`market_data`)."""
+    summary = service.job_result(session, tenant, job_id)
+    market_data = _market_data(service.get_job(session, tenant, job_id))
+    if market_data is None:
+        return summary
+    return {**summary, "market_data": market_data.model_dump()}
 
 
 @router.get(

@@ -19,6 +19,8 @@ from fta.db import Base, utcnow
 class CandleCacheEntry(Base):
     __tablename__ = "candle_cache"
 
+    # Candles of each source (fta.market_data.sources) are held apart, in their own directory.
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
     exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
     pair: Mapped[str] = mapped_column(String(32), primary_key=True)
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -28,6 +30,7 @@ class CandleCacheEntry(Base):
 
 @dataclass(frozen=True)
 class FillRequest:
+    source: str
     exchange: str
     pairs: tuple[str, ...]
     timeframe: str
@@ -39,14 +42,16 @@ class FillRequest:
         return f"{self.start:%Y%m%d}-{self.end:%Y%m%d}"
 
 
-def try_lock_pairs(session: Session, exchange: str, timeframe: str, pairs: list[str]) -> bool:
+def try_lock_pairs(
+    session: Session, exchange: str, timeframe: str, pairs: list[str], *, source: str
+) -> bool:
     """Takes the fill locks of these pairs until the transaction ends: all of them, or none
     (then the transaction is rolled back). One lock per pair, so that a fill makes wait only
     the jobs that need the same pair's candles."""
     for pair in sorted(pairs):
         taken = session.scalar(
             text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"candle-cache:{exchange}:{timeframe}:{pair}"},
+            {"key": f"candle-cache:{source}:{exchange}:{timeframe}:{pair}"},
         )
         if not taken:
             session.rollback()
@@ -55,9 +60,17 @@ def try_lock_pairs(session: Session, exchange: str, timeframe: str, pairs: list[
 
 
 def missing(
-    session: Session, exchange: str, pairs: list[str], timeframe: str, start: date, end: date
+    session: Session,
+    exchange: str,
+    pairs: list[str],
+    timeframe: str,
+    start: date,
+    end: date,
+    *,
+    source: str,
 ) -> FillRequest | None:
-    """What must be downloaded so every pair covers [start, end], or None when covered.
+    """What must be downloaded from `source` so every pair covers [start, end], or None when
+    covered.
 
     A fill covers the union of what was held and what is asked, so the cache only grows, in
     whole calendar months: the cache, which every tenant's job can read, shows at most which
@@ -67,6 +80,7 @@ def missing(
         entry.pair: entry
         for entry in session.scalars(
             select(CandleCacheEntry).where(
+                CandleCacheEntry.source == source,
                 CandleCacheEntry.exchange == exchange,
                 CandleCacheEntry.timeframe == timeframe,
                 CandleCacheEntry.pair.in_(pairs),
@@ -84,6 +98,7 @@ def missing(
     fill_start = min([start, *(entries[p].start_date for p in todo if p in entries)])
     fill_end = max([end, *(entries[p].end_date for p in todo if p in entries)])
     return FillRequest(
+        source,
         exchange,
         tuple(sorted(todo)),
         timeframe,
@@ -108,6 +123,7 @@ def record_fill(session: Session, fill: FillRequest) -> None:
         session.execute(
             insert(CandleCacheEntry)
             .values(
+                source=fill.source,
                 exchange=fill.exchange,
                 pair=pair,
                 timeframe=fill.timeframe,
@@ -115,7 +131,7 @@ def record_fill(session: Session, fill: FillRequest) -> None:
                 end_date=fill.end,
             )
             .on_conflict_do_update(
-                index_elements=["exchange", "pair", "timeframe"],
+                index_elements=["source", "exchange", "pair", "timeframe"],
                 set_={"start_date": fill.start, "end_date": fill.end},
             )
         )

@@ -21,8 +21,12 @@ from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, RetryLater
 from fta.jobs import scheduling
 from fta.jobs.config_errors import describe_config_error
-from fta.jobs.freqtrade_config import parse_job_config
-from fta.jobs.market_pairs import require_usable_pairs
+from fta.jobs.freqtrade_config import (
+    JobConfig,
+    first_startup_day,
+    parse_job_config,
+    parse_timerange,
+)
 from fta.jobs.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -34,8 +38,11 @@ from fta.jobs.models import (
     JobResult,
     JobStatus,
 )
+from fta.market_data import recorded
+from fta.market_data.sources import DataSource
 from fta.settings import get_settings
 from fta.strategies.service import get_strategy, latest_version
+from fta.strategies.startup import declared_startup_candles
 
 NOTIFY_CHANNEL = "fta_jobs"
 # Transaction-scoped advisory lock key serialising job claims between workers.
@@ -71,12 +78,17 @@ def submit_job(
         job_config = parse_job_config(kind.value, config)
     except ValidationError as exc:
         raise Invalid(describe_config_error(exc)) from exc
-    require_usable_pairs(session, job_config.exchange, job_config.pairs, "job")
     version_id = None
+    startup_candles = 0
     if kind in KINDS_WITH_STRATEGY:
         if strategy_id is None:
             raise Invalid(f"a {kind.value} job needs a strategy_id")
-        version_id = latest_version(session, get_strategy(session, tenant_id, strategy_id)).id
+        strategy = get_strategy(session, tenant_id, strategy_id)
+        version = latest_version(session, strategy)
+        version_id = version.id
+        startup_candles = declared_startup_candles(version.source, strategy.name)
+    if get_settings().market_data_source is DataSource.RECORDED:
+        _require_recorded(session, job_config, startup_candles)
     bounds = access.job_bounds(tenant)
     plan_limit = bounds.max_seconds
     if max_seconds is not None and not 1 <= max_seconds <= plan_limit:
@@ -107,6 +119,21 @@ def submit_job(
         {"channel": NOTIFY_CHANNEL, "payload": str(job.id)},
     )
     return job
+
+
+def _require_recorded(session: Session, job_config: JobConfig, startup_candles: int) -> None:
+    """Refuses a job the recorded candles do not cover, the strategy's startup candles before
+    its range included (the range the worker fills)."""
+    start, end = parse_timerange(job_config.timerange)
+    start = first_startup_day(start, job_config.timeframe, startup_candles)
+    recorded.require_covered(
+        session,
+        job_config.exchange,
+        list(job_config.pairs),
+        job_config.timeframe,
+        *recorded.day_bounds(start, end),
+        startup_candles=startup_candles,
+    )
 
 
 def _require_queue_room(session: Session, tenant_id: str, bounds: access.JobBounds) -> None:

@@ -21,6 +21,8 @@ from fta.errors import Invalid
 from fta.jobs import candle_cache
 from fta.jobs import service as jobs
 from fta.jobs.freqtrade_config import (
+    CONTAINER_PATHS,
+    ContainerPaths,
     JobConfig,
     build_job_bundle,
     encode_bundle,
@@ -30,6 +32,8 @@ from fta.jobs.freqtrade_config import (
 )
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
+from fta.market_data import recorded
+from fta.market_data.sources import DataSource
 from fta.runtime import (
     ContainerSpec,
     HardeningError,
@@ -107,12 +111,21 @@ class JobHandler:
     def gateway_url(self) -> str:
         return market_data_url(self.settings.gateway_port)
 
+    @property
+    def container_paths(self) -> ContainerPaths:
+        """Jobs read, and fills write, the cache's directory of the current data source only."""
+        source = self.settings.market_data_source.value
+        return dataclasses.replace(
+            CONTAINER_PATHS, candles=CONTAINER_PATHS.path(CONTAINER_PATHS.candles, source)
+        )
+
     def run(self, job_id: uuid.UUID) -> None:
         try:
             with session_scope() as session:
                 job = session.get(Job, job_id)
                 assert job is not None  # noqa: S101 - claimed by this worker
                 context = _load(session, job, self.settings)
+                job.market_data_source = self.settings.market_data_source.value
         except AtCapacity as exc:
             log.error("job %s: no network slot free", job_id)
             self._finish(job_id, JobStatus.FAILED, error=str(exc))
@@ -198,17 +211,45 @@ class JobHandler:
         if context.strategy_name is not None and context.strategy_source is not None:
             startup = declared_startup_candles(context.strategy_source, context.strategy_name)
             start = first_startup_day(start, timeframe, startup)
+        source = self.settings.market_data_source
+        if source is DataSource.RECORDED:
+            # Checked at submission too; the range here includes the startup candles.
+            with session_scope() as session:
+                try:
+                    recorded.require_covered(
+                        session,
+                        exchange,
+                        list(context.config.pairs),
+                        timeframe,
+                        *recorded.day_bounds(start, end),
+                    )
+                except Invalid as refused:
+                    raise CacheFillError(refused.detail) from None
         while True:
             with session_scope() as session:
                 fill = candle_cache.missing(
-                    session, exchange, list(context.config.pairs), timeframe, start, end
+                    session,
+                    exchange,
+                    list(context.config.pairs),
+                    timeframe,
+                    start,
+                    end,
+                    source=source.value,
                 )
                 if fill is None:
                     return None
-                if candle_cache.try_lock_pairs(session, exchange, timeframe, list(fill.pairs)):
+                if candle_cache.try_lock_pairs(
+                    session, exchange, timeframe, list(fill.pairs), source=source.value
+                ):
                     # Exact now that no one else fills these pairs.
                     fill = candle_cache.missing(
-                        session, exchange, list(fill.pairs), timeframe, start, end
+                        session,
+                        exchange,
+                        list(fill.pairs),
+                        timeframe,
+                        start,
+                        end,
+                        source=source.value,
                     )
                     if fill is None:
                         return None
@@ -237,7 +278,13 @@ class JobHandler:
             },
         )
         bundle = build_job_bundle(
-            "cache-fill", fill_config, None, None, self.gateway_url, run_id=f"fill-{context.job_id}"
+            "cache-fill",
+            fill_config,
+            None,
+            None,
+            self.gateway_url,
+            run_id=f"fill-{context.job_id}",
+            paths=self.container_paths,
         )
         capture = self._capture()
         spec = self._spec(
@@ -291,6 +338,7 @@ class JobHandler:
             context.strategy_source,
             self.gateway_url,
             run_id=str(context.job_id),
+            paths=self.container_paths,
         )
         mounts = [
             Mount(volume, "/freqtrade/user_data", read_only=False),
