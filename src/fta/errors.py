@@ -25,6 +25,13 @@ class RetryLater(DomainError):
         self.retry_after = retry_after
 
 
+class Unavailable(RetryLater):
+    """What the request needs is not ready yet (503); Retry-After says when to try again."""
+
+    status = 503
+    title = "Service unavailable"
+
+
 class NotFound(DomainError):
     status = 404
     title = "Not found"

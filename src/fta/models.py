@@ -8,6 +8,7 @@ from fta.billing.models import UsageEvent, UsagePeriod
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
 from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.candle_cache import CandleCacheEntry
+from fta.jobs.market_pairs import MarketPair
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
 from fta.mail.models import OutboxMail
 from fta.market_data.recorded import RecordedCandles
@@ -30,6 +31,7 @@ __all__ = [
     "JobArchive",
     "JobLogChunk",
     "JobResult",
+    "MarketPair",
     "OutboxMail",
     "PayPalCatalogEntry",
     "PayPalEvent",

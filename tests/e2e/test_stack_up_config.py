@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml  # PyYAML, required by the dev tools (detect-secrets, schemathesis)
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"nginx", "portal", "worker", "socket-proxy", "market-data", "postgres"}
@@ -144,3 +145,43 @@ def test_compose_file_is_valid_with_a_generated_env(tmp_path: Path) -> None:
     )
     assert refused.returncode != 0
     assert "DOCKER_GID" in refused.stderr
+
+
+@pytest.mark.skipif(
+    not (shutil.which("docker-compose") or shutil.which("docker")), reason="no compose"
+)
+def test_the_market_data_settings_reach_the_gateway_portal_and_worker(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    text = env_file.read_text()
+    assert "FTA_MARKET_DATA_UPSTREAM=https://api.binance.com\n" in text
+    upstream = "http://exchange.invalid:9000"
+    text = text.replace("FTA_MARKET_DATA_MODE=replay", "FTA_MARKET_DATA_MODE=proxy")
+    env_file.write_text(
+        text.replace(
+            "FTA_MARKET_DATA_UPSTREAM=https://api.binance.com",
+            f"FTA_MARKET_DATA_UPSTREAM={upstream}",
+        )
+    )
+    rendered = subprocess.run(
+        [
+            *compose_command(),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "config",
+        ],
+        env=clean_environment(DOCKER_GID="999"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    services = yaml.safe_load(rendered.stdout)["services"]
+    gateway = services["market-data"]["environment"]
+    assert gateway["FTA_MARKET_DATA_UPSTREAM"] == upstream
+    assert gateway["FTA_MARKET_DATA_MODE"] == "proxy"
+    # The portal checks pairs against the proxy's market list, which the worker refreshes.
+    for service in ("portal", "worker"):
+        assert services[service]["environment"]["FTA_MARKET_DATA_MODE"] == "proxy", service

@@ -4,7 +4,8 @@
 synthetic data, validated as the gateway validates, counts every request it gets (path,
 parameters, headers, time), reports the minute's request weight in ``X-MBX-USED-WEIGHT-1M`` and
 answers 429 past Binance's limit; `refuse()` makes it answer 429 or 418 with Retry-After on
-demand.
+demand. Its exchangeInfo lists `LISTED_MARKETS` spot markets: the fixture's, which it serves
+candles of, and `EXTRA_MARKETS`, listed only (one of them halted).
 """
 
 from __future__ import annotations
@@ -22,10 +23,42 @@ import httpx
 
 from fta.gateway.endpoints import ENDPOINT_PARAMS, BinanceError, parse_request
 from fta.gateway.limits import MINUTE_MS, request_weight
+from fta.gateway.markets import exchange_info
 from fta.gateway.replay import ReplayBackend
 from fta.gateway.synthetic import INTERVAL_MS, interval_open
 
 BINANCE_WEIGHT_LIMIT = 6000
+# (base, quote, status) of the markets listed beyond the fixture's.
+EXTRA_MARKETS: tuple[tuple[str, str, str], ...] = (
+    ("PEPE", "USDT", "TRADING"),
+    ("LINK", "USDT", "TRADING"),
+    ("AVAX", "USDT", "TRADING"),
+    ("DOT", "USDT", "TRADING"),
+    ("LTC", "USDT", "TRADING"),
+    ("TRX", "USDT", "TRADING"),
+    ("ATOM", "USDT", "TRADING"),
+    ("NEAR", "USDT", "TRADING"),
+    ("UNI", "USDT", "TRADING"),
+    ("SHIB", "USDT", "TRADING"),
+    ("LINK", "BTC", "TRADING"),
+    ("LUNA", "USDT", "BREAK"),
+)
+LISTED_MARKETS = len(exchange_info("binance")["symbols"]) + len(EXTRA_MARKETS)
+
+
+def _extra_symbols() -> list[dict[str, Any]]:
+    """Entries shaped like the fixture's first market, under other names and statuses."""
+    template = exchange_info("binance")["symbols"][0]
+    return [
+        {
+            **template,
+            "symbol": f"{base}{quote}",
+            "baseAsset": base,
+            "quoteAsset": quote,
+            "status": status,
+        }
+        for base, quote, status in EXTRA_MARKETS
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,6 +154,10 @@ class ExchangeStandin:
                 body = b'{"code":-1003,"msg":"Too much request weight used."}'
                 return 429, body, {"Retry-After": str(left)}
         answer = asyncio.run(backend.answer(request))
+        if endpoint == "exchangeInfo" and not params and answer.status == 200:
+            info = json.loads(answer.body)
+            info["symbols"].extend(_extra_symbols())
+            return 200, json.dumps(info, separators=(",", ":")).encode(), {}
         return answer.status, answer.body, {}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

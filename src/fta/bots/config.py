@@ -1,7 +1,8 @@
 """A bot's client options (an allow-list) and the freqtrade configuration its container runs.
 
 `BotConfig` accepts only the options in `BOT_OPTIONS`, each bounded; exchange, pairs and
-timeframe are checked exactly as for jobs. `build_bot_config` turns it into a complete
+timeframe are checked exactly as for jobs (that the exchange lists the pairs, by the bot
+service). `build_bot_config` turns it into a complete
 freqtrade configuration in which everything that matters for isolation is forced by us:
 dry-run always, no API keys, every exchange URL pointing at the market-data gateway, no
 websockets, no REST API server, no Telegram, fixed container paths. The bot's container
@@ -25,7 +26,6 @@ from fta.jobs.freqtrade_config import (
     Exchange,
     Timeframe,
     ccxt_config,
-    check_known_pairs,
     check_pair_format,
 )
 
@@ -73,7 +73,6 @@ class BotConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> BotConfig:
-        check_known_pairs(self.exchange, self.pairs)
         if len({pair.split("/")[1] for pair in self.pairs}) != 1:
             raise ValueError("every pair must have the same quote currency (the stake currency)")
         if self.stake_amount > self.dry_run_wallet:

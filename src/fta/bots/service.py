@@ -41,6 +41,7 @@ from fta.bots.snapshots import BotStatus, TradeSnapshot
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from fta.jobs.config_errors import describe_config_error
+from fta.jobs.market_pairs import require_usable_pairs
 from fta.market_data.sources import DataSource
 from fta.redaction import redact
 from fta.settings import get_settings
@@ -54,11 +55,13 @@ BACKOFF_FIRST = timedelta(seconds=10)
 BACKOFF_MAX = timedelta(minutes=10)
 
 
-def _config(raw: dict[str, Any]) -> BotConfig:
+def _config(session: Session, raw: dict[str, Any]) -> BotConfig:
     try:
-        return parse_bot_config(raw)
+        config = parse_bot_config(raw)
     except ValidationError as exc:
         raise Invalid(describe_config_error(exc, "bot", BOT_OPTIONS)) from exc
+    require_usable_pairs(session, config.exchange, config.pairs, "bot")
+    return config
 
 
 def _name_free(session: Session, tenant_id: str, name: str, bot_id: uuid.UUID | None) -> None:
@@ -96,7 +99,7 @@ def create_bot(
     ip: str | None,
 ) -> Bot:
     """A stopped bot that pins the strategy's current version."""
-    bot_config = _config(config)
+    bot_config = _config(session, config)
     version = latest_version(session, get_strategy(session, tenant_id, strategy_id))
     _name_free(session, tenant_id, name, None)
     bot = Bot(
@@ -131,7 +134,7 @@ def update_bot(
     """
     bot = _locked_bot(session, tenant_id, bot_id)
     if config is not None:
-        bot.config = _config(config).model_dump(mode="json")
+        bot.config = _config(session, config).model_dump(mode="json")
     if strategy_id is not None:
         bot.strategy_version_id = latest_version(
             session, get_strategy(session, tenant_id, strategy_id)

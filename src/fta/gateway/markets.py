@@ -1,13 +1,17 @@
-"""The markets the gateway knows, from the exchangeInfo fixture shipped in `data/`.
+"""The markets the gateway knows, from the exchangeInfo fixture shipped in `data/`, and the
+spot pairs any exchangeInfo answer lists.
 
-Replay mode serves exactly these markets; the job config builder accepts only pairs
-listed here, so a client can never ask a job for a market the gateway cannot serve.
+Replay mode serves exactly the fixture's markets, and jobs and bots may use only those pairs
+then, so a client can never ask for a market the gateway cannot serve (see
+`fta.jobs.market_pairs` for the other modes).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -15,6 +19,11 @@ from importlib import resources
 from typing import Any
 
 SUPPORTED_EXCHANGES = ("binance",)
+TRADING = "TRADING"
+# ccxt, hence freqtrade, names this Binance asset otherwise (its `commonCurrencies`).
+_CCXT_ASSET_NAMES = {"YOYO": "YOYOW"}
+# An asset name a job's pair may hold (the pair pattern of the job configs).
+_ASSET_RE = re.compile(r"[A-Z0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -72,3 +81,40 @@ def markets(exchange: str) -> dict[str, Market]:
 def pairs(exchange: str) -> frozenset[str]:
     """Freqtrade pair names ("BTC/USDT") of the known markets."""
     return frozenset(market.pair for market in markets(exchange).values())
+
+
+@dataclass(frozen=True)
+class ListedPair:
+    """A spot market as an exchangeInfo answer lists it."""
+
+    pair: str  # freqtrade's name, e.g. "BTC/USDT"
+    status: str  # the exchange's: TRADING, BREAK, HALT, ...
+
+
+def _asset(name: object) -> str | None:
+    if not isinstance(name, str) or not _ASSET_RE.fullmatch(name):
+        return None
+    return _CCXT_ASSET_NAMES.get(name, name)
+
+
+def spot_pairs(info: Mapping[str, Any]) -> list[ListedPair]:
+    """The spot markets of a Binance exchangeInfo answer, whatever their status, named as
+    freqtrade names pairs. Markets that are not spot, or whose asset names no job could send,
+    are left out; an answer without a list of symbols raises ValueError."""
+    symbols = info.get("symbols")
+    if not isinstance(symbols, list):
+        raise ValueError("exchangeInfo answer without a list of symbols")
+    listed: dict[str, ListedPair] = {}
+    for entry in symbols:
+        if not isinstance(entry, dict) or entry.get("isSpotTradingAllowed") is not True:
+            continue
+        base, quote, status = (
+            _asset(entry.get("baseAsset")),
+            _asset(entry.get("quoteAsset")),
+            entry.get("status"),
+        )
+        if base is None or quote is None or not isinstance(status, str) or not status:
+            continue
+        pair = f"{base}/{quote}"
+        listed[pair] = ListedPair(pair, status[:16])
+    return list(listed.values())

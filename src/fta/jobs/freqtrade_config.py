@@ -36,7 +36,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fta.gateway.markets import pairs
 from fta.gateway.synthetic import INTERVAL_MS
 from fta.strategies.startup import declared_startup_candles
 
@@ -124,22 +123,13 @@ def check_pair_format(value: list[str]) -> list[str]:
     return value
 
 
-def check_known_pairs(exchange: str, value: list[str]) -> None:
-    """Every pair is listed by the exchange's markets (shared by job and bot configs)."""
-    known = pairs(exchange)
-    unknown = [pair for pair in value if pair not in known]
-    if unknown:
-        raise ValueError(
-            f"unknown pair(s) on {exchange}: {', '.join(unknown[:5])}; "
-            f"available: {', '.join(sorted(known))}"
-        )
-
-
 class JobConfig(BaseModel):
     """The options a client may set for a job; anything else is refused.
 
     Validate with a kind to also refuse options that do not apply to it:
     `JobConfig.model_validate(raw, context={"kind": "backtest"})` (see `parse_job_config`).
+    Whether the exchange lists the pairs depends on the market-data mode and its market list
+    in the database: the job service checks it (`fta.jobs.market_pairs`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -221,7 +211,6 @@ class JobConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> JobConfig:
-        check_known_pairs(self.exchange, self.pairs)
         quotes = {pair.split("/")[1] for pair in self.pairs}
         if quotes != {self.stake_currency}:
             raise ValueError(f"every pair must be quoted in stake_currency {self.stake_currency}")

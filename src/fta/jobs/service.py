@@ -27,6 +27,7 @@ from fta.jobs.freqtrade_config import (
     parse_job_config,
     parse_timerange,
 )
+from fta.jobs.market_pairs import require_usable_pairs
 from fta.jobs.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -78,6 +79,7 @@ def submit_job(
         job_config = parse_job_config(kind.value, config)
     except ValidationError as exc:
         raise Invalid(describe_config_error(exc)) from exc
+    require_usable_pairs(session, job_config.exchange, job_config.pairs, "job")
     version_id = None
     startup_candles = 0
     if kind in KINDS_WITH_STRATEGY:

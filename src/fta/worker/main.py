@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from fta.billing.periodic import run_round as billing_round
 from fta.db import session_scope, utcnow
+from fta.jobs import market_pairs
 from fta.jobs import service as jobs
 from fta.jobs.retention import (
     MAX_PRUNE_BATCHES,
@@ -123,7 +124,11 @@ class Worker:
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
-        next_billing = next_mail = next_prune = time.monotonic()
+        next_billing = next_mail = next_prune = next_markets = time.monotonic()
+        # Proxy mode: the exchanges' market lists, asked of the gateway by its container name
+        # on the control network.
+        proxy_mode = self.settings.market_data_mode == "proxy"
+        gateway = f"http://{self.settings.gateway_container}:{self.settings.gateway_port}"
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")
@@ -148,6 +153,8 @@ class Worker:
                     if time.monotonic() >= next_mail:
                         next_mail = time.monotonic() + MAIL_CHECK_SECONDS
                         self.deliver_mail()
+                    if proxy_mode and time.monotonic() >= next_markets:
+                        next_markets = time.monotonic() + market_pairs.refresh_market_lists(gateway)
                 except Exception:
                     # A failed round (database or Docker hiccup) must not stop the worker.
                     log.exception("worker round failed; retrying")
