@@ -62,4 +62,4 @@ def alembic_config(url: str | None = None, runtime_role: str | None = None) -> C
 def upgrade(url: str | None = None, runtime_role: str | None = None) -> None:
     """Migrates to head as the user of `url`, then grants `runtime_role` its rights (none
     given: a single-role database, such as a benchmark's, gets no grants)."""
-    command.upgrade(alembic_config(url, runtime_role), "heads")
+    command.upgrade(alembic_config(url, runtime_role), "head")
