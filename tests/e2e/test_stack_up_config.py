@@ -185,3 +185,45 @@ def test_the_market_data_settings_reach_the_gateway_portal_and_worker(tmp_path: 
     # The portal checks pairs against the proxy's market list, which the worker refreshes.
     for service in ("portal", "worker"):
         assert services[service]["environment"]["FTA_MARKET_DATA_MODE"] == "proxy", service
+
+
+@pytest.mark.skipif(
+    not (shutil.which("docker-compose") or shutil.which("docker")), reason="no compose"
+)
+def test_the_recorded_store_is_written_by_the_worker_and_only_read_by_the_gateway(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / ".env"
+    generate(env_file)
+    rendered = subprocess.run(
+        [
+            *compose_command(),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "config",
+        ],
+        env=clean_environment(DOCKER_GID="999"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    services = yaml.safe_load(rendered.stdout)["services"]
+
+    def mount(service: str, target: str) -> tuple[str, bool]:
+        """(source, read-only) of a mount, rendered long (compose v2) or short (1.29)."""
+        for entry in services[service]["volumes"]:
+            if isinstance(entry, str):
+                source, path, *mode = entry.split(":")
+                if path == target:
+                    return source, mode == ["ro"]
+            elif entry["target"] == target:
+                return entry["source"], bool(entry.get("read_only"))
+        raise AssertionError(f"{service} does not mount {target}")
+
+    store = "/var/lib/fta/market-data"
+    assert mount("worker", store) == ("fta-market-data", False)
+    assert mount("market-data", store) == ("fta-market-data", True)
+    assert mount("worker", "/import") == ("/var/lib/fta/market-data-import", True)

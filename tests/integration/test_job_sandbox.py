@@ -80,6 +80,12 @@ def test_backtest_produces_trades_and_logs(http: TestClient, client: Client) -> 
     assert job["exit_code"] == 0 and job["started_at"] and job["finished_at"]
     result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
     assert result["trades"] > 0
+    # The sandbox's gateway replays generated candles: the result says they are not history.
+    synthetic = {
+        "source": "synthetic",
+        "note": "synthetic candles generated for testing, not market history",
+    }
+    assert result["market_data"] == job["market_data"] == synthetic
     for key in ("profit_total_pct", "max_drawdown_pct", "win_rate"):
         assert isinstance(result[key], int | float), key
     assert {row["pair"] for row in result["pairs"]} <= set(BACKTEST["pairs"])
