@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from fta.cli import main
 from fta.db import session_scope
+from fta.jobs.models import Job, JobKind, JobStatus
 from fta.market_data.recorded import RecordedCandles
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
@@ -268,3 +269,27 @@ def test_a_range_outside_the_recorded_data_is_refused_with_the_range_held(
     )
     assert unknown.status_code == 422
     assert "SOL/USDT" in unknown.json()["detail"] and "BTC/USDT" in unknown.json()["detail"]
+
+
+def test_the_worker_refuses_a_job_outside_the_recorded_data(
+    http: TestClient, client: Client
+) -> None:
+    """A job queued past the submission check (as one queued before an operator changed the
+    mode would be) is refused by the worker before any download, naming the range held."""
+    with session_scope() as session:
+        job = Job(
+            tenant_id=client.tenant_id,
+            kind=JobKind.DOWNLOAD_DATA.value,
+            status=JobStatus.QUEUED.value,
+            config={"pairs": ["ETH/USDT"], "timeframe": "5m", "timerange": "20231220-20240105"},
+            max_seconds=120,
+        )
+        session.add(job)
+        session.flush()
+        job_id = str(job.id)
+    ended = _wait(http, client, job_id, timeout=60)
+    assert ended["status"] == "failed"
+    assert (
+        "ETH/USDT 5m: recorded data covers 2024-01-01 00:00 to 2024-01-28 23:55 UTC"
+        in (ended["error"])
+    )
