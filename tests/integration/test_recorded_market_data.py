@@ -163,13 +163,18 @@ def client(http: TestClient, imported: RecordedWorld) -> Client:
     return client
 
 
-def _backtest(http: TestClient, client: Client, timerange: str) -> Any:
+def _strategy(http: TestClient, client: Client) -> str:
     strategy = http.post(
         "/api/v1/strategies",
         json={"name": "RsiQuick", "source": source("RsiQuick")},
         headers=client.auth,
     )
     assert strategy.status_code == 201, strategy.text
+    return str(strategy.json()["id"])
+
+
+def _backtest(http: TestClient, client: Client, timerange: str) -> Any:
+    strategy_id = _strategy(http, client)
     config = {
         "exchange": "binance",
         "pairs": list(PAIRS),
@@ -180,7 +185,7 @@ def _backtest(http: TestClient, client: Client, timerange: str) -> Any:
     }
     return http.post(
         "/api/v1/jobs",
-        json={"kind": "backtest", "strategy_id": strategy.json()["id"], "config": config},
+        json={"kind": "backtest", "strategy_id": strategy_id, "config": config},
         headers=client.auth,
     )
 
@@ -293,3 +298,23 @@ def test_the_worker_refuses_a_job_outside_the_recorded_data(
         "ETH/USDT 5m: recorded data covers 2024-01-01 00:00 to 2024-01-28 23:55 UTC"
         in (ended["error"])
     )
+
+
+def test_a_bot_cannot_start_on_recorded_data(http: TestClient, client: Client) -> None:
+    config = {
+        "exchange": "binance",
+        "pairs": ["BTC/USDT"],
+        "timeframe": "5m",
+        "stake_amount": 100,
+        "max_open_trades": 1,
+        "dry_run_wallet": 1000,
+    }
+    created = http.post(
+        "/api/v1/bots",
+        json={"name": "live", "strategy_id": _strategy(http, client), "config": config},
+        headers=client.auth,
+    )
+    assert created.status_code == 201, created.text
+    started = http.post(f"/api/v1/bots/{created.json()['id']}/start", headers=client.auth)
+    assert started.status_code == 409
+    assert "recorded history has no live prices" in started.json()["detail"]
