@@ -601,6 +601,46 @@ def data_fingerprint(
     }
 
 
+def used_data(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of the candles a backtest or hyperopt reads (startup included)."""
+    config = bundle["config"]
+    return data_fingerprint(
+        Path(bundle["cache_dir"]),
+        config["exchange"]["pair_whitelist"],
+        config["timeframe"],
+        bundle["timerange"],
+        bundle["startup_candles"],
+    )
+
+
+Work = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class InBackground:
+    """Runs `work(bundle)` in a thread from now on: the candles a run reads are fixed before it
+    starts (the worker filled them; fills only add candles outside a file's first and last),
+    so they are hashed while freqtrade runs, and pandas' slow import costs no time after."""
+
+    def __init__(self, work: Work, bundle: dict[str, Any]) -> None:
+        self._value: dict[str, Any] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work, bundle), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Work, bundle: dict[str, Any]) -> None:
+        try:
+            self._value = work(bundle)
+        except Exception as error:  # raised again by result()
+            self._error = error
+
+    def result(self) -> dict[str, Any]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None  # noqa: S101 - set when no error was
+        return self._value
+
+
 def summarize_data(bundle: dict[str, Any]) -> dict[str, Any]:
     """A download or a fill: the candles of its range now in the cache."""
     config = bundle["config"]
@@ -709,6 +749,12 @@ def pack_candles(bundle: dict[str, Any]) -> Path:
                 path, compression_level=9, compression="lz4"
             )
             archive.write(path, path.name)
+    size = archive_path.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        raise SummaryError(
+            f"the candles take {size} bytes, over the {MAX_ARCHIVE_BYTES}-byte download "
+            "limit: ask for fewer pairs, a shorter range or a longer timeframe"
+        )
     return archive_path
 
 
@@ -916,12 +962,14 @@ def main() -> int:
     if bundle["kind"] == "bot":
         return run_bot(bundle)
     strategy = bundle.get("strategy_name")
+    fingerprint: InBackground | None = None
     if bundle["kind"] == "cache-fill":
         returncode = fill_cache(bundle)
         if returncode != 0:
             return returncode
     elif bundle["argv"]:
         startup = StartupWatch()
+        fingerprint = InBackground(used_data, bundle) if "startup_candles" in bundle else None
         returncode, cause = run_freqtrade(bundle["argv"], strategy, watch=startup)
         if returncode != 0:
             _fail(cause or f"freqtrade exited with code {returncode}")
@@ -933,15 +981,8 @@ def main() -> int:
                 return EXIT_STARTUP_MISMATCH
     try:
         summary = SUMMARIZERS[bundle["kind"]](bundle)
-        if "startup_candles" in bundle:
-            config = bundle["config"]
-            summary["data"] = data_fingerprint(
-                Path(bundle["cache_dir"]),
-                config["exchange"]["pair_whitelist"],
-                config["timeframe"],
-                bundle["timerange"],
-                bundle["startup_candles"],
-            )
+        if fingerprint is not None:
+            summary["data"] = fingerprint.result()
         archive = result_file(bundle)
     except (SummaryError, KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as error:
         _fail(f"could not summarise {bundle['kind']} results: {type(error).__name__}: {error}")

@@ -268,3 +268,26 @@ def test_stopping_the_entry_stops_freqtrade_and_its_helpers(
             entry.kill()
             entry.wait()
     assert rest.splitlines()[-1] == "FTA-ERROR: freqtrade was stopped by SIGTERM"
+
+
+def test_a_fill_downloads_only_what_the_cache_lacks_in_one_freqtrade_run(
+    ft_venv: Path, gateway: Gateway, base_paths: ContainerPaths, candle_cache: DataSummary
+) -> None:
+    before = gateway.log.read_text(errors="replace")
+    options = {"timerange": "20231201-20240201"}
+    run = run_job(ft_venv, gateway, base_paths, "cache-fill", options)
+    assert run.returncode == 0, describe(run)
+    asked = gateway.log.read_text(errors="replace")[len(before) :]
+    # freqtrade started once: each start asks for the markets once.
+    assert asked.count("/binance/api/v3/exchangeInfo") == 1, asked[-2000:]
+    # Only December was downloaded: January was cached already.
+    starts = [int(ms) for ms in re.findall(r"/klines\?[^ \"]*startTime=(\d+)", asked)]
+    assert starts and all(start < 1_704_067_200_000 for start in starts), starts
+    summary = run.summary
+    assert isinstance(summary, DataSummary)
+    for row in summary.data.pairs:
+        assert row.first_ms == 1_701_388_800_000  # 2023-12-01
+        assert row.candles == (31 + 31) * 24 * 12 + 1
+    # The cache's files were replaced whole: nothing was left beside them.
+    stored = sorted(path.name for path in (Path(base_paths.candles) / "binance").iterdir())
+    assert stored == ["BTC_USDT-5m.feather", "ETH_USDT-5m.feather"]

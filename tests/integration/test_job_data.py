@@ -143,6 +143,30 @@ def test_a_rerun_after_another_tenant_extended_the_cache_is_identical(
     assert _trades(http, first, rerun_id, "RsiQuick") == _trades(http, first, job_id, "RsiQuick")
 
 
+def test_a_startup_count_freqtrade_alone_knows_fails_the_job(
+    http: TestClient, tenants: tuple[Client, Client]
+) -> None:
+    client, _ = tenants
+    strategy_id = _upload(http, client, "ComputedStartup")
+    response = http.post(
+        "/api/v1/jobs",
+        json={"kind": "backtest", "strategy_id": strategy_id, "config": RERUN},
+        headers=client.auth,
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
+        if job["status"] in ENDED:
+            break
+        time.sleep(0.5)
+    assert job["status"] == "failed", job
+    assert "ran with startup_candle_count 20, but its class declares 0" in job["error"]
+    assert "declare startup_candle_count as a plain number" in job["error"]
+    assert http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).status_code == 404
+
+
 def test_a_download_warms_the_cache_and_only_its_owner_gets_the_candles(
     http: TestClient, sandbox: Sandbox, tenants: tuple[Client, Client]
 ) -> None:
