@@ -14,7 +14,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from fastapi.testclient import TestClient
 
 from fta.cli import main
 from fta.db import session_scope
+from fta.jobs import candle_cache
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.market_data.recorded import RecordedCandles
+from fta.market_data.sources import DataSource
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
 from fta.worker.main import Worker
@@ -227,6 +229,50 @@ def test_an_import_that_contradicts_what_is_held_is_refused_whole(
     error = capsys.readouterr().err
     assert f"{tmp_path / 'BTC_USDT-5m.json'}: the candle of 2024-01-01 00:15 UTC differs" in error
     assert "nothing was imported" in error
+
+
+def test_an_import_extends_a_series_but_never_fills_a_gap_in_it(
+    imported: RecordedWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hour = 3_600_000
+    first = int(FIRST_OPEN.timestamp() * 1000)
+
+    def candle(index: int) -> list[float]:
+        return [first + index * hour, 0.6, 0.61, 0.59, 0.605, 1000.0]
+
+    def import_rows(folder: str, indexes: list[int]) -> int:
+        directory = tmp_path / folder
+        directory.mkdir()
+        (directory / "XRP_USDT-1h.json").write_text(json.dumps([candle(i) for i in indexes]))
+        return main(["market-data", "import", "--exchange", "binance", str(directory)])
+
+    assert import_rows("first", [0, 2]) == 0  # the exchange had no candle at 01:00
+    with session_scope() as session:
+        fill = candle_cache.missing(
+            session,
+            "binance",
+            ["XRP/USDT"],
+            "1h",
+            date(2024, 1, 1),
+            date(2024, 1, 2),
+            source=DataSource.RECORDED.value,
+        )
+        assert fill is not None
+        candle_cache.record_fill(session, fill)
+    assert import_rows("gap", [1]) == 1
+    assert "the candle of 2024-01-01 01:00 UTC falls in a gap" in capsys.readouterr().err
+    assert import_rows("later", [2, 3]) == 0
+    assert (
+        "1h: recorded data covers 2024-01-01 00:00 to 2024-01-01 03:00 UTC (3 candles, 1 new"
+        in (capsys.readouterr().out)
+    )
+    with session_scope() as session:
+        series = session.get(RecordedCandles, ("binance", "XRP/USDT", "1h"))
+        assert series is not None and series.candles == 3
+        assert series.last_open == datetime(2024, 1, 1, 3, tzinfo=UTC)
+        # The cache's copy ended at 02:00: forgotten, so the next fill fetches 03:00.
+        held = session.get(candle_cache.CandleCacheEntry, ("recorded", "binance", "XRP/USDT", "1h"))
+        assert held is None
 
 
 def test_a_backtest_runs_on_the_imported_candles(

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fta.db import Base, utcnow
 from fta.errors import Invalid
-from fta.gateway.markets import markets
+from fta.gateway.markets import SUPPORTED_EXCHANGES, markets
 from fta.gateway.synthetic import INTERVAL_MS
 from fta.jobs.candle_cache import CandleCacheEntry
 from fta.market_data import store
@@ -123,30 +123,27 @@ def import_files(
     session: Session, store_root: str | Path, exchange: str, paths: list[Path]
 ) -> list[Imported]:
     """Imports every file or none (OhlcvFileError names the first problem)."""
-    if exchange not in ("binance",):
+    if exchange not in SUPPORTED_EXCHANGES:
         raise OhlcvFileError(f"unsupported exchange {exchange!r}")
     # One import per exchange at a time: each reads the series it extends.
     session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"recorded:{exchange}"}
     )
     files = files_of(paths)
+    paths_of: dict[tuple[str, str], Path] = {}
     merged: dict[tuple[str, str], list[Candle]] = {}
     held_counts: dict[tuple[str, str], int] = {}
     for file in files:
         key = (file.pair, file.timeframe)
-        symbol = _symbol(exchange, file.pair, str(file.path))
         if key not in merged:
-            merged[key] = store.read_series(
-                store.series_path(store_root, exchange, symbol, file.timeframe)
-            )
+            symbol = _symbol(exchange, file.pair, str(file.path))
+            paths_of[key] = store.series_path(store_root, exchange, symbol, file.timeframe)
+            merged[key] = store.read_series(paths_of[key])
             held_counts[key] = len(merged[key])
         merged[key] = _merge(str(file.path), merged[key], read(file))
     imported: list[Imported] = []
     for (pair, timeframe), candles in sorted(merged.items()):
-        symbol = _symbol(exchange, pair, pair)
-        data = store.write_series(
-            store.series_path(store_root, exchange, symbol, timeframe), candles
-        )
+        data = store.write_series(paths_of[(pair, timeframe)], candles)
         values = {
             "first_open": _ms_to_datetime(candles[0].open_ms),
             "last_open": _ms_to_datetime(candles[-1].open_ms),
