@@ -26,6 +26,7 @@ from fta.runtime.spec import (
     LOG_MAX_FILE,
     LOG_MAX_SIZE,
     MARKET_DATA_HOSTNAME,
+    PYTHON_ENV_TARGET,
     TMPFS_TARGET,
     tmpfs_options,
 )
@@ -67,6 +68,11 @@ def docker_run_args(
         f"--add-host={MARKET_DATA_HOSTNAME}:{target.gateway_ip}",
         f"--mount=type=volume,source={target.data_volume},target=/freqtrade/user_data",
         f"--mount=type=volume,source={target.candle_volume},target=/candles,readonly",
+        *(
+            [f"--mount=type=volume,source={target.python_env},target={PYTHON_ENV_TARGET},readonly"]
+            if target.python_env
+            else []
+        ),
         "--log-driver=json-file",
         f"--log-opt=max-size={LOG_MAX_SIZE}",
         f"--log-opt=max-file={LOG_MAX_FILE}",

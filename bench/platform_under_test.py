@@ -28,7 +28,12 @@ from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helpe
 from fta.runtime import Limits
 from fta.runtime.cgroup import cgroup_parent, read_tenant_usage
 from fta.runtime.network import tenant_subnet
-from fta.runtime.spec import tenant_network_name, tenant_volume_name
+from fta.runtime.spec import (
+    LABEL_PYTHON_ENV,
+    python_env_record_name,
+    tenant_network_name,
+    tenant_volume_name,
+)
 from fta.settings import Settings
 
 STRATEGY = "RsiQuick"
@@ -47,6 +52,8 @@ class TenantSandbox:
     candle_volume: str
     cgroup_parent: str
     limits: Limits
+    # The read-only volume with the job image's Python environment (jobs have it, bots not).
+    python_env: str | None = None
 
 
 @dataclass
@@ -105,9 +112,12 @@ class PlatformUnderTest:
             return 0.0
         return usage.cpu_seconds
 
-    def tenant_sandbox(self, engine: docker.DockerClient) -> TenantSandbox:
+    def tenant_sandbox(
+        self, engine: docker.DockerClient, *, python_env: bool = False
+    ) -> TenantSandbox:
         """The tenant's network, volumes, cgroup parent and plan limits, as the worker
-        gives them to its jobs."""
+        gives them to its jobs; with `python_env`, the job image's Python environment volume
+        (made by the worker for the first job)."""
         from fta.accounts.models import Tenant
         from fta.db import session_scope, utcnow
         from fta.worker.network_slots import take_slot
@@ -138,7 +148,13 @@ class PlatformUnderTest:
                 root=settings.tenant_cgroup_root,
             ),
             limits=limits,
+            python_env=self._python_env(engine) if python_env else None,
         )
+
+    def _python_env(self, engine: docker.DockerClient) -> str:
+        image_id = str(engine.images.get(self.settings.job_image).id)
+        record = engine.volumes.get(python_env_record_name(self.settings.instance, image_id))
+        return str(record.attrs["Labels"][LABEL_PYTHON_ENV])
 
 
 def utc_now() -> datetime:

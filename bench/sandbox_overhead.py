@@ -122,7 +122,7 @@ class Bench:
             f"http://market-data:{self.under_test.settings.gateway_port}",
             run_id=str(uuid.uuid4()),
         )
-        target = self.under_test.tenant_sandbox(self.engine)
+        target = self.under_test.tenant_sandbox(self.engine, python_env=True)
         labels = self.bare_resources.labels
         return run_bare(
             self.engine,

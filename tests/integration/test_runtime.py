@@ -20,7 +20,7 @@ from fta.runtime import (
 )
 from fta.runtime.docker_runner import MAX_OUTPUT_LINE_BYTES
 from fta.runtime.network import network_options, tenant_subnet
-from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED
+from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED, PYTHON_ENV_TARGET
 from fta.settings import Settings
 from tests.support.docker_resources import (
     BASE_IMAGE,
@@ -151,6 +151,67 @@ def test_an_image_volume_fails_verification_and_the_container_is_removed(
     assert any(m.startswith("Mounts") for m in failed.value.mismatches)
     selector = {"label": [f"fta.test.scope={docker_resources.scope}", "fta.managed=1"]}
     assert client.api.containers(all=True, filters=selector) == []
+
+
+def test_the_python_env_is_the_images_own_read_only_and_one_volume_per_image(
+    proxied_job_runner: DockerJobRunner,
+    proxied_tenant: ContainerSpec,
+    docker_resources: DockerResources,
+    standin_world: StandinWorld,
+) -> None:
+    client = docker_resources.client
+    tag = docker_resources.add_image(f"fta-test/python-env:{docker_resources.scope}")
+    built: list[str] = []
+
+    def build(marker: str) -> str:
+        marked = f"mkdir {PYTHON_ENV_TARGET} && echo {marker} >{PYTHON_ENV_TARGET}/m"
+        dockerfile = f"FROM {BASE_IMAGE}\nRUN {marked}\n"
+        image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+        built.append(str(image.id))
+        return str(image.id)
+
+    def env_volumes() -> set[str]:
+        selector = {"label": [f"fta.test.scope={docker_resources.scope}"]}
+        found = client.api.volumes(filters=selector).get("Volumes") or []
+        return {v["Name"] for v in found if v["Name"].startswith("fta-pyenv-")}
+
+    def read_env(spec: ContainerSpec) -> list[str]:
+        path = f"{PYTHON_ENV_TARGET}/m"
+        script = f"stat -c %u {path}; cat {path}; echo x >{path} || echo refused"
+        return run_to_end(proxied_job_runner, spec_with(spec, command=["sh", "-c", script]))
+
+    template = spec_with(proxied_tenant, image=tag)
+    try:
+        first_id = build("first")
+        spec = proxied_job_runner.with_python_env(template)
+        assert spec.image_id == first_id
+        env = spec.mounts[-1]
+        assert spec.mounts[:-1] == template.mounts
+        assert (env.target, env.read_only) == (PYTHON_ENV_TARGET, True)
+        # Filled by the engine from the image (root's files), never writable by a job.
+        lines = read_env(spec)
+        assert lines[:2] == ["0", "first"] and lines[-1] == "refused", lines
+        made = env_volumes()
+        assert len(made) == 2 and env.volume in made  # its content and its record
+        # Another worker finds the recorded volume and copies nothing.
+        other = DockerJobRunner(standin_world.settings(), extra_labels=docker_resources.labels)
+        try:
+            assert other.with_python_env(template) == spec
+        finally:
+            other.close()
+        assert env_volumes() == made
+
+        # An updated image gets a volume of its own; a spec pinned to the old one is refused.
+        second_id = build("second")
+        updated = proxied_job_runner.with_python_env(template)
+        assert updated.image_id == second_id and updated.mounts[-1].volume not in made
+        assert read_env(updated)[:2] == ["0", "second"]
+        with pytest.raises(HardeningError) as refused:
+            proxied_job_runner.create(spec)
+        assert [m for m in refused.value.mismatches if m.startswith("Image:")]
+    finally:
+        for image_id in built[:-1]:  # the last one goes with its tag
+            client.images.remove(image_id, force=True)
 
 
 def test_wait_times_out_and_kill_ends_the_job(

@@ -330,6 +330,16 @@ def test_each_tampered_field_is_a_mismatch(case: str) -> None:
     assert mismatches[0].startswith(field), mismatches
 
 
+def test_a_pinned_image_must_be_the_one_the_engine_used() -> None:
+    image_id = "sha256:" + "1" * 64
+    spec = make_spec(image_id=image_id)
+    inspect = engine_inspect(spec)
+    assert verify(spec, {**inspect, "Image": image_id}) == []
+    mismatches = verify(spec, {**inspect, "Image": "sha256:" + "2" * 64})
+    assert len(mismatches) == 1 and mismatches[0].startswith("Image:"), mismatches
+    assert verify(make_spec(), inspect) == []
+
+
 def test_missing_sections_are_mismatches_not_crashes() -> None:
     assert len(verify(make_spec(), {})) > 20
 

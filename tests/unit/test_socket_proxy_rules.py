@@ -162,6 +162,25 @@ def test_calls_off_the_allow_list_are_refused(method: str, target: str) -> None:
         judge(method, target, b"", CONFIG)
 
 
+def test_only_an_image_inspect_passes_and_only_for_a_plain_reference() -> None:
+    for image in ("fta/freqtrade:2026.9", "sha256:" + "a" * 64, "registry.example/a/b"):
+        forward = judge("GET", f"/v1.41/images/{image}/json", b"", CONFIG)
+        assert forward.path == f"/v1.41/images/{image}/json"
+        assert forward.owner is None and not forward.query
+    for target in (
+        "/v1.41/images/json",
+        "/v1.41/images/a/../../containers/x/json",
+        "/v1.41/images/a//b/json",
+        "/v1.41/images/fta/freqtrade:2026.9/history",
+        "/v1.41/images/fta/freqtrade:2026.9/json?all=1",
+        "/v1.41/images/%2e%2e/json",
+    ):
+        with pytest.raises(Refused):
+            judge("GET", target, b"", CONFIG)
+    with pytest.raises(Refused):
+        judge("DELETE", "/v1.41/images/fta/freqtrade:2026.9", b"", CONFIG)
+
+
 def test_the_container_list_is_narrowed_to_this_installation() -> None:
     asked = json.dumps({"label": ["fta.tenant=abc"]})
     forward = judge("GET", f"/v1.41/containers/json?all=1&filters={asked}", b"", CONFIG)

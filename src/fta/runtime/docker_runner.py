@@ -8,6 +8,7 @@ expects (fta.socketproxy.bodies); adding a call or a field means adding it there
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import threading
@@ -45,15 +46,21 @@ from fta.runtime.protocol import (
 )
 from fta.runtime.spec import (
     LABEL_BOT,
+    LABEL_IMAGE_ID,
     LABEL_INSTANCE,
     LABEL_JOB,
     LABEL_KIND,
     LABEL_MANAGED,
+    LABEL_PYTHON_ENV,
     LABEL_TENANT,
+    PYTHON_ENV_TARGET,
     TENANT_ID_RE,
     VOLUME_NAME_RE,
     ContainerSpec,
+    Mount,
     container_create_body,
+    python_env_content_name,
+    python_env_record_name,
     tenant_network_name,
     tenant_volume_name,
     tenant_volume_options,
@@ -75,6 +82,8 @@ NETWORK_APPEARS_SECONDS = 5.0
 # One lock per tenant for its network's creation, shared by every runner of the process.
 _TENANT_SETUP: dict[str, threading.Lock] = {}
 _TENANT_SETUP_GUARD = threading.Lock()
+# One image's Python environment is made once at a time in this process.
+_PYTHON_ENV_SETUP = threading.Lock()
 
 
 class DockerJobRunner:
@@ -89,6 +98,8 @@ class DockerJobRunner:
         self._api = self._client.api
         self._extra_labels = {**(extra_labels or {}), LABEL_INSTANCE: settings.instance}
         self._cgroup_driver: CgroupDriver | None = None
+        # Image id -> its verified Python environment volume.
+        self._python_envs: dict[str, str] = {}
         self._disks = TenantDiskClient(settings.tenant_disk_socket, settings.tenant_disk_root)
 
     def close(self) -> None:
@@ -183,6 +194,83 @@ class DockerJobRunner:
 
     def ensure_volume(self, name: str) -> str:
         return self._ensure_volume(name, {}, None)
+
+    def with_python_env(self, spec: ContainerSpec) -> ContainerSpec:
+        """`spec` pinned to the id its image has now, with that image's Python environment
+        mounted read-only from its volume (made on the image's first use).
+
+        On this storage driver the image's files are served through a FUSE daemon, which
+        makes freqtrade's imports take twice as long as from the host's file system (see
+        docs/benchmarks.md); a volume lives on the host's file system."""
+        image_id = str(self._api.inspect_image(spec.image)["Id"])
+        volume = self._python_envs.get(image_id)
+        if volume is None:
+            with _PYTHON_ENV_SETUP:
+                volume = self._python_env_volume(spec, image_id)
+            self._python_envs[image_id] = volume
+        return dataclasses.replace(
+            spec,
+            image_id=image_id,
+            mounts=[*spec.mounts, Mount(volume, PYTHON_ENV_TARGET, read_only=True)],
+        )
+
+    def _python_env_volume(self, spec: ContainerSpec, image_id: str) -> str:
+        """The volume holding the image's PYTHON_ENV_TARGET, verified or made now. Its
+        record, a volume without content, is created only once the copy is complete: its
+        labels name the content volume, and labels never change."""
+        record_name = python_env_record_name(self._settings.instance, image_id)
+        record = self._inspect_volume(record_name)
+        if record is None:
+            content = self._fill_python_env(spec, image_id)
+            self._api.create_volume(
+                record_name,
+                driver="local",
+                labels={
+                    **self._extra_labels,
+                    LABEL_MANAGED: "1",
+                    LABEL_IMAGE_ID: image_id,
+                    LABEL_PYTHON_ENV: content,
+                },
+            )
+            # Another worker may have recorded its own copy first: that one is used.
+            record = self._api.inspect_volume(record_name)
+        mismatches = verify_volume(record, name=record_name, options=None)
+        labels = record.get("Labels") or {}
+        if labels.get(LABEL_IMAGE_ID) != image_id:
+            mismatches.append(f"Labels[{LABEL_IMAGE_ID}]: not {image_id}")
+        content = str(labels.get(LABEL_PYTHON_ENV) or "")
+        if mismatches or not VOLUME_NAME_RE.fullmatch(content):
+            raise ResourceMismatch("volume", record_name, mismatches or ["no content volume"])
+        found = self._inspect_volume(content)
+        if found is None:
+            raise ResourceMismatch("volume", content, ["recorded, but missing"])
+        mismatches = verify_volume(found, name=content, options=None)
+        if (found.get("Labels") or {}).get(LABEL_IMAGE_ID) != image_id:
+            mismatches.append(f"Labels[{LABEL_IMAGE_ID}]: not {image_id}")
+        if mismatches:
+            raise ResourceMismatch("volume", content, mismatches)
+        return content
+
+    def _fill_python_env(self, spec: ContainerSpec, image_id: str) -> str:
+        """A new volume with the image's PYTHON_ENV_TARGET in it. The engine copies an
+        image's directory into an empty volume when it creates a container that mounts the
+        volume there: no code runs, and the files keep the image's owners (root) and modes.
+        That container, the job's own (verified like it), is removed without being started."""
+        content = python_env_content_name(self._settings.instance, secrets.token_hex(8))
+        self._api.create_volume(
+            content,
+            driver="local",
+            labels={**self._extra_labels, LABEL_MANAGED: "1", LABEL_IMAGE_ID: image_id},
+        )
+        filler = dataclasses.replace(
+            spec,
+            command=None,
+            env={},
+            mounts=[Mount(content, PYTHON_ENV_TARGET, read_only=True)],
+            image_id=image_id,
+        )
+        self.remove(self.create(filler))
+        return content
 
     # Containers.
 
@@ -335,6 +423,13 @@ class DockerJobRunner:
         return cgroup_parent(
             tenant_id, driver=self._cgroup_driver, root=self._settings.tenant_cgroup_root
         )
+
+    def _inspect_volume(self, name: str) -> dict[str, Any] | None:
+        try:
+            inspect: dict[str, Any] = self._api.inspect_volume(name)
+        except NotFound:
+            return None
+        return inspect
 
     def _inspect_network(self, name: str) -> dict[str, Any] | None:
         try:

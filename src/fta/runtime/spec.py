@@ -35,6 +35,13 @@ LABEL_TENANT = "fta.tenant"
 LABEL_KIND = "fta.kind"
 LABEL_JOB = "fta.job"
 LABEL_BOT = "fta.bot"
+# On the volumes that hold a job image's Python environment (see python_env_record_name).
+LABEL_IMAGE_ID = "fta.image-id"
+LABEL_PYTHON_ENV = "fta.python-env"
+
+# Where the job image keeps every Python file a job imports (its venv and, under base/, the
+# standard library): jobs get it from a read-only volume that the engine filled from the image.
+PYTHON_ENV_TARGET = "/opt/freqtrade"
 
 TENANT_ID_RE = re.compile(r"[a-z0-9]{1,10}")
 OWNER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -61,6 +68,17 @@ def tenant_volume_options(disk_path: str) -> dict[str, str]:
 
 def tenant_network_name(tenant_id: str) -> str:
     return f"fta-client-{tenant_id}"
+
+
+def python_env_record_name(instance: str, image_id: str) -> str:
+    """The volume whose labels record that an image's Python environment volume is complete:
+    one per installation and image id, so an updated image never meets its old files."""
+    digest = image_id.removeprefix("sha256:")
+    return f"fta-pyenv-{instance}-{digest[:20]}"
+
+
+def python_env_content_name(instance: str, token: str) -> str:
+    return f"fta-pyenv-{instance}-{token}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,9 @@ class ContainerSpec:
     network: str
     extra_hosts: dict[str, str] = field(default_factory=dict)
     dns: list[str] = field(default_factory=list)
+    # The id `image` must resolve to when the container is created: a Python environment
+    # volume belongs to exactly one image.
+    image_id: str | None = None
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.fullmatch(self.tenant_id):

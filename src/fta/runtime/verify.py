@@ -149,6 +149,8 @@ def verify_hardening(
         {"Type": "json-file", "Config": {"max-size": LOG_MAX_SIZE, "max-file": LOG_MAX_FILE}},
     )
     check.equal("Config.Image", config.get("Image"), spec.image)
+    if spec.image_id is not None:
+        check.equal("Image", inspect.get("Image"), spec.image_id)
     _check_labels(check, config.get("Labels") or {}, container_labels(spec, extra_labels or {}))
     return check.mismatches
 

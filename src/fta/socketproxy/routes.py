@@ -1,6 +1,6 @@
 """The calls the worker makes (fta.runtime.docker_runner), as an exact allow-list of method,
 path and query parameters. Every other request is refused: exec, attach, archive, export,
-commit, update, build, images, swarm, plugins, prune, events and the rest.
+commit, update, build, image changes and lists, swarm, plugins, prune, events and the rest.
 
 A request that passes is rebuilt from what was judged: the path as matched, the query from
 the allowed parameters only (each once), the body re-encoded. The engine never sees a byte of
@@ -27,6 +27,10 @@ _VERSION = r"(?P<version>/v1\.[0-9]{1,2})?"
 _ID = r"(?P<id>[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127})"
 _NETWORK = r"(?P<id>fta-client-[a-z0-9]{1,10})"
 _VOLUME = r"(?P<id>fta-[a-z0-9][a-z0-9-]{0,62})"
+# An image reference as a create's `Image` may name it (name components, an optional tag), no
+# empty or dot-only path segment.
+_COMPONENT = r"[a-z0-9]+([._-][a-z0-9]+)*"
+_IMAGE = rf"{_COMPONENT}(/{_COMPONENT}){{0,7}}(:[A-Za-z0-9_][A-Za-z0-9._-]{{0,127}})?"
 _FLAG = r"(0|1|[Tt]rue|[Ff]alse)"
 
 
@@ -103,6 +107,9 @@ ROUTES = [
         body=_create_container,
     ),
     _route("GET", rf"/containers/{_ID}/json", params={}, owner="container", gateway_may_pass=True),
+    # The id a job image resolves to, which names the volume holding its Python environment:
+    # what creating a container of that image and inspecting it would show anyway.
+    _route("GET", rf"/images/{_IMAGE}/json", params={}),
     _route("POST", rf"/containers/{_ID}/start", params={}, owner="container"),
     _route(
         "GET",

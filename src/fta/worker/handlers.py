@@ -184,7 +184,7 @@ class JobHandler:
         network: TenantNetwork,
         mounts: list[Mount],
     ) -> ContainerSpec:
-        return ContainerSpec(
+        spec = ContainerSpec(
             tenant_id=context.tenant_id,
             owner_kind=owner_kind,
             owner_id=str(context.job_id),
@@ -197,6 +197,7 @@ class JobHandler:
             extra_hosts=network.extra_hosts,
             dns=network.dns,
         )
+        return self.runner.with_python_env(spec)
 
     def _fill_candle_cache(
         self, context: JobContext, network: TenantNetwork, deadline: float
