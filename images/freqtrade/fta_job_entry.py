@@ -66,6 +66,9 @@ RESULT_PREFIX = "FTA-RESULT:"
 ERROR_PREFIX = "FTA-ERROR:"
 MAX_PAIR_ROWS = 100
 MAX_PARAMS_PER_SPACE = 50
+# The parameter file travels whole in the result line, or not at all.
+MAX_FILE_PARAMS_PER_SPACE = 100
+MIN_FILE_NUMBER = 1e-15
 MAX_SPACES = 12
 MAX_STRING = 100
 MAX_ERROR = 500
@@ -391,6 +394,39 @@ class StartupWatch:
         )
 
 
+class HyperoptWatch:
+    """The random state and the number of worker processes freqtrade logged for a hyperopt:
+    with them, the same job on the same candles gives the same epochs again."""
+
+    _LOGGER = r" - freqtrade\.optimize\.hyperopt\.hyperopt - INFO - "
+    _SEED = re.compile(_LOGGER + r"Using optimizer random state: (\d{1,10})$")
+    _WORKERS = re.compile(_LOGGER + r"Effective number of parallel workers used: (\d{1,4})$")
+
+    def __init__(self) -> None:
+        self.random_state: int | None = None
+        self.job_workers: int | None = None
+
+    def __call__(self, line: str) -> None:
+        # freqtrade logs each once, before the first epoch: the first one is its own.
+        if self.random_state is None and (match := self._SEED.search(line)):
+            self.random_state = int(match.group(1))
+        elif self.job_workers is None and (match := self._WORKERS.search(line)):
+            self.job_workers = int(match.group(1))
+
+    def figures(self) -> dict[str, int]:
+        if self.random_state is None or self.job_workers is None:
+            raise SummaryError("freqtrade did not log its random state and worker count")
+        return {"random_state": self.random_state, "job_workers": self.job_workers}
+
+
+def watch_all(*watches: Callable[[str], None]) -> Callable[[str], None]:
+    def watch(line: str) -> None:
+        for each in watches:
+            each(line)
+
+    return watch
+
+
 # ---- summaries -----------------------------------------------------------------------------
 
 
@@ -520,7 +556,68 @@ def summarize_hyperopt(bundle: dict[str, Any]) -> dict[str, Any]:
         "profit_total_abs": _num(metrics.get("profit_total_abs", 0)),
         "max_drawdown_pct": _pct(metrics.get("max_drawdown_account", 0)),
         "params": _params(best.get("params_details")),
+        "parameter_file": parameter_file(bundle),
     }
+
+
+def _file_value_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if abs(value) <= MAX_NUMBER else f"{value} is too large"
+    if isinstance(value, float):
+        if math.isfinite(value) and (value == 0 or MIN_FILE_NUMBER <= abs(value) <= MAX_NUMBER):
+            return None
+        return f"{value} is out of range"
+    if isinstance(value, str):
+        return None if value == _text(value) else f"{value[:20]!r}... is too long"
+    return f"a {type(value).__name__} value"
+
+
+def _parameter_file_problem(data: Any, strategy: str) -> str | None:
+    """Why freqtrade's parameter file cannot travel in the result unchanged, or None."""
+    if not isinstance(data, dict) or set(data) != {
+        "strategy_name",
+        "params",
+        "ft_stratparam_v",
+        "export_time",
+    }:
+        return "not freqtrade's parameter file format"
+    if data["strategy_name"] != strategy or data["ft_stratparam_v"] != 1:
+        return "another strategy or format version"
+    if not isinstance(data["export_time"], str) or data["export_time"] != _text(
+        data["export_time"]
+    ):
+        return "an unexpected export_time"
+    params = data["params"]
+    if not isinstance(params, dict) or len(params) > MAX_SPACES:
+        return f"more than {MAX_SPACES} spaces"
+    for space, values in params.items():
+        if space != _text(space) or not isinstance(values, dict):
+            return f"space {space[:20]!r} is not a mapping"
+        if len(values) > MAX_FILE_PARAMS_PER_SPACE:
+            return f"more than {MAX_FILE_PARAMS_PER_SPACE} parameters in {space}"
+        for name, value in values.items():
+            problem = _file_value_problem(value)
+            if name != _text(name) or problem is not None:
+                return f"{space}.{name[:MAX_STRING]}: {problem or 'name too long'}"
+    return None
+
+
+def parameter_file(bundle: dict[str, Any]) -> dict[str, Any] | None:
+    """The best epoch's parameters as freqtrade wrote them next to the strategy
+    (`<Strategy>.json`, what freqtrade loads from there), or None, with a note, when the
+    file cannot travel in the result unchanged."""
+    strategy = bundle["strategy_name"]
+    path = Path(bundle["job_dir"], "strategies", f"{strategy}.json")
+    if not path.is_file():
+        raise SummaryError("freqtrade wrote no parameter file")
+    data = _read_json(path)
+    problem = _parameter_file_problem(data, strategy)
+    if problem is not None:
+        print(f"fta: {path.name} cannot be downloaded: {problem}", file=sys.stderr, flush=True)
+        return None
+    return dict(data)
 
 
 # ---- candles -------------------------------------------------------------------------------
@@ -962,6 +1059,7 @@ def main() -> int:
     if bundle["kind"] == "bot":
         return run_bot(bundle)
     strategy = bundle.get("strategy_name")
+    hyperopt_run = HyperoptWatch()
     fingerprint: InBackground | None = None
     if bundle["kind"] == "cache-fill":
         returncode = fill_cache(bundle)
@@ -970,7 +1068,9 @@ def main() -> int:
     elif bundle["argv"]:
         startup = StartupWatch()
         fingerprint = InBackground(used_data, bundle) if "startup_candles" in bundle else None
-        returncode, cause = run_freqtrade(bundle["argv"], strategy, watch=startup)
+        returncode, cause = run_freqtrade(
+            bundle["argv"], strategy, watch=watch_all(startup, hyperopt_run)
+        )
         if returncode != 0:
             _fail(cause or f"freqtrade exited with code {returncode}")
             return returncode
@@ -981,6 +1081,8 @@ def main() -> int:
                 return EXIT_STARTUP_MISMATCH
     try:
         summary = SUMMARIZERS[bundle["kind"]](bundle)
+        if bundle["kind"] == "hyperopt":
+            summary.update(hyperopt_run.figures())
         if fingerprint is not None:
             summary["data"] = fingerprint.result()
         archive = result_file(bundle)

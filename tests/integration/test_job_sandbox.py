@@ -4,6 +4,7 @@ in hardened containers on the real Docker engine."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from collections.abc import Iterator
@@ -13,6 +14,9 @@ import docker
 import pytest
 from fastapi.testclient import TestClient
 
+from fta.accounts.models import Tenant
+from fta.db import session_scope
+from fta.plans.service import get_plan
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.sandbox import Sandbox
@@ -110,6 +114,77 @@ def test_hyperopt_finds_best_params(http: TestClient, client: Client) -> None:
     assert result["epochs"] == 10
     params = result["params"]
     assert set(params.get("buy", {})) == {"buy_rsi"} and set(params.get("sell", {})) == {"sell_rsi"}
+
+
+def _epochs(http: TestClient, client: Client, job_id: str) -> list[dict[str, Any]]:
+    """Every epoch of a hyperopt, from freqtrade's own epochs file (the job's archive)."""
+    archive = http.get(f"/api/v1/jobs/{job_id}/archive", headers=client.auth)
+    assert archive.status_code == 200, archive.text
+    return [json.loads(line) for line in archive.content.decode().splitlines()]
+
+
+def _merged(over: dict[str, Any], under: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict):
+            merged[key] = _merged(value, under.get(key, {}))
+        else:
+            merged[key] = value
+    return merged
+
+
+def test_hyperopt_reruns_identically_from_its_seed_with_several_workers(
+    http: TestClient, client: Client
+) -> None:
+    # The "pro" plan's 2 CPUs: hyperopt runs its epochs in 2 processes.
+    with session_scope() as session:
+        session.get_one(Tenant, client.tenant_id).plan_id = get_plan(session, "pro").id
+    strategy_id = _upload(http, client, "RsiHyper")
+    # Past freqtrade's 30 random initial points, so the sampler's own choices are compared too;
+    # over a few days, so that the epochs file (every epoch's trades) stays small.
+    config = {**BACKTEST, "timerange": "20240101-20240105", "epochs": 34, "spaces": ["buy", "sell"]}
+    ended = {"succeeded", "failed", "timed_out", "oom_killed"}
+    drawn = _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=config)
+    job = _wait(http, client, drawn, ended)
+    assert job["status"] == "succeeded", job
+    first = http.get(f"/api/v1/jobs/{drawn}/result", headers=client.auth).json()
+    assert first["job_workers"] == 2 and first["random_state"] >= 1  # the seed freqtrade drew
+
+    seeded = {**config, "random_state": first["random_state"]}
+    reruns = [
+        _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=seeded)
+        for _ in range(2)
+    ]
+    unfinished = http.get(f"/api/v1/jobs/{reruns[0]}/params", headers=client.auth)
+    assert unfinished.status_code == 409, unfinished.text
+    for job_id in reruns:
+        job = _wait(http, client, job_id, ended)
+        assert job["status"] == "succeeded", job
+        result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
+        assert (result["random_state"], result["job_workers"]) == (first["random_state"], 2)
+
+    runs = [_epochs(http, client, job_id) for job_id in (drawn, *reruns)]
+    assert [len(epochs) for epochs in runs] == [34, 34, 34]
+    # Epoch by epoch: the same parameters, the same loss.
+    traces = [
+        [(e["current_epoch"], e["params_details"], e["loss"]) for e in epochs] for epochs in runs
+    ]
+    assert traces[0] == traces[1] == traces[2]
+
+    download = http.get(f"/api/v1/jobs/{reruns[1]}/params", headers=client.auth)
+    assert download.status_code == 200, download.text
+    assert download.headers["content-type"] == "application/json"
+    assert download.headers["content-disposition"] == 'attachment; filename="RsiHyper.json"'
+    parameters = json.loads(download.content)
+    assert list(parameters) == ["strategy_name", "params", "ft_stratparam_v", "export_time"]
+    assert (parameters["strategy_name"], parameters["ft_stratparam_v"]) == ("RsiHyper", 1)
+    best = [epoch for epoch in runs[2] if epoch["is_best"]][-1]
+    assert best["current_epoch"] == result["best_epoch"]
+    assert parameters["params"] == _merged(best["params_details"], best["params_not_optimized"])
+    assert parameters["params"]["buy"] == result["params"]["buy"]
+
+    other = sign_up(http, "Other")
+    assert http.get(f"/api/v1/jobs/{reruns[1]}/params", headers=other.auth).status_code == 404
 
 
 def test_cancel_a_running_job_removes_its_hardened_container(

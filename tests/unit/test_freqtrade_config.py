@@ -190,7 +190,7 @@ def test_backtest_bundle() -> None:
     assert result["cache_dir"] == "/candles/binance"
 
 
-def test_hyperopt_bundle_runs_one_job_worker() -> None:
+def test_hyperopt_bundle_runs_one_job_worker_unless_told() -> None:
     result = bundle("hyperopt", {"epochs": 25, "spaces": ["buy", "roi"]})
     argv = result["argv"]
     assert argv[0] == "hyperopt"
@@ -198,6 +198,41 @@ def test_hyperopt_bundle_runs_one_job_worker() -> None:
     assert argv[argv.index("--epochs") + 1] == "25"
     assert argv[argv.index("--spaces") + 1 : argv.index("--spaces") + 3] == ["buy", "roi"]
     assert result["config"]["hyperopt_jobs"] == 1
+    # No seed given: freqtrade draws one (the entry reports it).
+    assert "--random-state" not in argv and "hyperopt_random_state" not in result["config"]
+
+
+def test_hyperopt_bundle_passes_the_seed_and_the_platforms_job_workers() -> None:
+    job = parse_job_config("hyperopt", {**BASE, "epochs": 5, "random_state": 4242})
+    result = build_job_bundle("hyperopt", job, "Mine", STRATEGY, GATEWAY, job_workers=3)
+    argv = result["argv"]
+    assert argv[argv.index("-j") + 1] == "3" and result["config"]["hyperopt_jobs"] == 3
+    assert argv[argv.index("--random-state") + 1] == "4242"
+    assert result["config"]["hyperopt_random_state"] == 4242
+    with pytest.raises(ValueError, match="job_workers"):
+        build_job_bundle("hyperopt", job, "Mine", STRATEGY, GATEWAY, job_workers=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, "greater than or equal to 1"),
+        (-5, "greater than or equal to 1"),
+        (2**32, "less than or equal to 4294967295"),
+        ("42", "valid integer"),
+        (4.0, "valid integer"),
+        (True, "valid integer"),
+    ],
+)
+def test_random_state_is_a_bounded_positive_integer(value: Any, message: str) -> None:
+    assert message in error_messages({**BASE, "random_state": value}, kind="hyperopt")
+
+
+def test_random_state_applies_to_hyperopt_only() -> None:
+    assert parse_job_config("hyperopt", {**BASE, "random_state": 2**32 - 1}).random_state
+    for kind in ("backtest", "download-data"):
+        message = error_messages({**BASE, "random_state": 7}, kind=kind)
+        assert message.startswith(f"option 'random_state' does not apply to {kind} jobs")
 
 
 def test_download_bundles_read_and_fill_the_shared_cache() -> None:

@@ -192,15 +192,74 @@ def test_hyperopt_summary_takes_the_best_epoch(entry: ModuleType, tmp_path: Path
     (results / ".last_result.json").write_text(json.dumps({"latest_hyperopt": "s.fthypt"}))
     bundle = {
         "strategy_name": "Mine",
+        "job_dir": str(tmp_path / "job"),
         "config": {"user_data_dir": str(tmp_path / "run"), "hyperopt_loss": "SharpeHyperOptLoss"},
     }
+    (tmp_path / "job" / "strategies").mkdir(parents=True)
+    (tmp_path / "job" / "strategies" / "Mine.json").write_text(PARAMETER_FILE)
     summary = entry.summarize_hyperopt(bundle)
     assert summary["epochs"] == 3 and summary["best_epoch"] == 3 and summary["loss"] == -2.5
     assert summary["params"] == {"buy": {"a": 7}, "roi": {"0": 0.05}, "trailing": {"t": False}}
+    assert summary["parameter_file"] == json.loads(PARAMETER_FILE)
     summary["data"] = FINGERPRINT
+    assert parse_result_line(result_line(entry, summary)) is None  # no seed: not valid
+    summary.update(random_state=4242, job_workers=2)
     parsed = parse_result_line(result_line(entry, summary))
     assert isinstance(parsed, HyperoptSummary)
     assert parsed.trades == 12 and parsed.profit_total_pct == Decimal("10.0")
+    assert parsed.random_state == 4242 and parsed.job_workers == 2
+    assert parsed.parameter_file is not None
+    # freqtrade's floats travel digit for digit.
+    assert parsed.parameter_file.params["roi"]["0"] == Decimal("0.30000000000000004")
+
+
+# What freqtrade 2026.9 writes next to the strategy for the best epoch.
+PARAMETER_FILE = """{
+  "strategy_name": "Mine",
+  "params": {
+    "roi": {"0": 0.30000000000000004, "40": 0.021, "100": 0},
+    "stoploss": {"stoploss": -0.05},
+    "trailing": {"trailing_stop": false, "trailing_stop_positive": null,
+                 "trailing_stop_positive_offset": 0.0, "trailing_only_offset_is_reached": false},
+    "max_open_trades": {"max_open_trades": 3},
+    "buy": {"a": 7, "mode": "fast"}
+  },
+  "ft_stratparam_v": 1,
+  "export_time": "2026-12-05 22:01:30.953864+00:00"
+}"""
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"buy": {"a": [1, 2]}}, "buy.a: a list value"),
+        ({"buy": {"a": float("nan")}}, "buy.a: nan is out of range"),
+        ({"buy": {"a": 1e-30}}, "buy.a: 1e-30 is out of range"),
+        ({"buy": {"a": "x" * 101}}, "buy.a: 'xxxxxxxxxxxxxxxxxxxx'... is too long"),
+        ({"buy": {f"p{i}": i for i in range(101)}}, "more than 100 parameters in buy"),
+    ],
+)
+def test_a_parameter_file_that_cannot_travel_unchanged_is_left_out(
+    entry: ModuleType, tmp_path: Path, change: dict[str, Any], problem: str, capsys: Any
+) -> None:
+    data = json.loads(PARAMETER_FILE)
+    data["params"].update(change)
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "Mine.json").write_text(json.dumps(data))
+    assert entry.parameter_file({"strategy_name": "Mine", "job_dir": str(tmp_path)}) is None
+    assert f"Mine.json cannot be downloaded: {problem}" in capsys.readouterr().err
+
+
+def test_the_hyperopt_watch_reads_freqtrades_seed_and_workers(entry: ModuleType) -> None:
+    watch = entry.HyperoptWatch()
+    prefix = "2026-12-05 22:01:34,610 - freqtrade.optimize.hyperopt.hyperopt - INFO - "
+    with pytest.raises(entry.SummaryError):
+        watch.figures()
+    watch(prefix + "Using optimizer random state: 31337")
+    watch(prefix + "Effective number of parallel workers used: 2")
+    watch(prefix + "Using optimizer random state: 1")  # only freqtrade's first line counts
+    watch("print: Using optimizer random state: 5")
+    assert watch.figures() == {"random_state": 31337, "job_workers": 2}
 
 
 def test_missing_results_are_a_summary_error(entry: ModuleType, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ from fta.market_data.sources import label
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+PARAMETER_FILE_KEYS = ("strategy_name", "params", "ft_stratparam_v", "export_time")
 
 
 class JobIn(BaseModel):
@@ -162,6 +164,27 @@ def get_archive(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Re
             "Content-Disposition": f'attachment; filename="{archive.filename}"',
             "X-Content-Type-Options": "nosniff",
             "Digest": f"sha-256={archive.sha256}",
+        },
+    )
+
+
+@router.get(
+    "/{job_id}/params",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def get_parameter_file(job_id: uuid.UUID, tenant: TenantDep, session: SessionDep) -> Response:
+    """A hyperopt's best parameters as freqtrade's `<Strategy>.json`, as an attachment: placed
+    next to the strategy, freqtrade loads them."""
+    filename, content = service.job_parameter_file(session, tenant, job_id)
+    # In freqtrade's own key order.
+    ordered = {key: content[key] for key in PARAMETER_FILE_KEYS}
+    return Response(
+        json.dumps(ordered, indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
         },
     )
 

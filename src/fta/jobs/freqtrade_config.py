@@ -100,7 +100,9 @@ HyperoptLoss = Literal[
 ]
 Exchange = Literal["binance"]
 
-HYPEROPT_OPTIONS = ("epochs", "spaces", "hyperopt_loss")
+HYPEROPT_OPTIONS = ("epochs", "spaces", "hyperopt_loss", "random_state")
+# freqtrade reads a random state of 0 as "none given" and draws one: a seed is 1 or more.
+MAX_RANDOM_STATE = 2**32 - 1  # numpy's seed range, used by optuna's samplers
 DATA_OPTIONS = ("exchange", "pairs", "timeframe", "timerange")
 EARLIEST_DATE = date(2017, 1, 1)  # before any Binance candle
 # Every pattern below is matched whole (fullmatch) and names its ASCII characters: `$` would
@@ -162,6 +164,7 @@ class JobConfig(BaseModel):
     epochs: Annotated[int, Field(ge=1, le=1000)] = 100
     spaces: Annotated[tuple[HyperoptSpace, ...], Field(min_length=1, max_length=11)] = ("default",)
     hyperopt_loss: HyperoptLoss = "SharpeHyperOptLoss"
+    random_state: Annotated[int, Field(ge=1, le=MAX_RANDOM_STATE, strict=True)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -365,6 +368,8 @@ def freqtrade_config(
     gateway_url: str,
     paths: ContainerPaths,
     run_dir: str,
+    *,
+    job_workers: int = 1,
 ) -> dict[str, Any]:
     """The complete freqtrade configuration of one job."""
     exchange = job.exchange
@@ -418,10 +423,12 @@ def freqtrade_config(
                 "epochs": job.epochs,
                 "spaces": list(job.spaces),
                 "hyperopt_loss": job.hyperopt_loss,
-                "hyperopt_jobs": 1,
+                "hyperopt_jobs": job_workers,
                 "print_all": False,
             }
         )
+        if job.random_state is not None:
+            config["hyperopt_random_state"] = job.random_state
     return config
 
 
@@ -493,7 +500,12 @@ def _argv(kind: str, job: JobConfig, config: dict[str, Any], config_path: str) -
         "--hyperopt-loss",
         job.hyperopt_loss,
         "-j",
-        "1",
+        str(config["hyperopt_jobs"]),
+        *(
+            ["--random-state", str(config["hyperopt_random_state"])]
+            if "hyperopt_random_state" in config
+            else []
+        ),
     ]
 
 
@@ -512,14 +524,18 @@ def build_job_bundle(
     *,
     run_id: str | None = None,
     paths: ContainerPaths = CONTAINER_PATHS,
+    job_workers: int = 1,
 ) -> dict[str, Any]:
     """The JSON bundle the container entry runs.
 
     `run_id` (the job id) names the run's own directory in the tenant volume,
     `<user_data>/runs/<run_id>`: freqtrade's user_data_dir for this run, so concurrent jobs of
     one tenant never share result files or hyperopt's lock. `paths` moves the container paths
-    (for tests on the host).
+    (for tests on the host). `job_workers` is how many processes a hyperopt runs its epochs
+    in (freqtrade's `-j`), decided by the platform from the plan, never by the client.
     """
+    if job_workers < 1:
+        raise ValueError("job_workers must be at least 1")
     if kind not in BUNDLE_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; expected one of {BUNDLE_KINDS}")
     parse_job_config(kind, job_config.model_dump(exclude_unset=True))
@@ -538,7 +554,9 @@ def build_job_bundle(
         run_dir = paths.path(paths.job, "user_data")
     else:
         run_dir = paths.path(paths.user_data, "runs", run)
-    config = freqtrade_config(kind, job_config, strategy_name, gateway_url, paths, run_dir)
+    config = freqtrade_config(
+        kind, job_config, strategy_name, gateway_url, paths, run_dir, job_workers=job_workers
+    )
     config_path = paths.path(paths.job, "config.json")
     argv = _argv(kind, job_config, config, config_path)
     bundle: dict[str, Any] = {

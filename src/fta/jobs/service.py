@@ -42,6 +42,7 @@ from fta.jobs.models import (
 from fta.market_data import recorded
 from fta.market_data.sources import DataSource
 from fta.settings import get_settings
+from fta.strategies.models import Strategy, StrategyVersion
 from fta.strategies.service import get_strategy, latest_version
 from fta.strategies.startup import declared_startup_candles
 
@@ -315,6 +316,28 @@ def job_archive(session: Session, tenant_id: str, job_id: uuid.UUID) -> JobArchi
             "hyperopts have one)"
         )
     return archive
+
+
+def job_parameter_file(
+    session: Session, tenant_id: str, job_id: uuid.UUID
+) -> tuple[str, dict[str, Any]]:
+    """A succeeded hyperopt's best parameters in freqtrade's parameter-file format, with the
+    name freqtrade loads it under next to the strategy (`<Strategy>.json`)."""
+    job = get_job(session, tenant_id, job_id)
+    if job.kind != JobKind.HYPEROPT:
+        raise NotFound(f"job {job_id} is a {job.kind} job: only hyperopts have a parameter file")
+    if not JobStatus(job.status).is_final:
+        raise Conflict(f"job {job_id} is {job.status}; its parameter file appears when it succeeds")
+    result = session.get(JobResult, job.id)
+    content = None if result is None else result.summary.get("parameter_file")
+    if content is None:
+        raise NotFound(f"job {job_id} ended {job.status} without a parameter file: see its logs")
+    version = session.get(StrategyVersion, job.strategy_version_id)
+    assert version is not None  # noqa: S101 - foreign key, set for every hyperopt
+    strategy = session.get(Strategy, version.strategy_id)
+    assert strategy is not None  # noqa: S101 - foreign key
+    # A checked class name, unlike the file's own strategy_name, written in the container.
+    return f"{strategy.name}.json", content
 
 
 def store_result(session: Session, job_id: uuid.UUID, summary: BaseModel) -> None:

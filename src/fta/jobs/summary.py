@@ -24,6 +24,9 @@ TimeMs = Annotated[int, Field(ge=0, le=10**14)]
 # Printable text only: summaries end up in logs and web pages.
 Text = Annotated[str, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 ParamValue = bool | Number | Text | None
+# A parameter file's numbers are freqtrade's own floats, digit for digit (the container entry
+# sends only finite ones between 1e-15 and 1e15 in magnitude).
+ExactNumber = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=40)]
 
 
 class _Summary(BaseModel):
@@ -79,6 +82,20 @@ class BacktestSummary(_Summary):
     data: DataFingerprint
 
 
+class ParameterFile(_Summary):
+    """freqtrade's parameter file of the best epoch, as freqtrade wrote it next to the
+    strategy (`<Strategy>.json`): placed there, freqtrade loads these parameters."""
+
+    strategy_name: Text
+    # space -> parameter -> value, the optimised ones and the strategy's others
+    params: Annotated[
+        dict[Text, Annotated[dict[Text, bool | ExactNumber | Text | None], Field(max_length=100)]],
+        Field(max_length=12),
+    ]
+    ft_stratparam_v: Literal[1]
+    export_time: Text
+
+
 class HyperoptSummary(_Summary):
     kind: Literal["hyperopt"]
     strategy: Text
@@ -96,6 +113,11 @@ class HyperoptSummary(_Summary):
         Field(max_length=12),
     ]
     data: DataFingerprint
+    # The seed freqtrade used (the client's, or the one it drew) and its worker processes.
+    random_state: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    job_workers: Annotated[int, Field(ge=1, le=1024)]
+    # None when the file could not travel unchanged (the job's logs say why).
+    parameter_file: ParameterFile | None
 
 
 class DataSummary(_Summary):

@@ -48,7 +48,7 @@ from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.strategies.startup import declared_startup_candles
-from fta.worker.limits import plan_disk_bytes, plan_limits
+from fta.worker.limits import plan_disk_bytes, plan_job_workers, plan_limits
 from fta.worker.log_capture import LogCapture
 from fta.worker.network_slots import AtCapacity, take_slot
 from fta.worker.sandbox import Outcome, RunReport, run_container
@@ -74,6 +74,7 @@ class JobContext:
     limits: Limits
     disk_bytes: int
     max_seconds: int
+    job_workers: int
 
 
 def _load(session: Session, job: Job, settings: Settings) -> JobContext:
@@ -97,6 +98,7 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
         limits=plan_limits(tenant.plan, settings),
         disk_bytes=plan_disk_bytes(tenant.plan),
         max_seconds=job.max_seconds,
+        job_workers=plan_job_workers(tenant.plan),
     )
 
 
@@ -339,6 +341,7 @@ class JobHandler:
             context.strategy_source,
             self.gateway_url,
             run_id=str(context.job_id),
+            job_workers=context.job_workers,
             paths=self.container_paths,
         )
         mounts = [

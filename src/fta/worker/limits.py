@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fta.plans.models import Plan
 from fta.runtime import Limits
 from fta.settings import Settings
@@ -16,6 +18,12 @@ def plan_limits(plan: Plan, settings: Settings) -> Limits:
         pids=plan.pids,
         tmpfs_bytes=settings.job_tmpfs_bytes,
     )
+
+
+def plan_job_workers(plan: Plan) -> int:
+    """Processes a hyperopt runs its epochs in: the whole CPUs of the plan, at least one
+    (more would only share the same CPU quota, each with its own copy of the candles)."""
+    return max(1, math.floor(plan.cpu))
 
 
 def plan_disk_bytes(plan: Plan) -> int:

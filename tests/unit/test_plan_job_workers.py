@@ -1,0 +1,18 @@
+"""How many processes a hyperopt gets from its tenant's plan."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from fta.plans.models import Plan
+from fta.worker.limits import plan_job_workers
+
+
+@pytest.mark.parametrize(
+    ("cpu", "workers"),
+    [("0.25", 1), ("0.99", 1), ("1.00", 1), ("1.50", 1), ("2.00", 2), ("3.75", 3), ("8", 8)],
+)
+def test_the_whole_cpus_of_the_plan_and_at_least_one(cpu: str, workers: int) -> None:
+    assert plan_job_workers(Plan(cpu=Decimal(cpu))) == workers
