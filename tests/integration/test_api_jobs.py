@@ -79,6 +79,7 @@ def test_submit_get_list_and_cancel_a_queued_job(http: TestClient, client: Clien
         ({"pairs": ["../../etc"]}, "is not of the form BASE/QUOTE"),
         ({"timeframe": "7m"}, "timeframe"),
         ({"epochs": 10}, "does not apply to backtest jobs"),
+        ({"random_state": 42}, "option 'random_state' does not apply to backtest jobs"),
         ({"exchange": "kraken"}, "exchange"),
     ],
 )
@@ -122,12 +123,38 @@ def test_another_tenant_gets_404_on_everything(http: TestClient, client: Client)
     job_id = _submit(
         http, client, kind="backtest", strategy_id=_strategy(http, client), config=CONFIG
     )["id"]
-    for method, suffix in (("GET", ""), ("GET", "/logs"), ("GET", "/result"), ("POST", "/cancel")):
+    for method, suffix in (
+        ("GET", ""),
+        ("GET", "/logs"),
+        ("GET", "/result"),
+        ("GET", "/params"),
+        ("POST", "/cancel"),
+    ):
         response = http.request(method, f"/api/v1/jobs/{job_id}{suffix}", headers=intruder.auth)
         assert response.status_code == 404, (method, suffix)
         assert response.headers["content-type"] == "application/problem+json"
     assert http.get("/api/v1/jobs", headers=intruder.auth).json() == []
     assert http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()["status"] == "queued"
+
+
+def test_only_an_ended_hyperopt_has_a_parameter_file(http: TestClient, client: Client) -> None:
+    strategy_id = _strategy(http, client)
+    backtest = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=CONFIG)
+    response = http.get(f"/api/v1/jobs/{backtest['id']}/params", headers=client.auth)
+    assert response.status_code == 404
+    assert "is a backtest job: only hyperopts have a parameter file" in response.json()["detail"]
+    seeded = {**CONFIG, "epochs": 5, "random_state": 7}
+    hyperopt = _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=seeded)
+    assert hyperopt["status_code"] == 202, hyperopt
+    job = http.get(f"/api/v1/jobs/{hyperopt['id']}", headers=client.auth).json()
+    assert job["config"]["random_state"] == 7
+    response = http.get(f"/api/v1/jobs/{hyperopt['id']}/params", headers=client.auth)
+    assert response.status_code == 409
+    assert "its parameter file appears when it succeeds" in response.json()["detail"]
+    http.post(f"/api/v1/jobs/{hyperopt['id']}/cancel", headers=client.auth)
+    response = http.get(f"/api/v1/jobs/{hyperopt['id']}/params", headers=client.auth)
+    assert response.status_code == 404
+    assert "ended cancelled without a parameter file" in response.json()["detail"]
 
 
 def test_a_strategy_used_by_a_job_keeps_its_code_after_delete(
