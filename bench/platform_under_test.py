@@ -5,6 +5,7 @@ worker thread; one signed-up client with RsiQuick uploaded. Everything is remove
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -25,6 +26,7 @@ from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
 from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helper
 
+from fta.jobs.freqtrade_config import CONTAINER_PATHS, ContainerPaths
 from fta.runtime import Limits
 from fta.runtime.cgroup import cgroup_parent, read_tenant_usage
 from fta.runtime.network import tenant_subnet
@@ -111,6 +113,15 @@ class PlatformUnderTest:
         except FileNotFoundError:  # made with the tenant's first container
             return 0.0
         return usage.cpu_seconds
+
+    @property
+    def job_paths(self) -> ContainerPaths:
+        """The paths the worker's bundles give a job (JobHandler.container_paths): the
+        candle cache's directory of the current market-data source."""
+        candles = CONTAINER_PATHS.path(
+            CONTAINER_PATHS.candles, self.settings.market_data_source.value
+        )
+        return dataclasses.replace(CONTAINER_PATHS, candles=candles)
 
     def tenant_sandbox(
         self, engine: docker.DockerClient, *, python_env: bool = False

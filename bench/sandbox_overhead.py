@@ -121,6 +121,7 @@ class Bench:
             source(STRATEGY),
             f"http://market-data:{self.under_test.settings.gateway_port}",
             run_id=str(uuid.uuid4()),
+            paths=self.under_test.job_paths,
         )
         target = self.under_test.tenant_sandbox(self.engine, python_env=True)
         labels = self.bare_resources.labels
