@@ -18,7 +18,9 @@
 4. On success, reads freqtrade's own result files and prints, as the LAST stdout line,
    `FTA-RESULT:` + a compact, size-capped JSON summary (with the SHA-256 of the candles the run
    used; a backtest or hyperopt whose freqtrade used another startup candle count than the
-   strategy class declares fails instead), preceded by freqtrade's raw result file (backtest
+   strategy class declares fails instead; a hyperopt's with the random state and worker count
+   freqtrade logged and the parameter file it wrote next to the strategy for the best epoch),
+   preceded by freqtrade's raw result file (backtest
    zip, hyperopt epochs; a download's candle files in a zip) as `FTA-ARCHIVE:` lines, whose
    end line carries its size
    and SHA-256: an opaque download. On failure, prints no result; the last stderr line is
