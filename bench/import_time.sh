@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How long importing freqtrade's backtesting stack takes: with the host venv of
 # scripts/ft-host-venv.sh, in the job image (its files served by Docker's storage driver),
-# and in the job image with its venv copied onto a volume (the host's own filesystem).
+# and in the job image with its Python environment (/opt/freqtrade: venv and standard
+# library) on a read-only volume that the engine filled from the image, as the worker runs jobs.
 # Explains where a job container's start-up time goes; see docs/benchmarks.md.
 # One discarded warm-up round, then RUNS rounds; prints every sample, then the medians.
 # usage: bench/import_time.sh [RUNS]   (default 5)
@@ -22,18 +23,22 @@ hardened=(--rm --read-only --user 10000:10000 --cap-drop ALL --security-opt no-n
   --label fta.test=1 --network none --entrypoint python3)
 venv=$(bash "$repo/scripts/ft-host-venv.sh")
 
+# As the worker fills it: the engine copies the image's directory into the empty volume when
+# it creates a container that mounts the volume there; that container never starts.
 docker volume create --label fta.test=1 "$volume" >/dev/null
-docker run --rm --user 0 --label fta.test=1 --network none -v "$volume:/copy" \
-  --entrypoint cp "$image" -a /opt/freqtrade/. /copy/
+filler=$(docker create --label fta.test=1 --network none \
+  --mount "type=volume,source=$volume,target=/opt/freqtrade,readonly" "$image")
+docker rm "$filler" >/dev/null
 
 labels=("host venv" "container, 1 CPU" "container, no CPU limit"
-  "container, 1 CPU, venv on a volume")
+  "container, 1 CPU, env on a volume")
 sample() {
   case $1 in
     0) "$venv/bin/python" -c "$probe" ;;
     1) docker run "${hardened[@]}" --cpus 1 "$image" -c "$probe" ;;
     2) docker run "${hardened[@]}" "$image" -c "$probe" ;;
-    3) docker run "${hardened[@]}" --cpus 1 -v "$volume:/opt/freqtrade:ro" "$image" -c "$probe" ;;
+    3) docker run "${hardened[@]}" --cpus 1 \
+      --mount "type=volume,source=$volume,target=/opt/freqtrade,readonly" "$image" -c "$probe" ;;
   esac
 }
 
