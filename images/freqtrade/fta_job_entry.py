@@ -88,8 +88,8 @@ STDERR_TAIL_LINES = 200
 OUTPUT_DRAIN_SECONDS = 5.0
 # freqtrade's output per run, stdout and stderr together, that reaches the engine's log: four
 # times the worker's default `job_log_max_bytes`, so the worker's own cap decides what is kept,
-# and under one of the engine's 5 MB log files. Each line also costs about what the engine wraps
-# around it, so a flood of empty lines is capped too.
+# and well within one of the engine's log files (fta.runtime.spec). Each line also costs about
+# what the engine wraps around it, so a flood of empty lines is capped too.
 OUTPUT_MAX_BYTES = 4 * 1024 * 1024
 OUTPUT_LINE_COST = 64
 # One engine log record (16 KiB with its newline): the rest of a longer line is dropped.
@@ -661,6 +661,28 @@ def candle_window(directory: Path, pair: str, timeframe: str, first_ms: int, las
     return frame[(frame["ms"] >= first_ms) & (frame["ms"] <= last_ms)].reset_index(drop=True)
 
 
+def candle_arrays(path: Path, first_ms: int, last_ms: int) -> dict[str, Any] | None:
+    """The candles of a file opening in [first_ms, last_ms], sorted, as numpy arrays: open
+    times in ms (`ms`) and the OHLCV columns; None when there is no such file. Read with
+    pyarrow alone: a job's fingerprint runs beside freqtrade on the job's CPU, and pandas
+    would cost it four times the import time."""
+    import pyarrow  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import pyarrow.compute  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    import pyarrow.feather  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+    if not path.is_file():
+        return None
+    table = pyarrow.feather.read_table(path, columns=list(CANDLE_COLUMNS))
+    ms = table.column("date").cast(pyarrow.timestamp("ms", tz="UTC")).cast(pyarrow.int64())
+    table = table.append_column("ms", ms).sort_by("ms")
+    ms = table.column("ms")
+    keep = pyarrow.compute.and_(
+        pyarrow.compute.greater_equal(ms, first_ms), pyarrow.compute.less_equal(ms, last_ms)
+    )
+    table = table.filter(keep)
+    return {name: table.column(name).to_numpy() for name in ("ms", *CANDLE_COLUMNS[1:])}
+
+
 def data_fingerprint(
     directory: Path,
     pairs: list[str],
@@ -678,19 +700,19 @@ def data_fingerprint(
     digest = hashlib.sha256()
     rows = []
     for pair in sorted(pairs):
-        frame = candle_window(directory, pair, timeframe, first_ms, end_ms)
-        count = 0 if frame is None else len(frame)
+        columns = candle_arrays(candle_file(directory, pair, timeframe), first_ms, end_ms)
+        count = 0 if columns is None else len(columns["ms"])
         digest.update(f"{pair}\n{count}\n".encode())
-        if count:
-            digest.update(frame["ms"].to_numpy(dtype="<i8").tobytes())
+        if columns is not None and count:
+            digest.update(columns["ms"].astype("<i8").tobytes())
             for column in CANDLE_COLUMNS[1:]:
-                digest.update(frame[column].to_numpy(dtype="<f8").tobytes())
+                digest.update(columns[column].astype("<f8").tobytes())
         rows.append(
             {
                 "pair": _text(pair),
                 "candles": count,
-                "first_ms": int(frame["ms"].iloc[0]) if count else None,
-                "last_ms": int(frame["ms"].iloc[-1]) if count else None,
+                "first_ms": int(columns["ms"][0]) if columns is not None and count else None,
+                "last_ms": int(columns["ms"][-1]) if columns is not None and count else None,
             }
         )
     return {

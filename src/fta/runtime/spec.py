@@ -23,7 +23,10 @@ SECURITY_OPT = ("no-new-privileges", security_opt())
 # The container's own size-capped tmpfs, not a directory of the host.
 TMPFS_TARGET = "/tmp"  # noqa: S108
 MARKET_DATA_HOSTNAME = "market-data"
-LOG_MAX_SIZE = "5m"
+# One log file holds all a job can print (freqtrade's 4 MiB, escaped, and an 8 MiB result
+# archive in base64): the engine's follow stream may repeat or lose a line where it rotates a
+# file, and a result archive with a repeated line is refused whole.
+LOG_MAX_SIZE = "64m"
 LOG_MAX_FILE = "2"
 # Lookups of names that are not in /etc/hosts fail within about a second instead of hanging.
 DNS_OPTIONS = ("timeout:1", "attempts:1")
