@@ -1,8 +1,7 @@
 """Declares its startup candles as an expression: only freqtrade knows the count it takes."""
 
-from pandas import DataFrame
-
 from freqtrade.strategy import IStrategy
+from pandas import DataFrame
 
 PERIOD = 10
 
