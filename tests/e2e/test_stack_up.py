@@ -42,6 +42,7 @@ CANDLE_VOLUME = "fta-candles"
 METADATA_STAND_IN = "198.51.100.254"
 # The stack's tenant disks live here during the test, never in an installation's directory.
 E2E_DISKS = f"/tmp/fta-e2e-disks-{secrets.token_hex(4)}"
+E2E_IMPORTS = f"{E2E_DISKS}-imports"
 # Tenants the README sequence signed up: their networks and volumes outlive the stack.
 README_TENANTS: list[str] = []
 
@@ -80,6 +81,7 @@ def _script(name: str) -> subprocess.CompletedProcess[str]:
             FTA_METADATA_ADDRESS=METADATA_STAND_IN,
             FTA_TENANT_DISK_ROOT=E2E_DISKS,
             FTA_TENANT_DISK_RUN_DIR=f"{E2E_DISKS}-run",
+            FTA_MARKET_DATA_IMPORT_DIR=E2E_IMPORTS,
         ),
         capture_output=True,
         text=True,
@@ -118,6 +120,7 @@ def stack() -> Iterator[docker.DockerClient]:
         unmount_all(E2E_DISKS)
         shutil.rmtree(E2E_DISKS, ignore_errors=True)
         shutil.rmtree(f"{E2E_DISKS}-run", ignore_errors=True)
+        shutil.rmtree(E2E_IMPORTS, ignore_errors=True)
         client.close()
 
 
@@ -224,19 +227,20 @@ def test_only_the_socket_proxy_sees_the_docker_socket(stack: docker.DockerClient
             assert not sockets, name
 
 
-def test_the_worker_holds_only_the_disk_helpers_socket_and_cgroups_read_only(
+def test_the_worker_holds_only_the_disk_helpers_socket_and_read_only_cgroups_and_imports(
     stack: docker.DockerClient,
 ) -> None:
     worker = _containers(stack)["worker"]
-    binds = sorted(
+    binds = {
         (m["Source"], m["Destination"], m["RW"])
         for m in worker.attrs["Mounts"]
         if m["Type"] == "bind"
-    )
-    assert binds == [
+    }
+    assert binds == {
         ("/sys/fs/cgroup", "/host/cgroup", False),
         (f"{E2E_DISKS}-run", "/run/fta-tenant-disk", True),
-    ]
+        (E2E_IMPORTS, "/import", False),  # the operator's recorded candle files
+    }
 
 
 def test_networks_keep_the_portal_away_from_docker(stack: docker.DockerClient) -> None:

@@ -202,6 +202,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/jobs/{job_id}/logs"): _tenant(200, 404, job="finished"),
     ("GET", "/jobs/{job_id}/result"): _tenant(200, 404, job="finished"),
     ("GET", "/jobs/{job_id}/archive"): _tenant(200, 404, job="finished"),
+    # The finished job is a backtest: no parameter file, for its owner either (a hyperopt's
+    # is fetched by its owner only in test_job_sandbox).
+    ("GET", "/jobs/{job_id}/params"): _tenant(404, 404, job="finished"),
     ("POST", "/jobs/{job_id}/cancel"): _tenant(202, 404),
     ("GET", "/bots"): _tenant(200, 200),
     ("POST", "/bots"): _tenant(201, 404, _bot_of_a),
