@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml  # PyYAML, required by the dev tools (detect-secrets, schemathesis)
@@ -55,6 +56,27 @@ def generate(path: Path) -> subprocess.CompletedProcess[str]:
         check=True,
         timeout=30,
     )
+
+
+def rendered_services(env_file: Path) -> dict[str, Any]:
+    """The services of the compose file as compose renders them with `env_file`."""
+    rendered = subprocess.run(
+        [
+            *compose_command(),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "config",
+        ],
+        env=clean_environment(DOCKER_GID="999"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    services: dict[str, Any] = yaml.safe_load(rendered.stdout)["services"]
+    return services
 
 
 def test_env_example_holds_only_placeholders_each_explained() -> None:
@@ -163,22 +185,7 @@ def test_the_market_data_settings_reach_the_gateway_portal_and_worker(tmp_path: 
             f"FTA_MARKET_DATA_UPSTREAM={upstream}",
         )
     )
-    rendered = subprocess.run(
-        [
-            *compose_command(),
-            "--env-file",
-            str(env_file),
-            "-f",
-            str(REPO / "docker-compose.yml"),
-            "config",
-        ],
-        env=clean_environment(DOCKER_GID="999"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    services = yaml.safe_load(rendered.stdout)["services"]
+    services = rendered_services(env_file)
     gateway = services["market-data"]["environment"]
     assert gateway["FTA_MARKET_DATA_UPSTREAM"] == upstream
     assert gateway["FTA_MARKET_DATA_MODE"] == "proxy"
@@ -195,22 +202,7 @@ def test_the_recorded_store_is_written_by_the_worker_and_only_read_by_the_gatewa
 ) -> None:
     env_file = tmp_path / ".env"
     generate(env_file)
-    rendered = subprocess.run(
-        [
-            *compose_command(),
-            "--env-file",
-            str(env_file),
-            "-f",
-            str(REPO / "docker-compose.yml"),
-            "config",
-        ],
-        env=clean_environment(DOCKER_GID="999"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    services = yaml.safe_load(rendered.stdout)["services"]
+    services = rendered_services(env_file)
 
     def mount(service: str, target: str) -> tuple[str, bool]:
         """(source, read-only) of a mount, rendered long (compose v2) or short (1.29)."""
