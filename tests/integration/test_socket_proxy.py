@@ -114,7 +114,7 @@ FORBIDDEN = [
     ("GET", "/volumes", None),
     ("DELETE", "/volumes/fta-data-abc", None),
     ("GET", "/volumes/other", None),
-    ("POST", "/containers/{id}/start/../exec", None),
+    ("POST", "/containers/{id}/start/../exec", {"Cmd": ["id"]}),
     ("GET", "//containers/json", None),
     ("GET", "/containers/%2e%2e/json", None),
 ]

@@ -18,6 +18,9 @@ OwnerKind = Literal["job", "bot", "cache-fill"]
 OWNER_KINDS: tuple[OwnerKind, ...] = ("job", "bot", "cache-fill")
 
 JOB_USER = "10000:10000"
+# The only command a warm container may be given: it passes the job bundle, from its own
+# environment, to the entry waiting as PID 1 (the socket proxy allows no other exec).
+HANDOFF_COMMAND = ("python3", "/opt/fta/fta_job_entry.py", "--hand-off")
 # No privilege gain, and our own seccomp profile (fta.seccomp) rather than the engine's.
 SECURITY_OPT = ("no-new-privileges", security_opt())
 # The container's own size-capped tmpfs, not a directory of the host.

@@ -1,6 +1,6 @@
 """What each create body may say: the hardened container, the tenant network, the gateway's
-connection to it (and disconnection from it) and the volumes the worker makes (see
-fta.runtime.spec and network), in the exact shape the worker sends them, with this
+connection to it (and disconnection from it), the volumes the worker makes and the hand-off
+exec (see fta.runtime.spec and network), in the exact shape the worker sends them, with this
 installation's labels. Anything else is refused.
 
 Every field the worker sends is required: a body without `ReadonlyRootfs` would get the
@@ -38,6 +38,12 @@ TMPFS_TARGET = "/tmp"  # noqa: S108
 CONTAINER_NAME = (
     r"fta-[a-z0-9]{1,10}-(job|bot|cache-fill)-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9a-f]{6}"
 )
+# fta.runtime.spec's JOB_USER and HANDOFF_COMMAND, copied: the proxy's image carries its own
+# package only (tests/unit/test_socket_proxy_exec.py keeps them equal).
+JOB_USER = "10000:10000"
+HANDOFF_COMMAND = ("python3", "/opt/fta/fta_job_entry.py", "--hand-off")
+# A chunk of the job bundle (fta.jobs.freqtrade_config), printable ASCII only.
+BUNDLE_ENV = r"FTA_BUNDLE_(0|[1-9][0-9]?)=[ -~]{0,100000}"
 
 _labels = mapping(LABEL_KEY, text(LABEL_VALUE), max_items=32)
 
@@ -88,7 +94,7 @@ _host_config = record(
 _container = record(
     {
         "HostConfig": _host_config,
-        "User": exactly("10000:10000"),
+        "User": exactly(JOB_USER),
         "Image": text(r"[a-z0-9][a-z0-9._/-]{0,199}(:[A-Za-z0-9._-]{1,128})?"),
         "Env": array(text(r"[A-Z_][A-Z0-9_]{0,127}=[\t\n -~]{0,100000}"), max_items=64),
         "Labels": _labels,
@@ -221,6 +227,37 @@ def _check_owned_labels(labels: dict[str, str], config: ProxyConfig, what: str) 
     tenant = labels.get("fta.tenant", "")
     text(TENANT)(tenant, f"{what}: label fta.tenant")
     return tenant
+
+
+def check_exec_create(body: dict[str, Any]) -> None:
+    """The hand-off (fta.runtime.docker_runner's exec_create): the fixed command as the job's
+    user, nothing attached, not privileged, the job bundle alone in its environment. The
+    `Container` docker-py repeats is dropped: the engine goes by the path's (full) id."""
+    shape = record(
+        {
+            "User": exactly(JOB_USER),
+            "Privileged": exactly(False),
+            "Tty": exactly(False),
+            "AttachStdin": exactly(False),
+            "AttachStdout": exactly(False),
+            "AttachStderr": exactly(False),
+            "Cmd": exactly(list(HANDOFF_COMMAND)),
+            "Env": array(text(BUNDLE_ENV), max_items=64),
+        },
+        {"Container": text(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")},
+    )
+    shape(body, "exec")
+    names = [item.partition("=")[0] for item in body["Env"]]
+    if not names:
+        raise Refused(403, "exec: Env must hold the job bundle")
+    if len(set(names)) != len(names):
+        raise Refused(403, "exec: an Env name appears twice")
+    body.pop("Container", None)
+
+
+def check_exec_start(body: dict[str, Any]) -> None:
+    """Detached, never a hijacked stream: the worker reads the exec's end from its inspect."""
+    record({"Detach": exactly(True), "Tty": exactly(False)})(body, "exec start")
 
 
 # A create's `name` parameter: fta-<tenant>-<kind>-<owner>-<random>.

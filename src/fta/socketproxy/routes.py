@@ -1,6 +1,8 @@
 """The calls the worker makes (fta.runtime.docker_runner), as an exact allow-list of method,
-path and query parameters. Every other request is refused: exec, attach, archive, export,
-commit, update, build, image changes and lists, swarm, plugins, prune, events and the rest.
+path and query parameters. The only exec is the fixed hand-off command, detached, on a
+container labelled fta.handoff=1 (a warm job container waiting for its job). Every other
+request is refused: any other exec, attach, archive, export, commit, update, build, image
+changes and lists, swarm, plugins, prune, events and the rest.
 
 A request that passes is rebuilt from what was judged: the path as matched, the query from
 the allowed parameters only (each once), the body re-encoded. The engine never sees a byte of
@@ -21,7 +23,10 @@ from fta.socketproxy.canonical import decode_object, encode
 from fta.socketproxy.config import ProxyConfig
 from fta.socketproxy.errors import Refused
 
-ObjectKind = Literal["container", "network", "volume"]
+ObjectKind = Literal["container", "network", "volume", "exec"]
+
+# On a warm job container (fta.runtime.spec.LABEL_HANDOFF): the one kind that may be exec'd in.
+HANDOFF_LABEL = ("fta.handoff", "1")
 
 _VERSION = r"(?P<version>/v1\.[0-9]{1,2})?"
 _ID = r"(?P<id>[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127})"
@@ -44,6 +49,8 @@ class Ownership:
     gateway_may_pass: bool = False
     # An inspect of a missing object answers 404 (the worker then creates it).
     missing_may_pass: bool = False
+    # Labels the container (an exec's: its container's) must carry besides this installation's.
+    required_labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class Route:
     gateway_may_pass: bool = False
     missing_may_pass: bool = False
     long_lived: bool = False
+    required_labels: tuple[tuple[str, str], ...] = ()
 
 
 def _route(method: str, path: str, **kwargs: object) -> Route:
@@ -179,6 +187,25 @@ ROUTES = [
         params={},
         body=lambda b, _, c: bodies.check_volume_create(b, c),
     ),
+    # The hand-off of a job to its warm container: the one command, then its end read from the
+    # exec's inspect. Never a stream: the start is detached.
+    _route(
+        "POST",
+        rf"/containers/{_ID}/exec",
+        params={},
+        owner="container",
+        required_labels=(HANDOFF_LABEL,),
+        body=lambda b, _, c: bodies.check_exec_create(b),
+    ),
+    _route(
+        "POST",
+        rf"/exec/{_ID}/start",
+        params={},
+        owner="exec",
+        required_labels=(HANDOFF_LABEL,),
+        body=lambda b, _, c: bodies.check_exec_start(b),
+    ),
+    _route("GET", rf"/exec/{_ID}/json", params={}, owner="exec", required_labels=(HANDOFF_LABEL,)),
 ]
 
 
@@ -206,6 +233,7 @@ def judge(method: str, target: str, body: bytes, config: ProxyConfig) -> Forward
                 match.group("id"),
                 gateway_may_pass=route.gateway_may_pass,
                 missing_may_pass=route.missing_may_pass,
+                required_labels=route.required_labels,
             )
         return Forward(
             method=method,
