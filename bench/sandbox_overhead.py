@@ -7,7 +7,13 @@ the same run. Prints a Markdown report to stdout (progress goes to stderr).
 2. Backtest wall time: submit -> `succeeded` (polled every 0.1 s), versus the same bundle run
    by the same entry script with bare freqtrade on the host; bare `docker run`s of the same
    container, with and without the plan's CPU limit, split the difference between the
-   platform, the CPU limit and the container itself.
+   platform, the CPU limit and the container itself. The platform's jobs run in the warm
+   container its worker started after the tenant's previous job (a tenant's next job), and,
+   as a side of their own, in a container of their own (its warm container removed first:
+   a tenant's first job after a pause).
+
+After every platform job the bench waits until the next warm container has done its imports,
+so that they never run beside the next measured run.
 
 Samples are interleaved, the order rotating from one round to the next.
 Run from the repository root with a throwaway Postgres (bench/run.sh does it all):
@@ -54,11 +60,13 @@ from fta.jobs.freqtrade_config import (
     parse_job_config,
     parse_timerange,
 )
+from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
 from fta.strategies.startup import declared_startup_candles
 
 PAIRS = ["BTC/USDT", "ETH/USDT"]
 JOB_TIMEOUT = 1800.0
 POLL_SECONDS = 0.1
+SETTLE_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -92,16 +100,24 @@ class Bench:
     # --- the platform ------------------------------------------------------------------
 
     def sandbox_launch(self, config: dict[str, Any]) -> LaunchSample:
+        self.settle()
         before = utc_now()
         job_id = self.under_test.submit_backtest(config)
         job = self.under_test.wait_succeeded(job_id, poll=POLL_SECONDS, timeout=JOB_TIMEOUT)
+        self.settle()
         first_log, _ = first_freqtrade_log(self.under_test.logs(job_id))
         started = _parse_time(job["started_at"])
         return LaunchSample(
             (started - before).total_seconds(), (first_log - before).total_seconds()
         )
 
-    def sandbox_backtest(self, config: dict[str, Any]) -> BacktestSample:
+    def sandbox_backtest(self, config: dict[str, Any], *, warm: bool = True) -> BacktestSample:
+        """One job through the API, in the warm container waiting for it, or (`warm` False)
+        in a container of its own."""
+        if warm:
+            self.settle()
+        else:
+            self.drop_warm()
         cpu_before = self.under_test.tenant_cpu_seconds(self.engine)
         started = time.monotonic()
         job_id = self.under_test.submit_backtest(config)
@@ -109,7 +125,35 @@ class Bench:
         wall = time.monotonic() - started
         cpu = self.under_test.tenant_cpu_seconds(self.engine) - cpu_before
         run = _parse_time(job["finished_at"]) - _parse_time(job["started_at"])
+        self.settle()
         return BacktestSample(wall, cpu, self.under_test.trades(job_id), run.total_seconds())
+
+    def _warm_ids(self) -> list[str]:
+        tenant = self.under_test.client.tenant_id
+        found = self.engine.api.containers(
+            filters={"label": [f"{LABEL_HANDOFF}=1", f"{LABEL_TENANT}={tenant}"]}
+        )
+        return [str(container["Id"]) for container in found]
+
+    def settle(self) -> None:
+        """Waits until the tenant's warm container is started and idle (its CPU time stopped
+        growing: freqtrade imported, waiting for its job)."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        previous = None
+        while time.monotonic() < deadline:
+            ids = self._warm_ids()
+            if ids:
+                stats = self.engine.api.stats(ids[0], stream=False)
+                used = stats["cpu_stats"]["cpu_usage"]["total_usage"]
+                if used and used == previous:
+                    return
+                previous = used
+            time.sleep(0.5)
+        raise RuntimeError(f"no idle warm container within {SETTLE_SECONDS} s")
+
+    def drop_warm(self) -> None:
+        for container_id in self._warm_ids():
+            self.engine.api.remove_container(container_id, force=True)
 
     # --- the same container, started by hand ------------------------------------------
 
@@ -196,10 +240,11 @@ def measure_backtest(
     host_backtest(host, config)
     bench.bare_backtest(config)
     report.loads.append(("backtest runs start", load_average()))
-    sandbox, bare, bare_unlimited, on_host = interleaved(
+    sandbox, cold, bare, bare_unlimited, on_host = interleaved(
         runs,
         [
             lambda: bench.sandbox_backtest(config),
+            lambda: bench.sandbox_backtest(config, warm=False),
             lambda: bench.bare_backtest(config),
             lambda: bench.bare_backtest(config, cpu_limit=False),
             lambda: host_backtest(host, config),
@@ -207,7 +252,7 @@ def measure_backtest(
         "backtest",
     )
     report.loads.append(("backtest runs end", load_average()))
-    return BacktestResult(timerange, PAIRS, sandbox, bare, bare_unlimited, on_host)
+    return BacktestResult(timerange, PAIRS, sandbox, cold, bare, bare_unlimited, on_host)
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,7 +4,11 @@
 0. Makes itself non-dumpable before anything else: the job's processes share its uid, and
    must neither ptrace it nor read its /proc entries (its initial environment, its stdout).
 1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.jobs.freqtrade_config) and
-   removes them from the environment before anything else runs.
+   removes them from the environment before anything else runs. A warm container
+   (FTA_WAIT_FOR_JOB=1) instead starts freqtrade at once, which imports itself and waits for
+   its arguments, and receives the same text later on a unix socket in /tmp from
+   `fta_job_entry.py --hand-off`, which the worker execs with the bundle in its environment;
+   the socket is removed before the job's freqtrade gets its arguments.
 2. Writes <job_dir>/config.json and <job_dir>/strategies/<strategy_name>.py.
 3. Runs `freqtrade <argv>` once (none for a client's download, cut from the candle cache) in
    its own process group; a cache fill downloads only what the cache lacks into its private
@@ -51,6 +55,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -64,6 +69,14 @@ from types import FrameType
 from typing import IO, Any
 
 BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
+# A warm container (fta.worker.warm_pool) starts with this set and no bundle: its freqtrade is
+# started and imported ahead, and the bundle comes later through HANDOFF_SOCKET, sent by the
+# same script run with --hand-off (the one command the socket proxy lets the worker exec).
+WAIT_FOR_JOB_ENV = "FTA_WAIT_FOR_JOB"
+HANDOFF_SOCKET = "/tmp/fta-job.sock"  # noqa: S108 - the container's own tmpfs
+HANDOFF_MAX_BYTES = 16 * 1024 * 1024
+HANDOFF_CONNECT_SECONDS = 30.0
+HANDOFF_OK = b"ok"
 RESULT_PREFIX = "FTA-RESULT:"
 ERROR_PREFIX = "FTA-ERROR:"
 MAX_PAIR_ROWS = 100
@@ -124,17 +137,77 @@ class SummaryError(Exception):
 
 def take_bundle(environ: MutableMapping[str, str]) -> dict[str, Any]:
     """Decode the bundle and delete every FTA_BUNDLE_* variable from `environ`."""
+    text = bundle_text(environ)
+    for name in [name for name in environ if name.startswith(BUNDLE_ENV_PREFIX)]:
+        del environ[name]
+    return decode_bundle(text)
+
+
+def bundle_text(environ: MutableMapping[str, str]) -> str:
+    """FTA_BUNDLE_0..N joined: base64 of the gzipped JSON bundle."""
     chunks: list[str] = []
     while f"{BUNDLE_ENV_PREFIX}{len(chunks)}" in environ:
         chunks.append(environ[f"{BUNDLE_ENV_PREFIX}{len(chunks)}"])
-    for name in [name for name in environ if name.startswith(BUNDLE_ENV_PREFIX)]:
-        del environ[name]
     if not chunks:
         raise ValueError("no job bundle: FTA_BUNDLE_0 is not set")
-    bundle = json.loads(gzip.decompress(base64.b64decode("".join(chunks), validate=True)))
+    return "".join(chunks)
+
+
+def decode_bundle(text: str) -> dict[str, Any]:
+    bundle = json.loads(gzip.decompress(base64.b64decode(text, validate=True)))
     if not isinstance(bundle, dict) or bundle.get("version") != 1:
         raise ValueError("unsupported job bundle")
     return bundle
+
+
+def receive_bundle(path: str) -> dict[str, Any]:
+    """A warm container's bundle: the first connection to `path` sends it whole, then closes
+    its side; it is answered `ok` once decoded. The socket is gone before the job runs."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o077)
+    try:
+        server.bind(path)
+    finally:
+        os.umask(previous)
+    server.listen(1)
+    connection, _ = server.accept()
+    server.close()
+    os.unlink(path)
+    with connection:
+        received = bytearray()
+        while piece := connection.recv(65536):
+            received += piece
+            if len(received) > HANDOFF_MAX_BYTES:
+                raise ValueError(f"bundle over {HANDOFF_MAX_BYTES} bytes")
+        bundle = decode_bundle(received.decode("ascii"))
+        connection.sendall(HANDOFF_OK)
+    return bundle
+
+
+def hand_off() -> int:
+    """Run by the worker's exec in a warm container: passes the bundle in this process's
+    environment to the entry waiting as PID 1. Undumpable first, as the entry is."""
+    make_undumpable()
+    text = bundle_text(os.environ).encode("ascii")
+    deadline = time.monotonic() + HANDOFF_CONNECT_SECONDS
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        while True:
+            try:
+                client.connect(HANDOFF_SOCKET)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                # The entry binds the socket within a moment of the container's start.
+                if time.monotonic() >= deadline:
+                    print("fta: no job entry is waiting in this container", file=sys.stderr)
+                    return 1
+                time.sleep(0.01)
+        client.sendall(text)
+        client.shutdown(socket.SHUT_WR)
+        reply = client.recv(64)
+    if reply != HANDOFF_OK:
+        print("fta: the job entry refused the bundle", file=sys.stderr)
+        return 1
+    return 0
 
 
 def write_job_files(bundle: dict[str, Any]) -> None:
@@ -319,6 +392,51 @@ def end_the_rest(group: int) -> None:
             return
 
 
+class Preloaded:
+    """A warm container's freqtrade, started before its job arrives: the same program in the
+    same process group arrangement, its imports done while the container waited."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def start(cls) -> None:
+        cls.process = subprocess.Popen(  # noqa: S603 - this script, fixed argument
+            [sys.executable, __file__, "--preload"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    @classmethod
+    def take(cls, argv: list[str]) -> subprocess.Popen[bytes] | None:
+        """The preloaded freqtrade, now given `argv`; None when there is none (any more)."""
+        process, cls.process = cls.process, None
+        if process is None:
+            return None
+        assert process.stdin is not None  # noqa: S101 - PIPE
+        # A freqtrade that died while importing shows it by its exit code and its stderr.
+        with contextlib.suppress(BrokenPipeError):
+            process.stdin.write(json.dumps(argv).encode() + b"\n")
+            process.stdin.close()
+        return process
+
+
+def preload_and_run() -> int:
+    """The preloaded freqtrade itself: imports what every job's freqtrade imports, waits for
+    its arguments on stdin (one JSON line), then runs like `freqtrade <argv>`."""
+    import freqtrade.optimize.backtesting  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    from freqtrade.main import main as freqtrade_main  # type: ignore[import-not-found,unused-ignore]
+
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the container was removed without a job
+    argv = json.loads(line)
+    sys.argv = ["freqtrade", *argv]
+    freqtrade_main(argv)
+    return 0
+
+
 def run_freqtrade(
     argv: list[str],
     strategy: str | None,
@@ -329,17 +447,19 @@ def run_freqtrade(
 ) -> tuple[int, str | None]:
     """Run freqtrade; return its exit code and, on failure (any end, for a bot:
     `ends_in_failure`), the cause found in its stderr."""
-    program = shutil.which("freqtrade")
-    if program is None:
-        return 127, "freqtrade is not installed in this image"
-    # Its own process group: signals and the final clean-up reach the helpers it forks too.
-    process = subprocess.Popen(  # noqa: S603 - fixed program, argv built by fta
-        [program, *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = Preloaded.take(argv)
+    if process is None:
+        program = shutil.which("freqtrade")
+        if program is None:
+            return 127, "freqtrade is not installed in this image"
+        # Its own process group: signals and the final clean-up reach the helpers it forks too.
+        process = subprocess.Popen(  # noqa: S603 - fixed program, argv built by fta
+            [program, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
     STOPPER.group = process.pid
     output = output or Output()
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -1075,7 +1195,11 @@ def main() -> int:
         return 2
     STOPPER.install()
     try:
-        bundle = take_bundle(os.environ)
+        if os.environ.pop(WAIT_FOR_JOB_ENV, None) == "1":
+            Preloaded.start()
+            bundle = receive_bundle(HANDOFF_SOCKET)
+        else:
+            bundle = take_bundle(os.environ)
         write_job_files(bundle)
     except (ValueError, KeyError, OSError) as error:
         _fail(f"invalid job bundle: {error}")
@@ -1123,4 +1247,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--preload"]:
+        sys.exit(preload_and_run())
+    if sys.argv[1:] == ["--hand-off"]:
+        sys.exit(hand_off())
     sys.exit(main())

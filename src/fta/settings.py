@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # holds at most ceil(slots / tenants with work) of them).
     job_slots: Annotated[int, Field(ge=1, le=256)] = 4
     reconcile_interval_seconds: float = 30.0
+    # Job containers started ahead for tenants' next jobs (fta.worker.warm_pool), at most this
+    # many at once, each removed after waiting this long; 0 starts none.
+    warm_containers: Annotated[int, Field(ge=0, le=256)] = 4
+    warm_idle_seconds: Annotated[float, Field(gt=0, le=86_400)] = 600.0
     # Bots: how often the worker converges them, how often a bot reports its figures, how
     # long a stopping bot gets after SIGTERM, and how many crashes in a row it restarts from.
     bot_converge_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0

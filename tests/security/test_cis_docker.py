@@ -203,6 +203,32 @@ def test_every_section_5_item_is_checked_once() -> None:
     assert set(ACCEPTED_DEVIATIONS) <= set(numbers)
 
 
+def _exec(user: str = "10000:10000", *, privileged: bool = False) -> dict[str, Any]:
+    """An exec session's inspect (its ProcessConfig)."""
+    return {
+        "ID": "3f1c",
+        "ProcessConfig": {
+            "entrypoint": "python3",
+            "arguments": ["/opt/fta/fta_job_entry.py", "--hand-off"],
+            "privileged": privileged,
+            "user": user,
+            "tty": False,
+        },
+    }
+
+
+def test_a_warm_container_handed_its_job_passes_and_other_execs_do_not() -> None:
+    handed = {**copy.deepcopy(HARDENED), "ExecIDs": ["3f1c"]}
+    assert failures(list(_check(handed, execs=[_exec()]).values())) == []
+    for user in ("root", "0", "0:0", ""):
+        assert _check(handed, execs=[_exec(user)])["5.24"].status is Status.FAIL, user
+    assert _check(handed, execs=[_exec(privileged=True)])["5.23"].status is Status.FAIL
+    # An exec that cannot be judged fails both.
+    for item in ("5.23", "5.24"):
+        assert _check(handed)[item].status is Status.FAIL
+        assert _check(handed, execs=[{**_exec(), "ID": "other"}])[item].status is Status.FAIL
+
+
 def test_a_hardened_job_container_passes() -> None:
     findings = _check(HARDENED, processes=["python3 /opt/fta/fta_job_entry.py"])
     assert failures(list(findings.values())) == []
@@ -372,6 +398,7 @@ def _check_running(engine: docker.DockerClient, container: Container) -> list[Fi
         engine.info(),
         cgroup_root=get_settings().tenant_cgroup_root,
         processes=_processes(container.top()),
+        execs=[engine.api.exec_inspect(i) for i in container.attrs.get("ExecIDs") or []],
     )
     assert failures(findings) == [], "\n".join(map(str, failures(findings)))
     return findings

@@ -36,6 +36,7 @@ from fta.runtime.protocol import (
     ContainerRuntimeError,
     ContainerState,
     ExitStatus,
+    HandOffFailed,
     HardeningError,
     JobTimeout,
     ManagedContainer,
@@ -45,6 +46,8 @@ from fta.runtime.protocol import (
     Usage,
 )
 from fta.runtime.spec import (
+    HANDOFF_COMMAND,
+    JOB_USER,
     LABEL_BOT,
     LABEL_IMAGE_ID,
     LABEL_INSTANCE,
@@ -82,6 +85,8 @@ NETWORK_APPEARS_SECONDS = 5.0
 # One lock per tenant for its network's creation, shared by every runner of the process.
 _TENANT_SETUP: dict[str, threading.Lock] = {}
 _TENANT_SETUP_GUARD = threading.Lock()
+# A hand-off lasts about as long as starting a small Python program.
+HAND_OFF_POLL_SECONDS = 0.01
 # One image's Python environment is made once at a time in this process.
 _PYTHON_ENV_SETUP = threading.Lock()
 
@@ -297,6 +302,35 @@ class DockerJobRunner:
 
     def start(self, container_id: str) -> None:
         self._api.start(container_id)
+
+    def hand_off(self, container_id: str, env: dict[str, str], timeout_s: float) -> None:
+        """Gives a warm container (created from a spec with `handoff`, started) its job: the
+        one exec the socket proxy allows, the fixed hand-off command as the job's user with
+        the job's environment, waited for until it ends."""
+        try:
+            exec_id = self._api.exec_create(
+                container_id,
+                list(HANDOFF_COMMAND),
+                stdout=False,
+                stderr=False,
+                user=JOB_USER,
+                environment=dict(env),
+            )["Id"]
+            self._api.exec_start(exec_id, detach=True)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                found = self._api.exec_inspect(exec_id)
+                if not found.get("Running") and found.get("ExitCode") is not None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise HandOffFailed(f"the hand-off to {container_id} lasted over {timeout_s} s")
+                time.sleep(HAND_OFF_POLL_SECONDS)
+        except APIError as error:
+            raise HandOffFailed(f"the hand-off to {container_id} failed: {error}") from error
+        if found["ExitCode"] != 0:
+            raise HandOffFailed(
+                f"the hand-off to {container_id} ended with code {found['ExitCode']}"
+            )
 
     def follow_logs(self, container_id: str, *, since: datetime | None = None) -> Iterator[str]:
         """Lines of stdout and stderr as they come, until the container stops (or the proxy

@@ -92,6 +92,10 @@ class StorageUnavailable(ContainerRuntimeError):
     """The tenant's data file system could not be provided (helper down, host disk trouble)."""
 
 
+class HandOffFailed(ContainerRuntimeError):
+    """A warm container did not take its job: it must be removed, and the job run cold."""
+
+
 class JobTimeout(ContainerRuntimeError):
     """The container was still running at the deadline (it is left running: kill it)."""
 
@@ -115,6 +119,8 @@ class JobRunner(Protocol):
     def create(self, spec: ContainerSpec) -> str: ...
 
     def start(self, container_id: str) -> None: ...
+
+    def hand_off(self, container_id: str, env: dict[str, str], timeout_s: float) -> None: ...
 
     def follow_logs(self, container_id: str, *, since: datetime | None = None) -> Iterator[str]: ...
 

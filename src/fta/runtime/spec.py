@@ -41,6 +41,11 @@ LABEL_TENANT = "fta.tenant"
 LABEL_KIND = "fta.kind"
 LABEL_JOB = "fta.job"
 LABEL_BOT = "fta.bot"
+# On a warm job container, started before its job (fta.worker.warm_pool): the only kind of
+# container the socket proxy lets the worker exec the hand-off command in.
+LABEL_HANDOFF = "fta.handoff"
+# A warm container's environment: its entry waits for the bundle instead of reading it here.
+WAIT_FOR_JOB_ENV = {"FTA_WAIT_FOR_JOB": "1"}
 # On the volumes that hold a job image's Python environment (see python_env_record_name).
 LABEL_IMAGE_ID = "fta.image-id"
 LABEL_PYTHON_ENV = "fta.python-env"
@@ -135,6 +140,8 @@ class ContainerSpec:
     # The id `image` must resolve to when the container is created: a Python environment
     # volume belongs to exactly one image.
     image_id: str | None = None
+    # Started before its job, which it receives later through `JobRunner.hand_off`.
+    handoff: bool = False
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.fullmatch(self.tenant_id):
@@ -179,6 +186,8 @@ def container_labels(spec: ContainerSpec, extra_labels: Mapping[str, str]) -> di
             LABEL_BOT if spec.owner_kind == "bot" else LABEL_JOB: spec.owner_id,
         }
     )
+    if spec.handoff:
+        labels[LABEL_HANDOFF] = "1"
     return labels
 
 

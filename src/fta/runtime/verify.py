@@ -16,6 +16,7 @@ from fta.runtime.spec import (
     DNS_OPTIONS,
     JOB_USER,
     LABEL_BOT,
+    LABEL_HANDOFF,
     LABEL_JOB,
     LABEL_KIND,
     LABEL_MANAGED,
@@ -30,7 +31,14 @@ from fta.runtime.spec import (
     tmpfs_options,
 )
 
-OWNERSHIP_LABELS = (LABEL_MANAGED, LABEL_TENANT, LABEL_KIND, LABEL_JOB, LABEL_BOT)
+OWNERSHIP_LABELS = (
+    LABEL_MANAGED,
+    LABEL_TENANT,
+    LABEL_KIND,
+    LABEL_JOB,
+    LABEL_BOT,
+    LABEL_HANDOFF,
+)
 
 # Docker's defaults (20.10); newer engines mask more, never less.
 DEFAULT_MASKED_PATHS = frozenset(

@@ -109,6 +109,7 @@ class _Container:
     engine: Mapping[str, Any]
     processes: Sequence[str] | None
     cgroup_root: str
+    execs: Sequence[Mapping[str, Any]] | None = None
 
     @property
     def host(self) -> Mapping[str, Any]:
@@ -386,14 +387,32 @@ def _seccomp(c: _Container) -> tuple[Status, str]:
     return Status.PASS, "a custom seccomp profile" if custom else "the default seccomp profile"
 
 
-def _exec_sessions(what: str) -> Check:
+def _exec_sessions(what: str, harmless: Callable[[Mapping[str, Any]], bool]) -> Check:
+    """Judges every exec the container had by its inspect's ProcessConfig; an exec whose
+    inspect is not given cannot be judged."""
+
     def check(c: _Container) -> tuple[Status, str]:
         sessions = c.inspect.get("ExecIDs") or []
-        if sessions:
+        if not sessions:
+            return Status.PASS, "no exec session was ever opened"
+        judged = {e.get("ID"): e.get("ProcessConfig") or {} for e in c.execs or []}
+        if any(session not in judged for session in sessions):
             return Status.FAIL, f"{len(sessions)} exec sessions: {what} cannot be excluded"
-        return Status.PASS, "no exec session was ever opened (the socket proxy refuses exec)"
+        offending = [s for s in sessions if not harmless(judged[s])]
+        if offending:
+            return Status.FAIL, f"{len(offending)} of {len(sessions)} exec sessions: {what}"
+        return Status.PASS, f"{len(sessions)} exec sessions, none of them {what}"
 
     return check
+
+
+def _unprivileged(process: Mapping[str, Any]) -> bool:
+    return process.get("privileged") is False
+
+
+def _not_root(process: Mapping[str, Any]) -> bool:
+    user = str(process.get("user") or "").split(":", 1)[0]
+    return user not in ("", "0", "root")
 
 
 def _cgroup(c: _Container) -> tuple[Status, str]:
@@ -490,8 +509,16 @@ ITEMS: tuple[tuple[str, str, Check], ...] = (
     ("5.20", "Mount propagation mode is not shared", _mount_propagation),
     ("5.21", "The host's UTS namespace is not shared", _namespace("UTSMode", "UTS")),
     ("5.22", "The default seccomp profile is not disabled", _seccomp),
-    ("5.23", "docker exec is not used with --privileged", _exec_sessions("a privileged exec")),
-    ("5.24", "docker exec is not used with --user=root", _exec_sessions("an exec as root")),
+    (
+        "5.23",
+        "docker exec is not used with --privileged",
+        _exec_sessions("a privileged exec", _unprivileged),
+    ),
+    (
+        "5.24",
+        "docker exec is not used with --user=root",
+        _exec_sessions("an exec as root", _not_root),
+    ),
     ("5.25", "cgroup usage is confirmed", _cgroup),
     ("5.26", "The container cannot acquire additional privileges", _no_new_privileges),
     ("5.27", "Container health is checked at runtime", _healthcheck),
@@ -509,14 +536,16 @@ def check_container(
     *,
     cgroup_root: str,
     processes: Sequence[str] | None = None,
+    execs: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Finding]:
     """Every section-5 item for one container.
 
     `inspect` is `docker inspect` of the container, `engine` is `docker info`, `processes`
-    the command lines of `docker top` when the container runs, and `cgroup_root` the
+    the command lines of `docker top` when the container runs, `execs` the inspects of its
+    exec sessions (a warm job container has had one: its hand-off), and `cgroup_root` the
     setting under which tenants' cgroup parents live.
     """
-    container = _Container(inspect, engine, processes, cgroup_root)
+    container = _Container(inspect, engine, processes, cgroup_root, execs)
     return [Finding(item, title, *check(container)) for item, title, check in ITEMS]
 
 

@@ -53,6 +53,7 @@ from fta.worker.log_capture import LogCapture
 from fta.worker.network_slots import AtCapacity, take_slot
 from fta.worker.sandbox import Outcome, RunReport, run_container
 from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
+from fta.worker.warm_pool import WarmContainer, WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,11 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
 class JobHandler:
     """Everything the worker does for one job, from `starting` to a final state."""
 
-    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+    def __init__(self, runner: JobRunner, settings: Settings, warm: WarmPool | None = None) -> None:
         self.runner = runner
         self.settings = settings
+        # Containers started ahead for tenants' next jobs; None: every job gets a new one.
+        self.warm = warm
 
     @property
     def gateway_url(self) -> str:
@@ -139,6 +142,8 @@ class JobHandler:
         root, mount = self.settings.tenant_cgroup_root, Path(self.settings.host_cgroup_mount)
         start, before = utcnow(), tenant_cpu_seconds(context.tenant_id, root, mount)
         fill: RunReport | None = None
+        job_spec: ContainerSpec | None = None
+        warm: WarmContainer | None = None
         try:
             network = self.runner.ensure_tenant_network(context.tenant_id, context.subnet_index)
             volume = self.runner.ensure_tenant_volume(context.tenant_id, context.disk_bytes)
@@ -149,7 +154,9 @@ class JobHandler:
                 report, capture, preparing = fill, self._capture(), True
                 fill = None
             else:
-                report, capture = self._run_job_container(context, network, volume, deadline)
+                report, capture, job_spec, warm = self._run_job_container(
+                    context, network, volume, deadline
+                )
                 preparing = False
         except HardeningError as exc:
             log.error("job %s refused: sandbox verification failed: %s", job_id, exc)
@@ -171,10 +178,15 @@ class JobHandler:
             self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
             raise
         after = tenant_cpu_seconds(context.tenant_id, root, mount)
+        if warm is not None and report.container_id == warm.container_id:
+            # The container's imports ran before the job, while it waited: billed with it.
+            start, before = warm.created_at, warm.tenant_cpu_before
         window = None
         if after is not None and after >= (before or 0):
             window = CgroupWindow(start, utcnow(), after - (before or 0))
         self._record(context, _with_fill(report, fill), capture, window, preparing=preparing)
+        if self.warm is not None and job_spec is not None:
+            self.warm.prepare(job_spec)
 
     # --- steps ------------------------------------------------------------------------
 
@@ -333,7 +345,7 @@ class JobHandler:
 
     def _run_job_container(
         self, context: JobContext, network: TenantNetwork, volume: str, deadline: float
-    ) -> tuple[RunReport, LogCapture]:
+    ) -> tuple[RunReport, LogCapture, ContainerSpec, WarmContainer | None]:
         bundle = build_job_bundle(
             context.kind.value,
             context.config,
@@ -358,17 +370,24 @@ class JobHandler:
                 with session_scope() as session:
                     jobs.append_log(session, context.job_id, next(seq), text)
 
-        report = run_container(
-            self.runner,
-            spec,
-            capture,
-            max_seconds=_remaining(deadline),
-            on_started=lambda container_id: self._mark_running(context.job_id, container_id),
-            on_output=on_output,
-            cancel_requested=lambda: self._cancel_requested(context.job_id),
-            on_sample=self._save_sample(context.job_id),
-        )
-        return report, capture
+        pool = self.warm
+        warm = pool.take(spec) if pool is not None else None
+        try:
+            report = run_container(
+                self.runner,
+                spec,
+                capture,
+                max_seconds=_remaining(deadline),
+                on_started=lambda container_id: self._mark_running(context.job_id, container_id),
+                on_output=on_output,
+                cancel_requested=lambda: self._cancel_requested(context.job_id),
+                on_sample=self._save_sample(context.job_id),
+                warm_id=warm.container_id if warm is not None else None,
+            )
+        finally:
+            if pool is not None and warm is not None:
+                pool.release(warm.container_id)
+        return report, capture, spec, warm
 
     def _record(
         self,

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from types import FrameType
 
 import psycopg
@@ -34,6 +35,8 @@ from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
 from fta.worker.network_slots import NETWORK_CHECK_SECONDS, release_unused_networks
 from fta.worker.reconciler import reconcile
+from fta.worker.tenant_cpu import tenant_cpu_seconds
+from fta.worker.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,17 @@ class Worker:
     ) -> None:
         self.runner = runner
         self.settings = settings
-        self.handler = JobHandler(runner, settings)
+        self.warm: WarmPool | None = None
+        if settings.warm_containers > 0:
+            root, mount = settings.tenant_cgroup_root, Path(settings.host_cgroup_mount)
+            self.warm = WarmPool(
+                runner,
+                capacity=settings.warm_containers,
+                idle_seconds=settings.warm_idle_seconds,
+                tenant_cpu=lambda tenant_id: tenant_cpu_seconds(tenant_id, root, mount),
+                now=utcnow,
+            )
+        self.handler = JobHandler(runner, settings, self.warm)
         # Keeps this worker to these tenants' jobs and bots (a test sandbox shares its database
         # with tests that play the worker's part themselves); None: all.
         self.tenants = tenants
@@ -87,7 +100,8 @@ class Worker:
     def reconcile(self) -> None:
         with self._lock:
             in_flight = frozenset(self.in_flight)
-        reconcile(self.runner, in_flight)
+        held = self.warm.held() if self.warm is not None else frozenset()
+        reconcile(self.runner, in_flight, warm=held)
 
     def billing_round(self) -> None:
         billing_round(session_scope, utcnow())
@@ -135,6 +149,8 @@ class Worker:
             while not self.stopping.is_set():
                 try:
                     self.claim_and_start()
+                    if self.warm is not None:
+                        self.warm.expire()
                     if time.monotonic() >= next_reconcile:
                         self.reconcile()
                         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
@@ -163,6 +179,8 @@ class Worker:
                 for _ in listener.notifies(timeout=self.settings.worker_poll_seconds, stop_after=1):
                     pass
         self.pool.shutdown(wait=True)
+        if self.warm is not None:
+            self.warm.drain()
         supervisor.join(timeout=self.settings.bot_stop_timeout_seconds + 30)
 
 

@@ -15,20 +15,30 @@ from fta.db import session_scope
 from fta.jobs import service as jobs
 from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from fta.runtime import ContainerRuntimeError, JobRunner, Usage
+from fta.worker.warm_pool import WARM_OWNER_PREFIX
 
 log = logging.getLogger(__name__)
 
 
-def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
+def reconcile(
+    runner: JobRunner, in_flight: Set[uuid.UUID], *, warm: Set[str] = frozenset()
+) -> None:
     """Removes containers no live job owns; fails active jobs nobody is running.
 
     `in_flight` holds the jobs this worker is supervising right now; everything else
     that claims to be active was left behind by a worker that stopped. Bot containers are
-    the bot supervisor's (fta.worker.bots): it converges them itself.
+    the bot supervisor's (fta.worker.bots): it converges them itself. `warm` holds the ids of
+    the warm containers this worker's pool answers for; any other warm container is the job's
+    whose container id it is, or an orphan.
     """
     containers = [c for c in runner.list_managed() if c.owner_kind != "bot"]
     owners: dict[uuid.UUID, str] = {}
+    unclaimed_warm: set[str] = set()
     for container in containers:
+        if container.owner_id.startswith(WARM_OWNER_PREFIX):
+            if container.id not in warm:
+                unclaimed_warm.add(container.id)
+            continue
         try:
             owners[uuid.UUID(container.owner_id)] = container.id
         except ValueError:
@@ -43,6 +53,10 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
                 .with_for_update(skip_locked=True)
             )
         }
+        for job_id, job in active.items():
+            if job.container_id in unclaimed_warm:
+                unclaimed_warm.discard(job.container_id)
+                owners[job_id] = job.container_id
         for job_id, job in active.items():
             if job_id in in_flight:
                 continue
@@ -68,6 +82,9 @@ def reconcile(runner: JobRunner, in_flight: Set[uuid.UUID]) -> None:
         if owner_id not in in_flight:
             log.info("removing orphan container %s (owner %s)", container_id, owner_id)
             runner.remove(container_id)
+    for container_id in unclaimed_warm:
+        log.info("removing warm container %s that no job took", container_id)
+        runner.remove(container_id)
 
 
 def _read_usage(runner: JobRunner, container_id: str) -> Usage | None:

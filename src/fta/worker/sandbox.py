@@ -5,6 +5,7 @@ Shared by tenant jobs and trusted cache fills; all Docker access goes through th
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,8 +13,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from fta.runtime import ContainerRuntimeError, ContainerSpec, JobRunner, JobTimeout, Usage
+from fta.runtime import (
+    ContainerRuntimeError,
+    ContainerSpec,
+    HandOffFailed,
+    JobRunner,
+    JobTimeout,
+    Usage,
+)
 from fta.worker.log_capture import LogCapture
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -33,6 +43,9 @@ class RunReport:
 
 
 WAIT_SLICE_SECONDS = 1.0
+# The exec that hands a warm container its job takes a fraction of a second; a container that
+# has not taken it by then is replaced.
+HAND_OFF_SECONDS = 20.0
 # Every wait slice: a container's counters vanish with it, so a job that lives a few seconds
 # must still be read while it runs (the memory peak is the cgroup's own, since its start).
 USAGE_SAMPLE_SECONDS = 1.0
@@ -48,12 +61,13 @@ def run_container(
     on_output: Callable[[], None],
     cancel_requested: Callable[[], bool],
     on_sample: Callable[[Usage], None] | None = None,
+    warm_id: str | None = None,
 ) -> RunReport:
     """Creates (verified), starts and supervises a container; always removes it.
-    `on_sample` gets the usage so far after each reading."""
-    container_id = runner.create(spec)
+    `on_sample` gets the usage so far after each reading. With `warm_id`, a warm container
+    of the same spec (fta.worker.warm_pool) is handed the job instead, if it takes it."""
+    container_id = _launch(runner, spec, warm_id)
     try:
-        runner.start(container_id)
         on_started(container_id)
         follower = threading.Thread(
             target=_follow, args=(runner, container_id, capture), daemon=True
@@ -101,6 +115,24 @@ def run_container(
         )
     finally:
         runner.remove(container_id)
+
+
+def _launch(runner: JobRunner, spec: ContainerSpec, warm_id: str | None) -> str:
+    """The running container of `spec`'s job: the warm one, or one created now."""
+    if warm_id is not None:
+        try:
+            runner.hand_off(warm_id, spec.env, HAND_OFF_SECONDS)
+            return warm_id
+        except HandOffFailed as error:
+            log.warning("%s; the job gets a container of its own", error)
+            runner.remove(warm_id)
+    container_id = runner.create(spec)
+    try:
+        runner.start(container_id)
+    except BaseException:
+        runner.remove(container_id)
+        raise
+    return container_id
 
 
 def _sample(runner: JobRunner, container_id: str, previous: Usage | None) -> Usage | None:

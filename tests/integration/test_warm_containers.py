@@ -1,0 +1,132 @@
+"""A tenant's next job in a container started ahead for it: same result as in a container of
+its own, billed like one, and never another tenant's.
+
+Real Docker through the real socket proxy, the real gateway and real freqtrade, through the
+API and the sandbox's worker (whose pool starts warm containers after each job)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+from fastapi.testclient import TestClient
+
+from fta.db import session_scope
+from fta.jobs.models import Job
+from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
+from tests.integration.strategies import source
+from tests.support.api import Client, sign_up
+from tests.support.sandbox import Sandbox
+
+pytestmark = pytest.mark.docker
+
+ENDED = {"succeeded", "failed", "timed_out", "oom_killed", "cancelled"}
+CONFIG = {
+    "pairs": ["DOGE/USDT"],
+    "timeframe": "5m",
+    "timerange": "20230801-20230805",
+    "stake_amount": 100,
+    "max_open_trades": 1,
+}
+
+
+@pytest.fixture
+def tenants(http: TestClient, sandbox: Sandbox) -> Iterator[tuple[Client, Client]]:
+    first, second = sign_up(http), sign_up(http)
+    sandbox.forget_tenant(first.tenant_id)
+    sandbox.forget_tenant(second.tenant_id)
+    yield first, second
+
+
+@pytest.fixture
+def engine() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+def _backtest(http: TestClient, client: Client, strategy_id: str) -> tuple[str, dict[str, Any]]:
+    response = http.post(
+        "/api/v1/jobs",
+        json={"kind": "backtest", "strategy_id": strategy_id, "config": CONFIG},
+        headers=client.auth,
+    )
+    assert response.status_code == 202, response.text
+    job_id = str(response.json()["id"])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
+        if job["status"] in ENDED:
+            break
+        time.sleep(0.3)
+    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    assert job["status"] == "succeeded", (job, logs[-3000:])
+    result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
+    assert result.status_code == 200, result.text
+    return job_id, result.json()
+
+
+def _waiting(engine: docker.DockerClient, tenant_id: str) -> str:
+    """The id of the tenant's running warm container, once the worker has started it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = engine.api.containers(
+            filters={"label": [f"{LABEL_HANDOFF}=1", f"{LABEL_TENANT}={tenant_id}"]}
+        )
+        if found:
+            [container] = found
+            return str(container["Id"])
+        time.sleep(0.2)
+    raise AssertionError(f"no warm container for tenant {tenant_id}")
+
+
+def _job(job_id: str) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def test_the_next_job_runs_in_the_container_started_for_it_with_the_same_result(
+    http: TestClient, tenants: tuple[Client, Client], engine: docker.DockerClient
+) -> None:
+    first, second = tenants
+    strategy = http.post(
+        "/api/v1/strategies",
+        json={"name": "RsiQuick", "source": source("RsiQuick")},
+        headers=first.auth,
+    ).json()["id"]
+    cold_id, cold = _backtest(http, first, strategy)
+    warm_container = _waiting(engine, first.tenant_id)
+    assert _job(cold_id).container_id != warm_container
+
+    warm_id, warm = _backtest(http, first, strategy)
+    served = _job(warm_id)
+    assert served.container_id == warm_container
+    # Identical to the run in a container of its own: trades, figures and the data used.
+    for key in ("trades", "profit_total_abs", "data", "backtest_start_ms", "backtest_end_ms"):
+        assert warm[key] == cold[key], key
+    # Billed like it: the CPU of its imports, done while it waited, included.
+    cold_cpu = _job(cold_id).cpu_seconds
+    assert cold_cpu is not None and served.cpu_seconds is not None
+    assert served.cpu_seconds > cold_cpu / 2
+    # It served that one job and is gone; a new one waits for the tenant's next job.
+    with pytest.raises(docker.errors.NotFound):
+        engine.api.inspect_container(warm_container)
+    next_warm = _waiting(engine, first.tenant_id)
+
+    # Another tenant's job never runs in it.
+    other = http.post(
+        "/api/v1/strategies",
+        json={"name": "RsiQuick", "source": source("RsiQuick")},
+        headers=second.auth,
+    ).json()["id"]
+    other_id, other_result = _backtest(http, second, other)
+    assert _job(other_id).container_id != next_warm
+    assert engine.api.inspect_container(next_warm)["State"]["Running"]
+    assert other_result["trades"] == cold["trades"]
