@@ -287,7 +287,7 @@ def main() -> None:
             try:
                 # Also fills the candle cache for both timeranges (the launch one is inside).
                 progress("warm-up: a sandbox backtest")
-                bench.sandbox_backtest(backtest_config(args.backtest_timerange))
+                bench.sandbox_backtest(backtest_config(args.backtest_timerange), warm=False)
                 if args.launch_runs > 0:
                     report.launch = measure_launch(
                         bench, args.launch_timerange, args.launch_runs, report

@@ -316,6 +316,7 @@ TAMPERED: dict[str, tuple[Tamper, str]] = {
     "kind label": (label_set("fta.kind", "bot"), "Config.Labels[fta.kind]"),
     "extra label": (label_set("fta.test", "0"), "Config.Labels[fta.test]"),
     "foreign fta label": (label_set("fta.bot", "9"), "Config.Labels[fta.bot]"),
+    "hand-off label from the image": (label_set("fta.handoff", "1"), "Config.Labels[fta.handoff]"),
 }
 
 
