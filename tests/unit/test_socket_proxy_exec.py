@@ -4,7 +4,9 @@ exec_create and detached exec_start pass, on a container labelled fta.handoff=1 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import gzip
 import json
 import tempfile
 from pathlib import Path
@@ -20,6 +22,8 @@ from fta.socketproxy.routes import Forward, judge
 from fta.socketproxy.scope import scoped
 from fta.socketproxy.server import SocketProxy
 
+# What a bundle chunk looks like: base64 of gzipped JSON.
+SAMPLE_BUNDLE = base64.b64encode(gzip.compress(b'{"version":1}', mtime=0)).decode("ascii")
 CONFIG = ProxyConfig(
     instance="prod",
     gateway_container="fta-market-data",
@@ -54,7 +58,7 @@ def _create_body(**changes: Any) -> dict[str, Any]:
         "AttachStderr": False,
         "Cmd": ["python3", "/opt/fta/fta_job_entry.py", "--hand-off"],
         "Env": [
-            "FTA_BUNDLE_0=H4sIAAAAAAAA/6tWyk0tLk5MT1WyUkrOz8lJLUktSlWqBQBd5Q0fGgAAAA==",
+            "FTA_BUNDLE_0=" + SAMPLE_BUNDLE,
             "FTA_BUNDLE_1=x",
         ],
     }
