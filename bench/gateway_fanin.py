@@ -21,7 +21,7 @@ import httpx
 from tests.support.exchange_standin import Bot, ExchangeStandin, poll_like_freqtrade
 from tests.support.host_processes import gateway_process
 
-from fta.gateway.synthetic import INTERVAL_MS, interval_open
+from fta.markets import INTERVAL_MS, interval_open
 
 PAIRS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fta.market_data.sources import DataSource, source_of_mode
+from fta.markets import DataSource, source_of_mode
 from fta.tenantdisk.protocol import check_root
 
 PLACEHOLDER_MARKERS = ("changeme", "placeholder", "change-me")

@@ -6,7 +6,7 @@ from datetime import date
 
 from fta.db import session_scope
 from fta.jobs import candle_cache
-from fta.market_data.sources import DataSource
+from fta.markets import DataSource
 
 SYNTHETIC = DataSource.SYNTHETIC.value
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fta.gateway.synthetic import interval_open
 from fta.jobs.freqtrade_config import ccxt_config
+from fta.markets import interval_open
 from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
 REPO = Path(__file__).resolve().parents[2]

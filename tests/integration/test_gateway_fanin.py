@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fta.gateway.synthetic import INTERVAL_MS, interval_open
+from fta.markets import INTERVAL_MS, interval_open
 from tests.support.exchange_standin import Bot, ExchangeStandin, poll_like_freqtrade
 from tests.support.host_processes import gateway_process
 

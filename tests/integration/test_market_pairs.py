@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 
 from fta.db import session_scope, utcnow
-from fta.gateway.markets import ListedPair
 from fta.jobs.market_pairs import (
     REFRESH_SECONDS,
     RETRY_SECONDS,
@@ -20,6 +19,7 @@ from fta.jobs.market_pairs import (
     refresh_market_lists,
     store_listed_pairs,
 )
+from fta.markets import ListedPair
 from fta.settings import get_settings
 from tests.support.api import Client, sign_up
 from tests.support.exchange_standin import LISTED_MARKETS, ExchangeStandin

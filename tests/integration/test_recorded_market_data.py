@@ -26,7 +26,7 @@ from fta.db import session_scope
 from fta.jobs import candle_cache
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.market_data.recorded import RecordedCandles
-from fta.market_data.sources import DataSource
+from fta.markets import DataSource
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
 from fta.worker.main import Worker

@@ -23,9 +23,8 @@ import httpx
 
 from fta.gateway.endpoints import ENDPOINT_PARAMS, BinanceError, parse_request
 from fta.gateway.limits import MINUTE_MS, request_weight
-from fta.gateway.markets import exchange_info
 from fta.gateway.replay import ReplayBackend
-from fta.gateway.synthetic import INTERVAL_MS, interval_open
+from fta.markets import INTERVAL_MS, exchange_info, interval_open
 
 BINANCE_WEIGHT_LIMIT = 6000
 # (base, quote, status) of the markets listed beyond the fixture's.

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from fta.gateway.app import build_app
-from fta.gateway.markets import markets
-from fta.gateway.synthetic import INTERVAL_MS, candle, interval_open, live_candle
+from fta.gateway.synthetic import candle, live_candle
+from fta.markets import INTERVAL_MS, interval_open, markets
 
 BASE = "/binance/api/v3"
 MINUTE = 1_709_296_440_000  # 2024-03-01 12:34:00 UTC

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from fta.gateway.app import build_app
-from fta.gateway.markets import markets
-from fta.gateway.synthetic import INTERVAL_MS, candle, interval_open
+from fta.gateway.synthetic import candle
+from fta.markets import INTERVAL_MS, interval_open, markets
 
 # 2024-03-01 12:34:56.789 UTC
 NOW = 1_709_296_496_789

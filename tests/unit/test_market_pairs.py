@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fta.gateway.markets import ListedPair, exchange_info, pairs, spot_pairs
+from fta.markets import ListedPair, exchange_info, pairs, spot_pairs
 
 
 def symbol(base: str, quote: str, status: str = "TRADING", **extra: Any) -> dict[str, Any]:

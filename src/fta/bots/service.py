@@ -42,7 +42,7 @@ from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from fta.jobs.config_errors import describe_config_error
 from fta.jobs.market_pairs import require_usable_pairs
-from fta.market_data.sources import DataSource
+from fta.markets import DataSource
 from fta.redaction import redact
 from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyVersion

@@ -21,11 +21,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request, parse_request
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
-from fta.gateway.markets import SUPPORTED_EXCHANGES
 from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
 from fta.gateway.recorded import RecordedBackend
 from fta.gateway.replay import ReplayBackend
 from fta.gateway.tenant_limits import MAX_TRACKED_NETWORKS, TenantLimits
+from fta.markets import SUPPORTED_EXCHANGES
 
 MODES = ("replay", "recorded", "proxy")
 UPSTREAM_TIMEOUT_SECONDS = 10.0

@@ -33,7 +33,7 @@ from fta.gateway.limits import (
     request_weight,
     retry_after_seconds,
 )
-from fta.gateway.synthetic import INTERVAL_MS
+from fta.markets import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fta.gateway.endpoints import KLINES_DEFAULT_LIMIT, Answer, Request
-from fta.gateway.markets import exchange_info, markets
-from fta.gateway.synthetic import INTERVAL_MS
 from fta.market_data import store
+from fta.markets import INTERVAL_MS, exchange_info, markets
 
 NO_LIVE_DATA = (
     "No live market data in recorded mode: this gateway serves recorded candles for "

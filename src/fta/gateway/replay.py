@@ -16,18 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from fta.gateway.endpoints import KLINES_DEFAULT_LIMIT, Answer, Request
-from fta.gateway.markets import Market, exchange_info, markets
-from fta.gateway.synthetic import (
-    DAY_MS,
-    HOUR_MS,
-    INTERVAL_MS,
-    candle,
-    interval_open,
-    live_candle,
-    live_price,
-    price_at,
-    unit,
-)
+from fta.gateway.synthetic import candle, live_candle, live_price, price_at, unit
+from fta.markets import DAY_MS, HOUR_MS, INTERVAL_MS, Market, exchange_info, interval_open, markets
 
 DEPTH_DEFAULT = 100
 # Order book levels are this far apart (fraction of the price), at least one tick.

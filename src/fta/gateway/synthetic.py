@@ -18,32 +18,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache, lru_cache
 
-from fta.gateway.markets import Market
-
-MINUTE_MS = 60_000
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
-# Binance weekly candles open on Monday 00:00 UTC; the Unix epoch was a Thursday.
-WEEK_OFFSET_MS = 4 * DAY_MS
-
-# Intervals whose candles have a fixed length, the ones replay mode can serve.
-INTERVAL_MS: dict[str, int] = {
-    "1s": 1000,
-    "1m": MINUTE_MS,
-    "3m": 3 * MINUTE_MS,
-    "5m": 5 * MINUTE_MS,
-    "15m": 15 * MINUTE_MS,
-    "30m": 30 * MINUTE_MS,
-    "1h": HOUR_MS,
-    "2h": 2 * HOUR_MS,
-    "4h": 4 * HOUR_MS,
-    "6h": 6 * HOUR_MS,
-    "8h": 8 * HOUR_MS,
-    "12h": 12 * HOUR_MS,
-    "1d": DAY_MS,
-    "3d": 3 * DAY_MS,
-    "1w": 7 * DAY_MS,
-}
+from fta.markets import INTERVAL_MS, MINUTE_MS, Market
 
 # Reference prices (in USDT) that give the synthetic markets a plausible level.
 REFERENCE_PRICES: dict[str, float] = {
@@ -146,13 +121,6 @@ def _path(market: Market) -> _Path:
     amplitudes = tuple(scale * amplitude for amplitude in _AMPLITUDES)
     phases = tuple(2.0 * math.pi * unit("phase", market.symbol, k) for k in range(_PERIOD_COUNT))
     return _Path(math.log(_reference_price(market)), periods, amplitudes, phases)
-
-
-def interval_open(interval: str, time_ms: int) -> int:
-    """Open time of the candle of `interval` that contains `time_ms`."""
-    length = INTERVAL_MS[interval]
-    offset = WEEK_OFFSET_MS if interval == "1w" else 0
-    return (time_ms - offset) // length * length + offset
 
 
 def _round(value: float, step: Decimal) -> Decimal:

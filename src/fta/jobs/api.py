@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fta.jobs import retention, service
 from fta.jobs.models import Job, JobKind
-from fta.market_data.sources import label
+from fta.markets import label
 from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -19,7 +19,7 @@ from fta.db import Base, utcnow
 class CandleCacheEntry(Base):
     __tablename__ = "candle_cache"
 
-    # Candles of each source (fta.market_data.sources) are held apart, in their own directory.
+    # Candles of each source (fta.markets.DataSource) are held apart, in their own directory.
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     exchange: Mapped[str] = mapped_column(String(32), primary_key=True)
     pair: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fta.gateway.synthetic import INTERVAL_MS
+from fta.markets import INTERVAL_MS
 from fta.strategies.startup import declared_startup_candles
 
 BundleKind = Literal["backtest", "hyperopt", "download-data", "cache-fill"]

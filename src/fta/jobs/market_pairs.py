@@ -20,8 +20,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fta.db import Base, session_scope, utcnow
 from fta.errors import Invalid, Unavailable
-from fta.gateway.markets import SUPPORTED_EXCHANGES, TRADING, ListedPair, pairs, spot_pairs
 from fta.market_data.recorded import recorded_pairs
+from fta.markets import SUPPORTED_EXCHANGES, TRADING, ListedPair, pairs, spot_pairs
 from fta.settings import get_settings
 
 log = logging.getLogger(__name__)

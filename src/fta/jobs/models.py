@@ -89,7 +89,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     # When the worker deleted its logs and result file (past the plan's retention or quota).
     output_pruned_at: Mapped[datetime | None]
-    # Where the candles it ran on came from (fta.market_data.sources), set when it starts.
+    # Where the candles it ran on came from (fta.markets.DataSource), set when it starts.
     market_data_source: Mapped[str | None] = mapped_column(String(16))
 
 

@@ -40,7 +40,7 @@ from fta.jobs.models import (
     JobStatus,
 )
 from fta.market_data import recorded
-from fta.market_data.sources import DataSource
+from fta.markets import DataSource
 from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.strategies.service import get_strategy, latest_version

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fta.gateway.synthetic import INTERVAL_MS, interval_open
+from fta.markets import INTERVAL_MS, interval_open
 
 # freqtrade's spot OHLCV file names; other market types and trades files do not match.
 _FILE_RE = re.compile(

@@ -25,12 +25,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fta.db import Base, utcnow
 from fta.errors import Invalid
-from fta.gateway.markets import SUPPORTED_EXCHANGES, markets
-from fta.gateway.synthetic import INTERVAL_MS
 from fta.jobs.candle_cache import CandleCacheEntry
 from fta.market_data import store
 from fta.market_data.ohlcv_files import Candle, OhlcvFile, OhlcvFileError, read, recognise
-from fta.market_data.sources import DataSource
+from fta.markets import INTERVAL_MS, SUPPORTED_EXCHANGES, DataSource, markets
 
 
 class RecordedCandles(Base):

@@ -33,7 +33,7 @@ from fta.jobs.freqtrade_config import (
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
 from fta.market_data import recorded
-from fta.market_data.sources import DataSource
+from fta.markets import DataSource
 from fta.runtime import (
     ContainerSpec,
     HardeningError,

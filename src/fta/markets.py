@@ -1,5 +1,6 @@
-"""The markets the gateway knows, from the exchangeInfo fixture shipped in `data/`, and the
-spot pairs any exchangeInfo answer lists.
+"""What every part of fta agrees on about markets: the exchanges and the markets the gateway
+knows (from the exchangeInfo fixture shipped in `fta/data/`), the spot pairs any exchangeInfo
+answer lists, the candle intervals, and the three sources of candles.
 
 Replay mode serves exactly the fixture's markets, and jobs and bots may use only those pairs
 then, so a client can never ask for a market the gateway cannot serve (see
@@ -14,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -50,7 +52,7 @@ def _filter(symbol: dict[str, Any], filter_type: str, key: str) -> Decimal:
 def _exchange_info(exchange: str) -> dict[str, Any]:
     if exchange not in SUPPORTED_EXCHANGES:
         raise ValueError(f"unsupported exchange {exchange!r}")
-    text = resources.files("fta.gateway").joinpath(f"data/{exchange}-exchangeinfo.json")
+    text = resources.files("fta").joinpath(f"data/{exchange}-exchangeinfo.json")
     info: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
     return info
 
@@ -118,3 +120,79 @@ def spot_pairs(info: Mapping[str, Any]) -> list[ListedPair]:
         pair = f"{base}/{quote}"
         listed[pair] = ListedPair(pair, status[:16])
     return list(listed.values())
+
+
+# Candle intervals.
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+# Binance weekly candles open on Monday 00:00 UTC; the Unix epoch was a Thursday.
+WEEK_OFFSET_MS = 4 * DAY_MS
+
+# Intervals whose candles have a fixed length, the ones replay mode can serve.
+INTERVAL_MS: dict[str, int] = {
+    "1s": 1000,
+    "1m": MINUTE_MS,
+    "3m": 3 * MINUTE_MS,
+    "5m": 5 * MINUTE_MS,
+    "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS,
+    "1h": HOUR_MS,
+    "2h": 2 * HOUR_MS,
+    "4h": 4 * HOUR_MS,
+    "6h": 6 * HOUR_MS,
+    "8h": 8 * HOUR_MS,
+    "12h": 12 * HOUR_MS,
+    "1d": DAY_MS,
+    "3d": 3 * DAY_MS,
+    "1w": 7 * DAY_MS,
+}
+
+
+def interval_open(interval: str, time_ms: int) -> int:
+    """Open time of the candle of `interval` that contains `time_ms`."""
+    length = INTERVAL_MS[interval]
+    offset = WEEK_OFFSET_MS if interval == "1w" else 0
+    return (time_ms - offset) // length * length + offset
+
+
+# The sources of candles, and which one the platform uses now. The gateway's mode decides it
+# (FTA_MARKET_DATA_MODE): `replay` serves synthetic candles, `recorded` the candles the operator
+# imported, `proxy` the exchange's own. Everything that holds candles keeps them apart by
+# source (the shared cache's rows and directories), so a change of mode never lets a job read
+# candles of another source, and every result says which it used.
+
+
+class DataSource(StrEnum):
+    SYNTHETIC = "synthetic"
+    RECORDED = "recorded"
+    EXCHANGE = "exchange"
+
+
+MODES: dict[str, DataSource] = {
+    "replay": DataSource.SYNTHETIC,
+    "recorded": DataSource.RECORDED,
+    "proxy": DataSource.EXCHANGE,
+}
+
+NOTES: dict[DataSource, str] = {
+    DataSource.SYNTHETIC: "synthetic candles generated for testing, not market history",
+    DataSource.RECORDED: "market history recorded from the exchange, imported by the operator",
+    DataSource.EXCHANGE: "market history fetched from the exchange",
+}
+
+
+def source_of_mode(mode: str) -> DataSource:
+    try:
+        return MODES[mode]
+    except KeyError:
+        raise ValueError(
+            f"unknown market-data mode {mode!r}; expected one of {', '.join(MODES)}"
+        ) from None
+
+
+def label(source: str) -> dict[str, str]:
+    """How a result names the candles it ran on."""
+    data_source = DataSource(source)
+    return {"source": data_source.value, "note": NOTES[data_source]}
