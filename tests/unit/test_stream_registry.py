@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fta.portal.streams import StreamRegistry, StreamsBusy, TooManyStreams
+from fta.web.streams import StreamRegistry, StreamsBusy, TooManyStreams
 
 
 def test_a_tenant_holds_its_cap_and_others_are_still_served() -> None:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from fta.accounts import service, verification
+from fta.accounts.deps import PrincipalDep
 from fta.db import utcnow
-from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep
+from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

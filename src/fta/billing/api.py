@@ -15,15 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fta.accounts.deps import TenantDep
 from fta.billing import subscriptions as service
 from fta.billing.alerts.service import raise_alert
 from fta.billing.paypal import PayPal, paypal_from_settings
 from fta.billing.paypal.models import Subscription
 from fta.billing.paypal.webhooks import DeliveryLimits
 from fta.db import utcnow
-from fta.portal import problems
-from fta.portal.deps import ClientIpDep, SessionDep, TenantDep
 from fta.settings import get_settings
+from fta.web import problems
+from fta.web.deps import ClientIpDep, SessionDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/billing", tags=["billing"])

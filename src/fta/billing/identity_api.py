@@ -16,14 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.accounts.deps import PrincipalDep, TenantDep
 from fta.accounts.models import Tenant
 from fta.billing.alerts.service import raise_alert
 from fta.billing.invoices.identity import ClientIdentity, CustomerType, check_client
 from fta.billing.invoices.vat import refusal
 from fta.billing.vies import Vies, check_identity, vies_from_settings
 from fta.db import utcnow
-from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
 from fta.settings import get_settings
+from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(prefix="/billing/identity", tags=["billing"])
 

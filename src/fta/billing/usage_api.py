@@ -11,13 +11,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from fta.accounts.deps import TenantDep
 from fta.accounts.models import Tenant
 from fta.billing import metering
 from fta.billing.models import SpendingCap
 from fta.billing.periods import parse_period, period_of
 from fta.db import utcnow
 from fta.errors import Invalid, NotFound
-from fta.portal.deps import SessionDep, TenantDep
+from fta.web.deps import SessionDep
 
 router = APIRouter(tags=["billing"])
 SHOWN = Decimal("0.001")

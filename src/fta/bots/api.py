@@ -18,19 +18,13 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from fta.accounts.deps import PrincipalDep, TenantDep, current_principal, current_tenant
 from fta.bots import service
 from fta.bots.models import ActualState, Bot, BotTrade
 from fta.db import session_scope, utcnow
 from fta.errors import NotFound
-from fta.portal.deps import (
-    ClientIpDep,
-    PrincipalDep,
-    SessionDep,
-    TenantDep,
-    current_principal,
-    current_tenant,
-)
-from fta.portal.streams import StreamLease, stream_registry
+from fta.web.deps import ClientIpDep, SessionDep
+from fta.web.streams import StreamLease, stream_registry
 
 router = APIRouter(prefix="/bots", tags=["bots"])
 

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from fta.accounts.deps import PrincipalDep, TenantDep
 from fta.jobs import retention, service
 from fta.jobs.models import Job, JobKind
 from fta.markets import label
-from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
+from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 PARAMETER_FILE_KEYS = ("strategy_name", "params", "ft_stratparam_v", "export_time")

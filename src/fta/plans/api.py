@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from fta.accounts.deps import AdminDep
 from fta.errors import Invalid
 from fta.plans import service
 from fta.plans.models import Plan
-from fta.portal.deps import AdminDep, ClientIpDep, SessionDep
+from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(tags=["plans"])
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from fta.accounts.deps import TenantDep
 from fta.accounts.models import Tenant
 from fta.errors import NotFound
 from fta.jobs import retention
-from fta.portal.deps import SessionDep, TenantDep
 from fta.strategies import service as strategies
+from fta.web.deps import SessionDep
 
 router = APIRouter(tags=["plans"])
 

@@ -21,9 +21,9 @@ from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.plans.api import router as plans_router
 from fta.plans.storage_api import router as storage_router
-from fta.portal import problems
-from fta.portal.middleware import BodySizeLimit, SecurityHeaders
 from fta.strategies.api import router as strategies_router
+from fta.web import problems
+from fta.web.middleware import BodySizeLimit, SecurityHeaders
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024

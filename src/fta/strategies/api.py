@@ -8,10 +8,11 @@ from datetime import datetime
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from fta.portal.deps import ClientIpDep, PrincipalDep, SessionDep, TenantDep
+from fta.accounts.deps import PrincipalDep, TenantDep
 from fta.strategies import service
 from fta.strategies.models import Strategy
 from fta.strategies.validation import MAX_SOURCE_BYTES
+from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
 

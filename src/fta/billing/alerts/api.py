@@ -7,10 +7,11 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from fta.accounts.deps import AdminDep
 from fta.billing.alerts import service
 from fta.billing.alerts.models import BillingAlert
 from fta.db import utcnow
-from fta.portal.deps import AdminDep, SessionDep
+from fta.web.deps import SessionDep
 
 router = APIRouter(prefix="/admin/billing/alerts", tags=["billing"])
 

@@ -9,9 +9,10 @@ from decimal import Decimal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from fta.accounts.deps import TenantDep
 from fta.billing.invoices import service
 from fta.billing.invoices.models import Invoice
-from fta.portal.deps import SessionDep, TenantDep
+from fta.web.deps import SessionDep
 
 router = APIRouter(prefix="/invoices", tags=["invoices"])
 

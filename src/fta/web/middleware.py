@@ -11,7 +11,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fta.portal import problems
+from fta.web import problems
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 

@@ -1,0 +1,1 @@
+"""Request plumbing below the routes: dependencies, problem responses, middleware, streams."""
