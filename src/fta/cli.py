@@ -154,7 +154,7 @@ def _billing_alerts(args: argparse.Namespace) -> int:
 
 def _month(text: str) -> str:
     """A --month argument: YYYY-MM, refused by argparse (exit 2) otherwise."""
-    from fta.billing.periods import parse_period
+    from fta.access.periods import parse_period
     from fta.errors import Invalid
 
     try:
@@ -164,7 +164,7 @@ def _month(text: str) -> str:
 
 
 def _des_export(args: argparse.Namespace) -> int:
-    from fta.billing.periods import period_start
+    from fta.access.periods import period_start
     from fta.billing.vat_controls import des_csv, des_lines
     from fta.db import session_scope
 
@@ -174,8 +174,8 @@ def _des_export(args: argparse.Namespace) -> int:
 
 
 def _sales_journal(args: argparse.Namespace) -> int:
+    from fta.access.periods import period_end, period_start
     from fta.billing.invoices.journal import journal, journal_csv, missing_numbers
-    from fta.billing.periods import period_end, period_start
     from fta.db import session_scope
 
     first_day = period_start(args.month).date()

@@ -1,16 +1,16 @@
 """Imports every domain's models so the metadata knows all tables."""
 
+from fta.access.models import UsageEvent, UsagePeriod
 from fta.accounts.models import AuthSession, Tenant, User
 from fta.audit.models import AuditChainHead, AuditEvent
 from fta.billing.alerts.models import BillingAlert
 from fta.billing.invoices.models import Invoice, InvoiceCounter, InvoiceLine
-from fta.billing.models import UsageEvent, UsagePeriod
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
 from fta.bots.models import Bot, BotLog, BotTrade
-from fta.jobs.candle_cache import CandleCacheEntry
 from fta.jobs.market_pairs import MarketPair
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
 from fta.mail.models import OutboxMail
+from fta.market_data.candle_cache import CandleCacheEntry
 from fta.market_data.recorded import RecordedCandles
 from fta.plans.models import Plan
 from fta.strategies.models import Strategy, StrategyVersion

@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from fta.accounts.models import Tenant, TenantStatus
-from fta.billing import access, metering
-from fta.billing.access import BillingStatus, apply_billing_state
+from fta.access.service import PAY_AT
+from fta.accounts.models import BillingStatus, Tenant, TenantStatus
+from fta.billing import account_states, metering
+from fta.billing.account_states import apply_billing_state
 from fta.bots import service as bots
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.db import session_scope, utcnow
@@ -133,15 +134,15 @@ def test_an_ended_trial_refuses_jobs_and_bots_until_paid(http: TestClient, clien
         )
     for status, detail in (_submit(http, client, strategy_id), _start(http, client, bot_id)):
         assert status == 402
-        assert "free trial ended" in detail and access.PAY_AT in detail
+        assert "free trial ended" in detail and PAY_AT in detail
 
     # The worker's check suspends the account; its users still log in, to pay.
     with session_scope() as session:
-        assert client.tenant_id in access.advance_billing_states(session, utcnow())
+        assert client.tenant_id in account_states.advance_billing_states(session, utcnow())
     tenant = _tenant(client.tenant_id)
     assert (tenant.billing_status, tenant.status) == ("suspended", "suspended")
     status, detail = _submit(http, client, strategy_id)
-    assert status == 402 and "suspended for lack of payment" in detail and access.PAY_AT in detail
+    assert status == 402 and "suspended for lack of payment" in detail and PAY_AT in detail
     assert http.get(f"{API}/usage", headers=client.auth).status_code == 200
 
     _set_billing(client.tenant_id, BillingStatus.ACTIVE)
@@ -167,7 +168,7 @@ def test_a_trial_that_used_its_cpu_hours_starts_nothing(http: TestClient, client
             now=now,
         )
     status, detail = _submit(http, client, strategy_id)
-    assert status == 402 and "CPU-hours are used up" in detail and access.PAY_AT in detail
+    assert status == 402 and "CPU-hours are used up" in detail and PAY_AT in detail
 
 
 def test_grace_then_suspension_stops_the_bot_and_refuses_jobs_until_reactivated(
@@ -194,8 +195,8 @@ def test_grace_then_suspension_stops_the_bot_and_refuses_jobs_until_reactivated(
 
     # Past the grace: suspended; the bot supervisor stops the bot, new jobs are refused.
     with session_scope() as session:
-        assert client.tenant_id not in access.advance_billing_states(session, utcnow())
-        assert client.tenant_id in access.advance_billing_states(
+        assert client.tenant_id not in account_states.advance_billing_states(session, utcnow())
+        assert client.tenant_id in account_states.advance_billing_states(
             session, grace_until + timedelta(seconds=1)
         )
     with session_scope() as session:
@@ -205,7 +206,7 @@ def test_grace_then_suspension_stops_the_bot_and_refuses_jobs_until_reactivated(
         }
     assert wanted[bot_id] is DesiredState.STOPPED
     status, detail = _submit(http, client, strategy_id)
-    assert status == 402 and "grace period ended" in detail and access.PAY_AT in detail
+    assert status == 402 and "grace period ended" in detail and PAY_AT in detail
     assert _start(http, client, bot_id, "restart")[0] == 402
 
     # Paid again: the bot is wanted running again and jobs are accepted.

@@ -12,10 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from fta.accounts.models import Tenant
+from fta.access import plan_changes
+from fta.accounts.models import BillingStatus, Tenant
 from fta.accounts.service import create_admin
 from fta.audit.models import AuditEvent
-from fta.billing.access import BillingStatus, apply_billing_state
+from fta.billing.account_states import apply_billing_state
 from fta.db import session_scope
 from fta.plans import service as plans
 from fta.plans.models import Plan
@@ -167,16 +168,16 @@ def test_a_paying_account_changes_plan_at_the_next_period(http: TestClient) -> N
         # On trial: at once.
         tenant = session.get(Tenant, trial.tenant_id)
         assert tenant is not None
-        assert plans.change_plan(session, tenant, pro, now) == "2026-11"
+        assert plan_changes.change_plan(session, tenant, pro, now) == "2026-11"
         assert tenant.plan.code == "pro" and tenant.pending_plan_id is None
         # Paying for this month: from the next one; quotas and allowance stay meanwhile.
         tenant = session.get(Tenant, paying.tenant_id)
         assert tenant is not None
         apply_billing_state(session, tenant, BillingStatus.ACTIVE, now)
-        assert plans.change_plan(session, tenant, pro, now) == "2026-12"
+        assert plan_changes.change_plan(session, tenant, pro, now) == "2026-12"
         assert tenant.plan.code == "starter" and tenant.pending_plan_period == "2026-12"
-        assert paying.tenant_id not in plans.apply_pending_plans(session, now)
-        assert paying.tenant_id in plans.apply_pending_plans(
+        assert paying.tenant_id not in plan_changes.apply_pending_plans(session, now)
+        assert paying.tenant_id in plan_changes.apply_pending_plans(
             session, datetime(2026, 12, 1, tzinfo=UTC)
         )
         assert tenant.plan.code == "pro" and tenant.pending_plan_id is None

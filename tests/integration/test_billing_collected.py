@@ -17,8 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from fta.accounts.models import Tenant
-from fta.billing.access import BillingStatus
+from fta.accounts.models import BillingStatus, Tenant
 from fta.billing.alerts import service as alerts
 from fta.billing.alerts.models import BillingAlert
 from fta.billing.invoices.models import Invoice

@@ -17,17 +17,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from fta.accounts.models import Tenant
+from fta.access import usage
+from fta.access.models import UsageEvent
+from fta.access.periods import period_of
+from fta.access.plan_changes import apply_pending_plans, change_plan
+from fta.accounts.models import BillingStatus, Tenant
 from fta.billing import metering
-from fta.billing.access import BillingStatus, apply_billing_state
-from fta.billing.models import UsageEvent
-from fta.billing.periods import period_of
+from fta.billing.account_states import apply_billing_state
 from fta.bots.models import BotRun
 from fta.db import session_scope, utcnow
 from fta.errors import Conflict, Invalid
 from fta.jobs.models import Job, JobStatus
 from fta.mail.models import OutboxMail
-from fta.plans.service import apply_pending_plans, change_plan, get_plan
+from fta.plans.service import get_plan
 from fta.runtime import JobRunner
 from fta.settings import get_settings
 from fta.worker.handlers import JobHandler
@@ -276,9 +278,9 @@ def _activate(tenant_id: str, at: datetime) -> None:
         apply_billing_state(session, session.get_one(Tenant, tenant_id), BillingStatus.ACTIVE, at)
 
 
-def _summary(tenant_id: str, period: str, now: str) -> metering.UsageSummary:
+def _summary(tenant_id: str, period: str, now: str) -> usage.UsageSummary:
     with session_scope() as session:
-        return metering.usage_summary(session, session.get_one(Tenant, tenant_id), period, _at(now))
+        return usage.usage_summary(session, session.get_one(Tenant, tenant_id), period, _at(now))
 
 
 # 25 CPU-hours, 60 GB-hours, 30 hours of job: 5 CPU-hours over the starter's 20.

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from fta.billing.models import UsageEvent
+from fta.access.models import UsageEvent
 from fta.db import session_scope, utcnow
 from fta.jobs.models import Job, JobStatus
 from fta.runtime import (

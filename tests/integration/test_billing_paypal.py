@@ -16,9 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from fta.access.service import can_start
 from fta.accounts.models import Tenant
 from fta.audit.models import AuditEvent
-from fta.billing.access import advance_billing_states, can_start
+from fta.billing.account_states import advance_billing_states
 from fta.billing.alerts.service import open_alerts
 from fta.billing.api import get_paypal
 from fta.billing.invoices.models import Invoice

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from fta.access.service import can_start
 from fta.accounts.models import Tenant
 from fta.billing import metering, usage_collection
-from fta.billing.access import advance_billing_states, can_start
+from fta.billing.account_states import advance_billing_states
 from fta.billing.alerts.service import open_alerts, resolve
 from fta.billing.invoices.models import Invoice
 from fta.billing.models import UsageBill

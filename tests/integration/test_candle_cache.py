@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from fta.db import session_scope
-from fta.jobs import candle_cache
+from fta.market_data import candle_cache
 from fta.markets import DataSource
 
 SYNTHETIC = DataSource.SYNTHETIC.value

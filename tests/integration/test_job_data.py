@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fta.db import session_scope
-from fta.jobs import candle_cache
-from fta.jobs.freqtrade_config import first_startup_day
+from fta.freqtrade.options import first_startup_day
+from fta.market_data import candle_cache
 from fta.settings import get_settings
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up

@@ -23,17 +23,17 @@ from fastapi.testclient import TestClient
 
 from fta.cli import main
 from fta.db import session_scope
-from fta.jobs import candle_cache
 from fta.jobs.models import Job, JobKind, JobStatus
+from fta.market_data import candle_cache
 from fta.market_data.recorded import RecordedCandles
 from fta.markets import DataSource
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
-from fta.worker.main import Worker
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.docker_resources import RUN_ID, DockerResources, local_docker
 from tests.support.sandbox import APP_IMAGE, GATEWAY_PORT, _free_pool, _wait_gateway
+from tests.support.scoped_worker import ScopedWorker
 from tests.support.socket_proxy import running_socket_proxy
 from tests.support.tenant_disks import TenantDiskHelper
 
@@ -132,7 +132,7 @@ def recorded_world(
                 }
             )
             runner = DockerJobRunner(settings, extra_labels=resources.labels)
-            worker = Worker(runner, settings, max_parallel=2, tenants=tenants)
+            worker = ScopedWorker(runner, settings, max_parallel=2, tenants=tenants)
             thread = threading.Thread(target=worker.run_forever, name="recorded", daemon=True)
             thread.start()
             yield RecordedWorld(files, candles, tenants)

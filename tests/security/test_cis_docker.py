@@ -15,7 +15,10 @@ import pytest
 from docker.models.containers import Container
 from fastapi.testclient import TestClient
 
-from fta.security.cis_docker import (
+from fta.settings import get_settings
+from tests.integration.strategies import source
+from tests.support.api import Client, sign_up
+from tests.support.cis_docker import (
     ACCEPTED_DEVIATIONS,
     ANY_KIND,
     ITEMS,
@@ -24,9 +27,6 @@ from fta.security.cis_docker import (
     check_container,
     failures,
 )
-from fta.settings import get_settings
-from tests.integration.strategies import source
-from tests.support.api import Client, sign_up
 from tests.support.docker_resources import local_docker
 from tests.support.sandbox import Sandbox
 

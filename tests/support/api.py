@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from fastapi.testclient import TestClient
 
-from fta.accounts.models import Tenant
-from fta.billing.access import BillingStatus, apply_billing_state
+from fta.accounts.models import BillingStatus, Tenant
+from fta.billing.account_states import apply_billing_state
 from fta.db import session_scope, utcnow
 from fta.mail import service as mail
 

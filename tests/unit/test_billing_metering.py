@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from fta.billing.metering import Consumption, PlanSnapshot, overage, quantities
+from fta.access.usage import Consumption, PlanSnapshot, overage, quantities
 from fta.plans.models import Plan
 
 STARTER = PlanSnapshot(

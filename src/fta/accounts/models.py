@@ -23,6 +23,18 @@ class TenantStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class BillingStatus(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+
+
+# Billing states in which the account itself is suspended (bots stopped, no job claimed).
+BLOCKED = frozenset({BillingStatus.SUSPENDED, BillingStatus.CANCELLED})
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
 
@@ -38,7 +50,7 @@ class Tenant(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    # Billing state (fta.billing.access) and the identity invoices are made out to.
+    # Billing state (fta.billing.account_states) and the identity invoices are made out to.
     trial_ends_at: Mapped[datetime | None]
     billing_status: Mapped[str] = mapped_column(String(16), default="trialing")
     grace_until: Mapped[datetime | None]

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fta import audit
 from fta.accounts import throttle
-from fta.accounts.models import AuthSession, Role, Tenant, TenantStatus, User
+from fta.accounts.models import BLOCKED, AuthSession, Role, Tenant, TenantStatus, User
 from fta.accounts.security import (
     DUMMY_HASH,
     HashingBusy,
@@ -24,7 +24,6 @@ from fta.accounts.security import (
     hash_password,
     verify_password,
 )
-from fta.billing.access import BLOCKED, trial_end
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, Unauthorized
 from fta.plans.service import default_plan
@@ -52,6 +51,10 @@ class Principal:
 class IssuedToken:
     access_token: str
     expires_in: int
+
+
+def trial_end(now: datetime) -> datetime:
+    return now + timedelta(days=get_settings().trial_days)
 
 
 def new_tenant_id() -> str:

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from fta.billing import access, metering
+from fta.access import plan_changes
+from fta.billing import account_states, metering
 from fta.billing.alerts.service import raise_alert, settle
 from fta.billing.invoices.handoff import hand_off_pending
 from fta.billing.items import UnitOfWork
@@ -25,7 +26,6 @@ from fta.billing.usage_bills import bill_closed_months
 from fta.billing.usage_collection import send_usage_bills, track_usage_bills
 from fta.billing.vat_controls import check_oss_threshold
 from fta.billing.vies import recheck_unverified, vies_from_settings
-from fta.plans import service as plans
 from fta.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def run_round(unit: UnitOfWork, now: datetime) -> None:
 
     steps: list[tuple[str, Step]] = [
         ("billing-states", transaction(lambda session: _advance_states(session, now))),
-        ("pending-plans", transaction(lambda session: plans.apply_pending_plans(session, now))),
+        (
+            "pending-plans",
+            transaction(lambda session: plan_changes.apply_pending_plans(session, now)),
+        ),
         ("bot-metering", transaction(lambda session: metering.meter_bot_runs(session, now))),
         ("close-periods", transaction(lambda session: _close_periods(session, now, grace))),
         ("invoice-payments", lambda: _log_issued(invoice_payments(unit, now), "a payment")),
@@ -94,7 +97,7 @@ VIES_RECHECK = Cadence(3600.0)
 
 
 def _advance_states(session: Session, now: datetime) -> None:
-    for tenant_id in access.advance_billing_states(session, now):
+    for tenant_id in account_states.advance_billing_states(session, now):
         log.info("account %s cut off: trial, grace or paid period over", tenant_id)
 
 

@@ -22,10 +22,11 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import Tenant
+from fta.access.plan_changes import change_plan
+from fta.accounts.models import BillingStatus, Tenant
 from fta.audit import service as audit
 from fta.billing import payment_issues
-from fta.billing.access import BillingStatus, apply_billing_state, has_overdue_usage_bill
+from fta.billing.account_states import apply_billing_state, has_overdue_usage_bill
 from fta.billing.invoices.identity import check_client, client_from_tenant
 from fta.billing.invoices.vat import FRENCH_RATE, ZERO_RATE, treatment
 from fta.billing.paypal import PayPal
@@ -47,7 +48,6 @@ from fta.billing.vat_controls import check_payer_country
 from fta.db import utcnow
 from fta.errors import Conflict, DomainError, Invalid, NotFound
 from fta.plans.models import Plan
-from fta.plans.service import change_plan
 
 log = logging.getLogger(__name__)
 

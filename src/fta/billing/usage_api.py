@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from fta.access import usage as usage_costs
+from fta.access.models import SpendingCap
+from fta.access.periods import parse_period, period_of
 from fta.accounts.deps import TenantDep
 from fta.accounts.models import Tenant
 from fta.billing import metering
-from fta.billing.models import SpendingCap
-from fta.billing.periods import parse_period, period_of
 from fta.db import utcnow
 from fta.errors import Invalid, NotFound
 from fta.web.deps import SessionDep
@@ -94,7 +95,7 @@ class UsageOut(BaseModel):
     spending_cap: SpendingCapOut
 
 
-def _quantity(value: metering.MeteredQuantity) -> QuantityOut:
+def _quantity(value: usage_costs.MeteredQuantity) -> QuantityOut:
     return QuantityOut(
         used=value.used.quantize(SHOWN),
         included=value.included.quantize(SHOWN),
@@ -107,11 +108,11 @@ def _spending_cap(session: Session, tenant: Tenant, now: datetime) -> SpendingCa
     cap = session.get(SpendingCap, tenant.id)
     return SpendingCapOut(
         cap_eur_ht=cap.cap_eur_ht if cap is not None else None,
-        reached=metering.cap_reached(session, tenant, now) is not None,
+        reached=usage_costs.cap_reached(session, tenant, now) is not None,
     )
 
 
-def _overage(value: metering.Overage) -> OverageOut:
+def _overage(value: usage_costs.Overage) -> OverageOut:
     return OverageOut(
         cpu_hours=value.cpu_hours.quantize(SHOWN),
         ram_gb_hours=value.ram_gb_hours.quantize(SHOWN),
@@ -137,7 +138,7 @@ def usage(
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("unknown account")
-    summary = metering.usage_summary(session, tenant, month, now)
+    summary = usage_costs.usage_summary(session, tenant, month, now)
     used = summary.consumption
     quantities = summary.quantities
     return UsageOut(
@@ -189,5 +190,5 @@ def put_spending_cap(
     if tenant is None:
         raise NotFound("unknown account")
     now = utcnow()
-    metering.set_spending_cap(session, tenant_id, body.cap_eur_ht, now)
+    usage_costs.set_spending_cap(session, tenant_id, body.cap_eur_ht, now)
     return _spending_cap(session, tenant, now)

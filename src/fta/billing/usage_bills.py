@@ -17,16 +17,16 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import Tenant
-from fta.billing.access import BillingStatus
+from fta.access.models import UsagePeriod
+from fta.access.periods import period_end, period_start
+from fta.access.usage import UsageSummary, usage_summary
+from fta.accounts.models import BillingStatus, Tenant
 from fta.billing.invoices.identity import client_from_tenant
 from fta.billing.invoices.money import MAX_SCALE, Line, decimal_fr
 from fta.billing.invoices.service import issue_invoice
 from fta.billing.items import Item, UnitOfWork, process_items, waiting
-from fta.billing.metering import UsageSummary, usage_summary
-from fta.billing.models import UsageBill, UsagePeriod
+from fta.billing.models import UsageBill
 from fta.billing.payment_issues import client_email
-from fta.billing.periods import period_end, period_start
 
 KEY_PREFIX = "usage-month:"
 QUANTITY_PLACES = Decimal(1).scaleb(-MAX_SCALE)

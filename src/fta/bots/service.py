@@ -22,11 +22,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.access import service as access
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
-from fta.billing import access
-from fta.bots.config import BOT_OPTIONS, BotConfig, parse_bot_config
 from fta.bots.models import (
     AT_REST,
     TRANSITIONS,
@@ -37,9 +36,10 @@ from fta.bots.models import (
     BotTrade,
     DesiredState,
 )
-from fta.bots.snapshots import BotStatus, TradeSnapshot
+from fta.bots.snapshots import BotReport, BotStatus, TradeSnapshot
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, QuotaExceeded
+from fta.freqtrade.options import BOT_OPTIONS, BotConfig, parse_bot_config
 from fta.jobs.config_errors import describe_config_error
 from fta.jobs.market_pairs import require_usable_pairs
 from fta.markets import DataSource
@@ -383,15 +383,14 @@ def pinned_strategy(session: Session, bot: Bot) -> tuple[str, str]:
 
 
 def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
-    """Moves a bot along its state machine; an illegal transition is a programming error."""
+    """Moves a bot along its state machine (`fta.bots.models.TRANSITIONS`); an illegal
+    transition is a programming error."""
     current = ActualState(bot.actual_state)
     if state not in TRANSITIONS.get(current, frozenset()):
         raise ValueError(f"bot {bot.id}: illegal transition {current} -> {state}")
     now = utcnow()
     if state is ActualState.STARTING:
-        if current is ActualState.CRASHED or (
-            current is ActualState.PENDING and bot.restart_backoff_until is not None
-        ):
+        if current is ActualState.CRASHED:
             bot.restarts += 1
         bot.restart_requested_at = None
         bot.last_error = None
@@ -405,6 +404,38 @@ def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
     bot.updated_at = now
     for name, value in fields.items():
         setattr(bot, name, value)
+
+
+def record_container(session: Session, bot_id: uuid.UUID, container_id: str) -> None:
+    """The container created for the starting bot: its own from now on (committed before it
+    starts, so that a worker that dies then finds it by the bot's row)."""
+    bot = session.get(Bot, bot_id)
+    if bot is None:
+        raise NotFound(f"no bot {bot_id}")
+    bot.container_id = container_id
+
+
+def record_report(
+    session: Session, bot_id: uuid.UUID, container_id: str, report: BotReport
+) -> None:
+    """Stores a running bot's periodic report: its status, trades and heartbeat; a bot
+    starting in it is running once freqtrade says so. A report of a container the bot no
+    longer has is ignored. Locks the bot's row until the caller's transaction ends."""
+    bot = lock_bot(session, bot_id)
+    if bot is None or bot.container_id != container_id:
+        return
+    health = report.freqtrade
+    if report.status is not None:
+        record_status(
+            session, bot_id, report.status, freqtrade_state=health.state, whitelist=health.whitelist
+        )
+    record_trades(session, bot_id, report.trades)
+    if health.heartbeat_at is not None:
+        bot.last_heartbeat_at = health.heartbeat_at
+    if ActualState(bot.actual_state) is ActualState.STARTING and health.state == "RUNNING":
+        advance(bot, ActualState.RUNNING)
+    if report.error:
+        bot.last_error = redact(report.error)
 
 
 def backoff_delay(restarts: int) -> timedelta:

@@ -13,20 +13,22 @@ from sqlalchemy import func, select, text, true
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.access import service as access
+from fta.access import usage
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal
-from fta.billing import access, metering
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, RetryLater
-from fta.jobs import scheduling
-from fta.jobs.config_errors import describe_config_error
-from fta.jobs.freqtrade_config import (
+from fta.freqtrade.options import (
     JobConfig,
     first_startup_day,
     parse_job_config,
     parse_timerange,
 )
+from fta.freqtrade.startup import declared_startup_candles
+from fta.jobs import scheduling
+from fta.jobs.config_errors import describe_config_error
 from fta.jobs.market_pairs import require_usable_pairs
 from fta.jobs.models import (
     ACTIVE_STATUSES,
@@ -44,7 +46,6 @@ from fta.markets import DataSource
 from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.strategies.service import get_strategy, latest_version
-from fta.strategies.startup import declared_startup_candles
 
 NOTIFY_CHANNEL = "fta_jobs"
 # Transaction-scoped advisory lock key serialising job claims between workers.
@@ -73,7 +74,7 @@ def submit_job(
     if tenant is None:
         raise NotFound("unknown account")
     access.require_start(session, tenant, utcnow())
-    metering.require_under_spending_cap(session, tenant, utcnow())
+    usage.require_under_spending_cap(session, tenant, utcnow())
     if tenant.status != TenantStatus.ACTIVE:
         raise Conflict("this account is suspended: jobs cannot be started")
     try:
@@ -229,6 +230,26 @@ def advance(job: Job, status: JobStatus, **fields: Any) -> None:
         job.finished_at = now
     for name, value in fields.items():
         setattr(job, name, value)
+
+
+def record_market_data_source(session: Session, job_id: uuid.UUID, source: str) -> None:
+    """The data source the job's candles come from, recorded when its run begins."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    job.market_data_source = source
+
+
+def mark_running(session: Session, job_id: uuid.UUID, container_id: str) -> None:
+    """The job's container runs: the job is running in it (its cache fill's container first,
+    then its own)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if JobStatus(job.status) is JobStatus.RUNNING:
+        job.container_id = container_id
+    else:
+        advance(job, JobStatus.RUNNING, container_id=container_id)
 
 
 def claim_next_job(

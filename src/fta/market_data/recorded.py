@@ -25,8 +25,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fta.db import Base, utcnow
 from fta.errors import Invalid
-from fta.jobs.candle_cache import CandleCacheEntry
 from fta.market_data import store
+from fta.market_data.candle_cache import CandleCacheEntry
 from fta.market_data.ohlcv_files import Candle, OhlcvFile, OhlcvFileError, read, recognise
 from fta.markets import INTERVAL_MS, SUPPORTED_EXCHANGES, DataSource, markets
 

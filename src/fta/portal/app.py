@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 from starlette.types import ASGIApp
 
+from fta.access.api import router as plans_router
 from fta.accounts.api import router as auth_router
 from fta.billing.alerts.api import router as billing_alerts_router
 from fta.billing.api import router as billing_router
@@ -19,8 +20,7 @@ from fta.billing.usage_api import router as usage_router
 from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
-from fta.plans.api import router as plans_router
-from fta.plans.storage_api import router as storage_router
+from fta.jobs.storage_api import router as storage_router
 from fta.strategies.api import router as strategies_router
 from fta.web import problems
 from fta.web.middleware import BodySizeLimit, SecurityHeaders

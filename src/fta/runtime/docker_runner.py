@@ -20,7 +20,7 @@ from typing import Any
 import docker
 import requests
 import urllib3
-from docker.errors import APIError, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.types import IPAMConfig, IPAMPool
 
 from fta.runtime.cgroup import CgroupDriver, cgroup_parent
@@ -399,7 +399,10 @@ class DockerJobRunner:
         drops at once under pressure. The cgroup's own peak (v1 max_usage, v2 memory.peak)
         counts that cache too: a job reading its candles would be billed for the files.
         """
-        stats: dict[str, Any] = self._api.stats(container_id, stream=False, one_shot=True)
+        try:
+            stats: dict[str, Any] = self._api.stats(container_id, stream=False, one_shot=True)
+        except DockerException as error:
+            raise ContainerRuntimeError(f"usage of {container_id} unreadable: {error}") from error
         cpu_ns = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
         memory = stats.get("memory_stats") or {}
         usage = int(memory.get("usage") or 0)

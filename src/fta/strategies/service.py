@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import column, delete, exists, func, or_, select, table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -16,10 +16,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from fta import audit
 from fta.accounts.models import Tenant
 from fta.accounts.service import Principal
-from fta.bots.models import Bot
 from fta.db import utcnow
 from fta.errors import Conflict, NotFound, RetryLater
-from fta.jobs.models import Job
 from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyUpload, StrategyVersion
 from fta.strategies.validation import check_name, check_source
@@ -93,12 +91,23 @@ def list_strategies(session: Session, tenant_id: str) -> list[Strategy]:
     )
 
 
+# The tables whose rows run a strategy version: jobs and bots. Their packages sit above this
+# one (they run strategies), so the tables are named here rather than imported;
+# tests/integration/test_strategy_versions.py checks that every foreign key to a version is.
+VERSION_RUNNERS = (
+    table("jobs", column("strategy_version_id")),
+    table("bots", column("strategy_version_id")),
+)
+
+
 def version_is_pinned() -> ColumnElement[bool]:
     """True where a job or a bot (a deleted one included) references the version: it ran, or
     will run, that code, so the version is kept."""
     return or_(
-        exists().where(Job.strategy_version_id == StrategyVersion.id),
-        exists().where(Bot.strategy_version_id == StrategyVersion.id),
+        *(
+            exists().where(runner.c.strategy_version_id == StrategyVersion.id)
+            for runner in VERSION_RUNNERS
+        )
     )
 
 

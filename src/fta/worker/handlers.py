@@ -12,27 +12,26 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
 from fta.billing import metering
 from fta.db import session_scope, utcnow
 from fta.errors import Invalid
-from fta.jobs import candle_cache
-from fta.jobs import service as jobs
-from fta.jobs.freqtrade_config import (
-    CONTAINER_PATHS,
-    ContainerPaths,
+from fta.freqtrade.bundle import build_job_bundle, encode_bundle
+from fta.freqtrade.config import CONTAINER_PATHS, ContainerPaths
+from fta.freqtrade.options import (
     JobConfig,
-    build_job_bundle,
-    encode_bundle,
     first_startup_day,
     parse_job_config,
     parse_timerange,
 )
+from fta.freqtrade.startup import declared_startup_candles
+from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobKind, JobStatus
 from fta.jobs.summary import parse_result_line
-from fta.market_data import recorded
+from fta.market_data import candle_cache, recorded
 from fta.markets import DataSource
 from fta.runtime import (
     ContainerSpec,
@@ -47,9 +46,9 @@ from fta.runtime import (
 from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
-from fta.strategies.startup import declared_startup_candles
+from fta.worker.containers import container_spec, cpu_decimal
 from fta.worker.limits import plan_disk_bytes, plan_job_workers, plan_limits
-from fta.worker.log_capture import LogCapture
+from fta.worker.log_capture import LogCapture, exit_error, output_capture
 from fta.worker.network_slots import AtCapacity, take_slot
 from fta.worker.sandbox import Outcome, RunReport, run_container
 from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
@@ -130,7 +129,9 @@ class JobHandler:
                 job = session.get(Job, job_id)
                 assert job is not None  # noqa: S101 - claimed by this worker
                 context = _load(session, job, self.settings)
-                job.market_data_source = self.settings.market_data_source.value
+                jobs.record_market_data_source(
+                    session, job_id, self.settings.market_data_source.value
+                )
         except AtCapacity as exc:
             log.error("job %s: no network slot free", job_id)
             self._finish(job_id, JobStatus.FAILED, error=str(exc))
@@ -198,20 +199,17 @@ class JobHandler:
         network: TenantNetwork,
         mounts: list[Mount],
     ) -> ContainerSpec:
-        spec = ContainerSpec(
+        return container_spec(
+            self.runner,
+            self.settings,
             tenant_id=context.tenant_id,
             owner_kind=owner_kind,
             owner_id=str(context.job_id),
-            image=self.settings.job_image,
-            command=None,
-            env=bundle_env,
-            limits=context.limits,
+            bundle_env=bundle_env,
+            network=network,
             mounts=mounts,
-            network=network.name,
-            extra_hosts=network.extra_hosts,
-            dns=network.dns,
+            limits=context.limits,
         )
-        return self.runner.with_python_env(spec)
 
     def _fill_candle_cache(
         self, context: JobContext, network: TenantNetwork, deadline: float
@@ -240,32 +238,22 @@ class JobHandler:
                     )
                 except Invalid as refused:
                     raise CacheFillError(refused.detail) from None
+
+        def missing(session: Session, pairs: list[str]) -> candle_cache.FillRequest | None:
+            return candle_cache.missing(
+                session, exchange, pairs, timeframe, start, end, source=source.value
+            )
+
         while True:
             with session_scope() as session:
-                fill = candle_cache.missing(
-                    session,
-                    exchange,
-                    list(context.config.pairs),
-                    timeframe,
-                    start,
-                    end,
-                    source=source.value,
-                )
+                fill = missing(session, list(context.config.pairs))
                 if fill is None:
                     return None
                 if candle_cache.try_lock_pairs(
                     session, exchange, timeframe, list(fill.pairs), source=source.value
                 ):
                     # Exact now that no one else fills these pairs.
-                    fill = candle_cache.missing(
-                        session,
-                        exchange,
-                        list(fill.pairs),
-                        timeframe,
-                        start,
-                        end,
-                        source=source.value,
-                    )
+                    fill = missing(session, list(fill.pairs))
                     if fill is None:
                         return None
                     return self._run_fill(session, context, network, fill, deadline)
@@ -309,16 +297,7 @@ class JobHandler:
             network,
             [Mount(self.settings.candle_volume, "/candles", read_only=False)],
         )
-        report = run_container(
-            self.runner,
-            spec,
-            capture,
-            max_seconds=_remaining(deadline),
-            on_started=lambda container_id: self._mark_running(context.job_id, container_id),
-            on_output=lambda: None,
-            cancel_requested=lambda: self._cancel_requested(context.job_id),
-            on_sample=self._save_sample(context.job_id),
-        )
+        report = self._supervise(context, spec, capture, deadline, on_output=lambda: None)
         if report.outcome in (Outcome.CANCELLED, Outcome.TIMED_OUT):
             return report
         if report.outcome is not Outcome.EXITED or report.exit_code != 0:
@@ -329,14 +308,33 @@ class JobHandler:
         candle_cache.record_fill(session, fill)
         return report
 
+    def _supervise(
+        self,
+        context: JobContext,
+        spec: ContainerSpec,
+        capture: LogCapture,
+        deadline: float,
+        *,
+        on_output: Callable[[], None],
+        warm_id: str | None = None,
+    ) -> RunReport:
+        """Runs a container of the job (its cache fill's or its own) within the job's time,
+        the job marked running in it, its usage saved and its cancel honoured."""
+        return run_container(
+            self.runner,
+            spec,
+            capture,
+            max_seconds=_remaining(deadline),
+            on_started=lambda container_id: self._mark_running(context.job_id, container_id),
+            on_output=on_output,
+            cancel_requested=lambda: self._cancel_requested(context.job_id),
+            on_sample=self._save_sample(context.job_id),
+            warm_id=warm_id,
+        )
+
     def _mark_running(self, job_id: uuid.UUID, container_id: str) -> None:
         with session_scope() as session:
-            job = session.get(Job, job_id)
-            assert job is not None  # noqa: S101
-            if JobStatus(job.status) is JobStatus.RUNNING:
-                job.container_id = container_id
-            else:
-                jobs.advance(job, JobStatus.RUNNING, container_id=container_id)
+            jobs.mark_running(session, job_id, container_id)
 
     def _cancel_requested(self, job_id: uuid.UUID) -> bool:
         with session_scope() as session:
@@ -373,15 +371,12 @@ class JobHandler:
         pool = self.warm
         warm = pool.take(spec) if pool is not None else None
         try:
-            report = run_container(
-                self.runner,
+            report = self._supervise(
+                context,
                 spec,
                 capture,
-                max_seconds=_remaining(deadline),
-                on_started=lambda container_id: self._mark_running(context.job_id, container_id),
+                deadline,
                 on_output=on_output,
-                cancel_requested=lambda: self._cancel_requested(context.job_id),
-                on_sample=self._save_sample(context.job_id),
                 warm_id=warm.container_id if warm is not None else None,
             )
         finally:
@@ -400,35 +395,15 @@ class JobHandler:
     ) -> None:
         """Records how the job ended; `preparing` when it ended while its market data was
         being prepared."""
-        error: str | None = None
-        summary = None
-        if report.outcome is Outcome.CANCELLED:
-            status, error = JobStatus.CANCELLED, "cancelled at the client's request"
-        elif report.outcome is Outcome.TIMED_OUT:
-            status = JobStatus.TIMED_OUT
-            error = f"stopped after its maximum duration of {context.max_seconds} s" + (
-                ", while its market data was being prepared" if preparing else ""
-            )
-        elif report.outcome is Outcome.OOM_KILLED:
-            status = JobStatus.OOM_KILLED
-            error = (
-                f"killed: memory use exceeded the plan's limit of "
-                f"{context.limits.memory_bytes // (1024 * 1024)} MiB"
-            )
-        elif report.exit_code == 0:
-            summary = parse_result_line(
-                capture.result_line,
-                kind=context.kind.value,
-                max_bytes=self.settings.job_result_max_bytes,
-            )
-            if summary is None:
-                status, error = JobStatus.FAILED, "the job produced no valid result summary"
-            else:
-                status = JobStatus.SUCCEEDED
-        else:
-            status = JobStatus.FAILED
-            cause = capture.last_error_line() or "no output"
-            error = f"freqtrade exited with code {report.exit_code}: {cause}"
+        status, error, summary = job_ending(
+            report,
+            capture,
+            kind=context.kind,
+            max_seconds=context.max_seconds,
+            memory_bytes=context.limits.memory_bytes,
+            result_max_bytes=self.settings.job_result_max_bytes,
+            preparing=preparing,
+        )
         with session_scope() as session:
             job = session.get(Job, context.job_id)
             assert job is not None  # noqa: S101
@@ -473,19 +448,48 @@ class JobHandler:
             with session_scope() as session:
                 job = session.get(Job, job_id)
                 if job is not None and not JobStatus(job.status).is_final:
-                    cpu = Decimal(str(round(usage.cpu_seconds, 3)))
-                    jobs.record_usage(job, cpu, usage.memory_max_bytes)
+                    jobs.record_usage(job, cpu_decimal(usage), usage.memory_max_bytes)
 
         return save
 
     def _capture(self) -> LogCapture:
-        return LogCapture(
-            max_line=self.settings.job_log_max_line, max_total=self.settings.job_log_max_bytes
-        )
+        return output_capture(self.settings)
 
 
 class CacheFillError(Exception):
     pass
+
+
+def job_ending(
+    report: RunReport,
+    capture: LogCapture,
+    *,
+    kind: JobKind,
+    max_seconds: int,
+    memory_bytes: int,
+    result_max_bytes: int,
+    preparing: bool = False,
+) -> tuple[JobStatus, str | None, BaseModel | None]:
+    """How a job whose container ended as `report` says ends: its final status, the error
+    shown to the client, and its validated result summary (a success only)."""
+    if report.outcome is Outcome.CANCELLED:
+        return JobStatus.CANCELLED, "cancelled at the client's request", None
+    if report.outcome is Outcome.TIMED_OUT:
+        error = f"stopped after its maximum duration of {max_seconds} s" + (
+            ", while its market data was being prepared" if preparing else ""
+        )
+        return JobStatus.TIMED_OUT, error, None
+    if report.outcome is Outcome.OOM_KILLED:
+        error = (
+            f"killed: memory use exceeded the plan's limit of {memory_bytes // (1024 * 1024)} MiB"
+        )
+        return JobStatus.OOM_KILLED, error, None
+    if report.exit_code != 0:
+        return JobStatus.FAILED, exit_error(report.exit_code, capture.tail), None
+    summary = parse_result_line(capture.result_line, kind=kind.value, max_bytes=result_max_bytes)
+    if summary is None:
+        return JobStatus.FAILED, "the job produced no valid result summary", None
+    return JobStatus.SUCCEEDED, None, summary
 
 
 def _remaining(deadline: float) -> int:

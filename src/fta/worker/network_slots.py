@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import Tenant, TenantStatus
-from fta.billing.access import BLOCKED
+from fta.accounts.models import BLOCKED, Tenant, TenantStatus
 from fta.bots.models import ActualState, Bot, BotRun
 from fta.db import session_scope
 from fta.jobs.models import FINAL_STATUSES, Job

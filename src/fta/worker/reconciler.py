@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Set
 from decimal import Decimal
 
-from docker.errors import DockerException
 from sqlalchemy import select
 
 from fta.billing import metering
@@ -90,6 +89,6 @@ def reconcile(
 def _read_usage(runner: JobRunner, container_id: str) -> Usage | None:
     try:
         return runner.read_usage(container_id)
-    except (ContainerRuntimeError, DockerException) as error:
+    except ContainerRuntimeError as error:
         log.warning("usage of container %s unreadable: %s", container_id, error)
         return None

@@ -22,7 +22,7 @@ from fta.runtime.spec import LABEL_KIND, LABEL_TENANT, TENANT_ID_RE
 
 
 class Status(StrEnum):
-    PASS = "pass"  # noqa: S105 - a check outcome, not a password
+    PASS = "pass"
     FAIL = "fail"
     NOT_APPLICABLE = "not-applicable"
     ACCEPTED = "accepted-deviation"

@@ -1,1 +1,0 @@
-"""Security checks of what the platform runs (CIS Docker Benchmark section 5)."""
