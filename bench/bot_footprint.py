@@ -40,8 +40,9 @@ from tests.support.docker_resources import RUN_ID, DockerResources, local_docker
 from bench.bare_docker import docker_run_args
 from bench.measure import load_average, machine_facts, markdown_table, stop_on_sigterm
 from bench.platform_under_test import PlatformUnderTest, running_platform, utc_now
-from fta.bots.config import build_bot_bundle, parse_bot_config
-from fta.jobs.freqtrade_config import encode_bundle
+from fta.freqtrade.bundle import build_bot_bundle, encode_bundle
+from fta.freqtrade.markers import STATUS_PREFIX
+from fta.freqtrade.options import parse_bot_config
 from fta.runtime.cgroup import tenant_cgroup_relpath
 from fta.runtime.docker_output import parse_docker_time
 from fta.runtime.spec import LABEL_BOT
@@ -83,7 +84,6 @@ HOST_GIB = 24
 START_TIMEOUT = 300.0
 POLL_SECONDS = 1.0
 SAMPLE_SECONDS = 10.0
-STATUS_PREFIX = "FTA-STATUS:"
 MIB = 1 << 20
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 

@@ -19,15 +19,12 @@ from typing import Any
 
 from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
-from fta.jobs.freqtrade_config import (
-    ContainerPaths,
-    build_job_bundle,
-    encode_bundle,
-    parse_job_config,
-)
+from fta.freqtrade.bundle import build_job_bundle, encode_bundle
+from fta.freqtrade.config import ContainerPaths
+from fta.freqtrade.options import parse_job_config
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY = REPO / "images" / "freqtrade" / "fta_job_entry.py"
+ENTRY = REPO / "src" / "fta" / "freqtrade" / "entry.py"
 
 
 @dataclass(frozen=True)

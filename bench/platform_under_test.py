@@ -26,7 +26,7 @@ from tests.support.sandbox import APP_IMAGE, Sandbox, running_sandbox
 from tests.support.socket_proxy import GATEWAY_CONTAINER, PROXY_IMAGE, running_socket_proxy
 from tests.support.tenant_disks import TEST_DISK_ROOT, running_tenant_disk_helper
 
-from fta.jobs.freqtrade_config import CONTAINER_PATHS, ContainerPaths
+from fta.freqtrade.config import CONTAINER_PATHS, ContainerPaths
 from fta.runtime import Limits
 from fta.runtime.cgroup import cgroup_parent, read_tenant_usage
 from fta.runtime.network import tenant_subnet

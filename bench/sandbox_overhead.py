@@ -53,15 +53,10 @@ from bench.overhead_report import (
     Report,
 )
 from bench.platform_under_test import STRATEGY, PlatformUnderTest, running_platform, utc_now
-from fta.jobs.freqtrade_config import (
-    build_job_bundle,
-    encode_bundle,
-    first_startup_day,
-    parse_job_config,
-    parse_timerange,
-)
+from fta.freqtrade.bundle import build_job_bundle, encode_bundle
+from fta.freqtrade.options import first_startup_day, parse_job_config, parse_timerange
+from fta.freqtrade.startup import declared_startup_candles
 from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
-from fta.strategies.startup import declared_startup_candles
 
 PAIRS = ["BTC/USDT", "ETH/USDT"]
 JOB_TIMEOUT = 1800.0

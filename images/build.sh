@@ -187,6 +187,9 @@ build_freqtrade() {
   wheels=$(freqtrade_wheels)
   ctx=$(new_context freqtrade)
   link_tree "$wheels" "$ctx/wheels"
+  # The container's entry, at its path in the repository (part of the inputs' hash).
+  mkdir -p "$ctx/src/fta/freqtrade"
+  cp "$repo/src/fta/freqtrade/entry.py" "$ctx/src/fta/freqtrade/entry.py"
   build_image freqtrade "$ctx" "fta/freqtrade:$freqtrade_version" fta/freqtrade:dev
 }
 

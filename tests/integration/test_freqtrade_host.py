@@ -19,12 +19,9 @@ from typing import Any
 
 import pytest
 
-from fta.jobs.freqtrade_config import (
-    ContainerPaths,
-    build_job_bundle,
-    encode_bundle,
-    parse_job_config,
-)
+from fta.freqtrade.bundle import build_job_bundle, encode_bundle
+from fta.freqtrade.config import ContainerPaths
+from fta.freqtrade.options import parse_job_config
 from fta.jobs.summary import (
     BacktestSummary,
     DataSummary,
@@ -34,7 +31,7 @@ from fta.jobs.summary import (
 from tests.support.host_processes import freqtrade_host_venv, gateway_process
 
 REPO = Path(__file__).resolve().parents[2]
-ENTRY = REPO / "images" / "freqtrade" / "fta_job_entry.py"
+ENTRY = REPO / "src" / "fta" / "freqtrade" / "entry.py"
 BASE = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m", "timerange": "20240101-20240201"}
 CANDLES_IN_JANUARY = 31 * 24 * 12
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fta.jobs.freqtrade_config import ccxt_config
+from fta.freqtrade.config import ccxt_config
 from fta.markets import interval_open
 from tests.support.host_processes import freqtrade_host_venv, gateway_process
 

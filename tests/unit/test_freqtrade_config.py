@@ -10,17 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fta.jobs.freqtrade_config import (
-    ALLOWED_OPTIONS,
-    BUNDLE_CHUNK_CHARS,
-    ContainerPaths,
-    JobConfig,
-    build_job_bundle,
-    decode_bundle,
-    encode_bundle,
-    first_startup_day,
-    parse_job_config,
-)
+from fta.freqtrade.bundle import BUNDLE_CHUNK_CHARS, build_job_bundle, decode_bundle, encode_bundle
+from fta.freqtrade.config import ContainerPaths
+from fta.freqtrade.options import ALLOWED_OPTIONS, JobConfig, first_startup_day, parse_job_config
 
 GATEWAY = "http://fta-market-data:8090"
 BASE = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m", "timerange": "20240101-20240201"}

@@ -8,9 +8,9 @@ import logging
 
 import pytest
 
+from fta.freqtrade.markers import RESULT_PREFIX
 from fta.worker.log_capture import (
     ARCHIVE_LOST_NOTICE,
-    RESULT_PREFIX,
     TRUNCATION_NOTICE,
     LogCapture,
     ResultArchive,

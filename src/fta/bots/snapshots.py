@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from fta.freqtrade.markers import STATUS_PREFIX
+
 Money = Annotated[Decimal, Field(ge=-(10**15), le=10**15, decimal_places=12)]
 Positive = Annotated[Decimal, Field(ge=0, le=10**15, decimal_places=12)]
 MAX_TRADES_PER_REPORT = 500
@@ -50,13 +52,6 @@ class TradeSnapshot(BaseModel):
         return self
 
 
-class TradeReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    trades: Annotated[list[TradeSnapshot], Field(max_length=MAX_TRADES_PER_REPORT)]
-
-
-STATUS_PREFIX = "FTA-STATUS:"
 MAX_REPORT_BYTES = 256 * 1024
 Pair = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from fta.jobs.freqtrade_config import ALLOWED_OPTIONS
+from fta.freqtrade.options import ALLOWED_OPTIONS
 
 
 def describe_config_error(

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-RESULT_PREFIX = "FTA-RESULT:"
+from fta.freqtrade.markers import RESULT_PREFIX
+
 MAX_RESULT_LINE_BYTES = 256 * 1024
 MAX_ROWS = 100
 

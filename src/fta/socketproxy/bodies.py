@@ -42,7 +42,7 @@ CONTAINER_NAME = (
 # package only (tests/unit/test_socket_proxy_exec.py keeps them equal).
 JOB_USER = "10000:10000"
 HANDOFF_COMMAND = ("python3", "/opt/fta/fta_job_entry.py", "--hand-off")
-# A chunk of the job bundle (fta.jobs.freqtrade_config), printable ASCII only.
+# A chunk of the job bundle (fta.freqtrade.bundle), printable ASCII only.
 BUNDLE_ENV = r"FTA_BUNDLE_(0|[1-9][0-9]?)=[ -~]{0,100000}"
 
 _labels = mapping(LABEL_KEY, text(LABEL_VALUE), max_items=32)

@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
 from fta.bots import service as bots
-from fta.bots.config import build_bot_bundle, parse_bot_config
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.bots.snapshots import BotReport, parse_report_line
 from fta.db import session_scope
-from fta.jobs.freqtrade_config import encode_bundle
+from fta.freqtrade.bundle import build_bot_bundle, encode_bundle
+from fta.freqtrade.markers import ERROR_PREFIX
+from fta.freqtrade.options import parse_bot_config
 from fta.redaction import redact
 from fta.runtime import (
     ContainerRuntimeError,
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 BOT_DATA_TARGET = "/freqtrade/user_data"
 CRASH_TAIL_LINES = 40
-ERROR_PREFIX = "FTA-ERROR:"
 LOG_FLUSH_SECONDS = 2.0
 LOG_FLUSH_CHARS = 32 * 1024
 USAGE_SAMPLE_SECONDS = 30.0

@@ -17,12 +17,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+from fta.freqtrade.markers import ARCHIVE_PREFIX, RESULT_PREFIX
 from fta.redaction import LineRedactor
 
 log = logging.getLogger(__name__)
 
-RESULT_PREFIX = "FTA-RESULT:"
-ARCHIVE_PREFIX = "FTA-ARCHIVE:"
 ARCHIVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 ARCHIVE_END = re.compile(r"end:([0-9]{1,12}):([0-9a-f]{64})")
 TRUNCATION_NOTICE = "[fta] log limit reached: further output of this job is not kept\n"

@@ -3,7 +3,7 @@
 
 0. Makes itself non-dumpable before anything else: the job's processes share its uid, and
    must neither ptrace it nor read its /proc entries (its initial environment, its stdout).
-1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.jobs.freqtrade_config) and
+1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.freqtrade.bundle) and
    removes them from the environment before anything else runs. A warm container
    (FTA_WAIT_FOR_JOB=1) instead starts freqtrade at once, which imports itself and waits for
    its arguments, and receives the same text later on a unix socket in /tmp from
@@ -39,6 +39,11 @@ Exit code: freqtrade's (128+N when a signal N ended it); 70 when freqtrade succe
 results could not be summarised; 71 when a bot's freqtrade ended with code 0; 72 when the
 startup candle count differs from the declared one. Standard library only, except pandas
 (present in the image) to read and write candle files.
+
+The job image holds this file alone, as /opt/fta/fta_job_entry.py (images/freqtrade/Dockerfile),
+where no fta package is installed: it imports none, and keeps its own copies of the markers of
+`fta.freqtrade.markers` and of the bundle's variable prefix of `fta.freqtrade.bundle`, which
+the unit tests hold equal to them.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from types import FrameType
 from typing import IO, Any
 
 BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
+BUNDLE_VERSION = 1
 # A warm container (fta.worker.warm_pool) starts with this set and no bundle: its freqtrade is
 # started and imported ahead, and the bundle comes later through HANDOFF_SOCKET, sent by the
 # same script run with --hand-off (the one command the socket proxy lets the worker exec).
@@ -155,7 +161,7 @@ def bundle_text(environ: MutableMapping[str, str]) -> str:
 
 def decode_bundle(text: str) -> dict[str, Any]:
     bundle = json.loads(gzip.decompress(base64.b64decode(text, validate=True)))
-    if not isinstance(bundle, dict) or bundle.get("version") != 1:
+    if not isinstance(bundle, dict) or bundle.get("version") != BUNDLE_VERSION:
         raise ValueError("unsupported job bundle")
     return bundle
 

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from fta.jobs.freqtrade_config import build_job_bundle, encode_bundle, parse_job_config
+from fta.freqtrade import markers
+from fta.freqtrade.bundle import (
+    BUNDLE_ENV_PREFIX,
+    BUNDLE_VERSION,
+    build_job_bundle,
+    encode_bundle,
+)
+from fta.freqtrade.options import parse_job_config
 from fta.jobs.summary import (
     MAX_RESULT_LINE_BYTES,
     BacktestSummary,
@@ -28,7 +35,7 @@ from fta.jobs.summary import (
 from fta.settings import Settings
 from fta.worker.log_capture import LogCapture, ResultArchive
 
-ENTRY = Path(__file__).resolve().parents[2] / "images" / "freqtrade" / "fta_job_entry.py"
+ENTRY = Path(__file__).resolve().parents[2] / "src" / "fta" / "freqtrade" / "entry.py"
 BASE = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m", "timerange": "20240101-20240201"}
 
 
@@ -429,3 +436,36 @@ def test_the_output_cap_leaves_the_worker_its_own_caps(entry: ModuleType) -> Non
     assert fields["job_log_max_line"].default <= entry.OUTPUT_MAX_LINE
     # The engine never splits a forwarded line: the worker reads each as the entry wrote it.
     assert entry.OUTPUT_MAX_LINE + 1 <= 16 * 1024
+
+
+def test_the_entry_imports_only_the_standard_library_at_import_time() -> None:
+    # Loaded by path in an isolated interpreter, as in the job image: no fta, no site-packages.
+    probe = (
+        "import importlib.util, json, sys\n"
+        "before = set(sys.modules)\n"
+        f"spec = importlib.util.spec_from_file_location('entry', {str(ENTRY)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(run.stdout)
+    outside = [
+        name
+        for name in loaded
+        if name.split(".")[0] not in sys.stdlib_module_names and name != "entry"
+    ]
+    assert outside == []
+
+
+def test_the_entrys_own_copies_equal_the_platforms(entry: ModuleType) -> None:
+    assert entry.RESULT_PREFIX == markers.RESULT_PREFIX
+    assert entry.ERROR_PREFIX == markers.ERROR_PREFIX
+    assert entry.ARCHIVE_PREFIX == markers.ARCHIVE_PREFIX
+    assert entry.STATUS_PREFIX == markers.STATUS_PREFIX
+    assert markers.MARKER_START.encode() == entry.MARKER_START
+    assert markers.ESCAPED_MARKER.encode() == entry.ESCAPED_MARKER
+    assert entry.BUNDLE_ENV_PREFIX == BUNDLE_ENV_PREFIX
+    assert entry.BUNDLE_VERSION == BUNDLE_VERSION

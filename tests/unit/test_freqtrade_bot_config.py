@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fta.bots.config import BOT_OPTIONS, BotConfig, build_bot_config, parse_bot_config
-from fta.jobs.freqtrade_config import ContainerPaths
+from fta.freqtrade.config import ContainerPaths, build_bot_config
+from fta.freqtrade.options import BOT_OPTIONS, BotConfig, parse_bot_config
 
 GATEWAY = "http://fta-market-data:8090"
 BASE: dict[str, Any] = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fta.strategies.startup import declared_startup_candles
+from fta.freqtrade.startup import declared_startup_candles
 
 HEADER = "from freqtrade.strategy import IStrategy\n\n"
 

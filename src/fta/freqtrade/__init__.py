@@ -1,0 +1,1 @@
+"""Everything that speaks freqtrade: client options, forced config, job bundle, markers, entry."""
