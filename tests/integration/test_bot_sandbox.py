@@ -25,10 +25,10 @@ from fta.bots.models import Bot
 from fta.db import session_scope
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
-from fta.worker.bots import BotSupervisor
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.sandbox import Sandbox
+from tests.support.scoped_worker import ScopedBotSupervisor
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -168,7 +168,7 @@ def test_a_restarted_worker_takes_the_bot_over_without_a_duplicate(bot: RunningB
     settings = get_settings()
     runner = DockerJobRunner(settings, extra_labels=bot.sandbox.labels)
     try:
-        fresh = BotSupervisor(runner, settings, tenants=bot.sandbox.tenants)
+        fresh = ScopedBotSupervisor(runner, settings, bot.sandbox.tenants)
         fresh.converge()
         fresh.converge()
     finally:

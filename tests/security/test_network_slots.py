@@ -25,12 +25,12 @@ from fta.jobs.models import Job
 from fta.runtime import DockerJobRunner
 from fta.runtime.spec import tenant_network_name
 from fta.settings import Settings, get_settings
-from fta.worker.main import Worker
 from fta.worker.network_slots import AT_CAPACITY, AtCapacity, take_slot_now
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.docker_resources import local_docker
 from tests.support.sandbox import Sandbox
+from tests.support.scoped_worker import ScopedWorker
 
 BACKTEST = {
     "exchange": "binance",
@@ -177,12 +177,12 @@ def _gateway_networks(engine: docker.DockerClient, sandbox: Sandbox) -> set[str]
 
 
 @contextmanager
-def _sandbox_worker(sandbox: Sandbox, tenant_id: str) -> Iterator[Worker]:
+def _sandbox_worker(sandbox: Sandbox, tenant_id: str) -> Iterator[ScopedWorker]:
     """A worker like the sandbox's (through the same socket proxy), kept to this tenant: the
     test runs its periodic network round at once."""
     settings = get_settings()
     runner = DockerJobRunner(settings, extra_labels=sandbox.labels)
-    worker = Worker(runner, settings, max_parallel=1, tenants={tenant_id})
+    worker = ScopedWorker(runner, settings, max_parallel=1, tenants={tenant_id})
     try:
         yield worker
     finally:

@@ -80,7 +80,7 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
     from fta.db import get_engine, get_sessionmaker
     from fta.runtime import DockerJobRunner
     from fta.settings import get_settings
-    from fta.worker.main import Worker
+    from tests.support.scoped_worker import ScopedWorker
 
     engine = local_docker()
     resources = DockerResources(engine)
@@ -128,7 +128,7 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
         runner = DockerJobRunner(settings, extra_labels=sandbox.labels)
         # It keeps to the sandbox's tenants' jobs and bots: other tests play the worker's
         # part for their own in the same database.
-        worker = Worker(runner, settings, max_parallel=2, tenants=sandbox.tenants)
+        worker = ScopedWorker(runner, settings, max_parallel=2, tenants=sandbox.tenants)
         thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
         thread.start()
         yield sandbox

@@ -14,13 +14,11 @@ restarts finds running bots by their labels and follows them again: nothing is s
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -28,23 +26,16 @@ from sqlalchemy.orm import Session
 from fta.accounts.models import Tenant
 from fta.bots import service as bots
 from fta.bots.models import ActualState, Bot, DesiredState
-from fta.bots.snapshots import BotReport, parse_report_line
+from fta.bots.snapshots import parse_report_line
 from fta.db import session_scope
 from fta.freqtrade.bundle import build_bot_bundle, encode_bundle
-from fta.freqtrade.markers import ERROR_PREFIX
 from fta.freqtrade.options import parse_bot_config
-from fta.redaction import redact
-from fta.runtime import (
-    ContainerRuntimeError,
-    ContainerSpec,
-    JobRunner,
-    ManagedContainer,
-    Mount,
-    Usage,
-)
+from fta.runtime import ContainerRuntimeError, JobRunner, ManagedContainer, Mount, Usage
 from fta.runtime.spec import market_data_url
 from fta.settings import Settings
+from fta.worker.containers import UsageSampler, container_spec, cpu_decimal
 from fta.worker.limits import plan_disk_bytes, plan_limits
+from fta.worker.log_capture import exit_error, output_capture
 from fta.worker.network_slots import AtCapacity, take_slot_now
 
 log = logging.getLogger(__name__)
@@ -57,26 +48,14 @@ USAGE_SAMPLE_SECONDS = 30.0
 
 
 class BotSupervisor:
-    def __init__(
-        self,
-        runner: JobRunner,
-        settings: Settings,
-        *,
-        tenants: Collection[str] | None = None,
-    ) -> None:
-        """`tenants` keeps the supervisor to these tenants' bots (a test sandbox shares its
-        database with tests that play the worker's part themselves); None: all."""
+    def __init__(self, runner: JobRunner, settings: Settings) -> None:
         self.runner = runner
         self.settings = settings
-        self._tenants = tenants
         self._followers: dict[str, threading.Thread] = {}
         # Containers being stopped and removed, by id: a round leaves their bots alone.
         self._stoppers: dict[str, threading.Thread] = {}
-        self._sampled: dict[str, float] = {}
+        self._sampler = UsageSampler(runner, USAGE_SAMPLE_SECONDS)
         self._lock = threading.Lock()
-
-    def _mine(self, tenant_id: str) -> bool:
-        return self._tenants is None or tenant_id in self._tenants
 
     @property
     def gateway_url(self) -> str:
@@ -103,11 +82,10 @@ class BotSupervisor:
     def converge(self) -> None:
         by_bot: dict[str, list[ManagedContainer]] = {}
         for container in self.runner.list_managed():
-            if container.owner_kind == "bot" and self._mine(container.tenant):
+            if container.owner_kind == "bot":
                 by_bot.setdefault(container.owner_id, []).append(container)
         with session_scope() as session:
-            todo = {bot.id for bot, _ in bots.bots_needing_action(session)}
-            todo |= set(bots.bots_with_containers(session))
+            todo = self.bots_to_converge(session)
             labelled = [_uuid(owner) for owner in by_bot]
             known = bots.known_bot_ids(session, [i for i in labelled if i is not None])
         for owner, containers in by_bot.items():
@@ -123,12 +101,18 @@ class BotSupervisor:
             except Exception:
                 log.exception("bot %s: convergence failed", bot_id)
 
+    def bots_to_converge(self, session: Session) -> set[uuid.UUID]:
+        """The bots a round looks at besides those its runner has containers of: the ones
+        out of step with what is wanted, and the ones that should have a container."""
+        todo = {bot.id for bot, _ in bots.bots_needing_action(session)}
+        return todo | set(bots.bots_with_containers(session))
+
     # --- one bot --------------------------------------------------------------------------
 
     def _converge_one(self, bot_id: uuid.UUID, containers: list[ManagedContainer]) -> None:
         with session_scope() as session:
             bot = bots.lock_bot(session, bot_id)
-            if bot is None or not self._mine(bot.tenant_id) or self._stopping(bot.container_id):
+            if bot is None or self._stopping(bot.container_id):
                 return
             tenant = session.get(Tenant, bot.tenant_id)
             assert tenant is not None  # noqa: S101 - foreign key
@@ -176,25 +160,23 @@ class BotSupervisor:
             slot = take_slot_now(tenant.id, self.settings, datetime.now(UTC))
             network = self.runner.ensure_tenant_network(tenant.id, slot)
             volume = self.runner.ensure_tenant_volume(tenant.id, plan_disk_bytes(tenant.plan))
-            spec = ContainerSpec(
+            spec = container_spec(
+                self.runner,
+                self.settings,
                 tenant_id=tenant.id,
                 owner_kind="bot",
                 owner_id=str(bot.id),
-                image=self.settings.job_image,
-                command=None,
-                env=encode_bundle(bundle),
-                limits=plan_limits(tenant.plan, self.settings),
+                bundle_env=encode_bundle(bundle),
+                network=network,
                 mounts=[Mount(volume, BOT_DATA_TARGET, read_only=False)],
-                network=network.name,
-                extra_hosts=network.extra_hosts,
-                dns=network.dns,
+                limits=plan_limits(tenant.plan, self.settings),
             )
             container_id = self.runner.create(spec)
         except (ContainerRuntimeError, ValidationError, ValueError, AtCapacity) as error:
             log.error("bot %s could not start: %s", bot.id, error)
             self._record_crash(bot, f"the bot could not start: {error}", None)
             return
-        bot.container_id = container_id
+        bots.record_container(session, bot.id, container_id)
         # Committed before the start: a worker that dies now finds the container by its row.
         session.commit()
         try:
@@ -212,24 +194,19 @@ class BotSupervisor:
         """A usage sample of the running container, at most every `USAGE_SAMPLE_SECONDS`;
         the last one when it ends (a stopped container's counters read zero, and the
         recorded ones never go down)."""
-        now = time.monotonic()
-        if not ended and now - self._sampled.get(container_id, -math.inf) < USAGE_SAMPLE_SECONDS:
+        if not ended and not self._sampler.due(container_id):
             return
-        try:
-            usage = self.runner.read_usage(container_id)
-        except ContainerRuntimeError:
-            usage = Usage(0.0, 0)
-        self._sampled[container_id] = now
+        usage = self._sampler.read(container_id) or Usage(0.0, 0)
         bots.record_run_usage(
             session,
             bot,
             container_id,
-            cpu_seconds=Decimal(str(round(usage.cpu_seconds, 3))),
+            cpu_seconds=cpu_decimal(usage),
             memory_max_bytes=usage.memory_max_bytes,
             ended=ended,
         )
         if ended:
-            self._sampled.pop(container_id, None)
+            self._sampler.forget(container_id)
 
     def _stop(self, session: Session, bot: Bot, container_id: str | None) -> None:
         """Stops the bot: at once without a container; otherwise marked stopping, and its
@@ -291,9 +268,7 @@ class BotSupervisor:
         if exit_code is None:
             error = "the bot's container disappeared (engine restart or removal)"
         else:
-            causes = [line for line in lines if line.startswith(ERROR_PREFIX)]
-            cause = causes[-1].removeprefix(ERROR_PREFIX).strip() if causes else None
-            error = f"freqtrade exited with code {exit_code}" + (f": {cause}" if cause else "")
+            error = exit_error(exit_code, lines)
         log.warning("bot %s crashed: %s", bot.id, error)
         self._record_crash(bot, error, "\n".join(lines) or None)
 
@@ -322,57 +297,33 @@ class BotSupervisor:
         follower.start()
 
     def _read(self, bot_id: uuid.UUID, container_id: str, since: datetime | None) -> None:
-        pending: list[str] = []
-        size = 0
+        capture = output_capture(self.settings, capped=False)
         flushed = time.monotonic()
-        max_line = self.settings.job_log_max_line
         try:
             for line in self.runner.follow_logs(container_id, since=since):
                 report = parse_report_line(line)
                 if report is not None:
-                    self._record_report(bot_id, container_id, report)
+                    with session_scope() as session:
+                        bots.record_report(session, bot_id, container_id, report)
                 else:
-                    text = redact(line[:max_line])
-                    pending.append(text)
-                    size += len(text) + 1
+                    capture.feed(line)
+                pending = capture.pending_chars
                 if pending and (
-                    size >= LOG_FLUSH_CHARS or time.monotonic() - flushed >= LOG_FLUSH_SECONDS
+                    pending >= LOG_FLUSH_CHARS or time.monotonic() - flushed >= LOG_FLUSH_SECONDS
                 ):
-                    self._store_log(bot_id, pending)
-                    pending, size, flushed = [], 0, time.monotonic()
+                    self._store_log(bot_id, capture.take_pending())
+                    flushed = time.monotonic()
         except ContainerRuntimeError as error:
             log.warning("bot %s: log stream ended: %s", bot_id, error)
         finally:
-            if pending:
-                self._store_log(bot_id, pending)
+            if capture.pending_chars:
+                self._store_log(bot_id, capture.take_pending())
             with self._lock:
                 self._followers.pop(container_id, None)
 
-    def _store_log(self, bot_id: uuid.UUID, lines: list[str]) -> None:
+    def _store_log(self, bot_id: uuid.UUID, text: str) -> None:
         with session_scope() as session:
-            bots.append_log(session, bot_id, "\n".join(lines) + "\n")
-
-    def _record_report(self, bot_id: uuid.UUID, container_id: str, report: BotReport) -> None:
-        with session_scope() as session:
-            bot = bots.lock_bot(session, bot_id)
-            if bot is None or bot.container_id != container_id:
-                return  # a report of a container this bot no longer has
-            health = report.freqtrade
-            if report.status is not None:
-                bots.record_status(
-                    session,
-                    bot_id,
-                    report.status,
-                    freqtrade_state=health.state,
-                    whitelist=health.whitelist,
-                )
-            bots.record_trades(session, bot_id, report.trades)
-            if health.heartbeat_at is not None:
-                bot.last_heartbeat_at = health.heartbeat_at
-            if ActualState(bot.actual_state) is ActualState.STARTING and health.state == "RUNNING":
-                bots.advance(bot, ActualState.RUNNING)
-            if report.error:
-                bot.last_error = redact(report.error)
+            bots.append_log(session, bot_id, text)
 
 
 def _expects_container(bot: Bot) -> bool:

@@ -15,10 +15,12 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fta.freqtrade.markers import ARCHIVE_PREFIX, RESULT_PREFIX
+from fta.freqtrade.markers import ARCHIVE_PREFIX, ERROR_PREFIX, RESULT_PREFIX
 from fta.redaction import LineRedactor
+from fta.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,8 @@ class ResultArchive:
 @dataclass
 class LogCapture:
     max_line: int
-    max_total: int
+    # None: no cap (a bot's output, whose old chunks are pruned as it runs).
+    max_total: int | None
     secrets: tuple[str, ...] = ()
     max_archive: int = 8 * 1024 * 1024
     result_line: str | None = None
@@ -52,6 +55,7 @@ class LogCapture:
     truncated: bool = False
     tail: list[str] = field(default_factory=list)
     _pending: list[str] = field(default_factory=list)
+    _pending_chars: int = 0
     # Fed by the log-following thread, drained by the supervising one.
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _redactor: LineRedactor = field(init=False)
@@ -80,12 +84,14 @@ class LogCapture:
         self.tail = [*self.tail[-19:], text]
         if self.truncated:
             return
-        if self.kept_bytes + len(text) > self.max_total:
+        if self.max_total is not None and self.kept_bytes + len(text) > self.max_total:
             self.truncated = True
             self._pending.append(TRUNCATION_NOTICE)
+            self._pending_chars += len(TRUNCATION_NOTICE)
             return
         self.kept_bytes += len(text)
         self._pending.append(text)
+        self._pending_chars += len(text)
 
     def _archive_line(self, rest: str) -> None:
         """Collects the opaque result file: decoded, size-capped and checked, never parsed."""
@@ -137,12 +143,46 @@ class LogCapture:
         """Returns the text not yet stored, and forgets it."""
         with self._lock:
             text, self._pending = "".join(self._pending), []
+            self._pending_chars = 0
         return text
 
+    @property
+    def pending_chars(self) -> int:
+        """How much text waits to be stored."""
+        with self._lock:
+            return self._pending_chars
+
     def last_error_line(self) -> str | None:
-        """The most telling of the last lines: an error if there is one, else the last line."""
-        for text in reversed(self.tail):
-            lowered = text.lower()
-            if "error" in lowered or "exception" in lowered or "impossible" in lowered:
-                return text.strip()
-        return self.tail[-1].strip() if self.tail else None
+        """Why the container ended, from its last lines (see `crash_cause`)."""
+        return crash_cause(self.tail)
+
+
+def output_capture(settings: Settings, *, capped: bool = True) -> LogCapture:
+    """The capture of a job's or a bot's container output: lines cut at `job_log_max_line`,
+    all redacted; `capped`, at most `job_log_max_bytes` kept in all (a job's), else no cap (a
+    bot's, which runs for months, its old chunks pruned as it goes)."""
+    return LogCapture(
+        max_line=settings.job_log_max_line,
+        max_total=settings.job_log_max_bytes if capped else None,
+    )
+
+
+def crash_cause(lines: Sequence[str]) -> str | None:
+    """The most telling of a container's last lines: the entry's own `FTA-ERROR:` line if
+    there is one, else the last that reads like an error, else the last line; None if it
+    printed nothing."""
+    texts = [line.strip() for line in lines if line.strip()]
+    for text in reversed(texts):
+        if text.startswith(ERROR_PREFIX):
+            return text.removeprefix(ERROR_PREFIX).strip()
+    for text in reversed(texts):
+        lowered = text.lower()
+        if "error" in lowered or "exception" in lowered or "impossible" in lowered:
+            return text
+    return texts[-1] if texts else None
+
+
+def exit_error(exit_code: int | None, lines: Sequence[str]) -> str:
+    """The error a container that ended on its own is recorded with."""
+    cause = crash_cause(lines) or "no output"
+    return f"freqtrade exited with code {exit_code}: {cause}"

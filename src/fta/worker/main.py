@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -16,11 +15,13 @@ from types import FrameType
 
 import psycopg
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from fta.billing.periodic import run_round as billing_round
 from fta.db import session_scope, utcnow
 from fta.jobs import market_pairs
 from fta.jobs import service as jobs
+from fta.jobs.models import Job
 from fta.jobs.retention import (
     MAX_PRUNE_BATCHES,
     PRUNE_BATCH,
@@ -50,8 +51,6 @@ class Worker:
         runner: JobRunner,
         settings: Settings,
         max_parallel: int | None = None,
-        *,
-        tenants: Collection[str] | None = None,
     ) -> None:
         self.runner = runner
         self.settings = settings
@@ -66,10 +65,7 @@ class Worker:
                 now=utcnow,
             )
         self.handler = JobHandler(runner, settings, self.warm)
-        # Keeps this worker to these tenants' jobs and bots (a test sandbox shares its database
-        # with tests that play the worker's part themselves); None: all.
-        self.tenants = tenants
-        self.bots = BotSupervisor(runner, settings, tenants=tenants)
+        self.bots = BotSupervisor(runner, settings)
         # The job slots: this worker's pool, shared fairly between tenants.
         self.max_parallel = max_parallel or settings.job_slots
         self.pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="job")
@@ -82,7 +78,7 @@ class Worker:
         started = 0
         while len(self.in_flight) < self.max_parallel:
             with session_scope() as session:
-                job = jobs.claim_next_job(session, slots=self.max_parallel, tenants=self.tenants)
+                job = self.claim_next_job(session)
                 job_id = job.id if job else None
             if job_id is None:
                 break
@@ -92,6 +88,10 @@ class Worker:
             future.add_done_callback(partial(self._done, job_id))
             started += 1
         return started
+
+    def claim_next_job(self, session: Session) -> Job | None:
+        """The next queued job for this worker's slots (fta.jobs.scheduling), now claimed."""
+        return jobs.claim_next_job(session, slots=self.max_parallel)
 
     def _done(self, job_id: uuid.UUID, _: Future[None]) -> None:
         with self._lock:
@@ -108,7 +108,7 @@ class Worker:
 
     def release_networks(self) -> list[str]:
         """Removes the networks that tenants do not use and frees their slots."""
-        return release_unused_networks(self.runner, self.settings, utcnow(), tenants=self.tenants)
+        return release_unused_networks(self.runner, self.settings, utcnow())
 
     def prune_job_outputs(self) -> int:
         """Deletes finished jobs' logs and result files past their plans' retention or quota,
@@ -116,13 +116,17 @@ class Worker:
         pruned = 0
         for _ in range(MAX_PRUNE_BATCHES):
             with session_scope() as session:
-                batch = prune_job_outputs(session, utcnow(), tenants=self.tenants)
+                batch = self.prune_batch(session)
             pruned += batch
             if batch < PRUNE_BATCH:
                 break
         if pruned:
             log.info("deleted the logs and result files of %d finished jobs", pruned)
         return pruned
+
+    def prune_batch(self, session: Session) -> int:
+        """Deletes one batch of finished jobs' output (fta.jobs.retention); returns its size."""
+        return prune_job_outputs(session, utcnow())
 
     def deliver_mail(self) -> None:
         with session_scope() as session:
@@ -154,10 +158,7 @@ class Worker:
                     if time.monotonic() >= next_reconcile:
                         self.reconcile()
                         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
-                    # The billing round is the whole installation's: a worker kept to some
-                    # tenants (a test sandbox) leaves it to the tests, whose rows it would
-                    # otherwise lock and change under them.
-                    if self.tenants is None and time.monotonic() >= next_billing:
+                    if time.monotonic() >= next_billing:
                         next_billing = time.monotonic() + self.settings.billing_check_seconds
                         self.billing_round()
                     if time.monotonic() >= next_prune:

@@ -14,13 +14,13 @@ from decimal import Decimal
 from enum import StrEnum
 
 from fta.runtime import (
-    ContainerRuntimeError,
     ContainerSpec,
     HandOffFailed,
     JobRunner,
     JobTimeout,
     Usage,
 )
+from fta.worker.containers import UsageSampler, cpu_decimal
 from fta.worker.log_capture import LogCapture
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,11 @@ def run_container(
         deadline = time.monotonic() + max_seconds
         outcome: Outcome | None = None
         usage: Usage | None = None
-        next_sample = time.monotonic()
+        sampler = UsageSampler(runner, USAGE_SAMPLE_SECONDS)
         while True:
             now = time.monotonic()
-            if now >= next_sample:
-                usage = _sample(runner, container_id, usage)
-                next_sample = now + USAGE_SAMPLE_SECONDS
+            if sampler.due(container_id):
+                usage = sampler.read(container_id)
                 if usage is not None and on_sample is not None:
                     on_sample(usage)
             if cancel_requested():
@@ -109,7 +108,7 @@ def run_container(
         return RunReport(
             outcome=outcome,
             exit_code=status.exit_code,
-            cpu_seconds=Decimal(str(round(usage.cpu_seconds, 3))) if usage else None,
+            cpu_seconds=cpu_decimal(usage) if usage else None,
             memory_max_bytes=memory,
             container_id=container_id,
         )
@@ -133,21 +132,6 @@ def _launch(runner: JobRunner, spec: ContainerSpec, warm_id: str | None) -> str:
         runner.remove(container_id)
         raise
     return container_id
-
-
-def _sample(runner: JobRunner, container_id: str, previous: Usage | None) -> Usage | None:
-    """The usage so far: the highest reading of each counter. CPU time is cumulative and
-    never goes down, but a reading after the container exited is zero; memory is a peak."""
-    try:
-        usage = runner.read_usage(container_id)
-    except ContainerRuntimeError:
-        return previous
-    if previous is None:
-        return usage
-    return Usage(
-        max(previous.cpu_seconds, usage.cpu_seconds),
-        max(previous.memory_max_bytes, usage.memory_max_bytes),
-    )
 
 
 def _follow(runner: JobRunner, container_id: str, capture: LogCapture) -> None:
