@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,8 @@ def test_a_normal_run() -> None:
         (ActualState.STOPPED, ActualState.CRASHED),
         (ActualState.RUNNING, ActualState.STARTING),
         (ActualState.STOPPING, ActualState.RUNNING),
-        (ActualState.PENDING, ActualState.RUNNING),
+        (ActualState.CRASHED, ActualState.RUNNING),
+        (ActualState.CRASHED, ActualState.STOPPING),
     ],
 )
 def test_illegal_transitions_are_refused(start: ActualState, target: ActualState) -> None:
@@ -53,7 +56,6 @@ def test_crashes_back_off_and_count_restarts() -> None:
     service.record_crash(bot, "exit code 1", None, now)
     assert bot.actual_state == ActualState.CRASHED
     assert bot.restart_backoff_until == now + timedelta(seconds=10)
-    service.advance(bot, ActualState.PENDING)
     service.advance(bot, ActualState.STARTING)
     assert bot.restarts == 1 and bot.last_error is None
     service.record_crash(bot, "exit code 1", None, now)
@@ -62,3 +64,21 @@ def test_crashes_back_off_and_count_restarts() -> None:
     bot.restarts = 40
     service.record_crash(bot, "exit code 1", None, now)
     assert bot.restart_backoff_until == now + timedelta(minutes=10)
+
+
+def test_the_documented_diagram_is_the_transition_table() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    (diagram,) = re.findall(r"```mermaid\n(stateDiagram-v2\n.*?)```", text, re.DOTALL)
+    arrows = re.findall(r"^\s*(\w+) --> (\w+)", diagram, re.MULTILINE)
+    drawn = {(ActualState(source), ActualState(target)) for source, target in arrows}
+    table = {(source, target) for source, targets in TRANSITIONS.items() for target in targets}
+    assert len(arrows) == len(drawn)
+    assert drawn == table
+    assert re.search(r"\[\*\] --> stopped\b", diagram)
+
+
+def test_a_bot_that_gave_up_and_stopped_starts_without_counting_a_restart() -> None:
+    bot = _bot(ActualState.CRASHED)
+    service.advance(bot, ActualState.STOPPED)
+    service.advance(bot, ActualState.STARTING)
+    assert bot.restarts == 0

@@ -34,20 +34,17 @@ class DesiredState(StrEnum):
 
 
 class ActualState(StrEnum):
-    """What the container is doing; only the worker writes it."""
+    """What the container is doing; only the worker writes it (see `TRANSITIONS`)."""
 
     STOPPED = "stopped"  # no container (a new bot starts here)
-    PENDING = "pending"  # start accepted, waiting (restart back-off, host capacity)
-    STARTING = "starting"
+    STARTING = "starting"  # its container created and started, freqtrade not running yet
     RUNNING = "running"
-    STOPPING = "stopping"
+    STOPPING = "stopping"  # its container being stopped and removed
     CRASHED = "crashed"  # the container exited on its own or could not start
 
 
-# The only transitions the worker may make.
 TRANSITIONS: dict[ActualState, frozenset[ActualState]] = {
-    ActualState.STOPPED: frozenset({ActualState.PENDING, ActualState.STARTING}),
-    ActualState.PENDING: frozenset({ActualState.STARTING, ActualState.STOPPED}),
+    ActualState.STOPPED: frozenset({ActualState.STARTING}),
     ActualState.STARTING: frozenset(
         {ActualState.RUNNING, ActualState.STOPPING, ActualState.STOPPED, ActualState.CRASHED}
     ),
@@ -55,10 +52,23 @@ TRANSITIONS: dict[ActualState, frozenset[ActualState]] = {
         {ActualState.STOPPING, ActualState.STOPPED, ActualState.CRASHED}
     ),
     ActualState.STOPPING: frozenset({ActualState.STOPPED, ActualState.CRASHED}),
-    ActualState.CRASHED: frozenset(
-        {ActualState.PENDING, ActualState.STARTING, ActualState.STOPPED}
-    ),
+    ActualState.CRASHED: frozenset({ActualState.STARTING, ActualState.STOPPED}),
 }
+"""The bot's lifecycle: the only transitions of `actual_state` there are. The worker's
+supervisor (fta.worker.bots) makes them, each through `fta.bots.service.advance`, which refuses
+any other; docs/architecture.md ("Bots") draws the same diagram.
+
+- stopped -> starting: the bot should run; its container is created and started.
+- crashed -> starting: the same after a crash, once its back-off is over (counted as a restart).
+- starting -> running: the bot's report says freqtrade runs.
+- starting, running -> stopping: the bot should not run, or restart: its container is stopped
+  and removed in the background.
+- stopping -> stopped: its container is gone.
+- starting, running -> stopped: it should not run, and its container is already gone.
+- crashed -> stopped: it should not run any more after a crash.
+- starting, running, stopping -> crashed: its container exited on its own, vanished or could
+  not start.
+"""
 # Without a container: nothing for the worker to stop or remove.
 AT_REST = frozenset({ActualState.STOPPED, ActualState.CRASHED})
 
