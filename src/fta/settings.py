@@ -105,8 +105,6 @@ class Settings(BaseSettings):
     # market_data_store) or proxy (the exchange's). The platform's data source follows it.
     market_data_mode: Literal["replay", "recorded", "proxy"] = "replay"
     market_data_store: str = "/var/lib/fta/market-data"
-    market_data_upstream: str = "https://api.binance.com"
-    market_data_weight_budget: Annotated[int, Field(ge=1, le=6000)] = 3000
 
     # Billing access: a new account's free trial (days, and the CPU-hours it may use), the
     # grace after a failed payment before suspension, how long a month's usage stays open

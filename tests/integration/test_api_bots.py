@@ -23,19 +23,12 @@ from fta.bots.models import ActualState, Bot, DesiredState
 from fta.bots.snapshots import BotStatus, TradeSnapshot
 from fta.db import session_scope
 from fta.errors import Conflict
-from tests.support.api import Client, sign_up
+from tests.integration.strategies import source
+from tests.support.api import Client, sign_up, upload_strategy
 
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
-STRATEGY = """
-from freqtrade.strategy import IStrategy
-
-
-class Quick(IStrategy):
-    timeframe = "5m"
-    minimal_roi = {"0": 0.01}
-    stoploss = -0.1
-"""
+STRATEGY = source("Quick")
 CONFIG = {
     "exchange": "binance",
     "pairs": ["BTC/USDT", "ETH/USDT"],
@@ -55,14 +48,6 @@ def client(http: TestClient) -> Iterator[Client]:
         http.delete(f"{API}/bots/{bot['id']}", headers=client.auth)
 
 
-def _strategy(http: TestClient, client: Client) -> str:
-    response = http.post(
-        f"{API}/strategies", json={"name": "Quick", "source": STRATEGY}, headers=client.auth
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 def _create(http: TestClient, client: Client, name: str = "alpha", **body: Any) -> str:
     payload = {"name": name, "strategy_id": _strategy_id(http, client), "config": CONFIG, **body}
     response = http.post(f"{API}/bots", json=payload, headers=client.auth)
@@ -72,7 +57,7 @@ def _create(http: TestClient, client: Client, name: str = "alpha", **body: Any) 
 
 def _strategy_id(http: TestClient, client: Client) -> str:
     listed = http.get(f"{API}/strategies", headers=client.auth).json()
-    return str(listed[0]["id"]) if listed else _strategy(http, client)
+    return str(listed[0]["id"]) if listed else upload_strategy(client)
 
 
 def _post(http: TestClient, client: Client, bot_id: str, action: str) -> Any:
@@ -277,7 +262,7 @@ def test_bad_bodies_are_refused(http: TestClient, client: Client, body: dict[str
 
 def test_another_tenants_strategy_is_unknown(http: TestClient, client: Client) -> None:
     other = sign_up(http, "Other")
-    foreign = _strategy(http, other)
+    foreign = upload_strategy(other)
     response = http.post(
         f"{API}/bots",
         json={"name": "mine", "strategy_id": foreign, "config": CONFIG},
@@ -290,7 +275,7 @@ def test_another_tenants_strategy_is_unknown(http: TestClient, client: Client) -
 
 
 def test_update_pins_the_current_strategy_version(http: TestClient, client: Client) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     bot_id = _create(http, client)
     pinned = http.get(f"{API}/bots/{bot_id}", headers=client.auth).json()["strategy_version_id"]
     newer = http.put(

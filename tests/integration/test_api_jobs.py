@@ -7,17 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, sign_up, upload_strategy
 
-STRATEGY = """
-from freqtrade.strategy import IStrategy
-
-
-class Quick(IStrategy):
-    timeframe = "5m"
-    minimal_roi = {"0": 0.01}
-    stoploss = -0.1
-"""
 CONFIG = {
     "exchange": "binance",
     "pairs": ["BTC/USDT"],
@@ -38,21 +29,13 @@ def client(http: TestClient) -> Iterator[Client]:
             http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=client.auth)
 
 
-def _strategy(http: TestClient, client: Client) -> str:
-    response = http.post(
-        "/api/v1/strategies", json={"name": "Quick", "source": STRATEGY}, headers=client.auth
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 def _submit(http: TestClient, client: Client, **body: object) -> dict[str, object]:
     response = http.post("/api/v1/jobs", json=body, headers=client.auth)
     return {"status_code": response.status_code, **response.json()}
 
 
 def test_submit_get_list_and_cancel_a_queued_job(http: TestClient, client: Client) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     accepted = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=CONFIG)
     assert accepted["status_code"] == 202 and accepted["status"] == "queued"
     job_id = accepted["id"]
@@ -86,7 +69,7 @@ def test_submit_get_list_and_cancel_a_queued_job(http: TestClient, client: Clien
 def test_bad_configs_are_refused_with_the_cause(
     http: TestClient, client: Client, change: dict[str, object], expected: str
 ) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     response = _submit(
         http, client, kind="backtest", strategy_id=strategy_id, config={**CONFIG, **change}
     )
@@ -104,7 +87,7 @@ def test_missing_strategy_and_bad_kind(http: TestClient, client: Client) -> None
         http,
         client,
         kind="backtest",
-        strategy_id=_strategy(http, client),
+        strategy_id=upload_strategy(client),
         config=CONFIG,
         max_seconds=10**9,
     )
@@ -121,7 +104,7 @@ def test_download_data_needs_no_strategy(http: TestClient, client: Client) -> No
 def test_another_tenant_gets_404_on_everything(http: TestClient, client: Client) -> None:
     intruder = sign_up(http, "Intruder")
     job_id = _submit(
-        http, client, kind="backtest", strategy_id=_strategy(http, client), config=CONFIG
+        http, client, kind="backtest", strategy_id=upload_strategy(client), config=CONFIG
     )["id"]
     for method, suffix in (
         ("GET", ""),
@@ -138,7 +121,7 @@ def test_another_tenant_gets_404_on_everything(http: TestClient, client: Client)
 
 
 def test_only_an_ended_hyperopt_has_a_parameter_file(http: TestClient, client: Client) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     backtest = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=CONFIG)
     response = http.get(f"/api/v1/jobs/{backtest['id']}/params", headers=client.auth)
     assert response.status_code == 404
@@ -160,7 +143,7 @@ def test_only_an_ended_hyperopt_has_a_parameter_file(http: TestClient, client: C
 def test_a_strategy_used_by_a_job_keeps_its_code_after_delete(
     http: TestClient, client: Client
 ) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=CONFIG)["id"]
     assert http.delete(f"/api/v1/strategies/{strategy_id}", headers=client.auth).status_code == 204
     job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()

@@ -20,19 +20,10 @@ from fta.billing.account_states import apply_billing_state
 from fta.bots import service as bots
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.db import session_scope, utcnow
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 
 API = "/api/v1"
 PROBLEM_JSON = "application/problem+json"
-STRATEGY = """
-from freqtrade.strategy import IStrategy
-
-
-class Quick(IStrategy):
-    timeframe = "5m"
-    minimal_roi = {"0": 0.01}
-    stoploss = -0.1
-"""
 JOB = {
     "kind": "backtest",
     "config": {
@@ -59,19 +50,7 @@ def client(http: TestClient) -> Iterator[Client]:
     client = sign_up(http)
     yield client
     # Leave nothing queued or wanting to run for a worker that may run later.
-    for job in http.get(f"{API}/jobs", headers=client.auth).json():
-        if job["status"] == "queued":
-            http.post(f"{API}/jobs/{job['id']}/cancel", headers=client.auth)
-    for bot in http.get(f"{API}/bots", headers=client.auth).json():
-        http.delete(f"{API}/bots/{bot['id']}", headers=client.auth)
-
-
-def _strategy(http: TestClient, client: Client) -> str:
-    response = http.post(
-        f"{API}/strategies", json={"name": "Quick", "source": STRATEGY}, headers=client.auth
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    leave_nothing_waiting(client)
 
 
 def _bot(http: TestClient, client: Client, strategy_id: str) -> str:
@@ -119,12 +98,12 @@ def test_a_new_account_is_on_a_trial_of_the_default_plan(http: TestClient, clien
     assert tenant.billing_status == "trialing" and tenant.plan.is_default
     assert tenant.trial_ends_at is not None
     assert timedelta(days=13, hours=23) < tenant.trial_ends_at - utcnow() <= timedelta(days=14)
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     assert _submit(http, client, strategy_id)[0] == 202
 
 
 def test_an_ended_trial_refuses_jobs_and_bots_until_paid(http: TestClient, client: Client) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     bot_id = _bot(http, client, strategy_id)
     with session_scope() as session:
         session.execute(
@@ -152,7 +131,7 @@ def test_an_ended_trial_refuses_jobs_and_bots_until_paid(http: TestClient, clien
 
 
 def test_a_trial_that_used_its_cpu_hours_starts_nothing(http: TestClient, client: Client) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     now = utcnow()
     with session_scope() as session:
         metering.record_usage_event(
@@ -174,7 +153,7 @@ def test_a_trial_that_used_its_cpu_hours_starts_nothing(http: TestClient, client
 def test_grace_then_suspension_stops_the_bot_and_refuses_jobs_until_reactivated(
     http: TestClient, client: Client
 ) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     bot_id = _bot(http, client, strategy_id)
     _set_billing(client.tenant_id, BillingStatus.ACTIVE)
     assert _start(http, client, bot_id)[0] == 202

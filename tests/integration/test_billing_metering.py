@@ -33,19 +33,10 @@ from fta.plans.service import get_plan
 from fta.runtime import JobRunner
 from fta.settings import get_settings
 from fta.worker.handlers import JobHandler
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, sign_up, upload_strategy
 
 API = "/api/v1"
 GRACE = timedelta(hours=48)
-STRATEGY = """
-from freqtrade.strategy import IStrategy
-
-
-class Quick(IStrategy):
-    timeframe = "5m"
-    minimal_roi = {"0": 0.01}
-    stoploss = -0.1
-"""
 BOT_CONFIG = {
     "exchange": "binance",
     "pairs": ["BTC/USDT"],
@@ -181,13 +172,9 @@ def test_negative_or_absurd_samples_are_refused(
 
 
 def _bot(http: TestClient, client: Client) -> uuid.UUID:
-    strategy = http.post(
-        f"{API}/strategies", json={"name": "Quick", "source": STRATEGY}, headers=client.auth
-    )
-    assert strategy.status_code == 201, strategy.text
     bot = http.post(
         f"{API}/bots",
-        json={"name": "meter", "strategy_id": strategy.json()["id"], "config": BOT_CONFIG},
+        json={"name": "meter", "strategy_id": upload_strategy(client), "config": BOT_CONFIG},
         headers=client.auth,
     )
     assert bot.status_code == 201, bot.text

@@ -24,12 +24,12 @@ from fta.market_data import candle_cache
 from fta.settings import get_settings
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
+from tests.support.jobs import ENDED, run_job
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
 
 JOB_IMAGE = "fta/freqtrade:2026.9"
-ENDED = {"succeeded", "failed", "timed_out", "oom_killed", "cancelled"}
 # Pairs and ranges no other test of the session uses: each test starts from an empty cache.
 RERUN = {
     "pairs": ["BNB/USDT"],
@@ -56,24 +56,6 @@ def _upload(http: TestClient, client: Client, name: str) -> str:
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
-
-
-def _run(http: TestClient, client: Client, **body: Any) -> tuple[str, dict[str, Any]]:
-    """Submits a job, waits until it succeeded; its id and result."""
-    response = http.post("/api/v1/jobs", json=body, headers=client.auth)
-    assert response.status_code == 202, response.text
-    job_id = str(response.json()["id"])
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
-        if job["status"] in ENDED:
-            break
-        time.sleep(0.5)
-    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
-    assert job["status"] == "succeeded", (job, logs[-3000:])
-    result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
-    assert result.status_code == 200, result.text
-    return job_id, result.json()
 
 
 def _trades(http: TestClient, client: Client, job_id: str, strategy: str) -> list[Any]:
@@ -107,7 +89,7 @@ def test_a_rerun_after_another_tenant_extended_the_cache_is_identical(
 ) -> None:
     first, second = tenants
     strategy_id = _upload(http, first, "RsiQuick")
-    job_id, before = _run(http, first, kind="backtest", strategy_id=strategy_id, config=RERUN)
+    job_id, before = run_job(first, kind="backtest", strategy_id=strategy_id, config=RERUN)
     assert before["trades"] > 0
     data = before["data"]
     assert data["startup_candles"] == 20 and len(data["sha256"]) == 64
@@ -121,7 +103,7 @@ def test_a_rerun_after_another_tenant_extended_the_cache_is_identical(
 
     # Another tenant's job makes the cache reach further back on the same pair.
     other = _upload(http, second, "RsiQuick")
-    _run(http, second, kind="backtest", strategy_id=other, config=EARLIER)
+    run_job(second, kind="backtest", strategy_id=other, config=EARLIER)
     with session_scope() as session:
         assert (
             candle_cache.missing(
@@ -136,7 +118,7 @@ def test_a_rerun_after_another_tenant_extended_the_cache_is_identical(
             is None
         )
 
-    rerun_id, after = _run(http, first, kind="backtest", strategy_id=strategy_id, config=RERUN)
+    rerun_id, after = run_job(first, kind="backtest", strategy_id=strategy_id, config=RERUN)
     assert after["data"] == data
     assert after["backtest_start_ms"] == before["backtest_start_ms"]
     assert after["trades"] == before["trades"]
@@ -172,7 +154,7 @@ def test_a_download_warms_the_cache_and_only_its_owner_gets_the_candles(
 ) -> None:
     owner, stranger = tenants
     markets_asked = _exchange_info_requests(sandbox)
-    job_id, result = _run(http, owner, kind="download-data", config=DOWNLOAD)
+    job_id, result = run_job(owner, kind="download-data", config=DOWNLOAD)
     # One freqtrade run filled the cache (the download itself runs none).
     assert _exchange_info_requests(sandbox) == markets_asked + 1
     assert result["kind"] == "download-data" and result["timerange"] == "20230610-20230615"
@@ -234,7 +216,7 @@ def test_a_download_warms_the_cache_and_only_its_owner_gets_the_candles(
     strategy_id = _upload(http, owner, "RsiQuick")
     markets_asked = _exchange_info_requests(sandbox)
     backtest = {**DOWNLOAD, "stake_amount": 100, "max_open_trades": 2}
-    _, summary = _run(http, owner, kind="backtest", strategy_id=strategy_id, config=backtest)
+    _, summary = run_job(owner, kind="backtest", strategy_id=strategy_id, config=backtest)
     # Only the backtest's own freqtrade asked for the markets: no fill ran.
     assert _exchange_info_requests(sandbox) == markets_asked + 1
     for row in summary["data"]["pairs"]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from fta.db import session_scope
 from fta.plans.service import get_plan
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
+from tests.support.jobs import wait_for_job
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
@@ -54,19 +54,6 @@ def _submit(http: TestClient, client: Client, **body: Any) -> str:
     return str(response.json()["id"])
 
 
-def _wait(
-    http: TestClient, client: Client, job_id: str, statuses: set[str], timeout: float = 300
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.5)
-    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
-    pytest.fail(f"job {job_id} still {job['status']} after {timeout}s; logs:\n{logs[-3000:]}")
-
-
 def _job_containers(job_id: str) -> list[Any]:
     engine = docker.from_env()
     try:
@@ -78,7 +65,7 @@ def _job_containers(job_id: str) -> list[Any]:
 def test_backtest_produces_trades_and_logs(http: TestClient, client: Client) -> None:
     strategy_id = _upload(http, client, "RsiQuick")
     job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
-    job = _wait(http, client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
+    job = wait_for_job(client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
     logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
     assert job["status"] == "succeeded", (job, logs[-3000:])
     assert job["exit_code"] == 0 and job["started_at"] and job["finished_at"]
@@ -107,7 +94,7 @@ def test_hyperopt_finds_best_params(http: TestClient, client: Client) -> None:
     strategy_id = _upload(http, client, "RsiHyper")
     config = {**BACKTEST, "epochs": 10, "spaces": ["buy", "sell"]}
     job_id = _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=config)
-    job = _wait(http, client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
+    job = wait_for_job(client, job_id, {"succeeded", "failed", "timed_out", "oom_killed"})
     logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
     assert job["status"] == "succeeded", (job, logs[-3000:])
     result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
@@ -145,7 +132,7 @@ def test_hyperopt_reruns_identically_from_its_seed_with_several_workers(
     config = {**BACKTEST, "timerange": "20240101-20240105", "epochs": 34, "spaces": ["buy", "sell"]}
     ended = {"succeeded", "failed", "timed_out", "oom_killed"}
     drawn = _submit(http, client, kind="hyperopt", strategy_id=strategy_id, config=config)
-    job = _wait(http, client, drawn, ended)
+    job = wait_for_job(client, drawn, ended)
     assert job["status"] == "succeeded", job
     first = http.get(f"/api/v1/jobs/{drawn}/result", headers=client.auth).json()
     assert first["job_workers"] == 2 and first["random_state"] >= 1  # the seed freqtrade drew
@@ -158,7 +145,7 @@ def test_hyperopt_reruns_identically_from_its_seed_with_several_workers(
     unfinished = http.get(f"/api/v1/jobs/{reruns[0]}/params", headers=client.auth)
     assert unfinished.status_code == 409, unfinished.text
     for job_id in reruns:
-        job = _wait(http, client, job_id, ended)
+        job = wait_for_job(client, job_id, ended)
         assert job["status"] == "succeeded", job
         result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth).json()
         assert (result["random_state"], result["job_workers"]) == (first["random_state"], 2)
@@ -192,7 +179,7 @@ def test_cancel_a_running_job_removes_its_hardened_container(
 ) -> None:
     strategy_id = _upload(http, client, "Sleeper")
     job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
-    _wait(http, client, job_id, {"running"}, timeout=120)
+    wait_for_job(client, job_id, {"running"}, timeout=120)
     containers = _job_containers(job_id)
     assert len(containers) == 1
     attrs = containers[0].attrs
@@ -209,7 +196,7 @@ def test_cancel_a_running_job_removes_its_hardened_container(
 
     response = http.post(f"/api/v1/jobs/{job_id}/cancel", headers=client.auth)
     assert response.status_code == 202
-    job = _wait(http, client, job_id, {"cancelled", "failed"}, timeout=60)
+    job = wait_for_job(client, job_id, {"cancelled", "failed"}, timeout=60)
     assert job["status"] == "cancelled"
     assert _job_containers(job_id) == []
 
@@ -219,7 +206,7 @@ def test_a_job_over_its_max_duration_times_out(http: TestClient, client: Client)
     job_id = _submit(
         http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST, max_seconds=20
     )
-    job = _wait(http, client, job_id, {"timed_out", "failed", "succeeded"}, timeout=180)
+    job = wait_for_job(client, job_id, {"timed_out", "failed", "succeeded"}, timeout=180)
     assert job["status"] == "timed_out", job
     assert "20 s" in job["error"]
     assert _job_containers(job_id) == []
@@ -228,7 +215,7 @@ def test_a_job_over_its_max_duration_times_out(http: TestClient, client: Client)
 def test_a_job_past_its_memory_is_oom_killed(http: TestClient, client: Client) -> None:
     strategy_id = _upload(http, client, "MemoryHog")
     job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
-    job = _wait(http, client, job_id, {"oom_killed", "failed", "succeeded"}, timeout=180)
+    job = wait_for_job(client, job_id, {"oom_killed", "failed", "succeeded"}, timeout=180)
     assert job["status"] == "oom_killed", job
     assert "1024 MiB" in job["error"]
 
@@ -238,6 +225,6 @@ def test_a_strategy_that_raises_on_import_fails_with_its_cause(
 ) -> None:
     strategy_id = _upload(http, client, "BrokenImport")
     job_id = _submit(http, client, kind="backtest", strategy_id=strategy_id, config=BACKTEST)
-    job = _wait(http, client, job_id, {"failed", "succeeded"}, timeout=180)
+    job = wait_for_job(client, job_id, {"failed", "succeeded"}, timeout=180)
     assert job["status"] == "failed"
     assert "BrokenImport" in job["error"] or "boom" in job["error"], job["error"]

@@ -21,20 +21,11 @@ from fta.jobs.market_pairs import (
 )
 from fta.markets import ListedPair
 from fta.settings import get_settings
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 from tests.support.exchange_standin import LISTED_MARKETS, ExchangeStandin
 from tests.support.host_processes import free_port, gateway_process
 
 API = "/api/v1"
-STRATEGY = """
-from freqtrade.strategy import IStrategy
-
-
-class Quick(IStrategy):
-    timeframe = "5m"
-    minimal_roi = {"0": 0.01}
-    stoploss = -0.1
-"""
 JOB = {"exchange": "binance", "timeframe": "5m", "timerange": "20240101-20240201"}
 BOT = {"exchange": "binance", "timeframe": "5m", "stake_amount": 100, "dry_run_wallet": 1000}
 # The stand-in's trading USDT markets: the fixture's seven and ten of its extra ones.
@@ -60,19 +51,7 @@ def client(http: TestClient) -> Iterator[Client]:
     client = sign_up(http)
     yield client
     # Nothing left queued or wanting to run on pairs the replay gateway does not serve.
-    for job in http.get(f"{API}/jobs", headers=client.auth).json():
-        if job["status"] == "queued":
-            http.post(f"{API}/jobs/{job['id']}/cancel", headers=client.auth)
-    for bot in http.get(f"{API}/bots", headers=client.auth).json():
-        http.delete(f"{API}/bots/{bot['id']}", headers=client.auth)
-
-
-def _strategy(http: TestClient, client: Client) -> str:
-    response = http.post(
-        f"{API}/strategies", json={"name": "Quick", "source": STRATEGY}, headers=client.auth
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    leave_nothing_waiting(client)
 
 
 def _job(http: TestClient, client: Client, strategy_id: str, *pairs: str) -> Any:
@@ -96,7 +75,7 @@ def _stored() -> dict[str, str]:
 def test_proxy_mode_takes_its_pairs_from_the_exchanges_markets(
     proxy_mode: None, http: TestClient, client: Client, tmp_path: Path
 ) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
 
     # Never refreshed: no pair is accepted unchecked, the client is told to come back.
     for refused in (
@@ -178,7 +157,7 @@ def test_replay_mode_offers_the_fixtures_pairs_whatever_the_exchange_lists(
     with session_scope() as session:
         store_listed_pairs(session, "binance", [ListedPair("PEPE/USDT", "TRADING")], utcnow())
     try:
-        refused = _job(http, client, _strategy(http, client), "PEPE/USDT")
+        refused = _job(http, client, upload_strategy(client), "PEPE/USDT")
     finally:
         with session_scope() as session:
             session.execute(delete(MarketPair).where(MarketPair.exchange == "binance"))

@@ -10,7 +10,6 @@ import json
 import os
 import random
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +28,9 @@ from fta.market_data.recorded import RecordedCandles
 from fta.markets import DataSource
 from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
-from tests.integration.strategies import source
-from tests.support.api import Client, sign_up
+from tests.support.api import Client, sign_up, upload_strategy
 from tests.support.docker_resources import RUN_ID, DockerResources, local_docker
+from tests.support.jobs import wait_for_job
 from tests.support.sandbox import APP_IMAGE, GATEWAY_PORT, _free_pool, _wait_gateway
 from tests.support.scoped_worker import ScopedWorker
 from tests.support.socket_proxy import running_socket_proxy
@@ -165,18 +164,8 @@ def client(http: TestClient, imported: RecordedWorld) -> Client:
     return client
 
 
-def _strategy(http: TestClient, client: Client) -> str:
-    strategy = http.post(
-        "/api/v1/strategies",
-        json={"name": "RsiQuick", "source": source("RsiQuick")},
-        headers=client.auth,
-    )
-    assert strategy.status_code == 201, strategy.text
-    return str(strategy.json()["id"])
-
-
 def _backtest(http: TestClient, client: Client, timerange: str) -> Any:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client, "RsiQuick")
     config = {
         "exchange": "binance",
         "pairs": list(PAIRS),
@@ -190,16 +179,6 @@ def _backtest(http: TestClient, client: Client, timerange: str) -> Any:
         json={"kind": "backtest", "strategy_id": strategy_id, "config": config},
         headers=client.auth,
     )
-
-
-def _wait(http: TestClient, client: Client, job_id: str, timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
-        if job["status"] not in ("queued", "starting", "running"):
-            return job
-        time.sleep(0.5)
-    pytest.fail(f"job {job_id} still {job['status']} after {timeout} s")
 
 
 def test_import_records_each_series_range_and_hash(
@@ -279,7 +258,7 @@ def test_a_backtest_runs_on_the_imported_candles(
     submitted = _backtest(http, client, "20240103-20240127")
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["id"]
-    job = _wait(http, client, job_id)
+    job = wait_for_job(client, job_id)
     logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
     assert job["status"] == "succeeded", (job, logs[-3000:])
     assert job["market_data"]["source"] == "recorded"
@@ -336,7 +315,7 @@ def test_the_worker_refuses_a_job_outside_the_recorded_data(
         session.add(job)
         session.flush()
         job_id = str(job.id)
-    ended = _wait(http, client, job_id, timeout=60)
+    ended = wait_for_job(client, job_id, timeout=60)
     assert ended["status"] == "failed"
     assert (
         "ETH/USDT 5m: recorded data covers 2024-01-01 00:00 to 2024-01-28 23:55 UTC"
@@ -355,7 +334,7 @@ def test_a_bot_cannot_start_on_recorded_data(http: TestClient, client: Client) -
     }
     created = http.post(
         "/api/v1/bots",
-        json={"name": "live", "strategy_id": _strategy(http, client), "config": config},
+        json={"name": "live", "strategy_id": upload_strategy(client, "RsiQuick"), "config": config},
         headers=client.auth,
     )
     assert created.status_code == 201, created.text

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import docker
 import pytest
@@ -20,11 +19,11 @@ from fta.jobs.models import Job
 from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
+from tests.support.jobs import run_job
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
 
-ENDED = {"succeeded", "failed", "timed_out", "oom_killed", "cancelled"}
 CONFIG = {
     "pairs": ["DOGE/USDT"],
     "timeframe": "5m",
@@ -47,27 +46,6 @@ def engine() -> Iterator[docker.DockerClient]:
     client = docker.from_env()
     yield client
     client.close()
-
-
-def _backtest(http: TestClient, client: Client, strategy_id: str) -> tuple[str, dict[str, Any]]:
-    response = http.post(
-        "/api/v1/jobs",
-        json={"kind": "backtest", "strategy_id": strategy_id, "config": CONFIG},
-        headers=client.auth,
-    )
-    assert response.status_code == 202, response.text
-    job_id = str(response.json()["id"])
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
-        if job["status"] in ENDED:
-            break
-        time.sleep(0.3)
-    logs = http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
-    assert job["status"] == "succeeded", (job, logs[-3000:])
-    result = http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
-    assert result.status_code == 200, result.text
-    return job_id, result.json()
 
 
 def _waiting(engine: docker.DockerClient, tenant_id: str) -> str:
@@ -101,11 +79,11 @@ def test_the_next_job_runs_in_the_container_started_for_it_with_the_same_result(
         json={"name": "RsiQuick", "source": source("RsiQuick")},
         headers=first.auth,
     ).json()["id"]
-    cold_id, cold = _backtest(http, first, strategy)
+    cold_id, cold = run_job(first, kind="backtest", strategy_id=strategy, config=CONFIG)
     warm_container = _waiting(engine, first.tenant_id)
     assert _job(cold_id).container_id != warm_container
 
-    warm_id, warm = _backtest(http, first, strategy)
+    warm_id, warm = run_job(first, kind="backtest", strategy_id=strategy, config=CONFIG)
     served = _job(warm_id)
     assert served.container_id == warm_container
     # Identical to the run in a container of its own: trades, figures and the data used.
@@ -126,7 +104,7 @@ def test_the_next_job_runs_in_the_container_started_for_it_with_the_same_result(
         json={"name": "RsiQuick", "source": source("RsiQuick")},
         headers=second.auth,
     ).json()["id"]
-    other_id, other_result = _backtest(http, second, other)
+    other_id, other_result = run_job(second, kind="backtest", strategy_id=other, config=CONFIG)
     assert _job(other_id).container_id != next_warm
     assert engine.api.inspect_container(next_warm)["State"]["Running"]
     assert other_result["trades"] == cold["trades"]

@@ -28,6 +28,7 @@ from tests.support.cis_docker import (
     failures,
 )
 from tests.support.docker_resources import local_docker
+from tests.support.jobs import wait_for_job
 from tests.support.sandbox import Sandbox
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
@@ -374,17 +375,6 @@ def _upload(http: TestClient, client: Client, strategy: str) -> str:
     return str(uploaded.json()["id"])
 
 
-def _wait(http: TestClient, client: Client, job_id: str, statuses: set[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        job = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.5)
-    pytest.fail(f"job {job_id} still {job.get('status')} after 180 s")
-
-
 def _processes(top: dict[str, Any]) -> list[str]:
     command = top["Titles"].index("CMD")
     return [str(row[command]) for row in top["Processes"] or []]
@@ -424,7 +414,9 @@ def test_a_running_job_container_passes_every_applicable_item(
     assert submitted.status_code == 202, submitted.text
     job_id = str(submitted.json()["id"])
     try:
-        assert _wait(http, client, job_id, {"running", "failed"})["status"] == "running"
+        assert (
+            wait_for_job(client, job_id, {"running", "failed"}, timeout=180)["status"] == "running"
+        )
         engine = local_docker()
         try:
             (container,) = engine.containers.list(filters={"label": f"fta.job={job_id}"})
@@ -435,7 +427,10 @@ def test_a_running_job_container_passes_every_applicable_item(
         assert accepted["5.15"] == ACCEPTED_DEVIATIONS["5.15"]["job"]
     finally:
         http.post(f"/api/v1/jobs/{job_id}/cancel", headers=client.auth)
-        assert _wait(http, client, job_id, {"cancelled", "failed"})["status"] == "cancelled"
+        assert (
+            wait_for_job(client, job_id, {"cancelled", "failed"}, timeout=180)["status"]
+            == "cancelled"
+        )
 
 
 def _bot_containers(engine: docker.DockerClient, bot_id: str) -> list[Container]:

@@ -12,6 +12,7 @@ from fta.accounts.models import BillingStatus, Tenant
 from fta.billing.account_states import apply_billing_state
 from fta.db import session_scope, utcnow
 from fta.mail import service as mail
+from tests.integration.strategies import source
 
 
 @dataclass
@@ -61,3 +62,22 @@ def verification_path(email: str) -> str:
         link = next(m.link for m in mail.waiting_for(session, email) if m.link)
     parts = urlsplit(link)
     return f"{parts.path}?{parts.query}"
+
+
+def upload_strategy(client: Client, name: str = "Quick") -> str:
+    """Uploads the test strategy `name` (tests/integration/strategies, docs/examples); its id."""
+    response = client.http.post(
+        "/api/v1/strategies", json={"name": name, "source": source(name)}, headers=client.auth
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def leave_nothing_waiting(client: Client) -> None:
+    """Cancels the client's queued jobs and deletes its bots, so that a worker that runs
+    later finds nothing of this client's to start."""
+    for job in client.http.get("/api/v1/jobs", headers=client.auth).json():
+        if job["status"] == "queued":
+            client.http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=client.auth)
+    for bot in client.http.get("/api/v1/bots", headers=client.auth).json():
+        client.http.delete(f"/api/v1/bots/{bot['id']}", headers=client.auth)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from fta.billing.metering import Consumption, overage
+from fta.access.usage import Consumption, overage
 from fta.plans.models import Plan
 from fta.plans.service import monthly_price
 

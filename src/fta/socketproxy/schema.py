@@ -24,14 +24,6 @@ def exactly(expected: object) -> Check:
     return check
 
 
-def one_of(*choices: str) -> Check:
-    def check(value: Any, where: str) -> None:
-        if not isinstance(value, str) or value not in choices:
-            raise _refuse(where, f"must be one of {list(choices)}")
-
-    return check
-
-
 def text(pattern: str) -> Check:
     compiled = re.compile(pattern)
 

@@ -1,0 +1,41 @@
+"""Helpers to run jobs through the REST API as a client would, and wait for them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.api import Client
+
+ENDED = frozenset({"succeeded", "failed", "timed_out", "oom_killed", "cancelled"})
+
+
+def wait_for_job(
+    client: Client, job_id: str, statuses: frozenset[str] | set[str] = ENDED, timeout: float = 300
+) -> dict[str, Any]:
+    """The job once its status is one of `statuses`; fails the test, with the end of the
+    job's log, if that takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.3)
+    logs = client.http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    pytest.fail(f"job {job_id} still {job.get('status')} after {timeout} s; logs:\n{logs[-3000:]}")
+
+
+def run_job(client: Client, **body: Any) -> tuple[str, dict[str, Any]]:
+    """Submits a job and waits until it succeeded; its id and its result."""
+    response = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
+    assert response.status_code == 202, response.text
+    job_id = str(response.json()["id"])
+    job = wait_for_job(client, job_id)
+    logs = client.http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+    assert job["status"] == "succeeded", (job, logs[-3000:])
+    result = client.http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
+    assert result.status_code == 200, result.text
+    return job_id, result.json()
