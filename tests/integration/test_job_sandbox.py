@@ -18,7 +18,7 @@ from fta.db import session_scope
 from fta.plans.service import get_plan
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import job_containers, wait_for_job
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
@@ -57,7 +57,7 @@ def _submit(http: TestClient, client: Client, **body: Any) -> str:
 def _job_containers(job_id: str) -> list[Any]:
     engine = docker.from_env()
     try:
-        return list(engine.containers.list(all=True, filters={"label": f"fta.job={job_id}"}))
+        return job_containers(engine, job_id)
     finally:
         engine.close()
 

@@ -28,7 +28,7 @@ from tests.support.cis_docker import (
     failures,
 )
 from tests.support.docker_resources import local_docker
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import job_containers, wait_for_job
 from tests.support.sandbox import Sandbox
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "security.md"
@@ -419,7 +419,7 @@ def test_a_running_job_container_passes_every_applicable_item(
         )
         engine = local_docker()
         try:
-            (container,) = engine.containers.list(filters={"label": f"fta.job={job_id}"})
+            (container,) = job_containers(engine, job_id)
             accepted = _accepted(_check_running(engine, container))
         finally:
             engine.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker.errors import NotFound
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
@@ -40,6 +41,7 @@ from tests.security.api_support import move_to_test_plan
 from tests.security.strategies import source
 from tests.support.api import Client, sign_up, subscribe
 from tests.support.docker_resources import local_docker
+from tests.support.jobs import job_containers
 from tests.support.netns import stand_in_internet_host
 from tests.support.sandbox import GATEWAY_PORT, Sandbox
 
@@ -150,18 +152,17 @@ class CgroupWatch(threading.Thread):
 
     def run(self) -> None:
         engine = local_docker()
-        selector = {"label": [f"fta.job={self.job_id}", "fta.kind=job"]}
         seen = False
         deadline = time.monotonic() + 900
         try:
             while not self.stopping.is_set() and time.monotonic() < deadline:
-                running = engine.api.containers(filters=selector)
+                running = [c for c in job_containers(engine, self.job_id) if c.status == "running"]
                 if running:
                     seen = True
                     try:
-                        pid = engine.api.inspect_container(running[0]["Id"])["State"]["Pid"]
+                        pid = engine.api.inspect_container(running[0].id)["State"]["Pid"]
                         self.samples.append(read_sample(pid))
-                    except (OSError, ValueError, KeyError):
+                    except (OSError, ValueError, KeyError, NotFound):
                         pass  # it ended between two calls
                 elif seen:
                     return

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from typing import Any
 
+import docker
 import pytest
 
+from fta.db import session_scope
+from fta.jobs.models import Job
 from tests.support.api import Client
 
 ENDED = frozenset({"succeeded", "failed", "timed_out", "oom_killed", "cancelled"})
@@ -39,3 +44,22 @@ def run_job(client: Client, **body: Any) -> tuple[str, dict[str, Any]]:
     result = client.http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
     assert result.status_code == 200, result.text
     return job_id, result.json()
+
+
+def job_container_id(job_id: str) -> str | None:
+    """The id of the container the job runs in, from the job's row: a warm container
+    (fta.worker.warm_pool) was labelled before its job existed, so no label names the job."""
+    with session_scope() as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        return job.container_id if job is not None else None
+
+
+def job_containers(engine: docker.DockerClient, job_id: str) -> list[Any]:
+    """The containers of the job that still exist: labelled with its id, or handed it."""
+    labelled = engine.containers.list(all=True, filters={"label": f"fta.job={job_id}"})
+    found = {container.id: container for container in labelled}
+    handed = job_container_id(job_id)
+    if handed is not None and handed not in found:
+        with contextlib.suppress(docker.errors.NotFound):
+            found[handed] = engine.containers.get(handed)
+    return list(found.values())
