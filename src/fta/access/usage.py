@@ -224,6 +224,10 @@ def usage_summary(session: Session, tenant: Tenant, period: str, now: datetime) 
     )
 
 
+def spending_cap(session: Session, tenant_id: str) -> SpendingCap | None:
+    return session.get(SpendingCap, tenant_id)
+
+
 def set_spending_cap(
     session: Session, tenant_id: str, cap_eur_ht: Decimal | None, now: datetime
 ) -> SpendingCap | None:

@@ -25,7 +25,7 @@ from fta.accounts.security import (
     verify_password,
 )
 from fta.db import utcnow
-from fta.errors import Conflict, Invalid, Unauthorized
+from fta.errors import Conflict, Invalid, NotFound, Unauthorized
 from fta.plans.service import default_plan
 from fta.settings import get_settings
 
@@ -55,6 +55,13 @@ class IssuedToken:
 
 def trial_end(now: datetime) -> datetime:
     return now + timedelta(days=get_settings().trial_days)
+
+
+def get_tenant(session: Session, tenant_id: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("unknown account")
+    return tenant
 
 
 def new_tenant_id() -> str:

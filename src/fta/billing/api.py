@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fta.accounts.deps import TenantDep
@@ -95,11 +94,7 @@ def start_subscription(
 
 @router.get("/subscription")
 def get_subscriptions(session: SessionDep, tenant_id: TenantDep) -> BillingOut:
-    rows = session.scalars(
-        select(Subscription)
-        .where(Subscription.tenant_id == tenant_id)
-        .order_by(Subscription.created_at.desc())
-    ).all()
+    rows = service.list_subscriptions(session, tenant_id)
     return BillingOut(
         status=service.tenant_billing_status(session, tenant_id),
         subscriptions=[_out(row) for row in rows],

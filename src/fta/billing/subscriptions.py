@@ -222,6 +222,17 @@ def settle_account(session: Session, tenant_id: str, now: datetime) -> None:
         apply_billing_state(session, tenant, status, now)
 
 
+def list_subscriptions(session: Session, tenant_id: str) -> list[Subscription]:
+    """The account's subscriptions, newest first."""
+    return list(
+        session.scalars(
+            select(Subscription)
+            .where(Subscription.tenant_id == tenant_id)
+            .order_by(Subscription.created_at.desc())
+        )
+    )
+
+
 def tenant_billing_status(session: Session, tenant_id: str) -> SubscriptionStatus | None:
     statuses = session.scalars(
         select(Subscription.status).where(Subscription.tenant_id == tenant_id)

@@ -12,13 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from fta.access import usage as usage_costs
-from fta.access.models import SpendingCap
 from fta.access.periods import parse_period, period_of
+from fta.accounts import service as accounts
 from fta.accounts.deps import TenantDep
 from fta.accounts.models import Tenant
 from fta.billing import metering
 from fta.db import utcnow
-from fta.errors import Invalid, NotFound
+from fta.errors import Invalid
 from fta.web.deps import SessionDep
 
 router = APIRouter(tags=["billing"])
@@ -105,7 +105,7 @@ def _quantity(value: usage_costs.MeteredQuantity) -> QuantityOut:
 
 
 def _spending_cap(session: Session, tenant: Tenant, now: datetime) -> SpendingCapOut:
-    cap = session.get(SpendingCap, tenant.id)
+    cap = usage_costs.spending_cap(session, tenant.id)
     return SpendingCapOut(
         cap_eur_ht=cap.cap_eur_ht if cap is not None else None,
         reached=usage_costs.cap_reached(session, tenant, now) is not None,
@@ -135,9 +135,7 @@ def usage(
         raise Invalid(f"unknown query parameter(s) {unknown}: only period=YYYY-MM is read")
     now = utcnow()
     month = parse_period(period) if period is not None else period_of(now)
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("unknown account")
+    tenant = accounts.get_tenant(session, tenant_id)
     summary = usage_costs.usage_summary(session, tenant, month, now)
     used = summary.consumption
     quantities = summary.quantities
@@ -186,9 +184,7 @@ def put_spending_cap(
 ) -> SpendingCapOut:
     """Caps what the month's usage beyond the plan may cost (euros before VAT); once reached,
     new jobs are refused until the next month, the cap is raised or removed."""
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("unknown account")
+    tenant = accounts.get_tenant(session, tenant_id)
     now = utcnow()
     usage_costs.set_spending_cap(session, tenant_id, body.cap_eur_ht, now)
     return _spending_cap(session, tenant, now)

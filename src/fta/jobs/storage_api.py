@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from fta.accounts import service as accounts
 from fta.accounts.deps import TenantDep
-from fta.accounts.models import Tenant
-from fta.errors import NotFound
 from fta.jobs import retention
 from fta.strategies import service as strategies
 from fta.web.deps import SessionDep
@@ -35,9 +34,7 @@ class StorageOut(BaseModel):
 
 @router.get("/storage")
 def get_storage(tenant_id: TenantDep, session: SessionDep) -> StorageOut:
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound("unknown account")
+    tenant = accounts.get_tenant(session, tenant_id)
     code = strategies.storage(session, tenant)
     return StorageOut(
         strategies=StrategyStorageOut(
