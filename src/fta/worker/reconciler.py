@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Set
-from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -14,6 +13,7 @@ from fta.db import session_scope
 from fta.jobs import service as jobs
 from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from fta.runtime import ContainerRuntimeError, JobRunner, Usage
+from fta.worker.containers import cpu_decimal
 from fta.worker.warm_pool import WARM_OWNER_PREFIX
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def reconcile(
             metering.record_ended_job_usage(
                 session,
                 job,
-                Decimal(str(round(usage.cpu_seconds, 3))) if usage else None,
+                cpu_decimal(usage) if usage else None,
                 usage.memory_max_bytes if usage else None,
             )
             log.warning("job %s failed by the reconciler", job_id)
