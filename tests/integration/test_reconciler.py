@@ -15,6 +15,7 @@ from fta.settings import get_settings
 from fta.worker.network_slots import take_slot_now
 from fta.worker.reconciler import reconcile
 from tests.support.api import sign_up
+from tests.support.jobs import running_job
 from tests.support.sandbox import Sandbox
 
 pytestmark = pytest.mark.docker
@@ -29,20 +30,6 @@ def _container_exists(container_id: str) -> bool:
         return False
     finally:
         engine.close()
-
-
-def _running_job(tenant_id: str) -> uuid.UUID:
-    with session_scope() as session:
-        job = Job(
-            tenant_id=tenant_id,
-            kind="backtest",
-            status=JobStatus.RUNNING,
-            config={},
-            max_seconds=60,
-        )
-        session.add(job)
-        session.flush()
-        return job.id
 
 
 def test_orphans_are_removed_and_abandoned_jobs_failed(http: TestClient, sandbox: Sandbox) -> None:
@@ -74,8 +61,8 @@ def test_orphans_are_removed_and_abandoned_jobs_failed(http: TestClient, sandbox
         runner.start(container_id)
         return container_id
 
-    supervised = _running_job(client.tenant_id)
-    abandoned = _running_job(client.tenant_id)
+    supervised = running_job(client.tenant_id)
+    abandoned = running_job(client.tenant_id)
     supervised_container = sleeper(supervised)
     orphan_container = sleeper(uuid.uuid4())  # no job owns it
     abandoned_container = sleeper(abandoned)
@@ -83,7 +70,7 @@ def test_orphans_are_removed_and_abandoned_jobs_failed(http: TestClient, sandbox
     # that stopped, and two that were handed a job (their label names no job).
     waiting_container = sleeper("warm-waiting")
     unclaimed_container = sleeper("warm-unclaimed")
-    warm_supervised, warm_abandoned = _running_job(client.tenant_id), _running_job(client.tenant_id)
+    warm_supervised, warm_abandoned = running_job(client.tenant_id), running_job(client.tenant_id)
     warm_supervised_container = sleeper("warm-supervised")
     warm_abandoned_container = sleeper("warm-abandoned")
     with session_scope() as session:

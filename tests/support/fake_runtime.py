@@ -2,8 +2,9 @@
 
 Every call is recorded (`FakeRuntime.calls`). What a container does is scripted before it
 runs: `FakeRuntime.script(...)` queues an `Outcome` for the next container that runs a job or
-a bot, in order (a container created and started, or a warm one handed its job). A container
-without a script runs until it is stopped or killed. Time is real but short: a container
+a bot, in order (a container created and started, or a warm one handed its job), or for the
+next one of an owner kind only (`owner_kind="cache-fill"`). A container without a script runs
+until it is stopped or killed. Time is real but short: a container
 "runs" for its script's `seconds`, and `wait` returns as soon as it ended.
 """
 
@@ -31,7 +32,7 @@ from fta.runtime import (
     TenantNetwork,
     Usage,
 )
-from fta.runtime.spec import PYTHON_ENV_TARGET
+from fta.runtime.spec import PYTHON_ENV_TARGET, tenant_network_name, tenant_volume_name
 
 FAKE_IMAGE_ID = "sha256:" + "f" * 64
 FAKE_PYTHON_ENV = "fta-python-env-fake"
@@ -70,6 +71,8 @@ class FakeContainer:
 class FakeRuntime:
     calls: list[tuple[str, str]] = field(default_factory=list)
     containers: dict[str, FakeContainer] = field(default_factory=dict)
+    # Every container ever created, by id, removed ones included.
+    created: dict[str, ContainerSpec] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     networks: dict[str, TenantNetwork] = field(default_factory=dict)
     volumes: dict[str, int | None] = field(default_factory=dict)
@@ -77,15 +80,16 @@ class FakeRuntime:
     refuse_hand_offs: int = 0
     # The next creations to fail with this error.
     create_errors: deque[ContainerRuntimeError] = field(default_factory=deque)
-    _outcomes: deque[Outcome] = field(default_factory=deque)
+    _outcomes: dict[str | None, deque[Outcome]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- scripting ----------------------------------------------------------------------
 
-    def script(self, *outcomes: Outcome) -> None:
-        """The outcomes of the next containers that run a job or a bot, in order."""
-        self._outcomes.extend(outcomes)
+    def script(self, *outcomes: Outcome, owner_kind: str | None = None) -> None:
+        """The outcomes of the next containers that run a job or a bot (of `owner_kind`
+        only, when given), in order."""
+        self._outcomes.setdefault(owner_kind, deque()).extend(outcomes)
 
     def plant(self, spec: ContainerSpec, *, running: bool = True) -> str:
         """A container that exists without the worker having made it (a leftover)."""
@@ -103,7 +107,7 @@ class FakeRuntime:
     def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork:
         self.calls.append(("ensure_tenant_network", tenant_id))
         network = TenantNetwork(
-            name=f"fta-tenant-{tenant_id}",
+            name=tenant_network_name(tenant_id),
             subnet=f"10.{subnet_index // 256}.{subnet_index % 256}.0/24",
             gateway_ip="10.0.0.2",
             dns_ip="10.0.0.3",
@@ -116,7 +120,7 @@ class FakeRuntime:
         self.networks.pop(tenant_id, None)
 
     def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str:
-        name = f"fta-tenant-{tenant_id}"
+        name = tenant_volume_name(tenant_id)
         self.calls.append(("ensure_tenant_volume", name))
         self.volumes[name] = size_bytes
         return name
@@ -141,6 +145,7 @@ class FakeRuntime:
             if self.create_errors:
                 raise self.create_errors.popleft()
             self.containers[container_id] = FakeContainer(container_id, spec)
+            self.created[container_id] = spec
         return container_id
 
     def start(self, container_id: str) -> None:
@@ -247,7 +252,11 @@ class FakeRuntime:
     def _begin(self, container: FakeContainer) -> None:
         """The container runs its job or bot now: the next scripted outcome is its own."""
         if container.outcome is None:
-            container.outcome = self._outcomes.popleft() if self._outcomes else None
+            for key in (container.spec.owner_kind, None):
+                queue = self._outcomes.get(key)
+                if queue:
+                    container.outcome = queue.popleft()
+                    return
 
     def _settle(self, container: FakeContainer) -> None:
         """Ends a running container whose scripted time is over."""

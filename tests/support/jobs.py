@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from fta.db import session_scope
-from fta.jobs.models import Job
+from fta.jobs.models import Job, JobStatus
 from tests.support.api import Client
 
 ENDED = frozenset({"succeeded", "failed", "timed_out", "oom_killed", "cancelled"})
@@ -52,6 +52,21 @@ def job_container_id(job_id: str) -> str | None:
     with session_scope() as session:
         job = session.get(Job, uuid.UUID(job_id))
         return job.container_id if job is not None else None
+
+
+def running_job(tenant_id: str) -> uuid.UUID:
+    """A job of the tenant's that its row says is running, as a worker left it; its id."""
+    with session_scope() as session:
+        job = Job(
+            tenant_id=tenant_id,
+            kind="backtest",
+            status=JobStatus.RUNNING,
+            config={},
+            max_seconds=60,
+        )
+        session.add(job)
+        session.flush()
+        return job.id
 
 
 def job_containers(engine: docker.DockerClient, job_id: str) -> list[Any]:
