@@ -104,14 +104,18 @@ def test_only_the_same_tenant_and_spec_take_it_and_only_once() -> None:
     assert warm_pool.held() == set() and runner.removed == [warm.container_id]
 
 
-def test_one_waits_per_shape_and_no_more_than_the_capacity() -> None:
-    runner = MemoryRunner()
-    warm_pool = pool(runner, capacity=2)
-    warm_pool.prepare(job_spec())
-    warm_pool.prepare(job_spec(job="job-2"))
-    warm_pool.prepare(job_spec(tenant="t2"))
-    warm_pool.prepare(job_spec(tenant="t3"))
-    assert [spec.tenant_id for spec in runner.created.values()] == ["t1", "t2"]
+def test_one_waits_per_shape_and_a_full_pool_gives_way_to_the_latest_tenant() -> None:
+    runner, clock = MemoryRunner(), Clock()
+    warm_pool = pool(runner, capacity=2, clock=clock)
+    for tenant in ("t1", "t1", "t2", "t3"):
+        warm_pool.prepare(job_spec(tenant=tenant))
+        clock.now += 1
+    assert [spec.tenant_id for spec in runner.created.values()] == ["t1", "t2", "t3"]
+    # t1's waited longest: it made room for t3's.
+    assert runner.removed == ["c0"]
+    assert warm_pool.take(job_spec(tenant="t1")) is None
+    assert warm_pool.take(job_spec(tenant="t2")) is not None
+    assert warm_pool.take(job_spec(tenant="t3")) is not None
 
 
 def test_a_container_that_stopped_while_waiting_is_not_handed_a_job() -> None:

@@ -102,11 +102,19 @@ class WarmPool:
 
     def prepare(self, spec: ContainerSpec) -> None:
         """Starts a warm container for the next job of `spec`'s shape, unless one waits
-        already or the pool is full. A failure costs the next job nothing but its speed."""
+        already. A full pool makes room by removing the container that waited longest: the
+        tenant that ran a job last is the likeliest to run the next. A failure costs the next
+        job nothing but its speed."""
         key = shape(spec)
         with self._lock:
-            if key in self._waiting or len(self._waiting) >= self._capacity:
+            if key in self._waiting or self._capacity < 1:
                 return
+            evicted = []
+            while len(self._waiting) >= self._capacity:
+                oldest = min(self._waiting, key=lambda k: self._waiting[k].created)
+                evicted.append(self._waiting.pop(oldest))
+        for warm_out in evicted:
+            self._remove(warm_out)
         warm_spec = dataclasses.replace(
             spec,
             owner_id=WARM_OWNER_PREFIX + secrets.token_hex(6),
@@ -150,7 +158,10 @@ class WarmPool:
             gone = [key for key, warm in self._waiting.items() if condition(warm)]
             removed = [self._waiting.pop(key) for key in gone]
         for warm in removed:
-            try:
-                self._runner.remove(warm.container_id)
-            except Exception:
-                log.exception("warm container %s not removed", warm.container_id)
+            self._remove(warm)
+
+    def _remove(self, warm: WarmContainer) -> None:
+        try:
+            self._runner.remove(warm.container_id)
+        except Exception:
+            log.exception("warm container %s not removed", warm.container_id)
