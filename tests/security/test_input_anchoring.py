@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.integration.test_api_jobs import CONFIG, _strategy, _submit
-from tests.support.api import Client, sign_up
+from tests.integration.test_api_jobs import CONFIG, _submit
+from tests.support.api import Client, sign_up, upload_strategy
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
@@ -39,7 +39,7 @@ def client(http: TestClient) -> Iterator[Client]:
 def test_values_with_a_newline_or_foreign_digits_are_refused(
     http: TestClient, client: Client, change: dict[str, object]
 ) -> None:
-    strategy_id = _strategy(http, client)
+    strategy_id = upload_strategy(client)
     response = _submit(
         http, client, kind="backtest", strategy_id=strategy_id, config={**CONFIG, **change}
     )
