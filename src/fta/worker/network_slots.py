@@ -27,6 +27,7 @@ from fta.db import session_scope
 from fta.jobs.models import FINAL_STATUSES, Job
 from fta.runtime import ContainerRuntimeError, JobRunner
 from fta.settings import Settings
+from fta.worker.warm_pool import WARM_OWNER_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,15 @@ def release_unused_networks(
         candidates = releasable(session, now, idle_days, tenants)
     if not candidates:
         return []
-    with_containers = {container.tenant for container in runner.list_managed()}
+    # A warm container waits for the tenant's next job (fta.worker.warm_pool): it goes with
+    # the network. One that serves a job makes the job active, and the tenant is kept.
+    with_containers: set[str] = set()
+    waiting: dict[str, list[str]] = {}
+    for container in runner.list_managed():
+        if container.owner_id.startswith(WARM_OWNER_PREFIX):
+            waiting.setdefault(container.tenant, []).append(container.id)
+        else:
+            with_containers.add(container.tenant)
     released = []
     for tenant_id in candidates:
         if tenant_id in with_containers:
@@ -176,6 +185,8 @@ def release_unused_networks(
                 tenant = lock_unused(session, tenant_id, now, idle_days)
                 if tenant is None:
                     continue
+                for container_id in waiting.get(tenant_id, []):
+                    runner.remove(container_id)
                 # Removed while the row is locked: no start of the tenant's can come between.
                 runner.remove_tenant_network(tenant_id)
                 log.info("tenant %s gives back network slot %s", tenant_id, tenant.subnet_index)
