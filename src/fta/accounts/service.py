@@ -64,6 +64,16 @@ def get_tenant(session: Session, tenant_id: str) -> Tenant:
     return tenant
 
 
+def note_network_use(tenant: Tenant, now: datetime) -> None:
+    """The tenant's network was used now (a job or bot started on it)."""
+    tenant.network_used_at = now
+
+
+def assign_network_slot(tenant: Tenant, index: int | None) -> None:
+    """The tenant holds network slot `index` (fta.worker.network_slots), or none."""
+    tenant.subnet_index = index
+
+
 def new_tenant_id() -> str:
     return "".join(secrets.choice(BASE32) for _ in range(8))
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from fta.accounts import service as accounts
 from fta.accounts.models import BLOCKED, Tenant, TenantStatus
 from fta.bots.models import ActualState, Bot, BotRun
 from fta.db import session_scope
@@ -74,7 +75,7 @@ def take_slot(session: Session, tenant_id: str, settings: Settings, now: datetim
         .with_for_update(of=Tenant)
         .execution_options(populate_existing=True)
     ).one()
-    tenant.network_used_at = now
+    accounts.note_network_use(tenant, now)
     if tenant.subnet_index is not None:
         return int(tenant.subnet_index)
     # One allocation at a time: the next one sees this one's slot once it is committed.
@@ -82,7 +83,7 @@ def take_slot(session: Session, tenant_id: str, settings: Settings, now: datetim
     index = int(session.execute(_SMALLEST_FREE).scalar_one())
     if index >= capacity(settings):
         raise AtCapacity()
-    tenant.subnet_index = index
+    accounts.assign_network_slot(tenant, index)
     session.flush()
     log.info("tenant %s takes network slot %d", tenant_id, index)
     return index
@@ -190,7 +191,7 @@ def release_unused_networks(
                 # Removed while the row is locked: no start of the tenant's can come between.
                 runner.remove_tenant_network(tenant_id)
                 log.info("tenant %s gives back network slot %s", tenant_id, tenant.subnet_index)
-                tenant.subnet_index = None
+                accounts.assign_network_slot(tenant, None)
             released.append(tenant_id)
         except ContainerRuntimeError as error:
             log.warning("tenant %s: network not removed: %s", tenant_id, error)
