@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from fta.errors import Invalid
 
@@ -38,3 +39,8 @@ def previous_period(period: str) -> str:
 def period_end(period: str) -> datetime:
     """The first instant after the period."""
     return period_start(next_period(period))
+
+
+def elapsed_seconds(start: datetime, end: datetime) -> Decimal:
+    """The seconds from start to end, exactly as a Decimal; never negative."""
+    return max(Decimal(0), Decimal(str((end - start).total_seconds())))

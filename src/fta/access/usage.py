@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from fta.access.models import SpendingCap, UsageEvent, UsagePeriod
-from fta.access.periods import period_end, period_of, period_start
+from fta.access.periods import elapsed_seconds, period_end, period_of, period_start
 from fta.access.service import PaymentRequired
 from fta.accounts.models import BillingStatus, Tenant
 from fta.errors import Invalid
@@ -23,10 +23,6 @@ CENT = Decimal("0.01")
 CAP_PATH = "/api/v1/usage/spending-cap"
 # Beyond what the cap's column holds.
 CAP_LIMIT = Decimal(10**10)
-
-
-def _seconds(start: datetime, end: datetime) -> Decimal:
-    return max(Decimal(0), Decimal(str((end - start).total_seconds())))
 
 
 def plan_snapshot_columns(plan: Any) -> dict[str, Any]:
@@ -210,7 +206,7 @@ def usage_summary(session: Session, tenant: Tenant, period: str, now: datetime) 
     projected = so_far
     start, end = period_start(period), period_end(period)
     if not closed and start < now < end:
-        factor = _seconds(start, end) / _seconds(start, now)
+        factor = elapsed_seconds(start, end) / elapsed_seconds(start, now)
         projected = overage(plan, included_cpu_hours, _scaled(used, factor))
     return UsageSummary(
         period=period,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from fta.access.models import SpendingCap, UsageEvent, UsagePeriod
 from fta.access.periods import (
+    elapsed_seconds,
     next_period,
     period_end,
     period_of,
@@ -152,17 +153,13 @@ def _event(session: Session, tenant_id: str, event_key: str) -> UsageEvent | Non
     ).first()
 
 
-def _seconds(start: datetime, end: datetime) -> Decimal:
-    return max(Decimal(0), Decimal(str((end - start).total_seconds())))
-
-
 def record_job_usage(
     session: Session, job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None
 ) -> UsageEvent:
     """The event of a job that ended: its CPU time, peak memory × running time, and running
     time, counted in the month it ended."""
     assert job.finished_at is not None  # noqa: S101 - called once the job is final
-    running = _seconds(job.started_at, job.finished_at) if job.started_at else Decimal(0)
+    running = elapsed_seconds(job.started_at, job.finished_at) if job.started_at else Decimal(0)
     return record_usage_event(
         session,
         tenant_id=job.tenant_id,
@@ -291,7 +288,8 @@ def meter_run(session: Session, run: BotRun, now: datetime) -> int:
     if not months:
         return 0
     spans = [
-        _seconds(max(run.started_at, period_start(m)), min(end, period_end(m))) for m in months
+        elapsed_seconds(max(run.started_at, period_start(m)), min(end, period_end(m)))
+        for m in months
     ]
     cpu_left = max(Decimal(0), run.cpu_seconds - counted)
     total_span = sum(spans, Decimal(0))
