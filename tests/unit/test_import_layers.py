@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,19 +88,39 @@ def _is_module(name: str) -> bool:
     return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
+def layer_violation(module: str, target: str) -> str | None:
+    """Why `module` may not import `target` by the layers, or None if it may."""
+    if not target.startswith("fta.") or not _is_module(target):
+        return None
+    source, imported = _package(module), _package(target)
+    if not source or source == imported:
+        return None
+    if _layer(imported) < _layer(source) or (
+        _layer(imported) == _layer(source) and imported != source
+    ):
+        return f"imports {target} (fta.{imported} is not below)"
+    return None
+
+
 def layer_violations() -> list[str]:
     found = []
     for module, line, target in _edges():
-        if not target.startswith("fta.") or not _is_module(target):
-            continue
-        source, imported = _package(module), _package(target)
-        if not source or source == imported:
-            continue
-        if _layer(imported) < _layer(source) or (
-            _layer(imported) == _layer(source) and imported != source
-        ):
-            found.append(f"{module}:{line} imports {target} (fta.{imported} is not below)")
+        violation = layer_violation(module, target)
+        if violation:
+            found.append(f"{module}:{line} {violation}")
     return found
+
+
+def domain_violation(module: str, target: str) -> str | None:
+    """Why `module` may not import `target` by routes → services → models, or None."""
+    if _package(module) not in DOMAINS or not target.startswith("fta."):
+        return None
+    kind, target_kind = module.rsplit(".", 1)[-1], target.rsplit(".", 1)[-1]
+    if kind == "models" and target_kind in ("service", "api", "deps"):
+        return f"imports {target} (a model imports no service or route)"
+    if kind == "service" and (target_kind == "api" or target_kind.endswith("_api")):
+        return f"imports {target} (a service imports no route)"
+    return None
 
 
 def test_every_package_imports_only_lower_layers() -> None:
@@ -110,13 +130,9 @@ def test_every_package_imports_only_lower_layers() -> None:
 def test_routes_call_services_which_use_models() -> None:
     found = []
     for module, line, target in _edges():
-        if _package(module) not in DOMAINS or not target.startswith("fta."):
-            continue
-        kind, target_kind = module.rsplit(".", 1)[-1], target.rsplit(".", 1)[-1]
-        if kind == "models" and target_kind in ("service", "api", "deps"):
-            found.append(f"{module}:{line} imports {target}")
-        if kind == "service" and (target_kind == "api" or target_kind.endswith("_api")):
-            found.append(f"{module}:{line} imports {target}")
+        violation = domain_violation(module, target)
+        if violation:
+            found.append(f"{module}:{line} {violation}")
     assert found == []
 
 
@@ -130,7 +146,39 @@ def test_a_client_of_the_outside_is_used_by_its_owner_alone(client: str, owner: 
     assert found == []
 
 
-def test_the_rules_catch_a_cycle() -> None:
-    """The check itself: an import upwards is reported (accounts below jobs)."""
-    assert _layer("accounts") > _layer("jobs")
-    assert _layer("portal") == _layer("worker")
+@pytest.mark.parametrize(
+    ("module", "target", "rule"),
+    [
+        ("fta.accounts.service", "fta.jobs.service", layer_violation),  # accounts below jobs
+        ("fta.worker.main", "fta.portal.app", layer_violation),  # apps of one layer
+        ("fta.gateway.app", "fta.worker.main", layer_violation),
+        ("fta.settings", "fta.db", layer_violation),  # settings below db
+        ("fta.runtime.docker_runner", "fta.jobs.models", layer_violation),
+        ("fta.jobs.service", "fta.jobs.api", domain_violation),  # a service importing routes
+        ("fta.jobs.service", "fta.jobs.storage_api", domain_violation),
+        ("fta.jobs.models", "fta.jobs.service", domain_violation),  # a model importing a service
+    ],
+)
+def test_the_rules_report_a_forbidden_import(
+    module: str, target: str, rule: Callable[[str, str], str | None]
+) -> None:
+    assert _is_module(module) and _is_module(target)
+    assert rule(module, target)
+
+
+@pytest.mark.parametrize(
+    ("module", "target"),
+    [
+        ("fta.jobs.service", "fta.accounts.service"),  # downwards
+        ("fta.portal.app", "fta.jobs.api"),  # an app mounting a domain's routes
+        ("fta.billing.metering", "fta.access.periods"),
+        ("fta.worker.main", "fta.market_data.candle_cache"),
+        ("fta.db", "fta.settings"),
+        ("fta.jobs.api", "fta.jobs.service"),  # routes call services
+        ("fta.jobs.service", "fta.jobs.models"),  # which use models
+    ],
+)
+def test_the_rules_allow_an_import_downwards(module: str, target: str) -> None:
+    assert _is_module(module) and _is_module(target)
+    assert layer_violation(module, target) is None
+    assert domain_violation(module, target) is None
