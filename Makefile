@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_PG_DIR := .cache/test-postgres
 
-.PHONY: up down logs venv lint typecheck images test test-unit test-fast testdb clean
+.PHONY: up down logs venv lint typecheck images test test-unit test-fast testdb messages clean
 
 up: ## Boot the whole stack (portal on http://127.0.0.1:8080)
 	bash scripts/up.sh
@@ -39,7 +39,13 @@ testdb: $(STAMP)
 	bash scripts/ensure-apt.sh e2fsprogs mount
 	# Invoice PDFs: the embedded font, and pdftotext/pdftoppm to check them.
 	bash scripts/ensure-apt.sh poppler-utils fonts-dejavu-core
+	# The browser tier: Debian's Chromium (Playwright drives it, no browser download), and
+	# the script libraries the pages serve from Debian's packages.
+	bash scripts/ensure-apt.sh chromium libjs-chart.js libjs-codemirror
 	bash scripts/test-postgres.sh start $(TEST_PG_DIR)
+
+messages: $(STAMP) ## List the page texts into messages.pot, to translate them in the .po catalogs
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location -o src/fta/portal/locale/messages.pot .
 
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit

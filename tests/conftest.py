@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from tests.support.database import MigratedDatabase
 
 pytest_plugins = [
+    "tests.support.browser",
     "tests.support.database",
     "tests.support.docker_resources",
+    "tests.support.smtp_sink",
     "tests.support.socket_proxy",
     "tests.support.tenant_disks",
 ]

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # rewritten with database access alone no longer verify.
     audit_key: SecretStr = SecretStr("changeme-audit-key")
     access_token_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    # The portal's pages: how long a log-in in the browser lasts, and whether its cookies are
+    # sent over HTTPS only (turn off only to use the pages over plain HTTP, such as
+    # http://127.0.0.1:8080 on a developer's machine).
+    web_session_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 12
+    cookie_secure: bool = True
     # Failed password checks allowed per account, and per client address (which may front
     # several people), within a sliding window; beyond that the API answers 429.
     login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5

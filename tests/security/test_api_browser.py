@@ -39,7 +39,9 @@ def client(http: TestClient) -> Iterator[Client]:
     cancel_queued_jobs(client.tenant_id)
 
 
-@pytest.mark.parametrize("cookie_name", ["access_token", "Authorization", "token", "session"])
+@pytest.mark.parametrize(
+    "cookie_name", ["access_token", "Authorization", "token", "session", "fta_session"]
+)
 def test_a_token_in_a_cookie_authenticates_nothing(
     http: TestClient, client: Client, cookie_name: str
 ) -> None:

@@ -9,17 +9,11 @@ expiry, and resending is throttled.
 
 from __future__ import annotations
 
-import socket
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi.testclient import TestClient
 
 from fta.accounts import verification
@@ -27,8 +21,9 @@ from fta.accounts.models import User
 from fta.db import session_scope, utcnow
 from fta.mail import service as mail
 from fta.mail.models import OutboxMail
-from fta.settings import Settings, get_settings
+from fta.settings import Settings
 from tests.support.api import Client, sign_up
+from tests.support.smtp_sink import Inbox, deliver
 
 CONFIG = {
     "exchange": "binance",
@@ -38,58 +33,11 @@ CONFIG = {
 }
 
 
-class Inbox:
-    """What the SMTP sink received."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        received = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), received))
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[Message]:
-        return [message for rcpt, message in self.messages if address in rcpt]
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[tuple[Inbox, Settings]]:
-    """A real SMTP server on loopback, and settings that make the worker deliver to it."""
-    inbox = Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        settings = get_settings().model_copy(
-            update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": "none"}
-        )
-        yield inbox, settings
-    finally:
-        controller.stop()
-
-
 def _submit(client: Client) -> int:
     response = client.http.post(
         "/api/v1/jobs", json={"kind": "download-data", "config": CONFIG}, headers=client.auth
     )
     return response.status_code
-
-
-def _deliver(settings: Settings) -> int:
-    """Hands everything due to the server: the suite's other sign-ups queued mails too, and
-    each round takes a batch."""
-    sent = 0
-    for _ in range(500):
-        with session_scope() as session:
-            batch = mail.deliver(session, settings)
-        if not batch:
-            return sent
-        sent += batch
-    raise AssertionError("the outbox did not empty in 500 rounds")
 
 
 def test_an_unverified_account_starts_nothing_until_the_mailed_link_is_opened(
@@ -106,7 +54,7 @@ def test_an_unverified_account_starts_nothing_until_the_mailed_link_is_opened(
     assert "verify your e-mail address first" in refused.json()["detail"]
     assert http.get("/api/v1/jobs", headers=client.auth).json() == []
 
-    assert _deliver(settings) >= 1
+    assert deliver(settings) >= 1
     (message,) = inbox.to(client.email)
     assert message["Subject"] == verification.SUBJECT
     assert isinstance(message, EmailMessage)
@@ -118,7 +66,7 @@ def test_an_unverified_account_starts_nothing_until_the_mailed_link_is_opened(
     parts = urlsplit(link)
     opened = http.get(f"{parts.path}?{parts.query}")
     assert opened.status_code == 200, opened.text
-    assert opened.json() == {"email": client.email, "verified": True}
+    assert client.email in opened.text
     assert _submit(client) == 202
     # The same link again changes nothing and still answers.
     assert http.get(f"{parts.path}?{parts.query}").status_code == 200
@@ -169,9 +117,9 @@ def test_a_mail_server_that_is_down_leaves_the_mail_for_later(
 ) -> None:
     _, settings = smtp_sink
     unreachable = settings.model_copy(update={"smtp_port": 1})
-    _deliver(settings)  # what other tests left in the outbox
+    deliver(settings)  # what other tests left in the outbox
     client = sign_up(http, "Patient", verified=False)
-    assert _deliver(unreachable) == 0
+    assert deliver(unreachable) == 0
     with session_scope() as session:
         (waiting,) = mail.waiting_for(session, client.email)
         assert waiting.attempts == 1 and waiting.last_error
@@ -182,6 +130,6 @@ def test_a_mail_server_that_is_down_leaves_the_mail_for_later(
         row = session.get(OutboxMail, mail_id)
         assert row is not None
         row.next_attempt_at = utcnow()
-    assert _deliver(settings) >= 1
+    assert deliver(settings) >= 1
     with session_scope() as session:
         assert mail.waiting_for(session, client.email) == []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from fta.accounts.service import Principal, authenticate
 from fta.errors import Forbidden, Unauthorized
+from fta.web import session_cookie
 from fta.web.deps import SessionDep
 
 _bearer = HTTPBearer(auto_error=False)
@@ -42,3 +43,45 @@ def current_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(current_admin)]
+
+
+class SignInRequired(Unauthorized):
+    """A page for signed-in clients was asked without a valid log-in: the portal sends the
+    browser to the log-in page."""
+
+
+def page_principal(request: Request, session: SessionDep) -> Principal:
+    """Who is signed in to the pages (from the session cookie); kept on `request.state` for
+    the page layout."""
+    token = session_cookie.token_of(request)
+    if token is None:
+        raise SignInRequired("sign in to see this page")
+    try:
+        principal = authenticate(session, token)
+    except Unauthorized as refused:
+        raise SignInRequired(refused.detail) from refused
+    request.state.principal = principal
+    return principal
+
+
+PagePrincipalDep = Annotated[Principal, Depends(page_principal)]
+
+
+def page_tenant(principal: PagePrincipalDep) -> str:
+    if principal.tenant_id is None:
+        raise Forbidden("platform administrators have no client pages; use a client account")
+    return principal.tenant_id
+
+
+PageTenantDep = Annotated[str, Depends(page_tenant)]
+
+
+def optional_page_principal(request: Request, session: SessionDep) -> Principal | None:
+    """The signed-in visitor of a public page, if any."""
+    try:
+        return page_principal(request, session)
+    except SignInRequired:
+        return None
+
+
+MaybePrincipalDep = Annotated[Principal | None, Depends(optional_page_principal)]

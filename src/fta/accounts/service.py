@@ -168,8 +168,11 @@ def _uncounted_when_busy(session: Session, reservation: int) -> Iterator[None]:
         raise
 
 
-def login(session: Session, *, email: str, password: str, ip: str | None) -> IssuedToken:
-    """Issues a token for a correct password; failures are throttled (see `throttle`)."""
+def login(
+    session: Session, *, email: str, password: str, ip: str | None, ttl: int | None = None
+) -> IssuedToken:
+    """Issues a token for a correct password, valid `ttl` seconds (the API's by default);
+    failures are throttled (see `throttle`)."""
     email = _normalise_email(email)
     reservation = throttle.reserve_attempt(session, email, ip)
     user = session.scalars(select(User).where(User.email == email)).first()
@@ -178,7 +181,14 @@ def login(session: Session, *, email: str, password: str, ip: str | None) -> Iss
     if user is None or not correct:
         raise _refusal(session, user, ip, "wrong email or password")
     throttle.forgive(session, email)
-    ttl = get_settings().access_token_ttl_seconds
+    return open_session(session, user, ip=ip, ttl=ttl)
+
+
+def open_session(
+    session: Session, user: User, *, ip: str | None, ttl: int | None = None
+) -> IssuedToken:
+    """A new session of `user` (who just proved who they are), valid `ttl` seconds."""
+    ttl = ttl or get_settings().access_token_ttl_seconds
     now = utcnow()
     auth_session = AuthSession(
         user_id=user.id, created_at=now, expires_at=now + timedelta(seconds=ttl)

@@ -28,6 +28,8 @@ from fta.settings import get_settings
 
 SUBJECT = "Confirmez votre adresse e-mail — fta"
 VERIFY_PATH = "/api/v1/auth/verify-email"
+# The mail's link opens this page of the portal, which verifies as VERIFY_PATH does.
+VERIFY_PAGE = "/verify-email"
 RESEND_PATH = "/api/v1/auth/verify-email/resend"
 _TOKEN = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 
@@ -56,7 +58,7 @@ def token_for(user: User, now: datetime) -> str:
 def send_verification(session: Session, user: User, now: datetime) -> None:
     """Queues the verification mail (in the caller's transaction)."""
     settings = get_settings()
-    link = f"{settings.public_url.rstrip('/')}{VERIFY_PATH}?" + urlencode(
+    link = f"{settings.public_url.rstrip('/')}{VERIFY_PAGE}?" + urlencode(
         {"token": token_for(user, now)}
     )
     body = (

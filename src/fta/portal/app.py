@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -21,12 +22,18 @@ from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.jobs.storage_api import router as storage_router
+from fta.portal import api_docs, errors
+from fta.portal.static_files import StaticFiles
+from fta.portal.views import auth, dashboard, public
 from fta.strategies.api import router as strategies_router
-from fta.web import problems
+from fta.web import pages, problems
+from fta.web.csrf import CsrfCookie
 from fta.web.middleware import BodySizeLimit, SecurityHeaders
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 1024 * 1024
+HERE = Path(__file__).parent
+PAGE_SITE = pages.PageSite(templates=HERE / "templates", locales=HERE / "locale")
 
 
 class PortalApp(FastAPI):
@@ -34,7 +41,10 @@ class PortalApp(FastAPI):
     Starlette's error middleware (a 500 carries the security headers too)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(BodySizeLimit(super().build_middleware_stack(), MAX_BODY_BYTES))
+        app = CsrfCookie(
+            super().build_middleware_stack(), skip_prefixes=(*errors.NOT_PAGES, "/static/")
+        )
+        return SecurityHeaders(BodySizeLimit(app, MAX_BODY_BYTES))
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -55,11 +65,12 @@ def create_app() -> FastAPI:
         version="1",
         description="Hosted, sandboxed Freqtrade: strategies, backtests, hyperopts, data.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,
         redoc_url=None,
         default_response_class=problems.SafeJSONResponse,
     )
-    problems.install(app)
+    app.state.page_site = PAGE_SITE
+    problems.install(app, errors.page_error)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
@@ -74,7 +85,12 @@ def create_app() -> FastAPI:
     api.include_router(invoices_router)
     api.include_router(billing_alerts_router)
     app.include_router(api)
+    app.include_router(api_docs.docs_router(f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"))
     app.include_router(paypal_webhook_router)
+
+    for views in (public, auth, dashboard):
+        app.include_router(views.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -108,24 +108,48 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-def install(app: FastAPI) -> None:
+class PageErrors(Protocol):
+    """Answers an error of a page request as a page (None: the request is the API's)."""
+
+    def __call__(
+        self, request: Request, exc: Exception, status: int, title: str, detail: str
+    ) -> Response | None: ...
+
+
+def install(app: FastAPI, page_errors: PageErrors | None = None) -> None:
+    """Every error as a problem document, or as a page where `page_errors` takes it."""
+
+    def answer(
+        request: Request,
+        exc: Exception,
+        status: int,
+        title: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
+        if page_errors is not None:
+            page = page_errors(request, exc, status, title, detail)
+            if page is not None:
+                return page
+        return problem(status, title, detail, headers=headers, **extra)
+
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        return answer(request, exc, exc.status, exc.title, exc.detail)
 
     @app.exception_handler(RetryLater)
-    async def _retry_later(_: Request, exc: RetryLater) -> JSONResponse:
-        return problem(
-            exc.status, exc.title, exc.detail, headers={"Retry-After": str(exc.retry_after)}
-        )
+    async def _retry_later(request: Request, exc: RetryLater) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return answer(request, exc, exc.status, exc.title, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         detail, errors = _describe_validation(exc)
-        return problem(422, "Invalid request", detail, errors=errors)
+        return answer(request, exc, 422, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such resource: see /api/v1/openapi.json for the API's routes"
@@ -137,8 +161,9 @@ def install(app: FastAPI) -> None:
             detail = f"this method is not allowed on this resource: use {', '.join(allowed)}"
             headers = {"Allow": ", ".join(allowed)}
         title = detail.split(":")[0].capitalize()
-        return problem(exc.status_code, title, detail, headers=headers)
+        return answer(request, exc, exc.status_code, title, detail, headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        detail = "an unexpected error occurred; it has been logged"
+        return answer(request, exc, 500, "Internal error", detail)

@@ -1,0 +1,44 @@
+"""The client's home: running bots with their profit, recent jobs, this month's usage against
+the allowance, and what needs the client's attention."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from fta.access.periods import period_of
+from fta.access.usage import usage_summary
+from fta.accounts.deps import PagePrincipalDep, PageTenantDep
+from fta.accounts.models import User
+from fta.accounts.service import get_tenant
+from fta.bots import service as bots
+from fta.db import utcnow
+from fta.jobs import service as jobs
+from fta.web import pages
+from fta.web.deps import SessionDep
+
+router = pages.page_router("/app")
+
+RECENT_JOBS = 8
+
+
+@router.get("")
+def dashboard(
+    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
+) -> Response:
+    now = utcnow()
+    tenant = get_tenant(session, tenant_id)
+    user = session.get(User, principal.user_id)
+    summary = usage_summary(session, tenant, period_of(now), now)
+    included = summary.included_cpu_hours
+    used = summary.consumption.cpu_hours
+    context = {
+        "tenant": tenant,
+        "email_verified": user is not None and user.email_verified_at is not None,
+        "email": user.email if user is not None else "",
+        "bots": bots.list_bots(session, tenant_id),
+        "jobs": jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
+        "usage": summary,
+        "cpu_share": min(used / included, 1) if included > 0 else None,
+    }
+    return pages.render(request, "app/dashboard.html", context)
