@@ -22,9 +22,8 @@ from fta.bots.api import router as bots_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.jobs.storage_api import router as storage_router
-from fta.portal import api_docs, errors
+from fta.portal import api_docs, errors, vendor, views
 from fta.portal.static_files import StaticFiles
-from fta.portal.views import auth, dashboard, public
 from fta.strategies.api import router as strategies_router
 from fta.web import pages, problems
 from fta.web.csrf import CsrfCookie
@@ -88,8 +87,10 @@ def create_app() -> FastAPI:
     app.include_router(api_docs.docs_router(f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"))
     app.include_router(paypal_webhook_router)
 
-    for views in (public, auth, dashboard):
-        app.include_router(views.router)
+    for area in views.routers():
+        app.include_router(area)
+    # Before the mount of /static, which would answer for /static/vendor/ too.
+    app.include_router(vendor.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)
