@@ -118,3 +118,12 @@ def open_page(browser: Browser, *, locale: str = "fr-FR") -> tuple[Page, PagePro
 
     page.on("dialog", on_dialog)
     return page, problems
+
+
+def log_in(page: Page, portal: LivePortal, email: str, password: str) -> None:
+    """Logs the page's browser in through the log-in form; it lands on the dashboard."""
+    page.goto(portal.url + "/login")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    page.locator("form.stacked button[type=submit]").click()
+    page.wait_for_url(portal.url + "/app")
