@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     invoice_payment_days: Annotated[int, Field(ge=0, le=60)] = 30
     invoice_late_penalty: str = "trois fois le taux d’intérêt légal"
     invoice_font_dir: str = "/usr/share/fonts/truetype/dejavu"
+    # The operator's legal texts (notice, terms, privacy as <page>.<fr|en>.md; see
+    # fta.portal.legal_texts); empty: the shipped defaults, with the seller's identity.
+    legal_dir: str = ""
     # VIES, where EU VAT numbers are checked before reverse charge (fta.billing.vies).
     vies_url: str = "https://ec.europa.eu/taxation_customs/vies/rest-api/check-vat-number"
     vies_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
