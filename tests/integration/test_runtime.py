@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import ipaddress
 import time
+from datetime import UTC, datetime
 
 import pytest
 from docker.errors import APIError
 
 from fta.runtime import (
+    ContainerRuntimeError,
     ContainerSpec,
     DockerJobRunner,
     HardeningError,
@@ -135,6 +137,22 @@ def test_lookalike_network_and_volume_are_never_reused(
     docker_resources.add_volume(shared)
     assert proxied_job_runner.ensure_volume(shared) == shared
     assert not api.inspect_volume(shared)["Options"]
+
+
+def test_a_volume_made_again_is_told_from_the_one_before(
+    proxied_job_runner: DockerJobRunner, docker_resources: DockerResources
+) -> None:
+    """The candle cache's rows hold for the volume they were filled into: the engine's
+    creation time tells a volume made again, empty, from the one before."""
+    name = docker_resources.add_volume(f"fta-cache-made-{docker_resources.scope}")
+    # The engine keeps whole seconds.
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert proxied_job_runner.ensure_volume(name) == name
+    created_at = proxied_job_runner.volume_created_at(name)
+    assert created_at.tzinfo is UTC and before <= created_at <= datetime.now(UTC)
+    docker_resources.client.api.remove_volume(name)
+    with pytest.raises(ContainerRuntimeError, match="not found"):
+        proxied_job_runner.volume_created_at(name)
 
 
 def test_an_image_volume_fails_verification_and_the_container_is_removed(

@@ -39,6 +39,8 @@ FAKE_PYTHON_ENV = "fta-python-env-fake"
 KILLED = 137
 STOPPED = 143
 USAGE = Usage(1.25, 64 * 1024 * 1024)
+# When the fake's volumes were made: before anything a test records.
+VOLUMES_CREATED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ class FakeRuntime:
         self.calls.append(("ensure_volume", name))
         self.volumes.setdefault(name, None)
         return name
+
+    def volume_created_at(self, name: str) -> datetime:
+        self.calls.append(("volume_created_at", name))
+        return VOLUMES_CREATED_AT
 
     def with_python_env(self, spec: ContainerSpec) -> ContainerSpec:
         self.calls.append(("with_python_env", spec.owner_id))

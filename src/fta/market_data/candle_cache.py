@@ -2,14 +2,18 @@
 
 The cache is filled by a trusted container (never tenant code) and mounted read-only
 into every tenant's backtests and hyperopts, so each candle is fetched once for all.
+
+Its rows say what the cache volume's files hold, as long as it is the volume they were
+filled into: the worker forgets the rows filled before the volume's creation (a new volume
+beside an old database), so their pairs are filled again instead of missing in every job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import Date, String, select, text
+from sqlalchemy import Date, DateTime, String, delete, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -26,6 +30,9 @@ class CandleCacheEntry(Base):
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
+    # When the fill was recorded, by the worker's clock (the cache volume's creation time is
+    # the engine's, on the same host); None for rows older than this column.
+    filled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,26 @@ def _next_month_start(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
+def forget_filled_before(session: Session, volume_created_at: datetime, *, source: str) -> int:
+    """Forgets what was recorded of `source` before the cache volume was created (or at an
+    unknown time): those files are not in this volume, and a pair without a row is filled
+    again. Returns the number of rows forgotten."""
+    forgotten = session.scalars(
+        delete(CandleCacheEntry)
+        .where(
+            CandleCacheEntry.source == source,
+            or_(
+                CandleCacheEntry.filled_at.is_(None),
+                CandleCacheEntry.filled_at < volume_created_at,
+            ),
+        )
+        .returning(CandleCacheEntry.pair)
+    )
+    return len(forgotten.all())
+
+
 def record_fill(session: Session, fill: FillRequest) -> None:
+    filled_at = utcnow()
     for pair in fill.pairs:
         session.execute(
             insert(CandleCacheEntry)
@@ -129,9 +155,10 @@ def record_fill(session: Session, fill: FillRequest) -> None:
                 timeframe=fill.timeframe,
                 start_date=fill.start,
                 end_date=fill.end,
+                filled_at=filled_at,
             )
             .on_conflict_do_update(
                 index_elements=["source", "exchange", "pair", "timeframe"],
-                set_={"start_date": fill.start, "end_date": fill.end},
+                set_={"start_date": fill.start, "end_date": fill.end, "filled_at": filled_at},
             )
         )

@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -199,6 +199,18 @@ class DockerJobRunner:
 
     def ensure_volume(self, name: str) -> str:
         return self._ensure_volume(name, {}, None)
+
+    def volume_created_at(self, name: str) -> datetime:
+        """When the engine created the volume: files written before are not in it."""
+        inspect = self._inspect_volume(name)
+        if inspect is None:
+            raise ContainerRuntimeError(f"volume {name} not found")
+        created = inspect.get("CreatedAt")
+        try:
+            # The local driver writes RFC 3339 in the engine's time zone.
+            return datetime.fromisoformat(str(created)).astimezone(UTC)
+        except ValueError:
+            raise ContainerRuntimeError(f"volume {name}: no creation time ({created!r})") from None
 
     def with_python_env(self, spec: ContainerSpec) -> ContainerSpec:
         """`spec` pinned to the id its image has now, with that image's Python environment

@@ -238,6 +238,21 @@ class JobHandler:
                     )
                 except Invalid as refused:
                     raise CacheFillError(refused.detail) from None
+        # Rows of a former cache volume describe files this one lacks: their pairs are filled
+        # again (a job reading the read-only cache would fail on them).
+        volume = self.settings.candle_volume
+        created_at = self.runner.volume_created_at(volume)
+        with session_scope() as session:
+            forgotten = candle_cache.forget_filled_before(session, created_at, source=source.value)
+        if forgotten:
+            log.warning(
+                "candle cache: %d rows of %s recorded before volume %s was created (%s) "
+                "forgotten: their candles are filled again",
+                forgotten,
+                source.value,
+                volume,
+                created_at.isoformat(),
+            )
 
         def missing(session: Session, pairs: list[str]) -> candle_cache.FillRequest | None:
             return candle_cache.missing(
