@@ -13,6 +13,11 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def problem_members(self) -> dict[str, object]:
+        """What the API's problem document carries besides its type, title, status and
+        detail (none, unless a kind of error says more)."""
+        return {}
+
 
 class RetryLater(DomainError):
     """Refused for now, not for good: the answer says when to try again (Retry-After)."""

@@ -72,6 +72,27 @@ def test_bad_sources_are_refused_with_the_cause(http: TestClient) -> None:
     assert http.get("/api/v1/strategies", headers=client.auth).json() == []
 
 
+def test_a_refused_version_names_the_line_at_fault(http: TestClient) -> None:
+    client = sign_up(http)
+    body = {"name": "Eta", "source": SOURCE.format(name="Eta")}
+    strategy_id = http.post("/api/v1/strategies", json=body, headers=client.auth).json()["id"]
+    # SOURCE starts with an empty line: its class statement is line 5, the stoploss line 8.
+    broken = SOURCE.format(name="Eta").replace("stoploss = -0.1", "stoploss = -0.1)")
+    response = http.put(
+        f"/api/v1/strategies/{strategy_id}", json={"source": broken}, headers=client.auth
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["line"] == 8
+    assert "line 8" in response.json()["detail"]
+    # A refusal about no line in particular carries none.
+    other = http.put(
+        f"/api/v1/strategies/{strategy_id}",
+        json={"source": SOURCE.format(name="Theta")},
+        headers=client.auth,
+    )
+    assert other.status_code == 422 and "line" not in other.json()
+
+
 def test_duplicate_name_is_a_conflict(http: TestClient) -> None:
     client = sign_up(http)
     body = {"name": "Delta", "source": SOURCE.format(name="Delta")}

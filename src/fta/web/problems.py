@@ -29,6 +29,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string", "description": "what went wrong and what to do"},
+        "line": {
+            "type": "integer",
+            "description": "a refused strategy source: the line at fault, where there is one",
+        },
         "errors": {
             "type": "array",
             "description": "one entry per invalid field",
@@ -136,7 +140,8 @@ def install(app: FastAPI, page_errors: PageErrors | None = None) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
-        return answer(request, exc, exc.status, exc.title, exc.detail)
+        members = exc.problem_members()
+        return answer(request, exc, exc.status, exc.title, exc.detail, None, **members)
 
     @app.exception_handler(RetryLater)
     async def _retry_later(request: Request, exc: RetryLater) -> Response:
