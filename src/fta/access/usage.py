@@ -4,11 +4,11 @@ cap on it, which refuses new jobs once reached."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Date, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from fta.access.models import SpendingCap, UsageEvent, UsagePeriod
@@ -142,6 +142,69 @@ def consumption(session: Session, tenant_id: str, period: str) -> Consumption:
         events=int(events),
         late_events=int(late),
     )
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """One UTC day of a period: what the events of that day consumed."""
+
+    day: date
+    cpu_hours: Decimal
+    ram_gb_hours: Decimal
+    job_minutes: Decimal
+    bot_hours: Decimal
+
+
+def daily_usage(session: Session, tenant_id: str, period: str) -> list[DailyUsage]:
+    """The period's consumption per calendar day in UTC (periods are UTC months, so the days
+    add up to `consumption` exactly), every day of the period listed, zero included.
+
+    An event counts on the UTC day it occurred: a job when it ended, a bot run's share of a
+    month when the run started (or on the month's first day); a late event, which occurred
+    in an earlier, closed month, counts on the period's first day.
+    """
+    start, end = period_start(period), period_end(period)
+    is_job = UsageEvent.subject_kind == "job"
+    moment = func.greatest(UsageEvent.occurred_at, start)
+    day = cast(func.timezone("UTC", moment), Date).label("day")
+    rows = session.execute(
+        select(
+            day,
+            func.coalesce(func.sum(UsageEvent.cpu_seconds), 0),
+            func.coalesce(func.sum(UsageEvent.ram_gb_seconds), 0),
+            func.coalesce(func.sum(UsageEvent.running_seconds).filter(is_job), 0),
+            func.coalesce(func.sum(UsageEvent.running_seconds).filter(~is_job), 0),
+        )
+        .where(UsageEvent.tenant_id == tenant_id, UsageEvent.period == period)
+        .group_by(day)
+    ).all()
+    last_day = (end - timedelta(days=1)).date()
+    found: dict[date, tuple[Decimal, Decimal, Decimal, Decimal]] = {}
+    for when, cpu, ram, job_seconds, bot_seconds in rows:
+        # Never outside the period: an event is billed in its own month or a later one.
+        when = min(when, last_day)
+        before = found.get(when, (Decimal(0),) * 4)
+        found[when] = (
+            before[0] + Decimal(cpu),
+            before[1] + Decimal(ram),
+            before[2] + Decimal(job_seconds),
+            before[3] + Decimal(bot_seconds),
+        )
+    days = []
+    current = start.date()
+    while current <= last_day:
+        cpu, ram, job_seconds, bot_seconds = found.get(current, (Decimal(0),) * 4)
+        days.append(
+            DailyUsage(
+                day=current,
+                cpu_hours=cpu / 3600,
+                ram_gb_hours=ram / 3600,
+                job_minutes=job_seconds / 60,
+                bot_hours=bot_seconds / 3600,
+            )
+        )
+        current += timedelta(days=1)
+    return days
 
 
 def overage(plan: PlanSnapshot | Plan, included_cpu_hours: Decimal, used: Consumption) -> Overage:
