@@ -1,9 +1,6 @@
-"""/api/v1/billing/identity: who the client's invoices are made out to.
-
-Checked when saved (SIREN and VAT numbers with python-stdnum, as for an invoice; an EU VAT
-number outside France against VIES, fta.billing.vies) and snapshotted into each invoice when
-it is issued: changing it never alters an issued one. Every field is bounded by its column,
-so an over-long value is a 422 problem, never a database error.
+"""/api/v1/billing/identity: who the client's invoices are made out to
+(fta.billing.identities saves it). Every field is bounded by its column, so an over-long
+value is a 422 problem, never a database error.
 """
 
 from __future__ import annotations
@@ -15,13 +12,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from fta import audit
 from fta.accounts.deps import PrincipalDep, TenantDep
 from fta.accounts.models import Tenant
-from fta.billing.alerts.service import raise_alert
-from fta.billing.invoices.identity import ClientIdentity, CustomerType, check_client
-from fta.billing.invoices.vat import refusal
-from fta.billing.vies import Vies, check_identity, vies_from_settings
+from fta.billing.identities import save_identity
+from fta.billing.invoices.identity import ClientIdentity, CustomerType
+from fta.billing.vies import Vies, vies_from_settings
 from fta.db import utcnow
 from fta.settings import get_settings
 from fta.web.deps import ClientIpDep, SessionDep
@@ -59,6 +54,19 @@ class IdentityIn(BaseModel):
         pattern=PRINTABLE,
         description="EU VAT number, or the tax number of a business outside the EU",
     )
+
+    def identity(self) -> ClientIdentity:
+        """The identity asked for, to be checked (`fta.billing.identities.save_identity`)."""
+        return ClientIdentity(
+            name=self.legal_name,
+            address_lines=tuple(line for line in (self.address_line1, self.address_line2) if line),
+            postcode=self.postcode,
+            city=self.city,
+            country=self.country,
+            siren=self.siren,
+            vat_number=self.vat_number,
+            customer_type=CustomerType(self.customer_type),
+        )
 
 
 class IdentityOut(BaseModel):
@@ -114,44 +122,13 @@ def put_identity(
     ip: ClientIpDep,
     vies: ViesDep,
 ) -> IdentityOut:
-    checked = check_client(
-        ClientIdentity(
-            name=body.legal_name,
-            address_lines=tuple(line for line in (body.address_line1, body.address_line2) if line),
-            postcode=body.postcode,
-            city=body.city,
-            country=body.country,
-            siren=body.siren,
-            vat_number=body.vat_number,
-            customer_type=CustomerType(body.customer_type),
-        )
-    )
-    row = _tenant(session, tenant)
-    now = utcnow()
-    # Before anything changes: a number VIES calls invalid refuses the whole identity.
-    check_identity(session, row, checked, vies, now)
-    reason = refusal(checked)
-    if reason:
-        raise_alert(
-            session,
-            key=f"vat-territory:{tenant}",
-            kind="vat-territory",
-            tenant_id=tenant,
-            now=now,
-            message=f"tenant {tenant}: {reason}",
-        )
-    row.customer_type = checked.customer_type.value
-    row.legal_name = checked.name
-    row.address_line1 = checked.address_lines[0]
-    row.address_line2 = checked.address_lines[1] if len(checked.address_lines) > 1 else None
-    row.postcode, row.city, row.country = checked.postcode, checked.city, checked.country
-    row.siren, row.vat_number = checked.siren, checked.vat_number
-    audit.service.record(
+    row = save_identity(
         session,
+        tenant,
+        body.identity(),
         actor=str(principal.user_id),
-        tenant_id=tenant,
-        action="billing.identity",
-        target=tenant,
         ip=ip,
+        vies=vies,
+        now=utcnow(),
     )
     return _out(row)

@@ -34,11 +34,11 @@ from fta.accounts.models import Tenant
 from fta.billing.alerts.service import raise_alert
 from fta.billing.invoices.identity import (
     ClientIdentity,
+    InvalidIdentity,
     VatNumberStatus,
     claims_reverse_charge,
     client_from_tenant,
 )
-from fta.errors import Invalid
 from fta.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,10 +177,12 @@ def apply_answer(
 ) -> None:
     """Records a VIES answer about the tenant's VAT number; an invalid one is refused."""
     if answer.outcome is ViesOutcome.INVALID:
-        raise Invalid(
+        raise InvalidIdentity(
             f"VIES, the EU's VAT number register, does not know {client.vat_number} as a valid "
             f"VAT number ({answer.error}): check it, or declare the business without one "
-            "(French VAT then applies)"
+            "(French VAT then applies)",
+            item="vat_number",
+            reason="unknown_to_vies",
         )
     if answer.outcome is ViesOutcome.UNAVAILABLE:
         if tenant.vat_number == client.vat_number and (

@@ -56,6 +56,18 @@ class VatNumberStatus(StrEnum):
     INVALID = "invalid"  # invalid at a re-check: French VAT, and an alert is open
 
 
+class InvalidIdentity(Invalid):
+    """A client identity refused because of one of its items: `item` names it as the billing
+    identity's fields do (legal_name, address_line1, postcode, city, country, siren,
+    vat_number) and `reason` says what is wrong (length, missing, invalid, wrong_country,
+    not_of_siren, territory, unknown_to_vies), so a form can say it beside the field."""
+
+    def __init__(self, detail: str, *, item: str, reason: str) -> None:
+        super().__init__(detail)
+        self.item = item
+        self.reason = reason
+
+
 class CustomerType(StrEnum):
     PRIVATE = "private"
     BUSINESS = "business"
@@ -138,10 +150,12 @@ def claims_reverse_charge(client: ClientIdentity) -> bool:
     )
 
 
-def _text(name: str, value: str, maximum: int) -> str:
+def _text(name: str, value: str, maximum: int, item: str) -> str:
     value = " ".join(value.split())
     if not value or len(value) > maximum:
-        raise Invalid(f"client {name} must hold 1 to {maximum} characters")
+        raise InvalidIdentity(
+            f"client {name} must hold 1 to {maximum} characters", item=item, reason="length"
+        )
     return value
 
 
@@ -149,7 +163,11 @@ def check_siren(value: str) -> str:
     try:
         return str(fr_siren.validate(value))
     except ValidationError:
-        raise Invalid(f"invalid SIREN {value!r}: 9 digits with a valid check digit") from None
+        raise InvalidIdentity(
+            f"invalid SIREN {value!r}: 9 digits with a valid check digit",
+            item="siren",
+            reason="invalid",
+        ) from None
 
 
 def check_vat_number(value: str, country: str) -> str:
@@ -157,13 +175,19 @@ def check_vat_number(value: str, country: str) -> str:
     try:
         number = str(eu_vat.validate(value))
     except ValidationError:
-        raise Invalid(
+        raise InvalidIdentity(
             f"invalid VAT number {value!r}: expected the country prefix and a number whose "
-            "format and check digits are valid (e.g. FR40303265045)"
+            "format and check digits are valid (e.g. FR40303265045)",
+            item="vat_number",
+            reason="invalid",
         ) from None
     prefix = number[:2]
     if _VAT_PREFIX_COUNTRY.get(prefix, prefix) != ("FR" if country == "MC" else country):
-        raise Invalid(f"VAT number {value!r} is not a VAT number of the client's country {country}")
+        raise InvalidIdentity(
+            f"VAT number {value!r} is not a VAT number of the client's country {country}",
+            item="vat_number",
+            reason="wrong_country",
+        )
     return number
 
 
@@ -171,36 +195,49 @@ def check_client(client: ClientIdentity) -> ClientIdentity:
     """Normalises the client identity; refuses missing or invalid mandatory items."""
     country = client.country.strip().upper()
     if len(country) != 2 or not country.isalpha():
-        raise Invalid("client country must be an ISO 3166-1 alpha-2 code such as FR")
-    lines = tuple(_text("address line", line, 200) for line in client.address_lines if line)
+        raise InvalidIdentity(
+            "client country must be an ISO 3166-1 alpha-2 code such as FR",
+            item="country",
+            reason="invalid",
+        )
+    lines = tuple(
+        _text("address line", line, 200, "address_line1" if number == 0 else "address_line2")
+        for number, line in enumerate(line for line in client.address_lines if line)
+    )
     if not lines:
-        raise Invalid("client address needs at least one line")
-    postcode = _text("postcode", client.postcode, 16)
+        raise InvalidIdentity(
+            "client address needs at least one line", item="address_line1", reason="missing"
+        )
+    postcode = _text("postcode", client.postcode, 16, "postcode")
     _check_overseas(country, postcode)
     siren: str | None = None
     vat_number: str | None = None
     if client.is_business:
         if country in _SIREN_COUNTRIES:
             if not client.siren:
-                raise Invalid("a business client in France needs its SIREN")
+                raise InvalidIdentity(
+                    "a business client in France needs its SIREN", item="siren", reason="missing"
+                )
             siren = check_siren(client.siren)
             if client.vat_number:
                 vat_number = check_vat_number(client.vat_number, "FR")
                 if fr_tva.to_siren(vat_number) != siren:
-                    raise Invalid(
-                        f"VAT number {client.vat_number!r} does not belong to SIREN {siren}"
+                    raise InvalidIdentity(
+                        f"VAT number {client.vat_number!r} does not belong to SIREN {siren}",
+                        item="vat_number",
+                        reason="not_of_siren",
                     )
         elif country in EU_COUNTRIES or country in FRENCH_VAT_TERRITORY:
             if client.vat_number:
                 vat_number = check_vat_number(client.vat_number, country)
         elif client.vat_number:
             # Outside the EU the number is printed as given; no checksum is known for it.
-            vat_number = _text("tax number", client.vat_number, 40)
+            vat_number = _text("tax number", client.vat_number, 40, "vat_number")
     return ClientIdentity(
-        name=_text("name", client.name, 200),
+        name=_text("name", client.name, 200, "legal_name"),
         address_lines=lines,
         postcode=postcode,
-        city=_text("city", client.city, 100),
+        city=_text("city", client.city, 100, "city"),
         country=country,
         siren=siren,
         vat_number=vat_number,
@@ -216,15 +253,21 @@ def _check_overseas(country: str, postcode: str) -> None:
     the department's postcode; a collectivity outside the French VAT territory by its code."""
     territory = vat_territory(country, postcode)
     if country == "FR" and territory not in _SIREN_COUNTRIES | FRENCH_VAT_TERRITORY:
-        raise Invalid(
+        raise InvalidIdentity(
             f"postcode {postcode} is in {territory}, outside the French VAT territory: "
-            f"declare the country {territory}"
+            f"declare the country {territory}",
+            item="country",
+            reason="territory",
         )
     prefix = OVERSEAS_DEPARTMENTS.get(country)
     if prefix and (
         not "".join(postcode.split()).startswith(prefix) or vat_territory("FR", postcode) != country
     ):
-        raise Invalid(f"a postcode in {country} starts with {prefix}, not {postcode!r}")
+        raise InvalidIdentity(
+            f"a postcode in {country} starts with {prefix}, not {postcode!r}",
+            item="postcode",
+            reason="territory",
+        )
 
 
 def client_from_tenant(tenant: Tenant) -> ClientIdentity:
