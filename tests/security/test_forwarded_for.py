@@ -141,3 +141,20 @@ def test_nginx_refuses_a_trusted_proxy_that_is_not_an_address(
     status = container.wait(timeout=60)
     assert status["StatusCode"] == 64, container.logs().decode(errors="replace")
     assert b"FTA_TRUSTED_PROXIES" in container.logs()
+
+
+def test_nginx_limits_the_pages_log_in_forms_as_it_limits_the_apis(
+    module_resources: DockerResources, stack: PortalStack
+) -> None:
+    """Password guessing through the log-in page meets nginx's per-address rate limit (30 a
+    minute, bursts of 20) before the portal's own throttle."""
+    url = nginx_in_front(module_resources, stack, "")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        statuses = [
+            http.post("/login", data={"email": "x@example.com", "password": "y"}).status_code
+            for _ in range(40)
+        ]
+        # Refused by the portal (no CSRF token) until nginx refuses them all.
+        assert set(statuses) == {403, 429}, statuses
+        assert statuses.count(403) <= 21
+        assert http.get("/").status_code == 200, "other pages are not limited"
