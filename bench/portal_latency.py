@@ -1,0 +1,238 @@
+"""Latency and throughput of the portal's dashboard page and of `GET /api/v1/jobs` for a
+client with 1,000 jobs, under 50 concurrent clients, through nginx, next to a bare FastAPI
+"hello" served the same way in the same run.
+
+Everything runs in containers of the locally built images, as Compose runs them: Postgres,
+the portal (1 CPU, 512 MiB, read-only root) and nginx in front; the baseline is a one-route
+FastAPI app in a container of the same image and limits, behind its own nginx. The load
+comes from this host: 50 asyncio clients with keep-alive connections, each sending its
+requests one after another. Prints a Markdown report to stdout, progress to stderr.
+
+Run from the repository root (images built by images/build.sh):
+    .venv/bin/python -m bench.portal_latency [--requests 2000] [--clients 50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import sqlalchemy
+from tests.support.docker_resources import DockerResources, local_docker
+from tests.support.portal_stack import (
+    APP_IMAGE,
+    HARDENED,
+    PORTAL_MEMORY_BYTES,
+    PortalStack,
+    nginx_in_front,
+    portal_stack,
+    wait_for,
+)
+
+JOBS = 1000
+HELLO_APP = """
+import uvicorn
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/")
+@app.get("/healthz")
+def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+uvicorn.run(app, host="0.0.0.0", port=8000, log_level="warning")
+"""
+
+
+@dataclass(frozen=True)
+class Measure:
+    target: str
+    latencies: list[float]
+    seconds: float
+    failures: int
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.quantiles(self.latencies, n=100)[98] * 1000
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+async def _load(url: str, headers: dict[str, str], requests: int, clients: int) -> Measure:
+    latencies: list[float] = []
+    failures = 0
+    remaining = requests
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=60) as client:
+
+        async def one_client() -> None:
+            nonlocal remaining, failures
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                answer = await client.get(url)
+                if answer.status_code != 200:
+                    failures += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        # Warm-up: connections open, the portal's first requests done.
+        await asyncio.gather(*(client.get(url) for _ in range(clients)))
+        started = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        seconds = time.perf_counter() - started
+    return Measure(url, latencies, seconds, failures)
+
+
+def _client_with_jobs(stack: PortalStack, nginx: str) -> str:
+    """A client (signed up through the API) with JOBS finished backtests; its token, which
+    the pages also accept as their session cookie."""
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    password = secrets.token_urlsafe(16)
+    signup = httpx.post(
+        f"{stack.portal_url}/api/v1/auth/signup",
+        json={"email": email, "password": password, "display_name": "Bench"},
+        timeout=60,
+    )
+    signup.raise_for_status()
+    tenant = signup.json()["tenant_id"]
+    engine = sqlalchemy.create_engine(stack.database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                """
+        INSERT INTO jobs (id, tenant_id, kind, status, config, max_seconds, cancel_requested,
+                          created_at, started_at, finished_at, exit_code, cpu_seconds,
+                          memory_max_bytes)
+        SELECT gen_random_uuid(), :tenant, 'backtest', 'succeeded',
+               jsonb_build_object('exchange', 'binance', 'pairs', jsonb_build_array('BTC/USDT'),
+                                  'timeframe', '5m', 'timerange', '20240101-20240201'),
+               3600, false, now() - make_interval(mins => n), now() - make_interval(mins => n),
+               now() - make_interval(mins => n) + interval '40 seconds', 0, 38.5, 300000000
+        FROM generate_series(1, :jobs) AS n
+        """
+            ),
+            {"tenant": tenant, "jobs": JOBS},
+        )
+    engine.dispose()
+    token = httpx.post(
+        f"{nginx}/api/v1/auth/token", json={"email": email, "password": password}, timeout=60
+    )
+    token.raise_for_status()
+    access_token: str = token.json()["access_token"]
+    return access_token
+
+
+def _hello_stack(resources: DockerResources, network: str) -> PortalStack:
+    """The baseline app, reachable as `portal` on its own network, limited as the portal."""
+    container = resources.client.containers.create(
+        APP_IMAGE,
+        ["python3", "-c", HELLO_APP],
+        labels=resources.labels,
+        network=network,
+        networking_config={
+            network: resources.client.api.create_endpoint_config(aliases=["portal"])
+        },
+        **HARDENED,
+        mem_limit=PORTAL_MEMORY_BYTES,
+        nano_cpus=1_000_000_000,
+    )
+    resources.add_container(container.id)
+    container.start()
+    return PortalStack(network=network, portal=container, portal_url="", database_url="")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    client = local_docker()
+    resources = DockerResources(client)
+    results: dict[str, list[Measure]] = {"hello": [], "dashboard": [], "jobs": []}
+    try:
+        # Log-ins and sign-ups are rate-limited per address by nginx: the bench's few
+        # calls stay below it; the measured routes are not limited.
+        with portal_stack(resources, {"FTA_COOKIE_SECURE": "false"}) as stack:
+            portal = nginx_in_front(resources, stack, "")
+            token = _client_with_jobs(stack, portal)
+            hello_network = f"fta-bench-hello-{secrets.token_hex(4)}"
+            client.networks.create(hello_network, driver="bridge", labels=resources.labels)
+            resources.add_network(hello_network)
+            hello = nginx_in_front(resources, _hello_stack(resources, hello_network), "")
+            wait_for(lambda: httpx.get(f"{hello}/").status_code == 200, "the baseline app")
+            targets = {
+                "hello": (f"{hello}/", {}),
+                "dashboard": (f"{portal}/app", {"Cookie": f"fta_session={token}"}),
+                "jobs": (f"{portal}/api/v1/jobs", {"Authorization": f"Bearer {token}"}),
+            }
+            for round_number in range(args.rounds):
+                order = list(targets)
+                if round_number % 2:
+                    order.reverse()
+                for name in order:
+                    url, headers = targets[name]
+                    print(f"round {round_number + 1}: {name}", file=sys.stderr)
+                    measure = asyncio.run(_load(url, headers, args.requests, args.clients))
+                    print(
+                        f"  p50 {measure.p50_ms:.1f} ms, p99 {measure.p99_ms:.1f} ms, "
+                        f"{measure.per_second:.0f}/s, failures {measure.failures}",
+                        file=sys.stderr,
+                    )
+                    results[name].append(measure)
+    finally:
+        resources.cleanup()
+        client.close()
+    _report(results, args)
+    return 0
+
+
+def _report(results: dict[str, list[Measure]], args: argparse.Namespace) -> None:
+    print(
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
+        f"({platform.machine()}, Linux {platform.release()}); {args.rounds} rounds of "
+        f"{args.requests} requests from {args.clients} concurrent clients, through nginx; "
+        f"medians over the rounds.\n"
+    )
+    hello = results["hello"]
+    hello_p99 = statistics.median(m.p99_ms for m in hello)
+    hello_rate = statistics.median(m.per_second for m in hello)
+    print("| route | p50 (ms) | p99 (ms) | requests/s | p99 / hello's | rate / hello's | failed |")
+    print("|---|---|---|---|---|---|---|")
+    labels = {
+        "hello": "bare FastAPI hello (baseline)",
+        "dashboard": f"dashboard page `/app` ({JOBS} jobs)",
+        "jobs": f"`GET /api/v1/jobs` ({JOBS} jobs, 100 listed)",
+    }
+    for name, measures in results.items():
+        p50 = statistics.median(m.p50_ms for m in measures)
+        p99 = statistics.median(m.p99_ms for m in measures)
+        rate = statistics.median(m.per_second for m in measures)
+        failed = sum(m.failures for m in measures)
+        print(
+            f"| {labels[name]} | {p50:.1f} | {p99:.1f} | {rate:.0f} | {p99 / hello_p99:.2f} | "
+            f"{rate / hello_rate:.2f} | {failed} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
