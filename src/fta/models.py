@@ -1,7 +1,14 @@
 """Imports every domain's models so the metadata knows all tables."""
 
 from fta.access.models import UsageEvent, UsagePeriod
-from fta.accounts.models import AuthSession, Tenant, User
+from fta.accounts.models import (
+    AuthSession,
+    PasswordResetRequest,
+    PersonalToken,
+    RecoveryCode,
+    Tenant,
+    User,
+)
 from fta.audit.models import AuditChainHead, AuditEvent
 from fta.billing.alerts.models import BillingAlert
 from fta.billing.invoices.models import Invoice, InvoiceCounter, InvoiceLine
@@ -33,11 +40,14 @@ __all__ = [
     "JobResult",
     "MarketPair",
     "OutboxMail",
+    "PasswordResetRequest",
     "PayPalCatalogEntry",
     "PayPalEvent",
     "Payment",
+    "PersonalToken",
     "Plan",
     "RecordedCandles",
+    "RecoveryCode",
     "Strategy",
     "StrategyVersion",
     "Subscription",

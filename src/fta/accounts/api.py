@@ -1,15 +1,18 @@
-"""/api/v1/auth: sign-up, e-mail verification, tokens, logout, password change."""
+"""/api/v1/auth: sign-up, e-mail verification, tokens, logout, password change, personal API
+tokens."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from fta.accounts import service, verification
+from fta.accounts import personal_tokens, service, verification
 from fta.accounts.deps import PrincipalDep
+from fta.accounts.models import PersonalToken, TokenScope
 from fta.db import utcnow
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -106,4 +109,71 @@ def change_password(
     service.change_password(
         session, principal, current=body.current_password, new=body.new_password, ip=ip
     )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class PersonalTokenIn(StrictModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    scope: TokenScope = TokenScope.READ
+    # None: the token never expires (until revoked).
+    expires_in_days: int | None = Field(default=None, ge=1, le=personal_tokens.MAX_EXPIRY_DAYS)
+
+
+class PersonalTokenOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    scope: TokenScope
+    hint: str = Field(description="the token's first characters, to recognise it")
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, token: PersonalToken) -> PersonalTokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            scope=TokenScope(token.scope),
+            hint=token.hint,
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            expires_at=token.expires_at,
+        )
+
+
+class CreatedPersonalTokenOut(PersonalTokenOut):
+    token: str = Field(description="the token's value: shown this once, never again")
+
+
+@router.get("/tokens")
+def list_personal_tokens(principal: PrincipalDep, session: SessionDep) -> list[PersonalTokenOut]:
+    """Your personal API tokens (not revoked), newest first; never their values."""
+    return [PersonalTokenOut.of(t) for t in personal_tokens.list_tokens(session, principal)]
+
+
+@router.post("/tokens", status_code=status.HTTP_201_CREATED)
+def create_personal_token(
+    body: PersonalTokenIn, principal: PrincipalDep, session: SessionDep, ip: ClientIpDep
+) -> CreatedPersonalTokenOut:
+    """Makes a personal API token (for scripts: `Authorization: Bearer fta_pat_...`). Its
+    value is in this answer only. Not with a personal token: log in with your password."""
+    created = personal_tokens.create(
+        session,
+        principal,
+        name=body.name,
+        scope=body.scope,
+        expires_in_days=body.expires_in_days,
+        now=utcnow(),
+        ip=ip,
+    )
+    listed = PersonalTokenOut.of(created.token)
+    return CreatedPersonalTokenOut(**listed.model_dump(), token=created.value)
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_personal_token(
+    token_id: uuid.UUID, principal: PrincipalDep, session: SessionDep, ip: ClientIpDep
+) -> Response:
+    """Revokes one of your personal tokens: it is refused from now on."""
+    personal_tokens.revoke(session, principal, token_id, utcnow(), ip)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,24 +7,41 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from fta.accounts.models import TokenScope
 from fta.accounts.service import Principal, authenticate
 from fta.errors import Forbidden, Unauthorized
 from fta.web import session_cookie
 from fta.web.deps import SessionDep
 
 _bearer = HTTPBearer(auto_error=False)
+# What a read-only credential may call.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """Who calls, whatever the method (a read-only token too: see `permitted_principal`)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token: get one from POST /api/v1/auth/token")
     return authenticate(session, credentials.credentials)
 
 
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
+def permitted_principal(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """Who calls, if the credential's scope allows this request: a read-only personal token
+    calls safe methods only. Every API route takes the caller from here."""
+    if principal.scope is TokenScope.READ and request.method not in READ_METHODS:
+        raise Forbidden(
+            "this personal token may only read (GET): use a token with the write scope "
+            "to change anything"
+        )
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(permitted_principal)]
 
 
 def current_tenant(principal: PrincipalDep) -> str:
@@ -57,7 +74,7 @@ def page_principal(request: Request, session: SessionDep) -> Principal:
     if token is None:
         raise SignInRequired("sign in to see this page")
     try:
-        principal = authenticate(session, token)
+        principal = authenticate(session, token, personal=False)
     except Unauthorized as refused:
         raise SignInRequired(refused.detail) from refused
     request.state.principal = principal

@@ -1,4 +1,5 @@
-"""Tenants (client accounts), their users and their login sessions."""
+"""Tenants (client accounts), their users, their login sessions and personal API tokens,
+their second factor (TOTP) and its recovery codes, and the rows the throttles count."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fta.db import Base, utcnow
@@ -86,6 +87,12 @@ class User(Base):
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set when the user opened the link mailed at sign-up (fta.accounts.verification).
     email_verified_at: Mapped[datetime | None]
+    # Two-factor log-in (fta.accounts.two_factor): the TOTP secret, encrypted with a key
+    # derived from FTA_SECRET_KEY and bound to the user; set when the user confirmed it.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None]
+    # The time step of the last code accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AuthSession(Base):
@@ -98,6 +105,49 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class TokenScope(StrEnum):
+    """What a credential may do: `read` only reads (GET), `write` everything a client can."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class PersonalToken(Base):
+    """A personal API token (fta.accounts.personal_tokens): a bearer credential a client makes
+    for scripts. Only the SHA-256 of its value is kept; the value is shown once."""
+
+    __tablename__ = "personal_tokens"
+    __table_args__ = (
+        CheckConstraint(f"scope IN ({', '.join(repr(s.value) for s in TokenScope)})", name="scope"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The value's first characters, so that its owner recognises it in the list.
+    hint: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    # Updated at most once a minute.
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the second factor (a lost phone); only its keyed
+    digest is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
 
 
 class LoginFailure(Base):
@@ -128,4 +178,20 @@ class SignupAttempt(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     ip: Mapped[str] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class PasswordResetRequest(Base):
+    """One request for a password-reset mail, kept for the throttle's window; keyed like
+    `LoginFailure` (a digest of the address typed, known or not)."""
+
+    __tablename__ = "password_reset_requests"
+    __table_args__ = (
+        Index("ix_password_reset_requests_account_key_created_at", "account_key", "created_at"),
+        Index("ix_password_reset_requests_ip_created_at", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    account_key: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(index=True)

@@ -14,8 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fta import audit
-from fta.accounts import throttle
-from fta.accounts.models import BLOCKED, AuthSession, Role, Tenant, TenantStatus, User
+from fta.accounts import personal_tokens, throttle
+from fta.accounts.models import (
+    BLOCKED,
+    AuthSession,
+    PersonalToken,
+    Role,
+    Tenant,
+    TenantStatus,
+    TokenScope,
+    User,
+)
 from fta.accounts.security import (
     DUMMY_HASH,
     HashingBusy,
@@ -35,12 +44,16 @@ MIN_PASSWORD_LENGTH = 10
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the user, its tenant (None for platform admins) and its role."""
+    """Who is calling: the user, its tenant (None for platform admins) and its role; what the
+    credential may do (a read-only personal token only reads)."""
 
     user_id: uuid.UUID
+    # The log-in session, or the personal token, the caller authenticated with.
     session_id: uuid.UUID
     tenant_id: str | None
     role: Role
+    scope: TokenScope = TokenScope.WRITE
+    personal_token: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -201,8 +214,26 @@ def open_session(
     return IssuedToken(encode_token(user.id, auth_session.id, now, ttl), ttl)
 
 
-def authenticate(session: Session, token: str) -> Principal:
-    """Resolves a bearer token to its principal, refusing revoked or expired sessions."""
+def authenticate(session: Session, token: str, *, personal: bool = True) -> Principal:
+    """Resolves a bearer token to its principal, refusing revoked or expired sessions; a
+    personal API token too, unless `personal` is False (the pages take log-ins only)."""
+    if personal_tokens.looks_like(token):
+        found = personal_tokens.resolve(session, token, utcnow()) if personal else None
+        if found is None:
+            raise Unauthorized(
+                "this personal token is unknown, revoked or expired: make a new one at "
+                "/app/account/tokens"
+            )
+        personal_token, owner, status, billing = found
+        _refuse_suspended(status, billing)
+        return Principal(
+            owner.id,
+            personal_token.id,
+            owner.tenant_id,
+            Role(owner.role),
+            scope=TokenScope(personal_token.scope),
+            personal_token=True,
+        )
     claims = decode_token(token)
     if claims is None:
         raise Unauthorized("invalid or expired token: request a new one at /api/v1/auth/token")
@@ -217,17 +248,21 @@ def authenticate(session: Session, token: str) -> Principal:
     auth_session, user, tenant_status, billing_status = row
     if auth_session.revoked_at is not None or auth_session.expires_at <= utcnow():
         raise Unauthorized("this token was revoked: request a new one at /api/v1/auth/token")
-    # Suspended for lack of payment: still let in, to pay.
-    if tenant_status == TenantStatus.SUSPENDED and billing_status not in BLOCKED:
-        raise Unauthorized("this account is suspended: contact support")
+    _refuse_suspended(tenant_status, billing_status)
     return Principal(user.id, auth_session.id, user.tenant_id, Role(user.role))
 
 
+def _refuse_suspended(tenant_status: str | None, billing_status: str | None) -> None:
+    # Suspended for lack of payment: still let in, to pay.
+    if tenant_status == TenantStatus.SUSPENDED and billing_status not in BLOCKED:
+        raise Unauthorized("this account is suspended: contact support")
+
+
 def logout(session: Session, principal: Principal, ip: str | None) -> None:
+    """Revokes the caller's credential: its session, or the personal token it called with."""
+    revoked = PersonalToken if principal.personal_token else AuthSession
     session.execute(
-        update(AuthSession)
-        .where(AuthSession.id == principal.session_id)
-        .values(revoked_at=utcnow())
+        update(revoked).where(revoked.id == principal.session_id).values(revoked_at=utcnow())
     )
     audit.service.record(
         session,
