@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from fta.accounts import personal_tokens, service, verification
+from fta.accounts import password_reset, personal_tokens, service, verification
 from fta.accounts.deps import PrincipalDep
 from fta.accounts.models import PersonalToken, TokenScope
 from fta.db import utcnow
@@ -99,6 +99,40 @@ def token(body: TokenIn, session: SessionDep, ip: ClientIpDep) -> TokenOut:
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(principal: PrincipalDep, session: SessionDep, ip: ClientIpDep) -> Response:
     service.logout(session, principal, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordForgotIn(StrictModel):
+    email: str = Field(max_length=254)
+
+
+class PasswordForgotOut(BaseModel):
+    detail: str
+
+
+class PasswordResetIn(StrictModel):
+    token: str = Field(max_length=200)
+    new_password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
+
+
+@router.post("/password/forgot", status_code=status.HTTP_202_ACCEPTED)
+def forgot_password(
+    body: PasswordForgotIn, session: SessionDep, ip: ClientIpDep
+) -> PasswordForgotOut:
+    """Mails a password-reset link (valid one hour, once) if an account has this address.
+    The answer is the same whether or not one has; 429 past 3 requests an hour for one
+    address, or 10 from one network."""
+    password_reset.request_reset(session, body.email, utcnow(), ip)
+    return PasswordForgotOut(
+        detail="if an account uses this address, a password-reset link was mailed to it"
+    )
+
+
+@router.post("/password/reset", status_code=status.HTTP_204_NO_CONTENT)
+def reset_password(body: PasswordResetIn, session: SessionDep, ip: ClientIpDep) -> Response:
+    """Sets a new password with the token of the mailed link; every session of the account
+    is revoked."""
+    password_reset.reset(session, body.token, body.new_password, utcnow(), ip)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

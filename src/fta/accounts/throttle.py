@@ -1,5 +1,6 @@
-"""Throttling of password checks, per account and per client address, and of sign-ups, per
-client address, in sliding windows kept in Postgres (so every portal process counts alike).
+"""Throttling of password checks, per account and per client address, of sign-ups, per
+client address, and of password-reset mails, per address typed and per client address, in
+sliding windows kept in Postgres (so every portal process counts alike).
 Both are checked before any password is hashed: a refused attempt costs no argon2 memory.
 
 Each check reserves its failure row *before* the password is verified and commits it at
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from fta.accounts.models import LoginFailure, SignupAttempt
+from fta.accounts.models import LoginFailure, PasswordResetRequest, SignupAttempt
 from fta.db import utcnow
 from fta.errors import RetryLater
 from fta.settings import get_settings
@@ -26,6 +27,11 @@ from fta.settings import get_settings
 _ACCOUNT_LOCKS = 1
 _ADDRESS_LOCKS = 2
 _SIGNUP_LOCKS = 3
+_RESET_LOCKS = 4
+# Password-reset mails: per address typed (known or not), and per client address.
+RESET_WINDOW = timedelta(hours=1)
+RESETS_PER_ACCOUNT = 3
+RESETS_PER_ADDRESS = 10
 
 
 class TooManyAttempts(RetryLater):
@@ -46,6 +52,17 @@ class TooManySignups(RetryLater):
         super().__init__(
             f"too many accounts were created from this address: wait {retry_after} seconds "
             "before creating another one, or log in to an existing one",
+            retry_after,
+        )
+
+
+class TooManyResets(RetryLater):
+    title = "Too many password resets"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many password-reset mails were asked for this address or from this network: "
+            f"check your inbox (and spam folder), or wait {retry_after} seconds",
             retry_after,
         )
 
@@ -143,4 +160,40 @@ def reserve_signup(session: Session, ip: str) -> None:
     if nth_latest is not None:
         raise TooManySignups(max(1, math.ceil((nth_latest + window - now).total_seconds())))
     session.add(SignupAttempt(ip=ip, created_at=now))
+    session.commit()
+
+
+def reserve_reset(session: Session, normalised_email: str, ip: str | None) -> None:
+    """Counts this request for a password-reset mail, whether or not an account has the
+    address (the answer is the same for both); raises TooManyResets over a limit.
+
+    Commits the session like `reserve_attempt`, for the same reasons.
+    """
+    key = account_key(normalised_email)
+    limits: list[tuple[str, ColumnElement[bool], int]] = [
+        (key, PasswordResetRequest.account_key == key, RESETS_PER_ACCOUNT)
+    ]
+    if ip is not None:
+        limits.append((ip, PasswordResetRequest.ip == ip, RESETS_PER_ADDRESS))
+    session.commit()
+    for lock_key, _, _ in sorted(limits, key=lambda limit: limit[0]):
+        session.execute(select(func.pg_advisory_xact_lock(_RESET_LOCKS, func.hashtext(lock_key))))
+    now = utcnow()
+    session.execute(
+        delete(PasswordResetRequest).where(PasswordResetRequest.created_at <= now - RESET_WINDOW)
+    )
+    ends = []
+    for _, subject, limit in limits:
+        nth_latest = session.scalars(
+            select(PasswordResetRequest.created_at)
+            .where(subject, PasswordResetRequest.created_at > now - RESET_WINDOW)
+            .order_by(PasswordResetRequest.created_at.desc())
+            .offset(limit - 1)
+            .limit(1)
+        ).first()
+        if nth_latest is not None:
+            ends.append(nth_latest + RESET_WINDOW)
+    if ends:
+        raise TooManyResets(max(1, math.ceil((max(ends) - now).total_seconds())))
+    session.add(PasswordResetRequest(account_key=key, ip=ip, created_at=now))
     session.commit()
