@@ -45,7 +45,7 @@ def test_every_page_text_is_translated_into_french() -> None:
 
 
 # Words French writes as English does.
-SAME_IN_FRENCH = {"Jobs", "Bots"}
+SAME_IN_FRENCH = {"Jobs", "Bots", "Version", "Versions", "Actions", "Code"}
 
 
 def test_english_is_the_text_itself_and_french_is_the_default() -> None:

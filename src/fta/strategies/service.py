@@ -81,6 +81,21 @@ def latest_version(session: Session, strategy: Strategy) -> StrategyVersion:
     ).one()
 
 
+def get_version(
+    session: Session, tenant_id: str, strategy_id: uuid.UUID, number: int
+) -> StrategyVersion:
+    """One stored version of a visible strategy of this tenant, its code included."""
+    strategy = get_strategy(session, tenant_id, strategy_id)
+    version = session.scalars(
+        select(StrategyVersion).where(
+            StrategyVersion.strategy_id == strategy.id, StrategyVersion.version == number
+        )
+    ).first()
+    if version is None:
+        raise NotFound(f"strategy {strategy_id} has no version {number} (any longer)")
+    return version
+
+
 def list_strategies(session: Session, tenant_id: str) -> list[Strategy]:
     return list(
         session.scalars(

@@ -1,0 +1,137 @@
+"""The strategies' pages: another client's strategy is a page that does not exist, whatever
+the page or form, and no form is taken without this browser's CSRF token."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+
+import httpx
+from fastapi.testclient import TestClient
+
+from tests.support.api import Client, sign_up, upload_strategy
+from tests.support.browser import LivePortal
+
+SOURCE = "from freqtrade.strategy import IStrategy\n\n\nclass {name}(IStrategy):\n    pass\n"
+
+
+def _browser(live_portal: LivePortal) -> httpx.Client:
+    """A client that keeps every cookie, as Chromium does on http://127.0.0.1 (a secure
+    context, where httpx would hold back Secure cookies)."""
+    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
+
+    def keep_cookies(response: httpx.Response) -> None:
+        for cookie in response.cookies.jar:
+            client.cookies.set(cookie.name, cookie.value or "")
+
+    client.event_hooks["response"] = [keep_cookies]
+    return client
+
+
+def _token(browser: httpx.Client, path: str) -> str:
+    page = browser.get(path)
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
+    assert found, "the page's form carries no CSRF token"
+    return found[1]
+
+
+def _logged_in(live_portal: LivePortal, client: Client) -> httpx.Client:
+    browser = _browser(live_portal)
+    answer = browser.post(
+        "/login",
+        data={
+            "csrf_token": _token(browser, "/login"),
+            "email": client.email,
+            "password": client.password,
+        },
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/app", answer.text
+    return browser
+
+
+def _versions(client: Client, strategy_id: str) -> list[int]:
+    answer = client.http.get(f"/api/v1/strategies/{strategy_id}/versions", headers=client.auth)
+    assert answer.status_code == 200, answer.text
+    return [version["version"] for version in answer.json()]
+
+
+def test_another_clients_strategy_pages_and_forms_are_not_found(
+    http: TestClient, live_portal: LivePortal
+) -> None:
+    alice, bob = sign_up(http, "Alice"), sign_up(http, "Bob")
+    secret = upload_strategy(alice, "Quick")
+    changed = http.put(
+        f"/api/v1/strategies/{secret}",
+        json={"source": SOURCE.format(name="Quick")},
+        headers=alice.auth,
+    )
+    assert changed.json()["version"] == 2
+    with closing(_logged_in(live_portal, bob)) as browser:
+        token = _token(browser, "/app/strategies/new")
+        own = browser.get(f"/app/strategies/{upload_strategy(bob, 'Quick')}")
+        assert own.status_code == 200 and "Quick" in own.text
+        for path in (
+            f"/app/strategies/{secret}",
+            f"/app/strategies/{secret}/edit",
+            f"/app/strategies/{secret}/versions/1",
+            f"/app/strategies/{secret}/diff?from=1&to=2",
+        ):
+            answer = browser.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+            assert answer.headers["content-type"].startswith("text/html")
+            assert "Page introuvable" in answer.text and "IStrategy" not in answer.text
+        for path, form in (
+            (f"/app/strategies/{secret}/edit", {"base": "2", "source": "# mine now\n"}),
+            (f"/app/strategies/{secret}/versions/1/delete", {}),
+            (f"/app/strategies/{secret}/delete", {}),
+        ):
+            answer = browser.post(path, data={"csrf_token": token, **form})
+            assert answer.status_code == 404, (path, answer.text)
+    # Alice's strategy is as she left it.
+    assert _versions(alice, secret) == [2, 1]
+
+
+def test_the_strategies_forms_need_this_browsers_token(
+    http: TestClient, live_portal: LivePortal
+) -> None:
+    carol = sign_up(http, "Carol")
+    with closing(_logged_in(live_portal, carol)) as browser:
+        token = _token(browser, "/app/strategies/new")
+        created = browser.post(
+            "/app/strategies/new",
+            data={"csrf_token": token, "name": "Mine", "source": SOURCE.format(name="Mine")},
+        )
+        assert created.status_code == 303, created.text
+        target = created.headers["location"].split("?")[0]
+        strategy_id = target.rsplit("/", 1)[1]
+        new_source = {"base": "1", "source": SOURCE.format(name="Mine") + "# v2\n"}
+        for path, form, files in (
+            ("/app/strategies/new", {"name": "Other", "source": SOURCE.format(name="Other")}, None),
+            (f"{target}/edit", new_source, None),
+            (f"{target}/edit", {"base": "1"}, {"file": ("Mine.py", new_source["source"].encode())}),
+            (f"{target}/delete", {}, None),
+        ):
+            for refused in (form, {**form, "csrf_token": "0" * 64}):
+                answer = browser.post(path, data=refused, files=files)
+                assert answer.status_code == 403, (path, answer.text)
+                assert answer.headers["content-type"].startswith("text/html")
+            cross_site = browser.post(
+                path,
+                data={**form, "csrf_token": token},
+                files=files,
+                headers={"Sec-Fetch-Site": "cross-site"},
+            )
+            assert cross_site.status_code == 403, (path, cross_site.text)
+        # Nothing was created, saved or deleted.
+        names = [s["name"] for s in http.get("/api/v1/strategies", headers=carol.auth).json()]
+        assert names == ["Mine"]
+        assert _versions(carol, strategy_id) == [1]
+        # With its token, the same upload is a new version.
+        saved = browser.post(
+            f"{target}/edit",
+            data={"csrf_token": token, "base": "1"},
+            files={"file": ("Mine.py", new_source["source"].encode())},
+        )
+        assert saved.status_code == 303, saved.text
+        assert _versions(carol, strategy_id) == [2, 1]
