@@ -135,3 +135,49 @@ def test_the_strategies_forms_need_this_browsers_token(
         )
         assert saved.status_code == 303, saved.text
         assert _versions(carol, strategy_id) == [2, 1]
+
+
+def test_an_upload_is_bounded_and_a_refused_one_keeps_the_typed_code(
+    http: TestClient, live_portal: LivePortal
+) -> None:
+    dave = sign_up(http, "Dave")
+    typed = SOURCE.format(name="Typed").replace("\n", "\r\n")  # as a browser sends a text area
+    with closing(_logged_in(live_portal, dave)) as browser:
+        token = _token(browser, "/app/strategies/new")
+        form = {"csrf_token": token, "name": "Typed", "source": typed}
+        for content, refusal in (
+            (b"# caf\xe9\n" + SOURCE.format(name="Typed").encode(), "texte UTF-8"),
+            (b"#" * (300 * 1024), "dépasse 256"),
+            (b"", "fichier choisi est vide"),
+        ):
+            answer = browser.post(
+                "/app/strategies/new", data=form, files={"file": ("Typed.py", content)}
+            )
+            assert answer.status_code == 422, answer.text
+            assert refusal in answer.text
+            # The code typed in the form comes back as it was, for nothing to be lost.
+            assert SOURCE.format(name="Typed").replace(">", "&gt;") in answer.text
+        # Past the portal's body limit, nothing is read.
+        too_large = browser.post(
+            "/app/strategies/new",
+            data=form,
+            files={"file": ("Typed.py", b"#" * (1024 * 1024 + 1))},
+        )
+        assert too_large.status_code == 413
+        assert http.get("/api/v1/strategies", headers=dave.auth).json() == []
+
+        # A file's byte order mark is no part of its code; a text area's CR LF ends are LF.
+        uploaded = browser.post(
+            "/app/strategies/new",
+            data=form,
+            files={"file": ("Typed.py", b"\xef\xbb\xbf" + SOURCE.format(name="Typed").encode())},
+        )
+        assert uploaded.status_code == 303, uploaded.text
+        typed_only = browser.post(
+            "/app/strategies/new",
+            data={**form, "name": "Other", "source": typed.replace("Typed", "Other")},
+        )
+        assert typed_only.status_code == 303, typed_only.text
+    for strategy in http.get("/api/v1/strategies", headers=dave.auth).json():
+        detail = http.get(f"/api/v1/strategies/{strategy['id']}", headers=dave.auth).json()
+        assert detail["source"] == SOURCE.format(name=strategy["name"]), detail

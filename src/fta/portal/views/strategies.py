@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import File, Form, Query, Request, UploadFile
+from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from fta.accounts.deps import PagePrincipalDep, PageTenantDep
@@ -132,6 +133,14 @@ def _uploaded_source(request: Request, upload: UploadFile | None) -> tuple[str |
         return None, _("The chosen file is not UTF-8 text: save it as UTF-8, then upload it.")
 
 
+def _see(session: Session, target: str) -> RedirectResponse:
+    """Sends the browser to the page showing what this request saved, once it is committed:
+    the request's own transaction ends only after its answer is sent, and the browser asks
+    for the next page at once."""
+    session.commit()
+    return RedirectResponse(target, status_code=303)
+
+
 def _typed_source(source: str) -> str:
     """A browser sends a text area's lines ending in CR LF: the editor's lines end in LF."""
     return source.replace("\r\n", "\n")
@@ -214,7 +223,7 @@ def create(
         except (InvalidStrategy, Conflict, service.TooManyUploads) as error:
             refusal = _refusal(request, error)
         else:
-            return RedirectResponse(f"/app/strategies/{strategy.id}?saved=1", status_code=303)
+            return _see(session, f"/app/strategies/{strategy.id}?saved=1")
     return _form(
         request, strategy=None, name=name, source=text, base=0, refusal=refusal, status_code=422
     )
@@ -300,10 +309,8 @@ def save_version(
         else:
             target = f"/app/strategies/{strategy_id}"
             if version.version == before:
-                return RedirectResponse(f"{target}?unchanged={before}", status_code=303)
-            return RedirectResponse(
-                f"{target}?saved={version.version}&base={base}", status_code=303
-            )
+                return _see(session, f"{target}?unchanged={before}")
+            return _see(session, f"{target}?saved={version.version}&base={base}")
     return _form(
         request,
         strategy=strategy,
@@ -324,7 +331,7 @@ def delete(
     strategy_id: uuid.UUID,
 ) -> Response:
     service.hide_strategy(session, principal, tenant_id, strategy_id, ip)
-    return RedirectResponse("/app/strategies?deleted=true", status_code=303)
+    return _see(session, "/app/strategies?deleted=true")
 
 
 # Versions -------------------------------------------------------------------------------------
@@ -368,8 +375,8 @@ def delete_version(
     except Conflict:
         # The current version, or one a job or bot ran meanwhile: nothing was deleted.
         session.rollback()
-        return RedirectResponse(f"{target}?kept={number}", status_code=303)
-    return RedirectResponse(f"{target}?removed={number}", status_code=303)
+        return _see(session, f"{target}?kept={number}")
+    return _see(session, f"{target}?removed={number}")
 
 
 # Comparing two versions -----------------------------------------------------------------------
