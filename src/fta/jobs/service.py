@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -161,15 +162,49 @@ def get_job(session: Session, tenant_id: str, job_id: uuid.UUID) -> Job:
     return job
 
 
-def list_jobs(session: Session, tenant_id: str, limit: int = 100) -> list[Job]:
-    return list(
-        session.scalars(
-            select(Job)
-            .where(Job.tenant_id == tenant_id)
-            .order_by(Job.created_at.desc())
-            .limit(limit)
-        )
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    limit: int = 100,
+    *,
+    statuses: Collection[str] | None = None,
+    kinds: Collection[str] | None = None,
+) -> list[Job]:
+    """The tenant's latest jobs, newest first; only those of `statuses` and `kinds` when given."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if statuses is not None:
+        query = query.where(Job.status.in_(list(statuses)))
+    if kinds is not None:
+        query = query.where(Job.kind.in_(list(kinds)))
+    return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
+
+
+@dataclass(frozen=True)
+class StrategyLabel:
+    """Which strategy, and which of its versions, a job ran."""
+
+    strategy_id: uuid.UUID
+    name: str
+    version: int
+
+
+def strategy_labels(
+    session: Session, tenant_id: str, version_ids: Collection[uuid.UUID | None]
+) -> dict[uuid.UUID, StrategyLabel]:
+    """The strategy and version number of each of the tenant's strategy versions named (hidden
+    strategies' included: their jobs still name them)."""
+    wanted = {version_id for version_id in version_ids if version_id is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(StrategyVersion.id, Strategy.id, Strategy.name, StrategyVersion.version)
+        .join(Strategy, Strategy.id == StrategyVersion.strategy_id)
+        .where(StrategyVersion.id.in_(wanted), Strategy.tenant_id == tenant_id)
     )
+    return {
+        version_id: StrategyLabel(strategy_id, name, version)
+        for version_id, strategy_id, name, version in rows
+    }
 
 
 def job_logs(session: Session, tenant_id: str, job_id: uuid.UUID) -> str:
@@ -178,6 +213,22 @@ def job_logs(session: Session, tenant_id: str, job_id: uuid.UUID) -> str:
         select(JobLogChunk.text).where(JobLogChunk.job_id == job.id).order_by(JobLogChunk.seq)
     )
     return "".join(chunks)
+
+
+def log_chunks_after(
+    session: Session, tenant_id: str, job_id: uuid.UUID, *, after: int, limit: int | None = None
+) -> list[tuple[int, str]]:
+    """The job's log chunks after sequence number `after`, oldest first, as (seq, text): what a
+    live follower has not shown yet."""
+    job = get_job(session, tenant_id, job_id)
+    query = (
+        select(JobLogChunk.seq, JobLogChunk.text)
+        .where(JobLogChunk.job_id == job.id, JobLogChunk.seq > after)
+        .order_by(JobLogChunk.seq)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [(seq, text) for seq, text in session.execute(query)]
 
 
 def job_result(session: Session, tenant_id: str, job_id: uuid.UUID) -> dict[str, Any]:

@@ -8,6 +8,7 @@ ends, however it ends.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from functools import lru_cache
@@ -16,6 +17,7 @@ from fta.errors import RetryLater
 from fta.settings import get_settings
 
 RETRY_AFTER_SECONDS = 30
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class TooManyStreams(RetryLater):
@@ -75,3 +77,12 @@ def stream_registry() -> StreamRegistry:
     """The portal process's registry, sized from the settings."""
     settings = get_settings()
     return StreamRegistry(settings.log_streams_per_tenant, settings.log_streams_total)
+
+
+def event(kind: str, text: str, event_id: int | None = None) -> str:
+    """One server-sent event: each line of `text` a `data:` line, so that no line of it can
+    start a field or an event of its own."""
+    lines = [f"id: {event_id}"] if event_id is not None else []
+    lines.append(f"event: {kind}")
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(text))
+    return "\n".join(lines) + "\n\n"
