@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"portal", "worker", "gateway", "migrations", "socketproxy"},
-    {"models"},
+    {"models", "privacy"},
     {"billing"},
     {"bots"},
     {"jobs"},

@@ -24,6 +24,7 @@ from fta.jobs.api import router as jobs_router
 from fta.jobs.storage_api import router as storage_router
 from fta.portal import api_docs, errors, vendor, views
 from fta.portal.static_files import StaticFiles
+from fta.privacy.api import router as privacy_router
 from fta.strategies.api import router as strategies_router
 from fta.web import pages, problems
 from fta.web.csrf import CsrfCookie
@@ -83,6 +84,7 @@ def create_app() -> FastAPI:
     api.include_router(billing_identity_router)
     api.include_router(invoices_router)
     api.include_router(billing_alerts_router)
+    api.include_router(privacy_router)
     app.include_router(api)
     app.include_router(api_docs.docs_router(f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"))
     app.include_router(paypal_webhook_router)
