@@ -33,7 +33,9 @@ from fta.web.deps import ClientIpDep, SessionDep
 
 router = pages.page_router("/app/strategies")
 
-NameField = Annotated[str, Form(max_length=200)]
+# No length bound of their own: the body's is the limit, and the checks refuse a long name
+# in the form, which keeps the client's code.
+NameField = Annotated[str, Form()]
 SourceField = Annotated[str, Form()]
 FileField = Annotated[UploadFile | None, File()]
 BaseField = Annotated[int, Form(ge=0)]
@@ -117,7 +119,7 @@ def _uploaded_source(request: Request, upload: UploadFile | None) -> tuple[str |
     if upload is None or not upload.filename:
         return None, None
     _ = pages.gettext_for(request)
-    data = upload.file.read(MAX_SOURCE_BYTES + 4)
+    data = upload.file.read(MAX_SOURCE_BYTES + 1)
     if not data:
         return None, _("The chosen file is empty.")
     if len(data) > MAX_SOURCE_BYTES:
@@ -212,7 +214,7 @@ def create(
     uploaded, unusable = _uploaded_source(request, file)
     text = typed if uploaded is None else uploaded
     if unusable is not None:
-        refusal: Refusal | None = Refusal(unusable)
+        refusal = Refusal(unusable)
     elif not text.strip():
         refusal = Refusal(_("Write the strategy's Python source, or choose its .py file."))
     else:
