@@ -384,6 +384,14 @@ async def get_logs(
     page = await run_in_threadpool(_page, tenant, bot_id, after, limit)
     if not follow:
         return page
+    return follow_logs(request, tenant, bot_id, after)
+
+
+def follow_logs(request: Request, tenant: str, bot_id: uuid.UUID, after: int) -> StreamingResponse:
+    """The event stream of the bot's chunks after `after` (or after the `Last-Event-ID` the
+    client resumes from), within the account's and the service's stream limits
+    (fta.web.streams): the API's `follow=true` and the portal's live log alike. The caller
+    has checked that the bot is the tenant's."""
     resume = request.headers.get("last-event-id", "")
     if _DIGITS.fullmatch(resume):
         after = max(after, int(resume))

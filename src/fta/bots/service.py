@@ -172,6 +172,43 @@ def list_bots(session: Session, tenant_id: str) -> list[Bot]:
     )
 
 
+@dataclass(frozen=True)
+class PinnedVersion:
+    """The strategy version a bot runs, as the client knows it."""
+
+    strategy_id: uuid.UUID
+    strategy_name: str
+    version: int
+    # The strategy's newest version: a bot pins one version, later uploads do not change it.
+    latest_version: int
+    strategy_deleted: bool
+
+
+def pinned_versions(
+    session: Session, tenant_id: str, bots: Sequence[Bot]
+) -> dict[uuid.UUID, PinnedVersion]:
+    """The strategy and version number of each of the tenant's `bots`, by version id."""
+    ids = {bot.strategy_version_id for bot in bots}
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            StrategyVersion.id,
+            Strategy.id,
+            Strategy.name,
+            StrategyVersion.version,
+            Strategy.latest_version,
+            Strategy.deleted_at,
+        )
+        .join(Strategy, Strategy.id == StrategyVersion.strategy_id)
+        .where(StrategyVersion.id.in_(ids), Strategy.tenant_id == tenant_id)
+    )
+    return {
+        version_id: PinnedVersion(strategy_id, name, version, latest, deleted is not None)
+        for version_id, strategy_id, name, version, latest, deleted in rows
+    }
+
+
 def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
     """Refuses a start the account's status or plan does not allow.
 
@@ -287,6 +324,15 @@ def bot_logs(
     return _chunks_after(session, bot_id, after, limit)
 
 
+def latest_logs(session: Session, tenant_id: str, bot_id: uuid.UUID, *, limit: int) -> list[BotLog]:
+    """The newest `limit` chunks, oldest first."""
+    get_bot(session, tenant_id, bot_id)
+    newest = session.scalars(
+        select(BotLog).where(BotLog.bot_id == bot_id).order_by(BotLog.seq.desc()).limit(limit)
+    )
+    return list(newest)[::-1]
+
+
 def _chunks_after(session: Session, bot_id: uuid.UUID, after: int, limit: int) -> list[BotLog]:
     return list(
         session.scalars(
@@ -400,6 +446,8 @@ def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
     if state is ActualState.STOPPED:
         bot.container_id = None
         bot.started_at = None
+    if state in (ActualState.STOPPING, ActualState.STOPPED, ActualState.CRASHED):
+        bot.api_address = None  # no relay to a container on its way out
     bot.actual_state = state
     bot.updated_at = now
     for name, value in fields.items():
