@@ -45,7 +45,17 @@ def test_every_page_text_is_translated_into_french() -> None:
 
 
 # Words French writes as English does.
-SAME_IN_FRENCH = {"Jobs", "Bots", "Version", "Versions", "Actions", "Code"}
+SAME_IN_FRENCH = {
+    "Jobs",
+    "Bots",
+    "Version",
+    "Versions",
+    "Actions",
+    "Code",
+    "Backtest",
+    "Hyperopt",
+    "Trades",
+}
 
 
 def test_english_is_the_text_itself_and_french_is_the_default() -> None:

@@ -114,9 +114,10 @@ class JobResult(Base):
 
 
 class JobArchive(Base):
-    """freqtrade's raw result file (backtest zip, hyperopt epochs): an opaque download.
+    """freqtrade's raw result file (backtest zip, hyperopt epochs): a download.
 
-    Written by tenant code, so never parsed by the platform; served only as an attachment.
+    Written by tenant code: served only as an attachment, and read for its own tenant's pages
+    only, bounded and checked (`fta.jobs.result_files`); the worker never parses it.
     """
 
     __tablename__ = "job_archives"
