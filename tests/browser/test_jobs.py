@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
+from fta.db import session_scope, utcnow
+from fta.jobs import service as jobs
+from fta.jobs.models import Job, JobStatus
+from fta.jobs.summary import DataFingerprint, DataPairRow, DataSummary
 from tests.integration.strategies import source
 from tests.support.api import (
     Client,
@@ -271,4 +277,85 @@ def test_the_forms_mistakes_are_explained_in_french_and_what_was_typed_is_kept(
     )
     expect(page.locator("#end")).to_have_value("2024-02-03")
     assert client.http.get("/api/v1/jobs", headers=client.auth).json() == []
+    assert problems.clean(), problems
+
+
+def _ended(
+    client: Client, strategy_id: str | None, kind: str, status: JobStatus, **fields: Any
+) -> str:
+    """A job of the client's as the worker leaves it when it ends `status`."""
+    config = {**CONFIG, "pairs": ["BTC/USDT"]}
+    if kind == "download-data":
+        config = {key: config[key] for key in ("exchange", "pairs", "timeframe", "timerange")}
+    body = {"kind": kind, "strategy_id": strategy_id, "config": config}
+    response = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
+    assert response.status_code == 202, response.text
+    job_id = str(response.json()["id"])
+    with session_scope() as session:
+        job = session.get_one(Job, uuid.UUID(job_id))
+        jobs.advance(job, JobStatus.STARTING)
+        jobs.advance(job, JobStatus.RUNNING, container_id="c" * 64)
+        jobs.append_log(session, job.id, 1, f"{MARKUP}\nfreqtrade 2026.9\n")
+        jobs.advance(job, status, **fields)
+    return job_id
+
+
+def test_a_job_that_failed_was_pruned_or_downloaded_data_has_its_page_in_both_languages(
+    http: TestClient, browser: Browser, live_portal: LivePortal
+) -> None:
+    client = subscribe(sign_up(http, "States"))
+    strategy_id = upload_strategy(client, "RsiHyper")
+    failed = _ended(
+        client, strategy_id, "backtest", JobStatus.FAILED, exit_code=2, error=f"crashed: {MARKUP}"
+    )
+    pruned = _ended(client, strategy_id, "backtest", JobStatus.TIMED_OUT, output_pruned_at=utcnow())
+    data = _ended(client, None, "download-data", JobStatus.SUCCEEDED, exit_code=0)
+    with session_scope() as session:
+        jobs.store_result(
+            session,
+            uuid.UUID(data),
+            DataSummary(
+                kind="download-data",
+                exchange="binance",
+                timeframe="5m",
+                timerange="20240101-20240103",
+                data=DataFingerprint(
+                    sha256="0" * 64,
+                    startup_candles=0,
+                    pairs=[
+                        DataPairRow(
+                            pair="BTC/USDT",
+                            candles=577,
+                            first_ms=1704067200000,
+                            last_ms=1704240000000,
+                        )
+                    ],
+                ),
+            ),
+        )
+        jobs.store_archive(session, uuid.UUID(data), "binance-5m-20240101-20240103.zip", b"PK")
+    page, problems = _signed_in(browser, live_portal, client)
+    page.goto(f"{live_portal.url}/app/jobs/{failed}")
+    expect(page.locator("#job-status")).to_have_text("Échec")
+    expect(page.get_by_role("alert")).to_contain_text(f"crashed: {MARKUP}")
+    expect(page.locator("#job-log")).to_contain_text(MARKUP)  # shown open: there is no result
+    page.goto(f"{live_portal.url}/app/jobs/{pruned}")
+    expect(page.locator("#job-status")).to_have_text("Temps dépassé")
+    expect(page.locator("main")).to_contain_text("ont été supprimés le")
+    assert page.locator("#job-log").count() == 0
+    page.goto(f"{live_portal.url}/app/jobs/{data}")
+    expect(page.locator("main")).to_contain_text("577")
+    page.goto(f"{live_portal.url}/app/jobs?status=failed")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+    page.goto(f"{live_portal.url}/app/jobs?kind=download-data")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(1)
+    page.get_by_label("Langue").select_option("en")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Jobs")
+    expect(page.locator("table.jobs")).to_contain_text("Data download")
+    for job_id, status in ((failed, "Failed"), (pruned, "Timed out"), (data, "Succeeded")):
+        page.goto(f"{live_portal.url}/app/jobs/{job_id}")
+        expect(page.locator("#job-status")).to_have_text(status)
+    page.goto(f"{live_portal.url}/app/jobs/new?from={failed}")
+    expect(page.locator("#strategy_id")).to_have_value(strategy_id)
+    assert page.locator("main img").count() == 0
     assert problems.clean(), problems
