@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fta import audit
-from fta.accounts import personal_tokens, throttle
+from fta.accounts import personal_tokens, throttle, two_factor
 from fta.accounts.models import (
     BLOCKED,
     AuthSession,
@@ -182,10 +182,17 @@ def _uncounted_when_busy(session: Session, reservation: int) -> Iterator[None]:
 
 
 def login(
-    session: Session, *, email: str, password: str, ip: str | None, ttl: int | None = None
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    ip: str | None,
+    ttl: int | None = None,
+    otp: str | None = None,
 ) -> IssuedToken:
     """Issues a token for a correct password, valid `ttl` seconds (the API's by default);
-    failures are throttled (see `throttle`)."""
+    failures are throttled (see `throttle`). An account with two-factor log-in also needs
+    `otp`, a code of its app or a recovery code: without one, raises CodeRequired."""
     email = _normalise_email(email)
     reservation = throttle.reserve_attempt(session, email, ip)
     user = session.scalars(select(User).where(User.email == email)).first()
@@ -193,8 +200,84 @@ def login(
         correct = verify_password(DUMMY_HASH if user is None else user.password_hash, password)
     if user is None or not correct:
         raise _refusal(session, user, ip, "wrong email or password")
+    if two_factor.enabled(user):
+        if otp is None:
+            pending = two_factor.pending_token(user, utcnow())
+            # A right password is no failure; the account's other failures stay counted
+            # until a code is right too.
+            throttle.withdraw(session, reservation)
+            raise two_factor.CodeRequired(pending)
+        return _second_factor(session, user.id, otp, ip=ip, ttl=ttl)
     throttle.forgive(session, email)
     return open_session(session, user, ip=ip, ttl=ttl)
+
+
+def login_with_code(
+    session: Session, *, pending: str, code: str, ip: str | None, ttl: int | None = None
+) -> IssuedToken:
+    """The second step of a log-in: the code for the pending token of a right password
+    (`two_factor.CodeRequired.pending`). A wrong code counts as a failed log-in."""
+    user = two_factor.pending_user(session, pending, utcnow())
+    throttle.reserve_attempt(session, user.email, ip)
+    return _second_factor(session, user.id, code, ip=ip, ttl=ttl)
+
+
+def _second_factor(
+    session: Session, user_id: uuid.UUID, code: str, *, ip: str | None, ttl: int | None
+) -> IssuedToken:
+    """Opens the session if `code` is right; the caller reserved a failure (forgiven here)."""
+    user = two_factor.locked_user(session, user_id)
+    if not two_factor.check_code(session, user, code, utcnow(), ip):
+        raise _refusal(session, user, ip, "wrong two-factor code")
+    throttle.forgive(session, user.email)
+    return open_session(session, user, ip=ip, ttl=ttl)
+
+
+def _user_of(session: Session, principal: Principal) -> User:
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise Unauthorized("this account no longer exists")
+    return user
+
+
+def _proven(
+    session: Session, principal: Principal, *, password: str | None, code: str, ip: str | None
+) -> User:
+    """The caller's user, locked, once it gave its password (unless None) and a second-factor
+    code, both throttled like a log-in; the refusal names what was wrong."""
+    email = _user_of(session, principal).email
+    reservation = throttle.reserve_attempt(session, email, ip)  # commits
+    user = two_factor.locked_user(session, principal.user_id)
+    if password is not None:
+        with _uncounted_when_busy(session, reservation):
+            correct = verify_password(user.password_hash, password)
+        if not correct:
+            raise _refusal(session, user, ip, "the password is wrong")
+    if not two_factor.check_code(session, user, code, utcnow(), ip):
+        raise _refusal(session, user, ip, "wrong two-factor code")
+    throttle.forgive(session, email)
+    return user
+
+
+def turn_off_two_factor(
+    session: Session, principal: Principal, *, password: str, code: str, ip: str | None
+) -> None:
+    """Turns two-factor log-in off: the password and a code (or a recovery code) first."""
+    if not two_factor.enabled(_user_of(session, principal)):
+        raise Conflict("two-factor log-in is already off")
+    two_factor.turn_off(
+        session, _proven(session, principal, password=password, code=code, ip=ip), ip
+    )
+
+
+def renew_recovery_codes(
+    session: Session, principal: Principal, *, code: str, ip: str | None
+) -> list[str]:
+    """New recovery codes, the old ones void: a code (or a recovery code) first."""
+    if not two_factor.enabled(_user_of(session, principal)):
+        raise Conflict("two-factor log-in is off: turn it on first")
+    user = _proven(session, principal, password=None, code=code, ip=ip)
+    return two_factor.renew_recovery_codes(session, user, utcnow(), ip)
 
 
 def open_session(

@@ -10,7 +10,11 @@ document.addEventListener("click", (event) => {
   if (!source || !navigator.clipboard) {
     return;
   }
-  navigator.clipboard.writeText(source.textContent.trim()).then(() => {
+  const items = source.querySelectorAll("li");
+  const text = items.length
+    ? Array.from(items, (item) => item.textContent.trim()).join("\n")
+    : source.textContent.trim();
+  navigator.clipboard.writeText(text).then(() => {
     button.textContent = button.getAttribute("data-copied") || button.textContent;
   }, () => {});
 });

@@ -10,16 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import segno
 from fastapi import Form, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from fta.accounts import personal_tokens
+from fta.accounts import personal_tokens, service, two_factor
 from fta.accounts.deps import PagePrincipalDep, PageTenantDep
-from fta.accounts.models import TokenScope
+from fta.accounts.models import TokenScope, User
 from fta.accounts.service import Principal
 from fta.db import utcnow
-from fta.errors import Conflict, Forbidden, Invalid
+from fta.errors import Conflict, Forbidden, Invalid, RetryLater, Unauthorized
 from fta.web import pages
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -29,6 +30,8 @@ router = pages.page_router("/app/account")
 NO_STORE = {"Cache-Control": "no-store"}
 EXPIRY_DAYS = ("30", "90", "365")
 NEVER = "never"
+SECURITY_PAGE = "/app/account/security"
+CodeField = Annotated[str, Form(max_length=32)]
 
 
 def _tokens_page(
@@ -111,3 +114,146 @@ def revoke_token(
 ) -> Response:
     personal_tokens.revoke(session, principal, token_id, utcnow(), ip)
     return RedirectResponse("/app/account/tokens", status_code=303)
+
+
+# --- two-factor log-in ----------------------------------------------------------------------
+
+
+def _user(session: Session, principal: Principal) -> User:
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise Unauthorized("this account no longer exists")
+    return user
+
+
+def _security_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    user = _user(session, principal)
+    context = {
+        "enabled": two_factor.enabled(user),
+        "enabled_at": user.totp_enabled_at,
+        "codes_left": two_factor.recovery_codes_left(session, user.id),
+        "error": error,
+    }
+    return pages.render(request, "account/security.html", context, status_code=status_code)
+
+
+def _setup_page(
+    request: Request,
+    enrolment: two_factor.Enrolment,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    secret = enrolment.secret
+    context = {
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "uri": enrolment.uri,
+        "qr": segno.make(enrolment.uri, error="m").svg_data_uri(scale=5, border=2),
+        "sealed": enrolment.sealed,
+        "error": error,
+    }
+    return pages.render(
+        request, "account/setup.html", context, status_code=status_code, headers=NO_STORE
+    )
+
+
+def _codes_page(request: Request, codes: list[str]) -> Response:
+    return pages.render(request, "account/recovery_codes.html", {"codes": codes}, headers=NO_STORE)
+
+
+@router.get("/security")
+def security(
+    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
+) -> Response:
+    return _security_page(request, session, principal)
+
+
+@router.get("/security/setup")
+def setup(
+    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
+) -> Response:
+    """A new secret to set up (nothing is stored before a code confirms it)."""
+    user = _user(session, principal)
+    if two_factor.enabled(user):
+        return RedirectResponse(SECURITY_PAGE, status_code=303)
+    return _setup_page(request, two_factor.start_enrolment(user, utcnow()))
+
+
+@router.post("/security/setup")
+def confirm_setup(
+    request: Request,
+    session: SessionDep,
+    principal: PagePrincipalDep,
+    tenant_id: PageTenantDep,
+    ip: ClientIpDep,
+    enrolment: Annotated[str, Form(max_length=500)],
+    otp: CodeField,
+) -> Response:
+    _ = pages.gettext_for(request)
+    user = two_factor.locked_user(session, principal.user_id)
+    if two_factor.enabled(user):
+        return RedirectResponse(SECURITY_PAGE, status_code=303)
+    now = utcnow()
+    pending = two_factor.resume_enrolment(user, enrolment, now)
+    if pending is None:
+        error = _("The set-up took too long: start it again.")
+        return _security_page(request, session, principal, error=error, status_code=400)
+    codes = two_factor.confirm_enrolment(session, user, pending, otp, now, ip)
+    if codes is None:
+        error = _("Wrong code. Type the code your app shows now for fta.")
+        return _setup_page(request, pending, error=error, status_code=400)
+    return _codes_page(request, codes)
+
+
+@router.post("/security/recovery-codes")
+def renew_recovery_codes(
+    request: Request,
+    session: SessionDep,
+    principal: PagePrincipalDep,
+    tenant_id: PageTenantDep,
+    ip: ClientIpDep,
+    otp: CodeField,
+) -> Response:
+    _ = pages.gettext_for(request)
+    try:
+        codes = service.renew_recovery_codes(session, principal, code=otp, ip=ip)
+    except Conflict:
+        return RedirectResponse(SECURITY_PAGE, status_code=303)
+    except RetryLater:
+        error = _("Too many attempts. Wait a few minutes, then try again.")
+    except Unauthorized:
+        error = _("Wrong code. Type the code your app shows now, or a recovery code.")
+    else:
+        return _codes_page(request, codes)
+    return _security_page(request, session, principal, error=error, status_code=400)
+
+
+@router.post("/security/disable")
+def disable(
+    request: Request,
+    session: SessionDep,
+    principal: PagePrincipalDep,
+    tenant_id: PageTenantDep,
+    ip: ClientIpDep,
+    password: Annotated[str, Form(max_length=200)],
+    otp: CodeField,
+) -> Response:
+    _ = pages.gettext_for(request)
+    try:
+        service.turn_off_two_factor(session, principal, password=password, code=otp, ip=ip)
+    except Conflict:
+        return RedirectResponse(SECURITY_PAGE, status_code=303)
+    except RetryLater:
+        error = _("Too many attempts. Wait a few minutes, then try again.")
+    except Unauthorized:
+        error = _("Wrong password or code: two-factor log-in is still on.")
+    else:
+        return RedirectResponse(SECURITY_PAGE, status_code=303)
+    return _security_page(request, session, principal, error=error, status_code=400)

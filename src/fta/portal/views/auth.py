@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from fta.accounts import service, verification
+from fta.accounts import service, two_factor, verification
 from fta.accounts.deps import MaybePrincipalDep, PagePrincipalDep
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, RetryLater, Unauthorized
+from fta.portal.views import second_factor
 from fta.settings import get_settings
 from fta.web import pages, session_cookie
 from fta.web.deps import ClientIpDep, SessionDep
@@ -53,6 +54,8 @@ def login(
     ttl = get_settings().web_session_hours * 3600
     try:
         issued = service.login(session, email=email, password=password, ip=ip, ttl=ttl)
+    except two_factor.CodeRequired as required:
+        return second_factor.ask_for_code(required.pending, next_page)
     except RetryLater:
         error = _("Too many attempts. Wait a few minutes, then try again.")
     except Unauthorized:
