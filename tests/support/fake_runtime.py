@@ -191,6 +191,15 @@ class FakeRuntime:
             finished_at=ended.finished_at if ended else None,
         )
 
+    def container_address(self, container_id: str, network: str) -> str | None:
+        self.calls.append(("container_address", container_id))
+        container = self.containers.get(container_id)
+        if container is None or not container.running or container.spec.network != network:
+            return None
+        # The upper half of the fake's /24: where Docker hands out a tenant's addresses.
+        prefix = self.networks[container.spec.tenant_id].subnet.rsplit(".", 1)[0]
+        return f"{prefix}.{128 + int(container_id[-2:]) % 100}"
+
     def tail_logs(self, container_id: str, lines: int) -> list[str]:
         self.calls.append(("tail_logs", container_id))
         container = self._get(container_id)

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fta.freqtrade.bot_api import derive_secrets
 from fta.freqtrade.config import ContainerPaths, build_bot_config
 from fta.freqtrade.options import BOT_OPTIONS, BotConfig, parse_bot_config
 
 GATEWAY = "http://fta-market-data:8090"
 BASE: dict[str, Any] = {"pairs": ["BTC/USDT", "ETH/USDT"], "timeframe": "5m"}
 BOT_ID = uuid.UUID("0123456789abcdef0123456789abcdef")
+API = derive_secrets(b"k" * 32, BOT_ID)
 # Anything that would let a bot trade for real, reach the exchange or open a port.
 HOSTILE: dict[str, Any] = {
     "dry_run": False,
@@ -44,7 +46,7 @@ def _errors(raw: dict[str, Any]) -> str:
 
 def _build(config: BotConfig, **kwargs: Any) -> dict[str, Any]:
     return build_bot_config(
-        config, bot_id=BOT_ID, strategy_name="Mine", gateway_url=GATEWAY, **kwargs
+        config, bot_id=BOT_ID, strategy_name="Mine", gateway_url=GATEWAY, api=API, **kwargs
     )
 
 
@@ -106,7 +108,13 @@ def test_the_built_config_is_always_dry_run_without_keys() -> None:
     assert exchange["enable_ws"] is False and exchange["pair_whitelist"] == BASE["pairs"]
     urls = exchange["ccxt_config"]["urls"]["api"]
     assert all(url.startswith(f"{GATEWAY}/binance/") for url in urls.values())
-    assert not {"api_server", "webhook", "external_message_consumer"} & set(built)
+    assert not {"webhook", "external_message_consumer"} & set(built)
+    # Its own API server, on its tenant network only, with secrets derived for this bot.
+    api = built["api_server"]
+    assert api["enabled"] is True and api["listen_port"] == 8080
+    assert (api["username"], api["password"]) == ("fta", API.password)
+    assert api["jwt_secret_key"] == API.jwt_secret_key and api["ws_token"] == [API.ws_token]
+    assert api["CORS_origins"] == [] and api["enable_openapi"] is False
     assert built["telegram"]["enabled"] is False
     assert built["strategy"] == "Mine" and built["trading_mode"] == "spot"
     run_dir = f"/freqtrade/user_data/bots/{BOT_ID.hex}"
@@ -127,7 +135,7 @@ def test_a_config_built_without_validation_is_validated_again() -> None:
 def test_the_strategy_name_must_be_a_class_name(name: str) -> None:
     with pytest.raises(ValueError, match="Python class name"):
         build_bot_config(
-            parse_bot_config(BASE), bot_id=BOT_ID, strategy_name=name, gateway_url=GATEWAY
+            parse_bot_config(BASE), bot_id=BOT_ID, strategy_name=name, gateway_url=GATEWAY, api=API
         )
 
 

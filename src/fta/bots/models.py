@@ -105,6 +105,9 @@ class Bot(Base):
     # Set by a restart request on a running bot; the worker clears it once it has restarted.
     restart_requested_at: Mapped[datetime | None]
     container_id: Mapped[str | None] = mapped_column(String(64))
+    # The container's address on its tenant network, where its freqtrade API listens: set by
+    # the worker once the container runs, cleared when it stops (fta.freqtrade.bot_api).
+    api_address: Mapped[str | None] = mapped_column(String(15))
     # Automatic restarts after crashes since the client last started or restarted the bot.
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     restart_backoff_until: Mapped[datetime | None]
@@ -172,3 +175,4 @@ class BotRun(Base):
     ended_at: Mapped[datetime | None]
     cpu_seconds: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     memory_max_bytes: Mapped[int] = mapped_column(BigInteger)
+

@@ -16,6 +16,7 @@ import re
 import uuid
 from typing import Any
 
+from fta.freqtrade.bot_api import BotApiSecrets
 from fta.freqtrade.config import (
     CONTAINER_PATHS,
     ContainerPaths,
@@ -173,12 +174,19 @@ def build_bot_bundle(
     strategy_source: str,
     gateway_url: str,
     report_interval_s: int,
+    api: BotApiSecrets,
     paths: ContainerPaths = CONTAINER_PATHS,
 ) -> dict[str, Any]:
-    """The bundle the container entry runs for a bot: `freqtrade trade`, and every
-    `report_interval_s` a status report read from the bot's own trade database."""
+    """The bundle the container entry runs for a bot: `freqtrade trade` with its REST API
+    server on (secrets `api`), and every `report_interval_s` a status report read from the
+    bot's own trade database."""
     freqtrade = build_bot_config(
-        config, bot_id=bot_id, strategy_name=strategy_name, gateway_url=gateway_url, paths=paths
+        config,
+        bot_id=bot_id,
+        strategy_name=strategy_name,
+        gateway_url=gateway_url,
+        api=api,
+        paths=paths,
     )
     config_path = paths.path(paths.job, "config.json")
     return {

@@ -1,8 +1,9 @@
 """The freqtrade configuration a job's or a bot's container runs, in which everything that
 matters for isolation is forced by us, never by the client (`forced_config`): dry-run, no API
 keys, every exchange URL pointing at the market-data gateway (`ccxt_config`), no websockets, no
-REST API server or Telegram, fixed container paths (`ContainerPaths`). A bot's container
-reports its status on its own output, so freqtrade's API server stays disabled.
+Telegram, fixed container paths (`ContainerPaths`). Jobs run no REST API server; a bot runs
+freqtrade's, on its tenant's network only, with secrets derived for it
+(`fta.freqtrade.bot_api`), for its owner to reach through the portal's relay.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+from fta.freqtrade.bot_api import BotApiSecrets, api_server_section
 from fta.freqtrade.options import BotConfig, JobConfig, check_strategy_name, parse_bot_config
 
 # Container paths (the defaults of ContainerPaths).
@@ -233,9 +235,11 @@ def build_bot_config(
     bot_id: uuid.UUID,
     strategy_name: str,
     gateway_url: str,
+    api: BotApiSecrets,
     paths: ContainerPaths = CONTAINER_PATHS,
 ) -> dict[str, Any]:
-    """The complete freqtrade configuration of `freqtrade trade` for one bot."""
+    """The complete freqtrade configuration of `freqtrade trade` for one bot, its REST API
+    server on with the secrets `api`."""
     # Validated again: a BotConfig built without validation must not slip anything through.
     config = parse_bot_config(config.model_dump())
     check_strategy_name(strategy_name)
@@ -253,9 +257,9 @@ def build_bot_config(
         {
             "initial_state": "running",
             "force_entry_enable": False,
-            # No api_server, webhook or external_message_consumer section: freqtrade leaves
-            # them off unless configured (and its schema wants their addresses whenever they
-            # appear).
+            # No webhook or external_message_consumer section: freqtrade leaves them off
+            # unless configured (and its schema wants their addresses whenever they appear).
+            "api_server": api_server_section(api),
             "telegram": {"enabled": False, "token": "", "chat_id": ""},
             "db_url": f"sqlite:///{paths.path(run_dir, 'tradesv3.dryrun.sqlite')}",
         }

@@ -393,6 +393,17 @@ class DockerJobRunner:
             finished_at=parse_docker_time(state.get("FinishedAt")),
         )
 
+    def container_address(self, container_id: str, network: str) -> str | None:
+        """The container's IPv4 address on `network` as the engine assigned it; None when it
+        has none there, or is gone."""
+        try:
+            inspect = self._api.inspect_container(container_id)
+        except NotFound:
+            return None
+        networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(network) or {}).get("IPAddress")
+        return str(address) if address else None
+
     def tail_logs(self, container_id: str, lines: int) -> list[str]:
         """The last `lines` lines of output of a container, running or stopped."""
         raw = self._api.logs(container_id, stdout=True, stderr=True, stream=False, tail=lines)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
+from fta.bots import relay
 from fta.bots import service as bots
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.bots.snapshots import parse_report_line
@@ -31,7 +32,7 @@ from fta.db import session_scope
 from fta.freqtrade.bundle import build_bot_bundle, encode_bundle
 from fta.freqtrade.options import parse_bot_config
 from fta.runtime import ContainerRuntimeError, JobRunner, ManagedContainer, Mount, Usage
-from fta.runtime.spec import market_data_url
+from fta.runtime.spec import market_data_url, tenant_network_name
 from fta.settings import Settings
 from fta.worker.containers import UsageSampler, container_spec, cpu_decimal
 from fta.worker.limits import plan_disk_bytes, plan_limits
@@ -126,6 +127,8 @@ class BotSupervisor:
             if own is not None and state is not None and state.running:
                 if bot.restart_requested_at is None:
                     self._sample(session, bot, own)
+                    if bot.api_address is None:  # followed again, or started before
+                        self._note_api_address(session, bot, own, tenant.id)
                     self._follow(bot, own)
                     return
                 # A restart: the stop ends in the background, a later round starts it again.
@@ -155,6 +158,7 @@ class BotSupervisor:
                 strategy_source=source,
                 gateway_url=self.gateway_url,
                 report_interval_s=self.settings.bot_report_seconds,
+                api=relay.api_secrets(bot.id),
             )
             # Its own transaction: other tenants' first starts need not wait for this one.
             slot = take_slot_now(tenant.id, self.settings, datetime.now(UTC))
@@ -186,7 +190,20 @@ class BotSupervisor:
             self._record_crash(bot, f"the bot could not start: {error}", None)
             return
         log.info("bot %s started in %s", bot.id, container_id[:12])
+        self._note_api_address(session, bot, container_id, tenant.id)
         self._follow(bot, container_id)
+
+    def _note_api_address(
+        self, session: Session, bot: Bot, container_id: str, tenant_id: str
+    ) -> None:
+        """Where the bot's API listens: its container's address on the tenant's network, as
+        the engine assigned it, for the portal's relay."""
+        try:
+            address = self.runner.container_address(container_id, tenant_network_name(tenant_id))
+        except ContainerRuntimeError as error:
+            log.warning("bot %s: address not read: %s", bot.id, error)
+            return
+        relay.record_api_address(session, bot.id, container_id, address)
 
     def _sample(
         self, session: Session, bot: Bot, container_id: str, *, ended: bool = False

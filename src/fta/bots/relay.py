@@ -1,0 +1,89 @@
+"""A bot's own freqtrade API for its owner (fta.freqtrade.bot_api): the secrets its container
+runs with, the address the worker records, and where the portal's relay may send whom.
+
+The secrets are derived from the platform's secret key and the bot's id, so the worker (which
+writes them into the bot's config) and the portal (which sends them to the bot on its owner's
+behalf) agree without storing them. A bot started before a change of FTA_SECRET_KEY keeps the
+old ones until it restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from fta.accounts.models import Tenant
+from fta.bots.models import ActualState, Bot
+from fta.bots.service import get_bot
+from fta.errors import Conflict, Unavailable
+from fta.freqtrade.bot_api import API_PORT, BotApiSecrets, derive_secrets, in_tenant_range
+from fta.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# The states in which a bot's container runs, its API server up or coming up.
+REACHABLE = frozenset({ActualState.STARTING, ActualState.RUNNING})
+
+
+def derived_key(purpose: str) -> bytes:
+    """A key of its own for `purpose`, derived from the platform's secret key."""
+    secret = get_settings().secret_key.get_secret_value().encode()
+    return hmac.new(secret, f"fta-bot-api|{purpose}".encode(), hashlib.sha256).digest()
+
+
+def api_secrets(bot_id: uuid.UUID) -> BotApiSecrets:
+    """The password, JWT key and websocket token of the bot's API server."""
+    return derive_secrets(derived_key("secrets"), bot_id)
+
+
+def record_api_address(
+    session: Session, bot_id: uuid.UUID, container_id: str, address: str | None
+) -> None:
+    """The worker saw the bot's container at `address` on its tenant network (the engine's
+    record, not the container's word). Ignored for a container the bot no longer has."""
+    bot = session.get(Bot, bot_id)
+    if bot is not None and bot.container_id == container_id:
+        bot.api_address = address
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """Where the relay sends a request to the bot's API, and the credentials it adds."""
+
+    bot_id: uuid.UUID
+    address: str
+    port: int
+    authorization: str
+
+    @property
+    def host(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def relay_target(session: Session, tenant_id: str, bot_id: uuid.UUID) -> RelayTarget:
+    """The tenant's running bot's API (NotFound for any other bot; Conflict while it does not
+    run). Its address must lie in the tenant's own subnet as it is now."""
+    bot = get_bot(session, tenant_id, bot_id)
+    address = bot.api_address
+    if address is None or ActualState(bot.actual_state) not in REACHABLE:
+        raise Conflict(
+            f"the bot is {bot.actual_state}: its API answers only while it runs; start it "
+            f"(POST /api/v1/bots/{bot.id}/start) and ask again once it is running"
+        )
+    tenant = session.get(Tenant, tenant_id)
+    settings = get_settings()
+    if (
+        tenant is None
+        or tenant.subnet_index is None
+        or not in_tenant_range(
+            address, settings.tenant_subnet_pool, settings.tenant_subnet_prefix, tenant.subnet_index
+        )
+    ):
+        log.warning("bot %s: recorded address %s is outside its tenant's subnet", bot.id, address)
+        raise Unavailable("the bot's API cannot be reached right now: retry in a minute", 60)
+    return RelayTarget(bot.id, address, API_PORT, api_secrets(bot.id).authorization)
