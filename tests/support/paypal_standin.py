@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from fta.billing.paypal import PayPal
+from fta.billing.paypal import PAGE_CANCEL_PATH, PAGE_RETURN_PATH, PayPal
 from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust, WebhookVerifier
 
@@ -290,14 +290,22 @@ class PayPalStandin:
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{CERT_PATH_PREFIX}CERT-{name}"
 
-    def facade(self, return_url: str = "https://fta.example.test/api/v1/billing/return") -> PayPal:
-        """Our PayPal client and webhook verifier, both pointed at this stand-in."""
+    def facade(
+        self,
+        return_url: str = "https://fta.example.test/api/v1/billing/return",
+        *,
+        portal_url: str = "https://fta.example.test",
+    ) -> PayPal:
+        """Our PayPal client and webhook verifier, both pointed at this stand-in; buyers who
+        subscribed on the pages come back to those of `portal_url`."""
         http = self.http_client()
         return PayPal(
             client=PayPalClient(self.url, self.client_id, self.client_secret, http=http),
             verifier=WebhookVerifier(self.webhook_id, self.certificate_trust(), http=http),
             return_url=return_url,
             cancel_url="https://fta.example.test/",
+            page_return_url=portal_url + PAGE_RETURN_PATH,
+            page_cancel_url=portal_url + PAGE_CANCEL_PATH,
         )
 
     def certificate_trust(self) -> CertificateTrust:
@@ -436,6 +444,8 @@ class PayPalStandin:
                 return 404, {"name": "RESOURCE_NOT_FOUND", "message": "no such object"}, {}
             if method == "GET" and len(segments) == 4:
                 return 200, item, {}
+            if method == "POST" and segments[4:] == ["cancel"] and collection.startswith("/v1"):
+                return self._cancel(item, payload)
             if method == "POST" and segments[4:] == ["send"] and collection.startswith("/v2"):
                 with self._lock:
                     if item["status"] != "DRAFT":
@@ -490,6 +500,17 @@ class PayPalStandin:
                 raise KeyError("primary_recipients.billing_info.email_address")
         self.invoices[invoice["id"]] = invoice
         return invoice
+
+    def _cancel(self, subscription: JSON, payload: JSON) -> Answer:
+        """Cancels an active or suspended subscription, as PayPal does (204); any other is
+        refused with PayPal's 422."""
+        with self._lock:
+            if subscription["status"] not in ("ACTIVE", "SUSPENDED"):
+                issue = {"issue": "SUBSCRIPTION_STATUS_INVALID"}
+                return 422, {"name": "UNPROCESSABLE_ENTITY", "details": [issue]}, {}
+            subscription["status"] = "CANCELLED"
+            subscription["status_change_note"] = str(payload.get("reason", ""))
+        return 204, None, {}
 
     def _approve(self, token: str) -> Answer:
         """The buyer approves: the subscription turns ACTIVE and PayPal redirects back."""
