@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     candle_volume: str = "fta-candles"
     gateway_container: str = "fta-market-data"
     gateway_port: int = 8090
+    # The relay in the market-data gateway through which the portal reaches each bot's own
+    # freqtrade API (fta.freqtrade.bot_api): its address on the control network and the key
+    # that signs the portal's requests to it (shared by portal and gateway only). Empty: the
+    # portal relays nothing.
+    bot_relay_url: str = "http://market-data:8091"
+    bot_relay_key: SecretStr = SecretStr("")
     tenant_subnet_pool: str = "10.210.0.0/16"
     tenant_subnet_prefix: Annotated[int, Field(ge=16, le=29)] = 27
     tenant_bridge_prefix: str = "ftab-"
@@ -228,12 +234,27 @@ class Settings(BaseSettings):
             raise ValueError("FTA_SECRET_KEY must be at least 32 characters long")
         if len(self.audit_key.get_secret_value()) < 32:
             raise ValueError("FTA_AUDIT_KEY must be at least 32 characters long")
+        relay_key = self.bot_relay_key.get_secret_value()
+        if relay_key:
+            check_relay_key(relay_key)
         return self
 
     @property
     def market_data_source(self) -> DataSource:
         """Where the candles of every job and bot come from now."""
         return source_of_mode(self.market_data_mode)
+
+
+def check_relay_key(key: str) -> None:
+    """Refuses a bot relay key that is a placeholder or too short to be secret (outside
+    development; the gateway, which reads no other setting, calls it too)."""
+    if any(marker in key.lower() for marker in PLACEHOLDER_MARKERS):
+        raise ValueError(
+            "FTA_BOT_RELAY_KEY still holds a placeholder: generate a real secret "
+            "(make up writes one into .env)"
+        )
+    if len(key) < 32:
+        raise ValueError("FTA_BOT_RELAY_KEY must be at least 32 characters long")
 
 
 @lru_cache(maxsize=1)

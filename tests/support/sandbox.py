@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from tests.support.socket_proxy import GATEWAY_CONTAINER
 
 APP_IMAGE = os.environ.get("FTA_TEST_APP_IMAGE", "fta/app:dev")
 GATEWAY_PORT = 8090
+# The gateway's relay to bots' APIs (fta.gateway.relay), which the portal reaches.
+RELAY_PORT = 8091
 # Candidate /16 pools for the test tenants' subnets, outside Docker's default pools.
 TEST_POOL_CANDIDATES = [f"10.{octet}.0.0/16" for octet in range(211, 251)]
 
@@ -48,13 +51,16 @@ class Sandbox:
     # The tenants whose jobs and bots the sandbox's worker runs, and whose leftovers
     # (cgroups) it removes at the end.
     tenants: set[str] = field(default_factory=set)
+    # The gateway's relay to bots' APIs, as the portal reaches it (FTA_BOT_RELAY_URL).
+    relay_url: str = ""
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Hands the tenant to the sandbox: its worker serves it, and cleans up after it."""
         self.tenants.add(tenant_id)
 
 
-def _wait_gateway(engine: docker.DockerClient, name: str) -> None:
+def _wait_gateway(engine: docker.DockerClient, name: str) -> str:
+    """Waits for the gateway's health check to answer; its address."""
     container = engine.containers.get(name)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -65,7 +71,7 @@ def _wait_gateway(engine: docker.DockerClient, name: str) -> None:
             try:
                 response = httpx.get(f"http://{address}:{GATEWAY_PORT}/healthz")
                 if response.status_code == 200:
-                    return
+                    return str(address)
             except httpx.HTTPError:
                 pass
         if container.status == "exited":
@@ -96,23 +102,35 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
             f"fta-test-control-{resources.scope}", labels=resources.labels
         )
         resources.add_network(control.name)
+        pool = _free_pool(engine)
+        relay_key = os.environ.get("FTA_BOT_RELAY_KEY") or secrets.token_hex(32)
         resources.run(
             APP_IMAGE,
             ["fta", "gateway"],
             name=sandbox.gateway_name,
             network=control.name,
-            environment={"FTA_MARKET_DATA_MODE": "replay", "FTA_GATEWAY_PORT": str(GATEWAY_PORT)},
+            environment={
+                "FTA_MODE": "test",
+                "FTA_MARKET_DATA_MODE": "replay",
+                "FTA_GATEWAY_PORT": str(GATEWAY_PORT),
+                "FTA_BOT_RELAY_KEY": relay_key,
+                "FTA_BOT_RELAY_PORT": str(RELAY_PORT),
+                "FTA_TENANT_SUBNET_POOL": pool,
+            },
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
         )
-        _wait_gateway(engine, sandbox.gateway_name)
+        gateway_ip = _wait_gateway(engine, sandbox.gateway_name)
+        sandbox.relay_url = f"http://{gateway_ip}:{RELAY_PORT}"
         os.environ.update(
             FTA_DOCKER_HOST=proxy_url,
             FTA_GATEWAY_CONTAINER=sandbox.gateway_name,
             FTA_GATEWAY_PORT=str(GATEWAY_PORT),
+            FTA_BOT_RELAY_KEY=relay_key,
+            FTA_BOT_RELAY_URL=sandbox.relay_url,
             FTA_CANDLE_VOLUME=sandbox.candle_volume,
-            FTA_TENANT_SUBNET_POOL=_free_pool(engine),
+            FTA_TENANT_SUBNET_POOL=pool,
             FTA_WORKER_POLL_SECONDS="0.5",
             FTA_BOT_CONVERGE_SECONDS="1",
             FTA_BOT_REPORT_SECONDS="3",

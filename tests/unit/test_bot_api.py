@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import uuid
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from fta.freqtrade import bot_api
 from fta.runtime.network import tenant_subnet
+from fta.settings import Mode, Settings
 
 KEY = b"relay-key-for-tests-0123456789abcdef"  # pragma: allowlist secret
 BOT = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -191,3 +194,24 @@ def test_the_pool_layout_matches_the_runtime_for_the_whole_default_pool() -> Non
         first_dynamic = layout.dynamic_range.network_address
         assert bot_api.in_tenant_range(str(first_dynamic), POOL, 27, index)
         assert not bot_api.in_tenant_range(str(first_dynamic - 1), POOL, 27, index)
+
+
+@pytest.mark.parametrize("mode", [Mode.PRODUCTION, Mode.TEST])
+def test_the_relay_key_is_refused_while_a_placeholder_or_short(mode: Mode) -> None:
+    real: dict[str, Any] = {
+        "mode": mode,
+        "secret_key": "k" * 48,
+        "audit_key": "a" * 48,
+        "database_url": "postgresql+psycopg://fta@postgres/fta",
+    }
+    placeholder = "changeme-bot-relay-key-0123456789abcdef"  # pragma: allowlist secret
+    with pytest.raises(ValidationError, match="FTA_BOT_RELAY_KEY still holds a placeholder"):
+        Settings(**real, bot_relay_key=placeholder)
+    with pytest.raises(ValidationError, match="FTA_BOT_RELAY_KEY must be at least 32"):
+        Settings(**real, bot_relay_key="short-but-real")
+    assert Settings(**real, bot_relay_key="r" * 64).bot_relay_key.get_secret_value() == "r" * 64
+    # Unset: the portal relays nothing (processes other than the portal need no key).
+    assert Settings(**real, bot_relay_key="").bot_relay_key.get_secret_value() == ""
+    # Development takes anything.
+    development = Settings(mode=Mode.DEVELOPMENT, bot_relay_key="changeme")
+    assert development.bot_relay_key.get_secret_value() == "changeme"

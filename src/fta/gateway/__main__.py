@@ -10,18 +10,27 @@ FTA_GATEWAY_TENANT_RATE (requests per second a tenant's network may send, sustai
 100), FTA_GATEWAY_TENANT_BURST (requests at once beyond that rate, default 200),
 FTA_GATEWAY_TENANT_CONCURRENCY (requests a tenant's network may have in flight, default 24),
 FTA_TENANT_SUBNET_PREFIX (the prefix of a tenant's subnet, which keys those limits, default 27).
+
+The relay to bots' APIs (fta.gateway.relay) listens beside it when FTA_BOT_RELAY_KEY is set:
+on FTA_BOT_RELAY_HOST (default 0.0.0.0) and FTA_BOT_RELAY_PORT (default 8091), for the tenant
+pool FTA_TENANT_SUBNET_POOL (default 10.210.0.0/16). Outside development (FTA_MODE) a
+placeholder or short key is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from fta.gateway.app import RefusalsUnlogged, build_app
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
+from fta.gateway.relay import DEFAULT_PORT as RELAY_PORT
+from fta.gateway.relay import BotRelay, create_relay_app
 from fta.gateway.tenant_limits import (
     DEFAULT_BURST,
     DEFAULT_CONCURRENCY,
@@ -30,6 +39,7 @@ from fta.gateway.tenant_limits import (
     TenantLimits,
 )
 from fta.logs import configure_logging
+from fta.settings import check_relay_key
 
 
 def main() -> None:
@@ -51,10 +61,42 @@ def main() -> None:
         mode, upstreams, weight_budget=budget, tenant_limits=tenant_limits, store_root=store_root
     )
     logging.getLogger("uvicorn.access").addFilter(RefusalsUnlogged())
+    servers = [_server(app, host, port)]
+    relay = relay_app()
+    if relay is not None:
+        relay_host = os.environ.get("FTA_BOT_RELAY_HOST", "0.0.0.0")  # noqa: S104
+        servers.append(
+            _server(relay, relay_host, int(os.environ.get("FTA_BOT_RELAY_PORT", RELAY_PORT)))
+        )
+    asyncio.run(_serve(servers))
+
+
+def relay_app() -> ASGIApp | None:
+    """The bot relay's application, or None when no relay key is set."""
+    key = os.environ.get("FTA_BOT_RELAY_KEY", "")
+    if not key:
+        return None
+    if os.environ.get("FTA_MODE", "development") != "development":
+        check_relay_key(key)
+    relay = BotRelay(
+        key.encode(),
+        pool=os.environ.get("FTA_TENANT_SUBNET_POOL", "10.210.0.0/16"),
+        prefix=int(os.environ.get("FTA_TENANT_SUBNET_PREFIX", str(DEFAULT_IPV4_PREFIX))),
+    )
+    return create_relay_app(relay)
+
+
+def _server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     # log_config=None: uvicorn's records reach the root handler, which redacts secrets.
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=host, port=port, server_header=False, proxy_headers=False, log_config=None
     )
+    return uvicorn.Server(config)
+
+
+async def _serve(servers: list[uvicorn.Server]) -> None:
+    """Both listeners in one loop; a signal stops each (uvicorn passes it on)."""
+    await asyncio.gather(*(server.serve() for server in servers))
 
 
 if __name__ == "__main__":

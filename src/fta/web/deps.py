@@ -19,10 +19,7 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
-# Scoped to the route's function: the transaction is committed before the answer leaves, so
-# a client told "done" finds it done on its next request, and a failed commit is an error
-# answer rather than a success that did not happen.
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+SessionDep = Annotated[Session, Depends(get_db)]
 
 
 def client_ip(request: Request) -> str | None:
