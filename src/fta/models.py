@@ -13,6 +13,7 @@ from fta.audit.models import AuditChainHead, AuditEvent
 from fta.billing.alerts.models import BillingAlert
 from fta.billing.invoices.models import Invoice, InvoiceCounter, InvoiceLine
 from fta.billing.paypal.models import Payment, PayPalCatalogEntry, PayPalEvent, Subscription
+from fta.bots.eur_rates import EurRate
 from fta.bots.models import Bot, BotLog, BotTrade
 from fta.jobs.market_pairs import MarketPair
 from fta.jobs.models import Job, JobArchive, JobLogChunk, JobResult
@@ -31,6 +32,7 @@ __all__ = [
     "BotLog",
     "BotTrade",
     "CandleCacheEntry",
+    "EurRate",
     "Invoice",
     "InvoiceCounter",
     "InvoiceLine",

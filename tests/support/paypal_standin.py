@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 
-from fta.billing.paypal import PayPal
+from fta.billing.paypal import PAGE_CANCEL_PATH, PAGE_RETURN_PATH, PayPal
 from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust, WebhookVerifier
 
@@ -290,14 +290,22 @@ class PayPalStandin:
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
         return f"https://{host}:{self.port}{CERT_PATH_PREFIX}CERT-{name}"
 
-    def facade(self, return_url: str = "https://fta.example.test/api/v1/billing/return") -> PayPal:
-        """Our PayPal client and webhook verifier, both pointed at this stand-in."""
+    def facade(
+        self,
+        return_url: str = "https://fta.example.test/api/v1/billing/return",
+        *,
+        portal_url: str = "https://fta.example.test",
+    ) -> PayPal:
+        """Our PayPal client and webhook verifier, both pointed at this stand-in; buyers who
+        subscribed on the pages come back to those of `portal_url`."""
         http = self.http_client()
         return PayPal(
             client=PayPalClient(self.url, self.client_id, self.client_secret, http=http),
             verifier=WebhookVerifier(self.webhook_id, self.certificate_trust(), http=http),
             return_url=return_url,
             cancel_url="https://fta.example.test/",
+            page_return_url=portal_url + PAGE_RETURN_PATH,
+            page_cancel_url=portal_url + PAGE_CANCEL_PATH,
         )
 
     def certificate_trust(self) -> CertificateTrust:

@@ -233,6 +233,15 @@ def list_subscriptions(session: Session, tenant_id: str) -> list[Subscription]:
     )
 
 
+def next_billing_time(subscription: Subscription) -> datetime | None:
+    """When PayPal bills the subscription next, as it last showed it (None: not known)."""
+    state = subscription.last_state if isinstance(subscription.last_state, dict) else {}
+    billing = state.get("billing_info")
+    if subscription.status != SubscriptionStatus.ACTIVE or not isinstance(billing, dict):
+        return None
+    return _time(billing.get("next_billing_time"))
+
+
 def tenant_billing_status(session: Session, tenant_id: str) -> SubscriptionStatus | None:
     statuses = session.scalars(
         select(Subscription.status).where(Subscription.tenant_id == tenant_id)
@@ -437,14 +446,18 @@ def _tax_percent_for(session: Session, tenant_id: str) -> Decimal:
 
 
 def confirm_return(
-    session: Session, client: PayPalClient, paypal_subscription_id: str
+    session: Session,
+    client: PayPalClient,
+    paypal_subscription_id: str,
+    tenant_id: str | None = None,
 ) -> Subscription:
     """The buyer is back from PayPal: look at the subscription again. Only a subscription we
-    created is looked up, so an unknown id costs no call to PayPal."""
+    created (for `tenant_id`, when the caller is known) is looked up, so an unknown id costs
+    no call to PayPal."""
     subscription = session.scalars(
         select(Subscription).where(Subscription.paypal_subscription_id == paypal_subscription_id)
     ).first()
-    if subscription is None:
+    if subscription is None or tenant_id not in (None, subscription.tenant_id):
         raise NotFound(f"no subscription {paypal_subscription_id!r} was started here")
     return refresh_subscription(session, client, subscription, utcnow())
 

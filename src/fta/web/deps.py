@@ -19,7 +19,10 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# Scoped to the route's function: the transaction is committed before the answer leaves, so
+# a client told "done" finds it done on its next request, and a failed commit is an error
+# answer rather than a success that did not happen.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def client_ip(request: Request) -> str | None:

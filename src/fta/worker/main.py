@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from fta.billing.periodic import run_round as billing_round
+from fta.bots.eur_rates import refresh_eur_rates
 from fta.db import session_scope, utcnow
 from fta.jobs import market_pairs
 from fta.jobs import service as jobs
@@ -142,9 +143,9 @@ class Worker:
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
-        next_billing = next_mail = next_prune = next_markets = time.monotonic()
-        # Proxy mode: the exchanges' market lists, asked of the gateway by its container name
-        # on the control network.
+        next_billing = next_mail = next_prune = next_markets = next_rates = time.monotonic()
+        # Proxy mode: the exchanges' market lists and the euro rates of bots' stake currencies,
+        # asked of the gateway by its container name on the control network.
         proxy_mode = self.settings.market_data_mode == "proxy"
         gateway = f"http://{self.settings.gateway_container}:{self.settings.gateway_port}"
         with psycopg.connect(conninfo, autocommit=True) as listener:
@@ -172,6 +173,8 @@ class Worker:
                         self.deliver_mail()
                     if proxy_mode and time.monotonic() >= next_markets:
                         next_markets = time.monotonic() + market_pairs.refresh_market_lists(gateway)
+                    if proxy_mode and time.monotonic() >= next_rates:
+                        next_rates = time.monotonic() + refresh_eur_rates(gateway)
                 except Exception:
                     # A failed round (database or Docker hiccup) must not stop the worker.
                     log.exception("worker round failed; retrying")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 
@@ -10,16 +10,28 @@ from fta.billing.paypal.client import PayPalClient
 from fta.billing.paypal.webhooks import WebhookVerifier, paypal_trust
 from fta.settings import get_settings
 
+# The portal's pages a buyer who subscribed there comes back to from PayPal.
+PAGE_RETURN_PATH = "/app/billing/return"
+PAGE_CANCEL_PATH = "/app/billing/plans"
+
 
 @dataclass(frozen=True)
 class PayPal:
     """What the billing services need of PayPal: the API, the webhook check, and where the
-    buyer's browser goes after approving or cancelling."""
+    buyer's browser goes after approving or cancelling: for a subscription started through
+    the API `return_url` (FTA_PAYPAL_RETURN_URL, the API's return path) and `cancel_url`; for
+    one started on the portal's pages, those pages (under FTA_PUBLIC_URL)."""
 
     client: PayPalClient
     verifier: WebhookVerifier
     return_url: str
     cancel_url: str
+    page_return_url: str
+    page_cancel_url: str
+
+    def for_pages(self) -> PayPal:
+        """The same PayPal, sending the buyer back to the portal's pages."""
+        return replace(self, return_url=self.page_return_url, cancel_url=self.page_cancel_url)
 
 
 @lru_cache(maxsize=1)
@@ -38,4 +50,6 @@ def paypal_from_settings() -> PayPal:
         ),
         return_url=settings.paypal_return_url,
         cancel_url=settings.paypal_cancel_url,
+        page_return_url=settings.public_url.rstrip("/") + PAGE_RETURN_PATH,
+        page_cancel_url=settings.public_url.rstrip("/") + PAGE_CANCEL_PATH,
     )
