@@ -48,7 +48,7 @@ ENROLMENT_SECONDS = 15 * 60
 PENDING_LOGIN_SECONDS = 5 * 60
 RECOVERY_CODE_COUNT = 10
 # 31 characters that no one confuses (no 0/o, 1/l/i), 12 per code: about 59 bits each.
-_RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+_RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # pragma: allowlist secret
 _RECOVERY_LENGTH = 12
 _TOTP_CODE = re.compile(r"[0-9]{6}")
 _PENDING = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
