@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -29,6 +30,9 @@ from playwright.sync_api import (
 @dataclass
 class LivePortal:
     url: str
+    # The application served: a test may override a dependency (an outside service's
+    # stand-in), and must remove its override afterwards.
+    app: FastAPI
 
 
 @dataclass
@@ -56,9 +60,8 @@ def live_portal(app_settings: None) -> Iterator[LivePortal]:
     from fta.portal.app import create_app
 
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -67,7 +70,7 @@ def live_portal(app_settings: None) -> Iterator[LivePortal]:
         assert thread.is_alive(), "the portal's server stopped while starting"
         time.sleep(0.05)
     try:
-        yield LivePortal(f"http://127.0.0.1:{port}")
+        yield LivePortal(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

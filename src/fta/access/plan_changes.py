@@ -46,6 +46,19 @@ def change_plan(session: Session, tenant: Tenant, plan: Plan, now: datetime) -> 
     return applies
 
 
+def pending_plan(session: Session, tenant: Tenant) -> Plan | None:
+    """The plan a deferred change puts the account on at `tenant.pending_plan_period`."""
+    if tenant.pending_plan_id is None:
+        return None
+    return session.get(Plan, tenant.pending_plan_id)
+
+
+def change_applies_from(tenant: Tenant, now: datetime) -> str:
+    """The period from which a change of plan made now would apply (see `change_plan`)."""
+    current = period_of(now)
+    return next_period(current) if BillingStatus(tenant.billing_status) in PAYING else current
+
+
 def apply_pending_plans(session: Session, now: datetime) -> list[str]:
     """Switches the accounts whose deferred plan change is due; returns their ids."""
     due = session.scalars(

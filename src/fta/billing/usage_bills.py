@@ -10,6 +10,7 @@ plan and rates the month was opened with.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,6 +36,15 @@ QUANTITY_PLACES = Decimal(1).scaleb(-MAX_SCALE)
 @dataclass(frozen=True)
 class DueMonth(Item):
     period: str
+
+
+def bills_by_invoice(session: Session, tenant_id: str) -> dict[uuid.UUID, UsageBill]:
+    """The tenant's usage bills that have an invoice, by invoice: whether PayPal sent and
+    collected each."""
+    rows = session.scalars(
+        select(UsageBill).where(UsageBill.tenant_id == tenant_id, UsageBill.invoice_id.is_not(None))
+    )
+    return {row.invoice_id: row for row in rows if row.invoice_id is not None}
 
 
 def months_due(session: Session) -> list[DueMonth]:
