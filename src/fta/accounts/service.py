@@ -341,6 +341,34 @@ def _refuse_suspended(tenant_status: str | None, billing_status: str | None) -> 
         raise Unauthorized("this account is suspended: contact support")
 
 
+def principal_of_credential(
+    session: Session, user_id: uuid.UUID, credential_id: uuid.UUID, *, personal: bool
+) -> Principal:
+    """The principal of a credential its holder proved earlier (a token made from it, such
+    as a bot API token): refused, like `authenticate` refuses the credential itself, once it
+    is revoked or expired or its account suspended. `credential_id` is a log-in session's, or
+    a personal token's when `personal`."""
+    now = utcnow()
+    model = PersonalToken if personal else AuthSession
+    row = session.execute(
+        select(model, User, Tenant.status, Tenant.billing_status)
+        .join(User, User.id == model.user_id)
+        .outerjoin(Tenant, Tenant.id == User.tenant_id)
+        .where(model.id == credential_id, model.user_id == user_id)
+    ).first()
+    if row is None:
+        raise Unauthorized("the credential this token was made from is no longer valid")
+    credential, user, tenant_status, billing_status = row
+    expires_at = credential.expires_at
+    if credential.revoked_at is not None or (expires_at is not None and expires_at <= now):
+        raise Unauthorized("the credential this token was made from is no longer valid")
+    _refuse_suspended(tenant_status, billing_status)
+    if isinstance(credential, PersonalToken):
+        scope = TokenScope(credential.scope)
+        return Principal(user.id, credential.id, user.tenant_id, Role(user.role), scope, True)
+    return Principal(user.id, credential.id, user.tenant_id, Role(user.role))
+
+
 def logout(session: Session, principal: Principal, ip: str | None) -> None:
     """Revokes the caller's credential: its session, or the personal token it called with."""
     revoked = PersonalToken if principal.personal_token else AuthSession

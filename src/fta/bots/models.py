@@ -175,4 +175,3 @@ class BotRun(Base):
     ended_at: Mapped[datetime | None]
     cpu_seconds: Mapped[Decimal] = mapped_column(Numeric(14, 3))
     memory_max_bytes: Mapped[int] = mapped_column(BigInteger)
-

@@ -14,13 +14,18 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
 
+import jwt
 from sqlalchemy.orm import Session
 
 from fta.accounts.models import Tenant
+from fta.accounts.service import Principal, principal_of_credential
 from fta.bots.models import ActualState, Bot
 from fta.bots.service import get_bot
-from fta.errors import Conflict, Unavailable
+from fta.db import utcnow
+from fta.errors import Conflict, Unauthorized, Unavailable
 from fta.freqtrade.bot_api import API_PORT, BotApiSecrets, derive_secrets, in_tenant_range
 from fta.settings import get_settings
 
@@ -28,6 +33,13 @@ log = logging.getLogger(__name__)
 
 # The states in which a bot's container runs, its API server up or coming up.
 REACHABLE = frozenset({ActualState.STARTING, ActualState.RUNNING})
+# Tokens of a bot's token/login (FreqUI's way): valid for that bot alone, signed by the
+# portal, and honoured only while the credential they were made from is valid.
+BOT_TOKEN_AUDIENCE = "fta-bot-api"  # noqa: S105 - a claim value, not a secret
+BOT_TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name
+ACCESS_TTL = timedelta(minutes=15)
+REFRESH_TTL = timedelta(hours=12)
+TokenKind = Literal["access", "refresh"]
 
 
 def derived_key(purpose: str) -> bytes:
@@ -87,3 +99,53 @@ def relay_target(session: Session, tenant_id: str, bot_id: uuid.UUID) -> RelayTa
         log.warning("bot %s: recorded address %s is outside its tenant's subnet", bot.id, address)
         raise Unavailable("the bot's API cannot be reached right now: retry in a minute", 60)
     return RelayTarget(bot.id, address, API_PORT, api_secrets(bot.id).authorization)
+
+
+def _bot_token(principal: Principal, bot_id: uuid.UUID, kind: TokenKind) -> str:
+    now = utcnow()
+    claims = {
+        "sub": str(principal.user_id),
+        "cid": str(principal.session_id),
+        "pat": principal.personal_token,
+        "bot": str(bot_id),
+        "typ": kind,
+        "aud": BOT_TOKEN_AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + (ACCESS_TTL if kind == "access" else REFRESH_TTL)).timestamp()),
+    }
+    return jwt.encode(claims, derived_key("tokens"), algorithm=BOT_TOKEN_ALGORITHM)
+
+
+def issue_bot_tokens(principal: Principal, bot_id: uuid.UUID) -> dict[str, str]:
+    """An access and a refresh token for the bot's API, in freqtrade's shape."""
+    return {
+        "access_token": _bot_token(principal, bot_id, "access"),
+        "refresh_token": _bot_token(principal, bot_id, "refresh"),
+    }
+
+
+def bot_token_principal(
+    session: Session, token: str, bot_id: uuid.UUID, kind: TokenKind
+) -> Principal | None:
+    """The principal of a bot token of `kind` made for this bot; None when `token` is no bot
+    token at all (another credential); Unauthorized for one that is expired, of another bot
+    or kind, or whose credential is no longer valid."""
+    try:
+        claims = jwt.decode(
+            token,
+            derived_key("tokens"),
+            algorithms=[BOT_TOKEN_ALGORITHM],
+            audience=BOT_TOKEN_AUDIENCE,
+            options={"require": ["sub", "cid", "pat", "bot", "typ", "exp", "iat", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("this bot token has expired: refresh it or log in again") from None
+    except jwt.PyJWTError:
+        return None
+    if claims["bot"] != str(bot_id) or claims["typ"] != kind:
+        raise Unauthorized(f"this token is not an {kind} token of this bot")
+    try:
+        user_id, credential_id = uuid.UUID(claims["sub"]), uuid.UUID(claims["cid"])
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return principal_of_credential(session, user_id, credential_id, personal=claims["pat"] is True)

@@ -19,6 +19,7 @@ from fta.billing.identity_api import router as billing_identity_router
 from fta.billing.invoices.api import router as invoices_router
 from fta.billing.usage_api import router as usage_router
 from fta.bots.api import router as bots_router
+from fta.bots.relay_api import router as bot_api_relay_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.jobs.storage_api import router as storage_router
@@ -88,6 +89,8 @@ def create_app() -> FastAPI:
     app.include_router(api)
     app.include_router(api_docs.docs_router(f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"))
     app.include_router(paypal_webhook_router)
+    # Each running bot's own freqtrade API, for its owner (/bots/<id>/api/v1/...).
+    app.include_router(bot_api_relay_router)
 
     for area in views.routers():
         app.include_router(area)
