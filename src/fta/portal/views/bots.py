@@ -234,19 +234,24 @@ def _common(request: Request) -> dict[str, Any]:
 # --- the list --------------------------------------------------------------------------------
 
 
-@router.get("")
-def bot_list(request: Request, session: SessionDep, tenant_id: PageTenantDep) -> Response:
+def listing(request: Request, session: Session, tenant_id: str) -> dict[str, Any]:
+    """The tenant's bots as the list shows them, and what its macros need (the dashboard
+    shows them too)."""
     listed = bots.list_bots(session, tenant_id)
     pinned = bots.pinned_versions(session, tenant_id, listed)
     rates = eur_rates.rates(session)
     now = utcnow()
     rows = [_row(bot, pinned, rates, now) for bot in listed]
-    context = {
+    return {
         **_common(request),
         "rows": rows,
         "rates_used": _rates_used([row.closed_profit for row in rows]),
     }
-    return pages.render(request, "bots/list.html", context)
+
+
+@router.get("")
+def bot_list(request: Request, session: SessionDep, tenant_id: PageTenantDep) -> Response:
+    return pages.render(request, "bots/list.html", listing(request, session, tenant_id))
 
 
 # --- the form --------------------------------------------------------------------------------

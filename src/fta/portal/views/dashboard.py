@@ -11,9 +11,10 @@ from fta.access.usage import usage_summary
 from fta.accounts.deps import PagePrincipalDep, PageTenantDep
 from fta.accounts.models import User
 from fta.accounts.service import get_tenant
-from fta.bots import service as bots
 from fta.db import utcnow
 from fta.jobs import service as jobs
+from fta.portal.views import bots as bot_pages
+from fta.portal.views import jobs as job_pages
 from fta.web import pages
 from fta.web.deps import SessionDep
 
@@ -32,11 +33,14 @@ def dashboard(
     summary = usage_summary(session, tenant, period_of(now), now)
     included = summary.included_cpu_hours
     used = summary.consumption.cpu_hours
+    _ = pages.gettext_for(request)
     context = {
+        **bot_pages.listing(request, session, tenant_id),
+        "kind_names": {str(kind): name for kind, name in job_pages.kind_names(_).items()},
+        "status_names": {str(status): name for status, name in job_pages.status_names(_).items()},
         "tenant": tenant,
         "email_verified": user is not None and user.email_verified_at is not None,
         "email": user.email if user is not None else "",
-        "bots": bots.list_bots(session, tenant_id),
         "jobs": jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
         "usage": summary,
         "cpu_share": min(used / included, 1) if included > 0 else None,
