@@ -51,6 +51,7 @@ def app_settings(database_url: str) -> Iterator[None]:
         # strategies at a script's pace; the throttle tests set their own limits.
         FTA_LOGIN_MAX_FAILURES_PER_IP="10000",
         FTA_SIGNUP_MAX_PER_IP="10000",
+        FTA_PASSWORD_RESETS_PER_IP="10000",
         FTA_STRATEGY_UPLOADS_PER_WINDOW="10000",
         FTA_PAYPAL_WEBHOOK_PER_ADDRESS_PER_MINUTE="10000",
         FTA_PAYPAL_WEBHOOK_PER_MINUTE="100000",

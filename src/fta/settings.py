@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Sign-ups allowed per client address within their own sliding window; beyond that 429.
     signup_max_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 5
     signup_window_seconds: Annotated[int, Field(ge=1, le=604_800)] = 3600
+    # Password-reset mails asked within an hour, per address typed (whether or not an account
+    # has it) and per client address; beyond that 429.
+    password_resets_per_account: Annotated[int, Field(ge=1, le=100)] = 3
+    password_resets_per_ip: Annotated[int, Field(ge=1, le=10_000)] = 10
     # Strategy versions (a new strategy's first included) one tenant may store within a
     # sliding window, whatever its plan; beyond that 429. A person saving edits stays far below.
     strategy_uploads_per_window: Annotated[int, Field(ge=1, le=10_000)] = 30

@@ -106,6 +106,18 @@ def _same_password(world: World, objects: Objects, caller: Caller) -> dict[str, 
     return {"current_password": password, "new_password": password}
 
 
+def _new_token(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {"name": "matrix", "scope": "read"}
+
+
+def _someones_address(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {"email": f"nobody-{secrets.token_hex(4)}@example.com"}
+
+
+def _forged_reset(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    return {"token": "forged", "new_password": secrets.token_urlsafe(16)}
+
+
 def _new_strategy(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
     name = f"M{secrets.token_hex(4)}"
     return {"name": name, "source": strategy_source(name)}
@@ -186,6 +198,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/auth/verify-email"): Route(422, 422, 422, 422, public=True),
     # Every caller's address is verified already: nothing to resend.
     ("POST", "/auth/verify-email/resend"): Route(401, 409, 409, 409),
+    # The same answer whoever asks, whether or not the address has an account.
+    ("POST", "/auth/password/forgot"): _public(202, _someones_address),
+    ("POST", "/auth/password/reset"): _public(422, _forged_reset),
+    # Personal tokens are a client's own: an administrator makes none.
+    ("GET", "/auth/tokens"): Route(401, 200, 200, 200),
+    ("POST", "/auth/tokens"): Route(401, 201, 201, 403, body=_new_token),
+    ("DELETE", "/auth/tokens/{token_id}"): Route(401, 404, 404, 404),
+    ("GET", "/account/export"): _tenant(200, 200),
     # Collections: B sees its own (empty) collection, never A's objects.
     ("GET", "/strategies"): _tenant(200, 200),
     ("POST", "/strategies"): _tenant(201, 201, _new_strategy),
@@ -313,6 +333,8 @@ def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Obje
         "invoice_id": objects.invoice_id,
         "code": "starter",
         "alert_id": "999999999",
+        # Nobody's token: each caller may revoke only its own.
+        "token_id": "00000000-0000-4000-8000-000000000000",
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):

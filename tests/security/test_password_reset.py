@@ -4,22 +4,25 @@ unknown addresses, and is throttled per address and per network."""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from fta.accounts import password_reset, throttle
+from fta.accounts import password_reset
 from fta.accounts.models import User
 from fta.db import session_scope, utcnow
 from fta.mail import service as mail
-from fta.settings import Settings
+from fta.settings import Settings, get_settings
 from tests.security.api_support import API, PROBLEM_JSON, unique_ip
 from tests.security.test_pages_forms import _browser, _token
 from tests.support.api import sign_up
@@ -161,13 +164,28 @@ def test_expired_forged_moved_or_outdated_links_are_refused(http: TestClient) ->
     assert _log_in(http, victim.email, changed_password) == 200
 
 
+@pytest.fixture
+def per_network_limit(app_settings: None) -> Iterator[int]:
+    """The shipped per-network limit, which the suite lifts for its other tests."""
+    limit = Settings.model_fields["password_resets_per_ip"].default
+    saved = os.environ.get("FTA_PASSWORD_RESETS_PER_IP")
+    os.environ["FTA_PASSWORD_RESETS_PER_IP"] = str(limit)
+    get_settings.cache_clear()
+    yield limit
+    if saved is None:
+        os.environ.pop("FTA_PASSWORD_RESETS_PER_IP", None)
+    else:
+        os.environ["FTA_PASSWORD_RESETS_PER_IP"] = saved
+    get_settings.cache_clear()
+
+
 def test_asking_is_throttled_per_address_and_per_network_alike_for_unknown_addresses(
-    http: TestClient,
+    http: TestClient, per_network_limit: int
 ) -> None:
     client = sign_up(http, "Flooded")
     ghost = f"ghost-{secrets.token_hex(4)}@example.com"
     for email in (client.email, ghost):
-        for _ in range(throttle.RESETS_PER_ACCOUNT):
+        for _ in range(get_settings().password_resets_per_account):
             assert _forgot(http, email).status_code == 202
         refused = _forgot(http, email)
         assert refused.status_code == 429, refused.text
@@ -178,10 +196,10 @@ def test_asking_is_throttled_per_address_and_per_network_alike_for_unknown_addre
         sent = mail.queued_since(
             session, client.email, utcnow() - timedelta(minutes=5), password_reset.SUBJECT
         )
-    assert sent == throttle.RESETS_PER_ACCOUNT
+    assert sent == get_settings().password_resets_per_account
 
     network = unique_ip()
-    for _ in range(throttle.RESETS_PER_ADDRESS):
+    for _ in range(per_network_limit):
         assert (
             _forgot(http, f"spray-{secrets.token_hex(4)}@example.com", network).status_code == 202
         )

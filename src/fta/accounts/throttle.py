@@ -28,10 +28,9 @@ _ACCOUNT_LOCKS = 1
 _ADDRESS_LOCKS = 2
 _SIGNUP_LOCKS = 3
 _RESET_LOCKS = 4
-# Password-reset mails: per address typed (known or not), and per client address.
+# Password-reset mails: per address typed (known or not), and per client address
+# (settings.password_resets_per_account, password_resets_per_ip).
 RESET_WINDOW = timedelta(hours=1)
-RESETS_PER_ACCOUNT = 3
-RESETS_PER_ADDRESS = 10
 
 
 class TooManyAttempts(RetryLater):
@@ -169,12 +168,13 @@ def reserve_reset(session: Session, normalised_email: str, ip: str | None) -> No
 
     Commits the session like `reserve_attempt`, for the same reasons.
     """
+    settings = get_settings()
     key = account_key(normalised_email)
     limits: list[tuple[str, ColumnElement[bool], int]] = [
-        (key, PasswordResetRequest.account_key == key, RESETS_PER_ACCOUNT)
+        (key, PasswordResetRequest.account_key == key, settings.password_resets_per_account)
     ]
     if ip is not None:
-        limits.append((ip, PasswordResetRequest.ip == ip, RESETS_PER_ADDRESS))
+        limits.append((ip, PasswordResetRequest.ip == ip, settings.password_resets_per_ip))
     session.commit()
     for lock_key, _, _ in sorted(limits, key=lambda limit: limit[0]):
         session.execute(select(func.pg_advisory_xact_lock(_RESET_LOCKS, func.hashtext(lock_key))))
