@@ -189,6 +189,25 @@ def _sales_journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invoice_pdf(args: argparse.Namespace) -> int:
+    from fta.billing.invoices.service import issued_document
+    from fta.db import session_scope
+    from fta.errors import NotFound
+
+    with session_scope() as session:
+        try:
+            pdf = issued_document(session, args.number).pdf
+        except NotFound as missing:
+            print(f"error: {missing.detail}", file=sys.stderr)
+            return 1
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.write(pdf)
+    else:
+        sys.stdout.buffer.write(pdf)
+    return 0
+
+
 def _market_data_import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -284,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sales.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     sales.set_defaults(run=_sales_journal)
+    invoice_pdf = commands.add_parser(
+        "invoice-pdf",
+        help="write an invoice's or credit note's PDF as issued, whoever it was made out to "
+        "(an erased account's too)",
+    )
+    invoice_pdf.add_argument("number", help="e.g. F-2026-000042")
+    invoice_pdf.add_argument("--output", help="the file to write (default: standard output)")
+    invoice_pdf.set_defaults(run=_invoice_pdf)
     market_data = commands.add_parser(
         "market-data", help="recorded market data, served in FTA_MARKET_DATA_MODE=recorded"
     )

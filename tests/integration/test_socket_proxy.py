@@ -112,7 +112,9 @@ FORBIDDEN = [
     ("POST", "/networks/bridge/connect", {"Container": GATEWAY_CONTAINER}),
     ("DELETE", "/networks/bridge", None),
     ("GET", "/volumes", None),
-    ("DELETE", "/volumes/fta-data-abc", None),
+    ("DELETE", "/volumes/fta-candles", None),
+    ("DELETE", "/volumes/fta-data-abc?force=1", None),
+    ("DELETE", "/volumes/fta-data-abc/../fta-candles", None),
     ("GET", "/volumes/other", None),
     ("POST", "/containers/{id}/start/../exec", {"Cmd": ["id"]}),
     ("GET", "//containers/json", None),
@@ -241,6 +243,38 @@ def test_refused_network_and_volume_creates(docker_proxy_url: str) -> None:
         assert requests.post(f"{base}/volumes/create", json=body, timeout=10).status_code == 403
     connect = f"{base}/networks/{name}/connect"
     assert requests.post(connect, json={"Container": "intruder"}, timeout=10).status_code == 403
+
+
+def test_only_this_installations_tenant_data_volumes_are_removed(
+    docker_proxy_url: str, docker_resources: DockerResources
+) -> None:
+    """An erased account's data volume goes; another installation's, one made past the proxy
+    and any volume that is no tenant's data stay."""
+    base = f"{http_url(docker_proxy_url)}/v{API_VERSION}"
+    ours = {LABEL_INSTANCE: TEST_INSTANCE, "fta.managed": "1", **docker_resources.labels}
+    made = {
+        "ours": (f"fta-data-{random_tenant_id()}", ours),
+        "unlabelled": (f"fta-data-{random_tenant_id()}", docker_resources.labels),
+        "elsewhere": (
+            f"fta-data-{random_tenant_id()}",
+            {**ours, LABEL_INSTANCE: "another-installation"},
+        ),
+        "shared": (f"fta-candles-{random_tenant_id()}", ours),
+    }
+    for name, labels in made.values():
+        docker_resources.client.volumes.create(name, labels=labels)
+        docker_resources.add_volume(name)
+    for kind in ("unlabelled", "elsewhere", "shared"):
+        name = made[kind][0]
+        refused = requests.delete(f"{base}/volumes/{name}", timeout=10)
+        assert refused.status_code == 403, (kind, refused.text)
+        assert docker_resources.client.volumes.get(name).name == name
+    name = made["ours"][0]
+    assert requests.delete(f"{base}/volumes/{name}?force=1", timeout=10).status_code == 403
+    assert requests.delete(f"{base}/volumes/{name}", timeout=10).status_code == 204
+    with pytest.raises(NotFound):
+        docker_resources.client.volumes.get(name)
+    assert requests.delete(f"{base}/volumes/{name}", timeout=10).status_code == 404
 
 
 def test_proxy_runs_unprivileged(docker_resources: DockerResources) -> None:

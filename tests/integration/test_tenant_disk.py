@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
-from fta.runtime import ContainerSpec, DockerJobRunner, StorageUnavailable
+from fta.runtime import ContainerRuntimeError, ContainerSpec, DockerJobRunner, StorageUnavailable
 from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED, LABEL_TENANT
 from fta.tenantdisk.client import TenantDiskClient, TenantDiskUnavailable
 from fta.tenantdisk.helper import mounted_device
@@ -276,3 +277,78 @@ def _ask(socket_path: str, line: bytes) -> dict[str, object]:
         connection.sendall(line)
         answer: dict[str, object] = json.loads(connection.makefile("rb").readline())
     return answer
+
+
+# --- removal: an erased account's disk ----------------------------------------------------
+
+
+def test_a_removed_disk_is_gone_for_good(tenant_disk_helper: TenantDiskHelper) -> None:
+    client = TenantDiskClient(tenant_disk_helper.socket, tenant_disk_helper.root)
+    tenant = random_tenant_id()
+    mount = Path(TEST_DISK_ROOT, "mounts", tenant)
+    image = Path(TEST_DISK_ROOT, "images", f"{tenant}.img")
+    Path(client.ensure(tenant, 16 * MIB).path, "trades").write_text("history")
+    assert client.remove(tenant) is True
+    assert not image.exists() and not mount.exists()
+    assert mounted_device(str(mount)) is None
+    # Removing again is harmless; a later ensure makes a new, empty disk.
+    assert client.remove(tenant) is False
+    assert not any(Path(client.ensure(tenant, 16 * MIB).path).glob("trades"))
+    assert client.remove(tenant) is True
+
+
+@pytest.mark.parametrize(
+    ("request_body", "reason"),
+    [
+        ({"action": "remove", "tenant": "../TENANT"}, "not a tenant id"),
+        ({"action": "remove", "tenant": "TENANT/../x"}, "not a tenant id"),
+        ({"action": "remove", "tenant": ["TENANT"]}, "string"),
+        ({"action": "remove", "tenant": "TENANT", "size_bytes": 33554432}, "expected"),
+        ({"action": "remove", "tenant": "TENANT", "path": "/"}, "expected"),
+        ({"action": "remove", "tenant": "TENANT", "device": "/dev/loop0"}, "expected"),
+        ({"action": "remove"}, "expected"),
+        ({"action": "delete", "tenant": "TENANT"}, "expected"),
+        ({"action": "umount", "tenant": "TENANT"}, "expected"),
+    ],
+)
+def test_the_helper_refuses_anything_but_a_well_formed_remove(
+    tenant_disk_helper: TenantDiskHelper, request_body: dict[str, object], reason: str
+) -> None:
+    tenant = random_tenant_id()
+    client = TenantDiskClient(tenant_disk_helper.socket, tenant_disk_helper.root)
+    path = client.ensure(tenant, 16 * MIB).path
+    try:
+        line = json.dumps(request_body).replace("TENANT", tenant).encode()
+        answer = _ask(tenant_disk_helper.socket, line + b"\n")
+        assert answer["ok"] is False and reason in str(answer["error"]), answer
+        # Nothing was unmounted or deleted.
+        assert mounted_device(path) is not None
+        assert Path(TEST_DISK_ROOT, "images", f"{tenant}.img").exists()
+    finally:
+        client.remove(tenant)
+
+
+def test_a_volume_in_use_stays_and_an_idle_one_goes_with_its_disk(
+    proxied_job_runner: DockerJobRunner,
+    proxied_tenant: ContainerSpec,
+    docker_resources: DockerResources,
+) -> None:
+    tenant = proxied_tenant.tenant_id
+    image = Path(TEST_DISK_ROOT, "images", f"{tenant}.img")
+    name = f"fta-data-{tenant}"
+    busy = proxied_job_runner.create(shell_in(proxied_tenant, "echo kept > /data/f; sleep 60"))
+    try:
+        proxied_job_runner.start(busy)
+        # The engine refuses to remove a volume a container uses: the disk stays too.
+        with pytest.raises(ContainerRuntimeError, match="not removed"):
+            proxied_job_runner.remove_tenant_volume(tenant)
+        assert docker_resources.client.volumes.get(name).name == name
+        assert image.exists()
+    finally:
+        proxied_job_runner.remove(busy)
+    proxied_job_runner.remove_tenant_volume(tenant)
+    with pytest.raises(docker.errors.NotFound):
+        docker_resources.client.volumes.get(name)
+    assert not image.exists()
+    assert mounted_device(str(Path(TEST_DISK_ROOT, "mounts", tenant))) is None
+    proxied_job_runner.remove_tenant_volume(tenant)  # nothing left: a no-op

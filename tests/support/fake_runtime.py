@@ -127,6 +127,11 @@ class FakeRuntime:
         self.volumes[name] = size_bytes
         return name
 
+    def remove_tenant_volume(self, tenant_id: str) -> None:
+        name = tenant_volume_name(tenant_id)
+        self.calls.append(("remove_tenant_volume", name))
+        self.volumes.pop(name, None)
+
     def ensure_volume(self, name: str) -> str:
         self.calls.append(("ensure_volume", name))
         self.volumes.setdefault(name, None)

@@ -444,6 +444,8 @@ class PayPalStandin:
                 return 404, {"name": "RESOURCE_NOT_FOUND", "message": "no such object"}, {}
             if method == "GET" and len(segments) == 4:
                 return 200, item, {}
+            if method == "POST" and segments[4:] == ["cancel"] and collection.startswith("/v1"):
+                return self._cancel(item, payload)
             if method == "POST" and segments[4:] == ["send"] and collection.startswith("/v2"):
                 with self._lock:
                     if item["status"] != "DRAFT":
@@ -498,6 +500,17 @@ class PayPalStandin:
                 raise KeyError("primary_recipients.billing_info.email_address")
         self.invoices[invoice["id"]] = invoice
         return invoice
+
+    def _cancel(self, subscription: JSON, payload: JSON) -> Answer:
+        """Cancels an active or suspended subscription, as PayPal does (204); any other is
+        refused with PayPal's 422."""
+        with self._lock:
+            if subscription["status"] not in ("ACTIVE", "SUSPENDED"):
+                issue = {"issue": "SUBSCRIPTION_STATUS_INVALID"}
+                return 422, {"name": "UNPROCESSABLE_ENTITY", "details": [issue]}, {}
+            subscription["status"] = "CANCELLED"
+            subscription["status_change_note"] = str(payload.get("reason", ""))
+        return 204, None, {}
 
     def _approve(self, token: str) -> Answer:
         """The buyer approves: the subscription turns ACTIVE and PayPal redirects back."""

@@ -20,6 +20,7 @@ from fta.db import utcnow
 from fta.jobs import service as jobs
 from fta.jobs.models import Job
 from fta.jobs.retention import prune_job_outputs
+from fta.privacy.erasure import erase_pending
 from fta.runtime import JobRunner
 from fta.settings import Settings
 from fta.worker.bots import BotSupervisor
@@ -64,6 +65,10 @@ class ScopedWorker(Worker):
 
     def prune_batch(self, session: Session) -> int:
         return prune_job_outputs(session, utcnow(), tenants=self.tenants)
+
+    def erase_accounts(self) -> list[str]:
+        """Its tenants' erasures, without PayPal (the tests' own to drive, with its stand-in)."""
+        return erase_pending(self.runner, None, utcnow(), tenants=self.tenants)
 
     def billing_round(self) -> None:
         """The installation's billing round is the tests' own to run."""

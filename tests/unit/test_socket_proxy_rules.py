@@ -211,6 +211,25 @@ def test_a_tenant_volume_is_its_own_disk_or_nothing() -> None:
     assert judge("POST", "/v1.41/volumes/create", json.dumps(shared).encode(), CONFIG).body
 
 
+def test_only_a_tenant_data_volume_is_removed() -> None:
+    removal = judge("DELETE", f"/v1.41/volumes/fta-data-{TENANT}", b"", CONFIG)
+    assert removal.owner is not None and removal.owner.kind == "volume"
+    assert removal.owner.name == f"fta-data-{TENANT}" and not removal.owner.missing_may_pass
+    assert removal.query == "" and removal.body is None
+    for path in (
+        "/v1.41/volumes/fta-candles",
+        "/v1.41/volumes/fta-pyenv-0123456789ab",
+        f"/v1.41/volumes/fta-data-{TENANT}?force=1",
+        f"/v1.41/volumes/fta-data-{TENANT}x0123456789",
+        "/v1.41/volumes/other",
+        "/v1.41/volumes/prune",
+    ):
+        with pytest.raises(Refused):
+            judge("DELETE", path, b"", CONFIG)
+    with pytest.raises(Refused):
+        judge("DELETE", f"/v1.41/volumes/fta-data-{TENANT}", b'{"Force": true}', CONFIG)
+
+
 def test_only_a_tenant_network_is_removed_and_only_the_gateway_disconnected() -> None:
     removal = judge("DELETE", f"/v1.41/networks/fta-client-{TENANT}", b"", CONFIG)
     assert removal.owner is not None and removal.owner.kind == "network"

@@ -22,6 +22,15 @@ class Role(StrEnum):
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    # Its owner deleted the account: refused at once everywhere, while the worker erases it
+    # (fta.privacy.erasure).
+    ERASING = "erasing"
+    # Erased: what is left is the anonymised row its invoices and usage ledger belong to.
+    ERASED = "erased"
+
+
+# The account was deleted: nobody logs in, nothing runs, billing leaves it as it is.
+CLOSED = frozenset({TenantStatus.ERASING, TenantStatus.ERASED})
 
 
 class BillingStatus(StrEnum):

@@ -17,6 +17,7 @@ from fta import audit
 from fta.accounts import personal_tokens, throttle, two_factor
 from fta.accounts.models import (
     BLOCKED,
+    CLOSED,
     AuthSession,
     PersonalToken,
     Role,
@@ -40,6 +41,7 @@ from fta.settings import get_settings
 
 BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 MIN_PASSWORD_LENGTH = 10
+DELETED = "this account was deleted at its owner's request"
 
 
 @dataclass(frozen=True)
@@ -283,7 +285,12 @@ def renew_recovery_codes(
 def open_session(
     session: Session, user: User, *, ip: str | None, ttl: int | None = None
 ) -> IssuedToken:
-    """A new session of `user` (who just proved who they are), valid `ttl` seconds."""
+    """A new session of `user` (who just proved who they are), valid `ttl` seconds; none
+    for an account being deleted."""
+    if user.tenant_id is not None:
+        status = session.scalar(select(Tenant.status).where(Tenant.id == user.tenant_id))
+        if status in CLOSED:
+            raise Unauthorized(DELETED)
     ttl = ttl or get_settings().access_token_ttl_seconds
     now = utcnow()
     auth_session = AuthSession(
@@ -336,6 +343,8 @@ def authenticate(session: Session, token: str, *, personal: bool = True) -> Prin
 
 
 def _refuse_suspended(tenant_status: str | None, billing_status: str | None) -> None:
+    if tenant_status in CLOSED:
+        raise Unauthorized(DELETED)
     # Suspended for lack of payment: still let in, to pay.
     if tenant_status == TenantStatus.SUSPENDED and billing_status not in BLOCKED:
         raise Unauthorized("this account is suspended: contact support")
@@ -409,3 +418,18 @@ def change_password(
     audit.service.record(
         session, actor=str(user.id), tenant_id=user.tenant_id, action="auth.password_changed", ip=ip
     )
+
+
+def confirm_password(session: Session, principal: Principal, password: str, ip: str | None) -> User:
+    """The caller's user, once it typed its password again (before an action that cannot be
+    undone); a wrong one is throttled and audited like a failed log-in."""
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise Unauthorized("this account no longer exists")
+    reservation = throttle.reserve_attempt(session, user.email, ip)
+    with _uncounted_when_busy(session, reservation):
+        correct = verify_password(user.password_hash, password)
+    if not correct:
+        raise _refusal(session, user, ip, "the password is wrong")
+    throttle.forgive(session, user.email)
+    return user

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fta import audit
-from fta.accounts.models import BLOCKED, BillingStatus, Tenant, TenantStatus
+from fta.accounts.models import BLOCKED, CLOSED, BillingStatus, Tenant, TenantStatus
 from fta.billing.invoices.models import Invoice
 from fta.billing.models import UsageBill
 from fta.billing.paypal.models import Subscription, SubscriptionStatus
@@ -36,6 +36,8 @@ def apply_billing_state(
         raise ValueError("a trial starts at sign-up only")
     session.execute(select(Tenant.id).where(Tenant.id == tenant.id).with_for_update())
     session.refresh(tenant)
+    if tenant.status in CLOSED:
+        return False  # a deleted account: nothing more to allow or cut off
     before = (tenant.billing_status, tenant.status, tenant.grace_until)
     current = BillingStatus(tenant.billing_status)
     if status is BillingStatus.ACTIVE:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from fta.access.plan_changes import change_plan
-from fta.accounts.models import BillingStatus, Tenant
+from fta.accounts.models import CLOSED, BillingStatus, Tenant
 from fta.audit import service as audit
 from fta.billing import payment_issues
 from fta.billing.account_states import apply_billing_state, has_overdue_usage_bill
@@ -257,6 +257,8 @@ def _apply_to_tenant(
     """The tenant's access follows `account_status`; a newly active subscription puts the
     tenant on its plan (at once, or from the next period for an account already paying)."""
     tenant = session.get_one(Tenant, subscription.tenant_id)
+    if tenant.status in CLOSED:
+        return  # a deleted account takes no plan and keeps its billing state
     if became_active:
         plan = session.scalars(select(Plan).where(Plan.code == subscription.plan_code)).first()
         if (
@@ -276,6 +278,8 @@ def refresh_subscription(
     state = client.get_subscription(subscription.paypal_subscription_id)
     if state.get("id") != subscription.paypal_subscription_id:
         raise PayPalError("PayPal answered with another subscription", 502)
+    if status_from_paypal(state) in LIVE and _account_closed(session, subscription.tenant_id):
+        state = _cancel_at_paypal(session, client, subscription)
     was_active = subscription.status == SubscriptionStatus.ACTIVE
     subscription.paypal_status = str(state.get("status", ""))[:32]
     subscription.status = status_from_paypal(state)
@@ -291,6 +295,54 @@ def refresh_subscription(
     became_active = subscription.status == SubscriptionStatus.ACTIVE and not was_active
     _apply_to_tenant(session, subscription, became_active, now)
     return subscription
+
+
+# A subscription PayPal still bills: cancelled when its account is deleted.
+LIVE = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+CLOSED_ACCOUNT_REASON = "The client deleted their account."
+
+
+def _account_closed(session: Session, tenant_id: str) -> bool:
+    return session.scalar(select(Tenant.status).where(Tenant.id == tenant_id)) in CLOSED
+
+
+def _cancel_at_paypal(
+    session: Session, client: PayPalClient, subscription: Subscription
+) -> dict[str, Any]:
+    """Cancels the subscription of a deleted account at PayPal; PayPal's state after it."""
+    client.cancel_subscription(subscription.paypal_subscription_id, reason=CLOSED_ACCOUNT_REASON)
+    audit.record(
+        session,
+        actor="billing",
+        action="billing.subscription_cancelled",
+        tenant_id=subscription.tenant_id,
+        target=subscription.paypal_subscription_id,
+    )
+    state = client.get_subscription(subscription.paypal_subscription_id)
+    if state.get("id") != subscription.paypal_subscription_id:
+        raise PayPalError("PayPal answered with another subscription", 502)
+    return state
+
+
+def cancel_subscriptions(session: Session, paypal: PayPal, tenant_id: str, now: datetime) -> int:
+    """Looks again at every subscription of a deleted account that is not cancelled: a live
+    one is cancelled at PayPal (`refresh_subscription`). Returns how many are still live (0
+    once PayPal bills the account no more); one awaiting the buyer's approval is cancelled
+    if it is ever approved."""
+    if not _account_closed(session, tenant_id):
+        raise Conflict(f"account {tenant_id} is not being deleted")
+    live = 0
+    for subscription in session.scalars(
+        select(Subscription)
+        .where(
+            Subscription.tenant_id == tenant_id,
+            Subscription.status != SubscriptionStatus.CANCELLED,
+        )
+        .order_by(Subscription.created_at)
+    ).all():
+        refreshed = refresh_subscription(session, paypal.client, subscription, now)
+        live += SubscriptionStatus(refreshed.status) in LIVE
+    return live
 
 
 # --- catalog ---

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from fta.access.models import UsagePeriod
 from fta.access.periods import period_end, period_start
 from fta.access.usage import UsageSummary, usage_summary
-from fta.accounts.models import BillingStatus, Tenant
+from fta.accounts.models import CLOSED, BillingStatus, Tenant
 from fta.billing.invoices.identity import client_from_tenant
 from fta.billing.invoices.money import MAX_SCALE, Line, decimal_fr
 from fta.billing.invoices.service import issue_invoice
@@ -85,7 +85,9 @@ def bill_month(session: Session, item: DueMonth, now: datetime) -> str | None:
     tenant = session.get_one(Tenant, tenant_id)
     summary = usage_summary(session, tenant, item.period, now)
     lines = usage_lines(summary)
-    if not lines or tenant.billing_status == BillingStatus.TRIALING:
+    # A deleted account's last months are not billed: nobody is left to bill (its invoices'
+    # identities were snapshots, the account's own is erased).
+    if not lines or tenant.billing_status == BillingStatus.TRIALING or tenant.status in CLOSED:
         session.add(UsageBill(tenant_id=tenant.id, period=item.period, amount_ht_cents=0))
         return None
     start = period_start(item.period).date()

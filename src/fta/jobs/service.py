@@ -430,3 +430,21 @@ def _json_numbers(value: Any) -> Any:
 def record_usage(job: Job, cpu_seconds: Decimal | None, memory_max_bytes: int | None) -> None:
     job.cpu_seconds = cpu_seconds
     job.memory_max_bytes = memory_max_bytes
+
+
+def cancel_tenant_jobs(session: Session, tenant_id: str, reason: str) -> int:
+    """Cancels every job of the account that has not ended (its account is being deleted):
+    a queued one at once, a starting or running one by the worker that runs it. Returns how
+    many have not ended yet."""
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.tenant_id == tenant_id, Job.status.not_in(list(FINAL_STATUSES)))
+        .order_by(Job.created_at)
+        .with_for_update()
+    ).all()
+    for job in jobs:
+        if JobStatus(job.status) is JobStatus.QUEUED:
+            advance(job, JobStatus.CANCELLED, error=reason)
+        else:
+            job.cancel_requested = True
+    return sum(1 for job in jobs if not JobStatus(job.status).is_final)

@@ -197,6 +197,25 @@ class DockerJobRunner:
             tenant_volume_name(tenant_id), {LABEL_TENANT: tenant_id}, options
         )
 
+    def remove_tenant_volume(self, tenant_id: str) -> None:
+        """Removes the tenant's data volume, then its disk (unmounted, its image deleted): its
+        data is gone for good. Nothing to do for what is gone already. Refused while a
+        container still uses them."""
+        _check_tenant_id(tenant_id)
+        name = tenant_volume_name(tenant_id)
+        with _tenant_setup_lock(tenant_id):
+            try:
+                if self._inspect_volume(name) is not None:
+                    self._api.remove_volume(name)
+            except NotFound:
+                pass  # removed meanwhile
+            except APIError as error:
+                raise ContainerRuntimeError(f"volume {name} not removed: {error}") from error
+            try:
+                self._disks.remove(tenant_id)
+            except TenantDiskUnavailable as error:
+                raise StorageUnavailable(str(error)) from error
+
     def ensure_volume(self, name: str) -> str:
         return self._ensure_volume(name, {}, None)
 

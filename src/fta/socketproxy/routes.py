@@ -32,6 +32,8 @@ _VERSION = r"(?P<version>/v1\.[0-9]{1,2})?"
 _ID = r"(?P<id>[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127})"
 _NETWORK = r"(?P<id>fta-client-[a-z0-9]{1,10})"
 _VOLUME = r"(?P<id>fta-[a-z0-9][a-z0-9-]{0,62})"
+# A tenant's data volume (fta.runtime.spec.tenant_volume_name): the only kind ever removed.
+_DATA_VOLUME = r"(?P<id>fta-data-[a-z0-9]{1,10})"
 # An image reference as a create's `Image` may name it (name components, an optional tag), no
 # empty or dot-only path segment.
 _COMPONENT = r"[a-z0-9]+([._-][a-z0-9]+)*"
@@ -187,6 +189,9 @@ ROUTES = [
         params={},
         body=lambda b, _, c: bodies.check_volume_create(b, c),
     ),
+    # An erased account's data volume goes with it. No other volume (the candle cache, the
+    # jobs' Python environments) is ever removed, and never by force.
+    _route("DELETE", rf"/volumes/{_DATA_VOLUME}", params={}, owner="volume"),
     # The hand-off of a job to its warm container: the one command, then its end read from the
     # exec's inspect. Never a stream: the start is detached.
     _route(

@@ -10,6 +10,8 @@ from fta.tenantdisk.protocol import (
     EnsureRequest,
     HelperRefused,
     ProtocolError,
+    RemoveAnswer,
+    RemoveRequest,
     mount_path,
 )
 
@@ -30,14 +32,7 @@ class TenantDiskClient:
         """The tenant's mounted disk, at least `size_bytes` large."""
         request = EnsureRequest(tenant_id=tenant_id, size_bytes=size_bytes)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-                connection.settimeout(ENSURE_TIMEOUT_S)
-                connection.connect(self.socket_path)
-                connection.sendall(request.encode())
-                line = connection.makefile("rb").readline(MAX_LINE_BYTES + 1)
-            answer = EnsureAnswer.decode(line)
-        except OSError as error:
-            raise TenantDiskUnavailable(f"tenant disk helper unreachable: {error}") from error
+            answer = EnsureAnswer.decode(self._ask(request.encode()))
         except (HelperRefused, ProtocolError) as error:
             raise TenantDiskUnavailable(f"tenant disk refused: {error}") from error
         # The answer decides a bind mount: it must be the path this worker expects. Its size
@@ -45,3 +40,23 @@ class TenantDiskClient:
         if answer.path != mount_path(self.root, tenant_id):
             raise TenantDiskUnavailable(f"tenant disk helper answered {answer}")
         return answer
+
+    def remove(self, tenant_id: str) -> bool:
+        """Removes the tenant's disk for good (unmounted, its image deleted); whether there was
+        one. Refused (TenantDiskUnavailable) while a container still uses it."""
+        try:
+            answer = RemoveAnswer.decode(self._ask(RemoveRequest(tenant_id=tenant_id).encode()))
+        except (HelperRefused, ProtocolError) as error:
+            raise TenantDiskUnavailable(f"tenant disk not removed: {error}") from error
+        return answer.removed
+
+    def _ask(self, request: bytes) -> bytes:
+        """The helper's answer line to one request."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+                connection.settimeout(ENSURE_TIMEOUT_S)
+                connection.connect(self.socket_path)
+                connection.sendall(request)
+                return connection.makefile("rb").readline(MAX_LINE_BYTES + 1)
+        except OSError as error:
+            raise TenantDiskUnavailable(f"tenant disk helper unreachable: {error}") from error

@@ -1,12 +1,15 @@
-"""The root helper behind tenant disk quotas: one strict action, `ensure`, on a Unix socket.
+"""The root helper behind tenant disk quotas: two strict actions, `ensure` and `remove`, on a
+Unix socket.
 
     python3 -m fta.tenantdisk.helper --root /var/lib/fta/tenant-disks \
         --socket /run/fta-tenant-disk/helper.sock --client-uid 10001
 
 For `ensure(tenant, size)` it makes sure that `<root>/images/<tenant>.img` exists (a sparse
 ext4 image, owned inside by the job user, at least `size` bytes: grown online when the plan
-grew, never shrunk) and is mounted `nosuid,nodev,noexec` on `<root>/mounts/<tenant>`. At start
-it mounts every image again, which is what brings tenant data back after a reboot.
+grew, never shrunk) and is mounted `nosuid,nodev,noexec` on `<root>/mounts/<tenant>`. For
+`remove(tenant)` (the tenant's account is erased) it unmounts that disk and deletes its image
+and mount point: the data is gone for good. At start it mounts every image again, which is
+what brings tenant data back after a reboot.
 
 It takes no path, device or option from its client, only a tenant id and a size in bounds,
 and it answers only root and the one client uid it was given (SO_PEERCRED). The worker keeps
@@ -35,7 +38,10 @@ from fta.tenantdisk.protocol import (
     EnsureAnswer,
     EnsureRequest,
     ProtocolError,
+    RemoveAnswer,
+    RemoveRequest,
     check_root,
+    decode_request,
     encode_refusal,
     image_path,
     mount_path,
@@ -87,6 +93,24 @@ class TenantDisks:
             if filesystem_size(device) < image.stat().st_size:
                 self._grow(image, mount, device)
             return EnsureAnswer(path=str(mount), size_bytes=filesystem_size(device))
+
+    def remove(self, request: RemoveRequest) -> RemoveAnswer:
+        """Unmounts the tenant's disk and deletes its image and mount point. Refused while a
+        container still uses the disk (the unmount fails): nothing is deleted then."""
+        with self._lock(request.tenant_id):
+            image = Path(image_path(self.root, request.tenant_id))
+            mount = Path(mount_path(self.root, request.tenant_id))
+            if mounted_device(str(mount)) is not None:
+                _run(["umount", str(mount)])
+            removed = image.exists()
+            image.unlink(missing_ok=True)
+            image.with_suffix(".new").unlink(missing_ok=True)
+            # Unmounted, the mount point is an empty root-owned directory.
+            if mount.exists():
+                mount.rmdir()
+            if removed:
+                log.info("removed tenant %s's disk", request.tenant_id)
+            return RemoveAnswer(removed=removed)
 
     def mount_all(self) -> int:
         """Mounts every image not mounted yet (after a reboot); returns how many it mounted."""
@@ -198,11 +222,15 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         try:
             line = self.rfile.readline(MAX_LINE_BYTES + 1)
-            answer = self.server.disks.ensure(EnsureRequest.decode(line)).encode()
+            request = decode_request(line)
+            if isinstance(request, EnsureRequest):
+                answer = self.server.disks.ensure(request).encode()
+            else:
+                answer = self.server.disks.remove(request).encode()
         except (ProtocolError, DiskError) as error:
             answer = encode_refusal(str(error))
         except OSError as error:
-            log.exception("ensure failed")
+            log.exception("the request failed")
             answer = encode_refusal(f"host error: {error.strerror or error}")
         self.wfile.write(answer + b"\n")
 

@@ -1,4 +1,5 @@
-"""What the worker and the root helper say to each other: one JSON line each way.
+"""What the worker and the root helper say to each other: one JSON line each way, for one of
+two actions: `ensure` a tenant's disk, or `remove` it.
 
 Standard library only: the helper runs with the host's python3, outside any virtualenv.
 """
@@ -56,12 +57,47 @@ class EnsureRequest:
 
     @classmethod
     def decode(cls, line: bytes) -> EnsureRequest:
-        data = _object(line)
-        if set(data) != {"action", "tenant", "size_bytes"} or data["action"] != "ensure":
-            raise ProtocolError("expected {action: ensure, tenant, size_bytes}")
-        if not isinstance(data["tenant"], str):
-            raise ProtocolError("tenant must be a string")
-        return cls(tenant_id=data["tenant"], size_bytes=data["size_bytes"])
+        request = decode_request(line)
+        if not isinstance(request, EnsureRequest):
+            raise ProtocolError(EXPECTED)
+        return request
+
+
+@dataclass(frozen=True)
+class RemoveRequest:
+    """The tenant's disk is no longer wanted (its account is erased): unmount it and delete
+    its image, with everything on it."""
+
+    tenant_id: str
+
+    def __post_init__(self) -> None:
+        if not TENANT_ID_RE.fullmatch(self.tenant_id):
+            raise ProtocolError(f"not a tenant id: {self.tenant_id!r}")
+
+    def encode(self) -> bytes:
+        return json.dumps({"action": "remove", "tenant": self.tenant_id}).encode() + b"\n"
+
+
+EXPECTED = "expected {action: ensure, tenant, size_bytes} or {action: remove, tenant}"
+
+
+def decode_request(line: bytes) -> EnsureRequest | RemoveRequest:
+    """A client's request: exactly the fields of one of the two actions, nothing else."""
+    data = _object(line)
+    action = data.get("action")
+    if action == "ensure" and set(data) == {"action", "tenant", "size_bytes"}:
+        tenant = _tenant(data)
+        return EnsureRequest(tenant_id=tenant, size_bytes=data["size_bytes"])
+    if action == "remove" and set(data) == {"action", "tenant"}:
+        return RemoveRequest(tenant_id=_tenant(data))
+    raise ProtocolError(EXPECTED)
+
+
+def _tenant(data: dict[str, Any]) -> str:
+    tenant = data["tenant"]
+    if not isinstance(tenant, str):
+        raise ProtocolError("tenant must be a string")
+    return tenant
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,27 @@ class EnsureAnswer:
         if not isinstance(path, str) or not isinstance(size, int) or isinstance(size, bool):
             raise ProtocolError("malformed answer from the tenant disk helper")
         return cls(path=path, size_bytes=size)
+
+
+@dataclass(frozen=True)
+class RemoveAnswer:
+    """The disk is gone: unmounted, its image deleted. `removed` is false when there was no
+    image (removed before, or never made)."""
+
+    removed: bool
+
+    def encode(self) -> bytes:
+        return json.dumps({"ok": True, "removed": self.removed}).encode()
+
+    @classmethod
+    def decode(cls, line: bytes) -> RemoveAnswer:
+        data = _object(line)
+        if data.get("ok") is not True:
+            raise HelperRefused(str(data.get("error") or "the tenant disk helper refused"))
+        removed = data.get("removed")
+        if not isinstance(removed, bool):
+            raise ProtocolError("malformed answer from the tenant disk helper")
+        return cls(removed=removed)
 
 
 class HelperRefused(Exception):

@@ -17,6 +17,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from fta.billing.paypal import paypal_from_settings
 from fta.billing.periodic import run_round as billing_round
 from fta.bots.eur_rates import refresh_eur_rates
 from fta.db import session_scope, utcnow
@@ -31,6 +32,7 @@ from fta.jobs.retention import (
 )
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.mail import service as mail
+from fta.privacy.erasure import ERASURE_CHECK_SECONDS, erase_pending
 from fta.runtime import DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
 from fta.worker.bots import BotSupervisor
@@ -133,6 +135,12 @@ class Worker:
         with session_scope() as session:
             mail.deliver(session, self.settings)
 
+    def erase_accounts(self) -> list[str]:
+        """Takes the accounts their owners deleted further (fta.privacy.erasure); returns
+        those erased now."""
+        paypal = paypal_from_settings()
+        return erase_pending(self.runner, paypal if paypal.client.configured else None, utcnow())
+
     def run_forever(self) -> None:
         url = make_url(self.settings.database_url.get_secret_value())
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -143,6 +151,7 @@ class Worker:
         supervisor.start()
         next_reconcile = time.monotonic() + self.settings.reconcile_interval_seconds
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
+        next_erasure = time.monotonic()
         next_billing = next_mail = next_prune = next_markets = next_rates = time.monotonic()
         # Proxy mode: the exchanges' market lists and the euro rates of bots' stake currencies,
         # asked of the gateway by its container name on the control network.
@@ -168,6 +177,9 @@ class Worker:
                     if time.monotonic() >= next_network:
                         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
                         self.release_networks()
+                    if time.monotonic() >= next_erasure:
+                        next_erasure = time.monotonic() + ERASURE_CHECK_SECONDS
+                        self.erase_accounts()
                     if time.monotonic() >= next_mail:
                         next_mail = time.monotonic() + MAIL_CHECK_SECONDS
                         self.deliver_mail()

@@ -358,3 +358,14 @@ def invoice_pdf(session: Session, tenant_id: str, invoice_id: uuid.UUID) -> Invo
     if invoice is None:
         raise NotFound(f"no invoice {invoice_id} in your account")
     return invoice
+
+
+def issued_document(session: Session, number: str) -> Invoice:
+    """An invoice or credit note by its number, with its PDF, whoever it is made out to: for
+    the operator (the accountant, the documents of an erased account)."""
+    invoice = session.execute(
+        select(Invoice).where(Invoice.number == number).options(undefer(Invoice.pdf))
+    ).scalar_one_or_none()
+    if invoice is None:
+        raise NotFound(f"no invoice or credit note numbered {number!r}")
+    return invoice

@@ -246,6 +246,11 @@ class PayPalClient:
     def get_subscription(self, subscription_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/billing/subscriptions/{_segment(subscription_id)}")
 
+    def cancel_subscription(self, subscription_id: str, *, reason: str) -> None:
+        """Cancels an active or suspended subscription: PayPal bills it no more."""
+        path = f"/v1/billing/subscriptions/{_segment(subscription_id)}/cancel"
+        self._call("POST", path, json={"reason": reason[:127]})
+
     # --- Invoicing v2 ---
 
     def create_draft_invoice(self, body: Mapping[str, Any], *, request_id: str) -> str:
