@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_PG_DIR := .cache/test-postgres
+# Every test directory but tests/e2e, which `make test` runs first.
+TEST_DIRS = $(filter-out tests/e2e/,$(sort $(wildcard tests/*/)))
 
 .PHONY: up down logs venv lint typecheck images test test-unit test-fast testdb messages clean
 
@@ -51,7 +53,9 @@ test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 test: lint typecheck images testdb ## Install what is needed and run every test
-	source $(TEST_PG_DIR)/env && $(VENV)/bin/pytest tests; rc=$$?; \
+	# The stack's end-to-end tests first, before any test of the session starts the worker's
+	# sandbox (its settings and containers would share the host with `make up`'s).
+	source $(TEST_PG_DIR)/env && $(VENV)/bin/pytest tests/e2e $(TEST_DIRS); rc=$$?; \
 	  bash scripts/test-postgres.sh stop $(TEST_PG_DIR); exit $$rc
 
 clean:

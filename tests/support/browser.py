@@ -76,7 +76,9 @@ def live_portal(app_settings: None) -> Iterator[LivePortal]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, and later tests that call asyncio.run() there must not find it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     assert executable, "Debian's chromium is missing: `make test` installs it"
