@@ -34,6 +34,7 @@ from fta.runtime import DockerJobRunner
 from fta.settings import get_settings
 from fta.strategies.models import Strategy, StrategyVersion
 from tests.support.api import Client, sign_up, upload_strategy
+from tests.support.configs import ONE_PAIR_BOT, SHORT_BACKTEST
 from tests.support.invoices import issue_test_invoice
 from tests.support.jobs import wait_for_job
 from tests.support.paypal_standin import PayPalStandin
@@ -42,22 +43,6 @@ from tests.support.sandbox import Sandbox
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(600)]
 
 API = "/api/v1"
-BACKTEST = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "5m",
-    "timerange": "20240101-20240103",
-    "stake_amount": 100,
-    "max_open_trades": 1,
-}
-BOT_CONFIG = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "1m",
-    "stake_amount": 100,
-    "max_open_trades": 1,
-    "dry_run_wallet": 1000,
-}
 IDENTITY = {
     "customer_type": "private",
     "legal_name": "Claire Martin",
@@ -93,7 +78,7 @@ def _subscribe(http: TestClient, client: Client, standin: PayPalStandin, paypal:
 def _bot_with_a_container(http: TestClient, client: Client, strategy_id: str) -> str:
     created = http.post(
         f"{API}/bots",
-        json={"name": "leaving", "strategy_id": strategy_id, "config": BOT_CONFIG},
+        json={"name": "leaving", "strategy_id": strategy_id, "config": ONE_PAIR_BOT},
         headers=client.auth,
     )
     assert created.status_code == 201, created.text
@@ -146,7 +131,7 @@ def test_a_deleted_account_is_refused_at_once_then_erased_by_the_worker(
 
     subscription_id = _subscribe(http, client, standin, facade)
     strategy_id = upload_strategy(client, "RsiQuick")
-    job = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
+    job = {"kind": "backtest", "strategy_id": strategy_id, "config": SHORT_BACKTEST}
     first = http.post(f"{API}/jobs", json=job, headers=client.auth).json()["id"]
     assert wait_for_job(client, first)["status"] == "succeeded"
     bot_id = _bot_with_a_container(http, client, strategy_id)

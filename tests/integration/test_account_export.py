@@ -23,6 +23,7 @@ from fta.db import session_scope
 from fta.privacy import export
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up, upload_strategy
+from tests.support.configs import SHORT_BACKTEST
 from tests.support.invoices import issue_test_invoice
 from tests.support.jobs import wait_for_job
 from tests.support.sandbox import Sandbox
@@ -30,14 +31,6 @@ from tests.support.sandbox import Sandbox
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 API = "/api/v1"
-BACKTEST = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "5m",
-    "timerange": "20240101-20240103",
-    "stake_amount": 100,
-    "max_open_trades": 1,
-}
 BOT_CONFIG = {
     "exchange": "binance",
     "pairs": ["BTC/USDT"],
@@ -107,7 +100,7 @@ def test_the_export_holds_everything_of_the_account_and_nothing_of_another(
     assert put.status_code == 200, put.text
     submitted = http.post(
         f"{API}/jobs",
-        json={"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST},
+        json={"kind": "backtest", "strategy_id": strategy_id, "config": SHORT_BACKTEST},
         headers=client.auth,
     )
     assert submitted.status_code == 202, submitted.text

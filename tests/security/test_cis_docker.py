@@ -27,6 +27,7 @@ from tests.support.cis_docker import (
     check_container,
     failures,
 )
+from tests.support.configs import ONE_PAIR_BOT, SHORT_BACKTEST
 from tests.support.docker_resources import local_docker
 from tests.support.jobs import job_containers, wait_for_job
 from tests.support.sandbox import Sandbox
@@ -340,23 +341,6 @@ def test_every_accepted_deviation_is_documented_for_its_kinds() -> None:
 
 # Real containers of the platform, inspected through the local engine.
 
-BACKTEST = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "5m",
-    "timerange": "20240101-20240103",
-    "stake_amount": 100,
-    "max_open_trades": 1,
-}
-BOT_CONFIG = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "1m",
-    "stake_amount": 100,
-    "max_open_trades": 1,
-    "dry_run_wallet": 1000,
-}
-
 
 @pytest.fixture
 def client(http: TestClient, sandbox: Sandbox) -> Iterator[Client]:
@@ -407,7 +391,7 @@ def test_a_running_job_container_passes_every_applicable_item(
         json={
             "kind": "backtest",
             "strategy_id": _upload(http, client, "Sleeper"),
-            "config": BACKTEST,
+            "config": SHORT_BACKTEST,
         },
         headers=client.auth,
     )
@@ -456,7 +440,7 @@ def _wait_bot_running(http: TestClient, client: Client, bot_id: str) -> None:
 def test_a_running_bot_container_passes_every_applicable_item(
     http: TestClient, client: Client
 ) -> None:
-    body = {"name": "cis", "strategy_id": _upload(http, client, "EnterNow"), "config": BOT_CONFIG}
+    body = {"name": "cis", "strategy_id": _upload(http, client, "EnterNow"), "config": ONE_PAIR_BOT}
     created = http.post("/api/v1/bots", json=body, headers=client.auth)
     assert created.status_code == 201, created.text
     bot_id = str(created.json()["id"])

@@ -4,14 +4,10 @@ identity stays text on the pages and on the invoices."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 
-import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -21,9 +17,10 @@ from fta.billing.invoices.identity import client_from_tenant
 from fta.billing.invoices.models import Invoice
 from fta.billing.paypal.models import Subscription
 from fta.db import session_scope, utcnow
-from tests.support.api import Client, sign_up
+from tests.support.api import sign_up
 from tests.support.browser import LivePortal
 from tests.support.invoices import issue_test_invoice
+from tests.support.page_client import form_token, logged_in, page_client
 
 PAYLOAD = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 IDENTITY = {
@@ -34,42 +31,6 @@ IDENTITY = {
     "city": "Paris",
     "country": "FR",
 }
-
-
-def _browser(live_portal: LivePortal) -> httpx.Client:
-    """A client that keeps every cookie, as Chromium does on http://127.0.0.1 (a secure
-    context, where httpx would hold back Secure cookies)."""
-    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            client.cookies.set(cookie.name, cookie.value or "")
-
-    client.event_hooks["response"] = [keep_cookies]
-    return client
-
-
-def _token(browser: httpx.Client, path: str) -> str:
-    page = browser.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert found, "the page's form carries no CSRF token"
-    return found[1]
-
-
-@contextmanager
-def _logged_in(live_portal: LivePortal, client: Client) -> Iterator[httpx.Client]:
-    with _browser(live_portal) as browser:
-        answer = browser.post(
-            "/login",
-            data={
-                "csrf_token": _token(browser, "/login"),
-                "email": client.email,
-                "password": client.password,
-            },
-        )
-        assert answer.status_code == 303 and answer.headers["location"] == "/app", answer.text
-        yield browser
 
 
 def _pending_subscription(tenant_id: str) -> str:
@@ -101,7 +62,7 @@ def test_another_clients_invoice_and_subscription_are_not_found(
     secret = issue_test_invoice(alice.tenant_id)
     alices_subscription = _pending_subscription(alice.tenant_id)
     own = issue_test_invoice(bob.tenant_id)
-    with _logged_in(live_portal, bob) as browser:
+    with logged_in(live_portal, bob.email, bob.password) as browser:
         mine = browser.get(f"/app/billing/invoices/{own}.pdf")
         assert mine.status_code == 200 and mine.content.startswith(b"%PDF-")
         assert mine.headers["content-type"] == "application/pdf"
@@ -118,7 +79,7 @@ def test_another_clients_invoice_and_subscription_are_not_found(
             assert answer.headers["content-type"].startswith("text/html")
             assert b"%PDF" not in answer.content
     # A stranger is sent to log in, and gets no PDF.
-    with _browser(live_portal) as stranger:
+    with page_client(live_portal) as stranger:
         answer = stranger.get(f"/app/billing/invoices/{own}.pdf")
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login?")
 
@@ -132,10 +93,10 @@ def test_the_billing_forms_need_this_browsers_token(
         "/app/billing/spending-cap": {"cap": "12"},
         "/app/billing/plans": {"plan": "pro"},
     }
-    with _logged_in(live_portal, client) as browser:
-        token = _token(browser, "/app/billing")
-        with _browser(live_portal) as other:
-            foreign = _token(other, "/login")
+    with logged_in(live_portal, client.email, client.password) as browser:
+        token = form_token(browser, "/app/billing")
+        with page_client(live_portal) as other:
+            foreign = form_token(other, "/login")
         for path, form in forms.items():
             for data, headers in [
                 (form, {}),
@@ -164,8 +125,8 @@ def test_markup_in_the_legal_name_stays_text_on_the_pages_and_the_invoices(
     http: TestClient, live_portal: LivePortal
 ) -> None:
     client = sign_up(http, "Markup")
-    with _logged_in(live_portal, client) as browser:
-        token = _token(browser, "/app/billing/identity")
+    with logged_in(live_portal, client.email, client.password) as browser:
+        token = form_token(browser, "/app/billing/identity")
         saved = browser.post(
             "/app/billing/identity", data={**IDENTITY, "legal_name": PAYLOAD, "csrf_token": token}
         )
@@ -202,7 +163,7 @@ def test_markup_in_the_legal_name_stays_text_on_the_pages_and_the_invoices(
             1580,
             9480,
         )
-    with _logged_in(live_portal, client) as browser:
+    with logged_in(live_portal, client.email, client.password) as browser:
         listing = browser.get("/app/billing/invoices")
         assert "79,00\xa0€" in listing.text and "94,80\xa0€" in listing.text
         assert "15,80\xa0€" in listing.text

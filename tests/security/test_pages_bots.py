@@ -6,7 +6,6 @@ stream limit like the API's."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from fta.db import session_scope
 from fta.web.streams import stream_registry
 from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 from tests.support.browser import LivePortal, log_in, open_page
+from tests.support.page_client import form_token, log_in_form, page_client
 
 PAYLOAD = '"><img src=x onerror="alert(document.domain)"><script>alert(1)</script>'
 CONFIG = {
@@ -41,32 +41,7 @@ class Tenant:
     bot_id: str
 
     def token(self, path: str) -> str:
-        page = self.web.get(path)
-        assert page.status_code == 200, page.text
-        found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-        assert found, "the page carries no form token"
-        return found[1]
-
-
-def _web(live_portal: LivePortal, client: Client) -> httpx.Client:
-    """A logged-in browser of the live portal, keeping cookies as Chromium does on
-    http://127.0.0.1 (httpx holds Secure cookies back on plain HTTP)."""
-    web = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            web.cookies.set(cookie.name, cookie.value or "")
-
-    web.event_hooks["response"] = [keep_cookies]
-    login = web.get("/login")
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', login.text)
-    assert found
-    answer = web.post(
-        "/login",
-        data={"csrf_token": found[1], "email": client.email, "password": client.password},
-    )
-    assert answer.status_code == 303, answer.text
-    return web
+        return form_token(self.web, path)
 
 
 def _tenant(http: TestClient, live_portal: LivePortal, name: str) -> Tenant:
@@ -78,7 +53,9 @@ def _tenant(http: TestClient, live_portal: LivePortal, name: str) -> Tenant:
         headers=client.auth,
     )
     assert created.status_code == 201, created.text
-    return Tenant(client, _web(live_portal, client), created.json()["id"])
+    web = page_client(live_portal)
+    log_in_form(web, client.email, client.password)
+    return Tenant(client, web, created.json()["id"])
 
 
 @pytest.fixture
@@ -174,6 +151,7 @@ def test_the_page_stream_counts_against_the_accounts_stream_limit(
     try:
         refused = alice.web.get(f"/app/bots/{alice.bot_id}/logs/stream")
         assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
         # Another account is not held back by Alice's streams.
         with bob.web.stream("GET", f"/app/bots/{bob.bot_id}/logs/stream") as served:
             assert served.status_code == 200

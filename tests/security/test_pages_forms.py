@@ -10,29 +10,9 @@ import httpx
 import pytest
 
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, page_client
 
 PASSWORD = "a long enough password"  # pragma: allowlist secret
-
-
-def _browser(live_portal: LivePortal) -> httpx.Client:
-    """A client that keeps cookies as Chromium does on http://127.0.0.1, a secure context
-    (httpx holds back Secure cookies on plain HTTP)."""
-    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            client.cookies.set(cookie.name, cookie.value or "")
-
-    client.event_hooks["response"] = [keep_cookies]
-    return client
-
-
-def _token(client: httpx.Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert found, "the form carries no CSRF token"
-    return found[1]
 
 
 def _sign_up(client: httpx.Client) -> str:
@@ -40,7 +20,7 @@ def _sign_up(client: httpx.Client) -> str:
     answer = client.post(
         "/signup",
         data={
-            "csrf_token": _token(client, "/signup"),
+            "csrf_token": form_token(client, "/signup"),
             "display_name": "Forms",
             "email": email,
             "password": PASSWORD,
@@ -52,8 +32,8 @@ def _sign_up(client: httpx.Client) -> str:
 
 
 def test_a_form_without_the_browsers_token_is_refused(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
-        token = _token(client, "/login")
+    with page_client(live_portal) as client:
+        token = form_token(client, "/login")
         form = {"email": "nobody@example.com", "password": PASSWORD}
         for data, headers in [
             (form, {}),
@@ -65,8 +45,8 @@ def test_a_form_without_the_browsers_token_is_refused(live_portal: LivePortal) -
             assert refused.headers["content-type"].startswith("text/html")
             assert "login" not in refused.headers.get("set-cookie", "")
         # Another browser's token does not fit this browser's cookie.
-        with _browser(live_portal) as other:
-            other_token = _token(other, "/login")
+        with page_client(live_portal) as other:
+            other_token = form_token(other, "/login")
         assert client.post("/login", data={**form, "csrf_token": other_token}).status_code == 403
         assert client.post("/login", data={**form, "csrf_token": token}).status_code == 400
 
@@ -74,13 +54,13 @@ def test_a_form_without_the_browsers_token_is_refused(live_portal: LivePortal) -
 def test_the_session_cookie_is_out_of_scripts_reach_and_https_only(
     live_portal: LivePortal,
 ) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         first = client.get("/")
         csrf_cookie = first.headers["set-cookie"]
         assert re.search(
             r"fta_csrf=[\w-]{43}; Path=/; HttpOnly; SameSite=Strict; Secure", csrf_cookie
         )
-        token = _token(client, "/signup")
+        token = form_token(client, "/signup")
         answer = client.post(
             "/signup",
             data={
@@ -103,13 +83,13 @@ def test_the_session_cookie_is_out_of_scripts_reach_and_https_only(
     ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)", "app"],
 )
 def test_after_log_in_the_browser_stays_on_this_site(live_portal: LivePortal, target: str) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         email = _sign_up(client)
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         answer = client.post(
             "/login",
             data={
-                "csrf_token": _token(client, "/login"),
+                "csrf_token": form_token(client, "/login"),
                 "email": email,
                 "password": PASSWORD,
                 "next": target,
@@ -122,7 +102,7 @@ def test_after_log_in_the_browser_stays_on_this_site(live_portal: LivePortal, ta
 def test_a_page_for_clients_sends_strangers_to_log_in_and_an_unknown_page_is_a_page(
     live_portal: LivePortal,
 ) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         answer = client.get("/app", params={"tab": "x"})
         assert answer.status_code == 303
         assert answer.headers["location"] == "/login?next=%2Fapp%3Ftab%3Dx"

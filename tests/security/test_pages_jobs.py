@@ -4,14 +4,12 @@ browser's CSRF token; live log streams count against the same per-tenant bound a
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from decimal import Decimal
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,6 +21,7 @@ from fta.portal.views.jobs import FOLLOW_RETRY_MS
 from fta.settings import get_settings
 from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, logged_in
 
 CONFIG = {
     "exchange": "binance",
@@ -55,42 +54,6 @@ SUMMARY = HyperoptSummary(
     job_workers=1,
     parameter_file=ParameterFile.model_validate(PARAMETER_FILE),
 )
-
-
-def _browser(live_portal: LivePortal) -> httpx.Client:
-    """Keeps cookies as Chromium does on http://127.0.0.1, a secure context (httpx holds back
-    Secure cookies on plain HTTP)."""
-    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            client.cookies.set(cookie.name, cookie.value or "")
-
-    client.event_hooks["response"] = [keep_cookies]
-    return client
-
-
-def _token(client: httpx.Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert found, "the page carries no CSRF token"
-    return found[1]
-
-
-@contextmanager
-def _logged_in(live_portal: LivePortal, client: Client) -> Iterator[httpx.Client]:
-    with _browser(live_portal) as browser:
-        answer = browser.post(
-            "/login",
-            data={
-                "csrf_token": _token(browser, "/login"),
-                "email": client.email,
-                "password": client.password,
-            },
-        )
-        assert answer.status_code == 303, answer.text
-        yield browser
 
 
 def _submitted(client: Client, strategy_id: str) -> str:
@@ -136,7 +99,7 @@ def test_another_tenants_job_is_not_found_on_every_page(
         f"/app/jobs/new?from={finished}",
         f"/app/jobs/compare?a={finished}&b={finished}",
     ]
-    with _logged_in(live_portal, owner) as mine:
+    with logged_in(live_portal, owner.email, owner.password) as mine:
         for path in paths[:-1]:
             if path.endswith("/logs/stream"):
                 continue
@@ -144,14 +107,14 @@ def test_another_tenants_job_is_not_found_on_every_page(
         archive = mine.get(f"/app/jobs/{finished}/archive")
         assert archive.headers["content-disposition"].startswith("attachment;")
         assert archive.headers["content-type"] == "application/octet-stream"
-    with _logged_in(live_portal, intruder) as theirs:
+    with logged_in(live_portal, intruder.email, intruder.password) as theirs:
         for path in paths:
             answer = theirs.get(path)
             assert answer.status_code == 404, path
             assert answer.headers["content-type"].startswith("text/html"), path
             assert "Page introuvable" in answer.text
             assert "freqtrade 2026.9" not in answer.text and "buy_rsi" not in answer.text
-        token = _token(theirs, "/app/jobs")
+        token = form_token(theirs, "/app/jobs")
         cancel = theirs.post(f"/app/jobs/{waiting}/cancel", data={"csrf_token": token})
         assert cancel.status_code == 404
         # Their list shows none of it.
@@ -174,8 +137,8 @@ def test_job_forms_without_the_browsers_token_are_refused(
         "start": "2024-01-01",
         "end": "2024-01-03",
     }
-    with _logged_in(live_portal, owner) as browser:
-        token = _token(browser, "/app/jobs/new")
+    with logged_in(live_portal, owner.email, owner.password) as browser:
+        token = form_token(browser, "/app/jobs/new")
         for path, data in [(f"/app/jobs/{waiting}/cancel", {}), ("/app/jobs/new", form)]:
             for sent, headers in [
                 (data, {}),
@@ -201,7 +164,7 @@ def test_a_tenants_page_streams_count_against_its_stream_bound(
     waiting = _submitted(owner, upload_strategy(owner))
     bound = get_settings().log_streams_per_tenant
     stream = f"/app/jobs/{waiting}/logs/stream"
-    with _logged_in(live_portal, owner) as browser:
+    with logged_in(live_portal, owner.email, owner.password) as browser:
         with ExitStack() as held:
             # Each stream's reader is kept: dropping one closes its connection.
             readers = []
@@ -215,6 +178,7 @@ def test_a_tenants_page_streams_count_against_its_stream_bound(
                 assert [next(lines) for _ in range(3)] == ["", "event: status", "data: queued"]
             refused = browser.get(stream, timeout=10)
             assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) > 0
             assert refused.headers["content-type"].startswith("text/html")
         # Closed streams give their places back as soon as the server sees them gone.
         deadline = time.monotonic() + 15

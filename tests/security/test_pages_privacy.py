@@ -5,7 +5,6 @@ opens nothing any more; and one account's export never holds another's data."""
 from __future__ import annotations
 
 import io
-import re
 import secrets
 import zipfile
 
@@ -17,29 +16,10 @@ from fta.accounts.models import Tenant, User
 from fta.db import session_scope
 from tests.support.api import Client, sign_up, upload_strategy
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, page_client
 
 PASSWORD = "a long enough password"  # pragma: allowlist secret
 API = "/api/v1"
-
-
-def _browser(live_portal: LivePortal) -> httpx.Client:
-    """A client that keeps cookies as Chromium does on http://127.0.0.1 (a secure context)."""
-    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            client.cookies.set(cookie.name, cookie.value or "")
-
-    client.event_hooks["response"] = [keep_cookies]
-    return client
-
-
-def _token(client: httpx.Client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert found, "the form carries no CSRF token"
-    return found[1]
 
 
 def _signed_up(client: httpx.Client) -> str:
@@ -48,7 +28,7 @@ def _signed_up(client: httpx.Client) -> str:
     answer = client.post(
         "/signup",
         data={
-            "csrf_token": _token(client, "/signup"),
+            "csrf_token": form_token(client, "/signup"),
             "display_name": "Privacy",
             "email": email,
             "password": PASSWORD,
@@ -60,9 +40,9 @@ def _signed_up(client: httpx.Client) -> str:
 
 
 def test_the_export_form_needs_the_browsers_token(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         _signed_up(client)
-        token = _token(client, "/app/account/data")
+        token = form_token(client, "/app/account/data")
         for data, headers in [
             ({}, {}),
             ({"csrf_token": "0" * 64}, {}),
@@ -79,8 +59,8 @@ def test_the_export_form_needs_the_browsers_token(live_portal: LivePortal) -> No
 
 
 def test_a_stranger_is_sent_to_log_in(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
-        token = _token(client, "/login")
+    with page_client(live_portal) as client:
+        token = form_token(client, "/login")
         for answer in (
             client.get("/app/account/data"),
             client.post("/app/account/data/export", data={"csrf_token": token}),
@@ -124,9 +104,9 @@ def _status_of(email: str) -> str:
 
 
 def test_the_delete_form_needs_the_browsers_token(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         email = _signed_up(client)
-        token = _token(client, "/app/account/data")
+        token = form_token(client, "/app/account/data")
         form = {"password": PASSWORD, "confirmation": email}
         for data, headers in [
             (form, {}),
@@ -140,9 +120,9 @@ def test_the_delete_form_needs_the_browsers_token(live_portal: LivePortal) -> No
 
 
 def test_a_wrong_password_or_confirmation_deletes_nothing(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         email = _signed_up(client)
-        token = _token(client, "/app/account/data")
+        token = form_token(client, "/app/account/data")
         for password, confirmation, message in [
             ("not the password", email, "Mot de passe incorrect"),
             (PASSWORD, "other@example.com", "saisissez exactement"),
@@ -160,9 +140,9 @@ def test_a_wrong_password_or_confirmation_deletes_nothing(live_portal: LivePorta
 
 
 def test_a_deletion_logs_out_and_the_old_cookie_opens_nothing(live_portal: LivePortal) -> None:
-    with _browser(live_portal) as client:
+    with page_client(live_portal) as client:
         email = _signed_up(client)
-        token = _token(client, "/app/account/data")
+        token = form_token(client, "/app/account/data")
         cookie = next(c.value for c in client.cookies.jar if c.name == "fta_session")
         assert cookie
         done = client.post(
@@ -174,13 +154,13 @@ def test_a_deletion_logs_out_and_the_old_cookie_opens_nothing(live_portal: LiveP
         forgotten = done.headers["set-cookie"].lower()
         assert forgotten.startswith("fta_session=") and "max-age=0" in forgotten
         assert _status_of(email) == "erasing"
-    with _browser(live_portal) as stolen:
+    with page_client(live_portal) as stolen:
         stolen.cookies.set("fta_session", cookie)
         for path in ("/app", "/app/account/data"):
             answer = stolen.get(path)
             assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
         login = stolen.post(
             "/login",
-            data={"csrf_token": _token(stolen, "/login"), "email": email, "password": PASSWORD},
+            data={"csrf_token": form_token(stolen, "/login"), "email": email, "password": PASSWORD},
         )
         assert login.status_code == 400 and "fta_session" not in login.headers.get("set-cookie", "")

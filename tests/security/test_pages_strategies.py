@@ -3,51 +3,13 @@ the page or form, and no form is taken without this browser's CSRF token."""
 
 from __future__ import annotations
 
-import re
-from contextlib import closing
-
-import httpx
 from fastapi.testclient import TestClient
 
 from tests.support.api import Client, sign_up, upload_strategy
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, logged_in
 
 SOURCE = "from freqtrade.strategy import IStrategy\n\n\nclass {name}(IStrategy):\n    pass\n"
-
-
-def _browser(live_portal: LivePortal) -> httpx.Client:
-    """A client that keeps every cookie, as Chromium does on http://127.0.0.1 (a secure
-    context, where httpx would hold back Secure cookies)."""
-    client = httpx.Client(base_url=live_portal.url, follow_redirects=False, timeout=30)
-
-    def keep_cookies(response: httpx.Response) -> None:
-        for cookie in response.cookies.jar:
-            client.cookies.set(cookie.name, cookie.value or "")
-
-    client.event_hooks["response"] = [keep_cookies]
-    return client
-
-
-def _token(browser: httpx.Client, path: str) -> str:
-    page = browser.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert found, "the page's form carries no CSRF token"
-    return found[1]
-
-
-def _logged_in(live_portal: LivePortal, client: Client) -> httpx.Client:
-    browser = _browser(live_portal)
-    answer = browser.post(
-        "/login",
-        data={
-            "csrf_token": _token(browser, "/login"),
-            "email": client.email,
-            "password": client.password,
-        },
-    )
-    assert answer.status_code == 303 and answer.headers["location"] == "/app", answer.text
-    return browser
 
 
 def _versions(client: Client, strategy_id: str) -> list[int]:
@@ -67,8 +29,8 @@ def test_another_clients_strategy_pages_and_forms_are_not_found(
         headers=alice.auth,
     )
     assert changed.json()["version"] == 2
-    with closing(_logged_in(live_portal, bob)) as browser:
-        token = _token(browser, "/app/strategies/new")
+    with logged_in(live_portal, bob.email, bob.password) as browser:
+        token = form_token(browser, "/app/strategies/new")
         own = browser.get(f"/app/strategies/{upload_strategy(bob, 'Quick')}")
         assert own.status_code == 200 and "Quick" in own.text
         for path in (
@@ -96,8 +58,8 @@ def test_the_strategies_forms_need_this_browsers_token(
     http: TestClient, live_portal: LivePortal
 ) -> None:
     carol = sign_up(http, "Carol")
-    with closing(_logged_in(live_portal, carol)) as browser:
-        token = _token(browser, "/app/strategies/new")
+    with logged_in(live_portal, carol.email, carol.password) as browser:
+        token = form_token(browser, "/app/strategies/new")
         created = browser.post(
             "/app/strategies/new",
             data={"csrf_token": token, "name": "Mine", "source": SOURCE.format(name="Mine")},
@@ -142,8 +104,8 @@ def test_an_upload_is_bounded_and_a_refused_one_keeps_the_typed_code(
 ) -> None:
     dave = sign_up(http, "Dave")
     typed = SOURCE.format(name="Typed").replace("\n", "\r\n")  # as a browser sends a text area
-    with closing(_logged_in(live_portal, dave)) as browser:
-        token = _token(browser, "/app/strategies/new")
+    with logged_in(live_portal, dave.email, dave.password) as browser:
+        token = form_token(browser, "/app/strategies/new")
         form = {"csrf_token": token, "name": "Typed", "source": typed}
         for content, refusal in (
             (b"# caf\xe9\n" + SOURCE.format(name="Typed").encode(), "texte UTF-8"),

@@ -24,9 +24,9 @@ from fta.db import session_scope, utcnow
 from fta.mail import service as mail
 from fta.settings import Settings, get_settings
 from tests.security.api_support import API, PROBLEM_JSON, unique_ip
-from tests.security.test_pages_forms import _browser, _token
 from tests.support.api import sign_up
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, page_client
 from tests.support.smtp_sink import Inbox, deliver
 
 NEW_PASSWORD = "a brand new passphrase"  # pragma: allowlist secret
@@ -212,11 +212,11 @@ def test_the_pages_reset_the_password_and_close_the_browsers_session(
     http: TestClient, live_portal: LivePortal
 ) -> None:
     client = sign_up(http, "PageReset")
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         logged_in = browser.post(
             "/login",
             data={
-                "csrf_token": _token(browser, "/login"),
+                "csrf_token": form_token(browser, "/login"),
                 "email": client.email,
                 "password": client.password,
             },
@@ -229,7 +229,7 @@ def test_the_pages_reset_the_password_and_close_the_browsers_session(
         for email in (client.email, ghost):
             sent = browser.post(
                 "/password/forgot",
-                data={"csrf_token": _token(browser, "/password/forgot"), "email": email},
+                data={"csrf_token": form_token(browser, "/password/forgot"), "email": email},
                 headers={"X-Real-IP": unique_ip()},
             )
             assert sent.status_code == 200, sent.text
@@ -241,7 +241,7 @@ def test_the_pages_reset_the_password_and_close_the_browsers_session(
         assert form.status_code == 200
         token = re.search(r'name="token" value="([^"]+)"', form.text)
         assert token
-        csrf = _token(browser, f"{parts.path}?{parts.query}")
+        csrf = form_token(browser, f"{parts.path}?{parts.query}")
         differ = browser.post(
             "/password/reset",
             data={

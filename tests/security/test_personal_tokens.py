@@ -19,9 +19,9 @@ from fta.accounts.models import PersonalToken, Tenant, TenantStatus
 from fta.db import session_scope, utcnow
 from fta.web import session_cookie
 from tests.security.api_support import API, PROBLEM_JSON, parked_client, strategy_source
-from tests.security.test_pages_forms import _browser, _token
 from tests.support.api import Client
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, page_client
 
 
 def _make(client: Client, scope: str = "read", **extra: Any) -> dict[str, Any]:
@@ -223,7 +223,7 @@ def _log_in_page(browser: httpx.Client, client: Client) -> None:
     logged_in = browser.post(
         "/login",
         data={
-            "csrf_token": _token(browser, "/login"),
+            "csrf_token": form_token(browser, "/login"),
             "email": client.email,
             "password": client.password,
         },
@@ -236,9 +236,9 @@ def test_the_tokens_page_revokes_only_its_own_clients_tokens_and_only_with_its_t
 ) -> None:
     other = parked_client(http, "OtherPage")
     victims = _make(other, "read")
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         _log_in_page(browser, client)
-        token = _token(browser, "/app/account/tokens")
+        token = form_token(browser, "/app/account/tokens")
         mine = browser.post(
             "/app/account/tokens",
             data={"csrf_token": token, "name": "page", "scope": "write", "expires_in_days": "30"},

@@ -23,9 +23,9 @@ from fta.accounts.models import User
 from fta.db import session_scope, utcnow
 from fta.settings import get_settings
 from tests.security.api_support import API, PROBLEM_JSON, unique_ip
-from tests.security.test_pages_forms import _browser, _token
 from tests.support.api import Client, sign_up
 from tests.support.browser import LivePortal
+from tests.support.page_client import form_token, page_client
 
 
 @dataclass
@@ -213,7 +213,7 @@ def _page_login(browser: httpx.Client, client: Client) -> httpx.Response:
     return browser.post(
         "/login",
         data={
-            "csrf_token": _token(browser, "/login"),
+            "csrf_token": form_token(browser, "/login"),
             "email": client.email,
             "password": client.password,
             "next": "/app/jobs",
@@ -225,7 +225,7 @@ def test_the_page_log_in_asks_for_the_code_before_any_session(
     http: TestClient, live_portal: LivePortal
 ) -> None:
     enrolled = _enrol(http, "PageTwoFactor")
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         first = _page_login(browser, enrolled.client)
         assert first.status_code == 303
         assert first.headers["location"] == "/login/2fa?next=%2Fapp%2Fjobs"
@@ -238,7 +238,7 @@ def test_the_page_log_in_asks_for_the_code_before_any_session(
 
         form = browser.get("/login/2fa?next=%2Fapp%2Fjobs")
         assert form.status_code == 200
-        csrf = _token(browser, "/login/2fa")
+        csrf = form_token(browser, "/login/2fa")
         wrong = browser.post(
             "/login/2fa", data={"csrf_token": csrf, "otp": "000000", "next": "/app/jobs"}
         )
@@ -253,9 +253,9 @@ def test_the_page_log_in_asks_for_the_code_before_any_session(
         assert browser.get("/app").status_code == 200
 
     # Without the first step, or with a forged or stale pending log-in: back to the password.
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         assert browser.get("/login/2fa").status_code == 303
-        csrf = _token(browser, "/login")
+        csrf = form_token(browser, "/login")
         with session_scope() as session:
             user = session.get(User, enrolled.user_id)
             assert user is not None
@@ -273,16 +273,16 @@ def test_turning_it_off_takes_the_password_and_a_code(
     http: TestClient, live_portal: LivePortal
 ) -> None:
     enrolled = _enrol(http, "TurnOff")
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         assert _page_login(browser, enrolled.client).status_code == 303
-        csrf = _token(browser, "/login/2fa")
+        csrf = form_token(browser, "/login/2fa")
         code = enrolled.code()
         assert browser.post("/login/2fa", data={"csrf_token": csrf, "otp": code}).status_code == 303
         assert browser.get("/app").status_code == 200
         page = browser.get("/app/account/security")
         assert page.status_code == 200
         assert "10 codes de secours" in page.text
-        csrf = _token(browser, "/app/account/security")
+        csrf = form_token(browser, "/app/account/security")
         for password, otp in [
             ("not the password at all", enrolled.code(1)),
             (enrolled.client.password, code),  # already used
@@ -317,15 +317,18 @@ def test_turning_it_off_takes_the_password_and_a_code(
 
 def test_new_recovery_codes_void_the_old_ones(http: TestClient, live_portal: LivePortal) -> None:
     enrolled = _enrol(http, "Renew")
-    with _browser(live_portal) as browser:
+    with page_client(live_portal) as browser:
         assert _page_login(browser, enrolled.client).status_code == 303
-        csrf = _token(browser, "/login/2fa")
+        csrf = form_token(browser, "/login/2fa")
         otp = enrolled.recovery_codes[0]
         assert browser.post("/login/2fa", data={"csrf_token": csrf, "otp": otp}).status_code == 303
         assert browser.get("/app").status_code == 200
         renewed = browser.post(
             "/app/account/security/recovery-codes",
-            data={"csrf_token": _token(browser, "/app/account/security"), "otp": enrolled.code()},
+            data={
+                "csrf_token": form_token(browser, "/app/account/security"),
+                "otp": enrolled.code(),
+            },
         )
         assert renewed.status_code == 200
         assert renewed.headers["cache-control"] == "no-store"
