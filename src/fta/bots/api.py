@@ -23,6 +23,7 @@ from fta.bots import service
 from fta.bots.models import ActualState, Bot, BotTrade
 from fta.db import session_scope, utcnow
 from fta.errors import NotFound
+from fta.web import streams
 from fta.web.deps import ClientIpDep, SessionDep
 from fta.web.streams import StreamLease, stream_registry
 
@@ -34,7 +35,6 @@ FOLLOW_MAX_SECONDS = 300.0
 FOLLOW_POLL_SECONDS = 1.0
 FOLLOW_KEEPALIVE_POLLS = 15
 FOLLOW_PAGE = 500
-_SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _bearer = HTTPBearer(auto_error=False)
 
@@ -304,13 +304,6 @@ def _poll(tenant: str, bot_id: uuid.UUID, after: int) -> tuple[list[tuple[int, s
         return [(chunk.seq, chunk.text) for chunk in poll.chunks], poll.at_rest
 
 
-def _event(kind: str, text: str, event_id: int | None = None) -> str:
-    lines = [f"id: {event_id}"] if event_id is not None else []
-    lines.append(f"event: {kind}")
-    lines.extend(f"data: {line}" for line in _SSE_LINE_BREAK.split(text))
-    return "\n".join(lines) + "\n\n"
-
-
 async def _follow(
     request: Request, tenant: str, bot_id: uuid.UUID, after: int, lease: StreamLease
 ) -> AsyncIterator[str]:
@@ -333,18 +326,18 @@ async def _follow_events(
         try:
             chunks, at_rest = await run_in_threadpool(_poll, tenant, bot_id, after)
         except NotFound:
-            yield _event("end", "the bot was deleted")
+            yield streams.event("end", "the bot was deleted")
             return
         for seq, text in chunks:
-            yield _event("log", text, seq)
+            yield streams.event("log", text, seq)
             after = seq
         if len(chunks) == FOLLOW_PAGE:
             continue
         if at_rest and not chunks:
-            yield _event("end", "the bot is stopped")
+            yield streams.event("end", "the bot is stopped")
             return
         if anyio.current_time() >= deadline:
-            yield _event("end", "time limit reached: reconnect to continue")
+            yield streams.event("end", "time limit reached: reconnect to continue")
             return
         if await request.is_disconnected():
             return

@@ -4,6 +4,7 @@ documents)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from fastapi import Request
@@ -23,8 +24,14 @@ def is_page(request: Request) -> bool:
 
 
 def page_error(
-    request: Request, exc: Exception, status: int, title: str, detail: str
+    request: Request,
+    exc: Exception,
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
 ) -> Response | None:
+    """The error page; it keeps the answer's headers (Retry-After, Allow)."""
     if not is_page(request):
         return None
     if isinstance(exc, SignInRequired):
@@ -34,6 +41,5 @@ def page_error(
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if status >= 500:
         log.error("page %s failed", request.url.path, exc_info=exc)
-    return pages.render(
-        request, "error.html", {"status": status, "detail": detail}, status_code=status
-    )
+    context = {"status": status, "detail": detail}
+    return pages.render(request, "error.html", context, status_code=status, headers=headers)

@@ -116,7 +116,13 @@ class PageErrors(Protocol):
     """Answers an error of a page request as a page (None: the request is the API's)."""
 
     def __call__(
-        self, request: Request, exc: Exception, status: int, title: str, detail: str
+        self,
+        request: Request,
+        exc: Exception,
+        status: int,
+        title: str,
+        detail: str,
+        headers: Mapping[str, str] | None,
     ) -> Response | None: ...
 
 
@@ -133,7 +139,7 @@ def install(app: FastAPI, page_errors: PageErrors | None = None) -> None:
         **extra: Any,
     ) -> Response:
         if page_errors is not None:
-            page = page_errors(request, exc, status, title, detail)
+            page = page_errors(request, exc, status, title, detail, headers)
             if page is not None:
                 return page
         return problem(status, title, detail, headers=headers, **extra)

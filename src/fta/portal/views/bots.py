@@ -447,6 +447,43 @@ PairsField = Annotated[list[str], Form(max_length=200)]
 Text = Annotated[str, Form(max_length=200)]
 
 
+def typed_form(
+    name: Text = "",
+    strategy_id: Text = "",
+    pin_latest: Annotated[bool, Form()] = False,
+    stake_currency: Annotated[str, Form(max_length=20)] = "",
+    pairs: PairsField = [],  # noqa: B006 (FastAPI copies defaults)
+    timeframe: Text = "",
+    stake_amount: Text = "",
+    max_open_trades: Text = "",
+    dry_run_wallet: Text = "",
+) -> BotForm:
+    """The bot form as the client typed it (the new and the edit form alike)."""
+    return BotForm(
+        name=name.strip(),
+        strategy_id=strategy_id,
+        pin_latest=pin_latest,
+        stake_currency=stake_currency,
+        pairs=pairs,
+        timeframe=timeframe,
+        stake_amount=stake_amount,
+        max_open_trades=max_open_trades,
+        dry_run_wallet=dry_run_wallet,
+    )
+
+
+TypedFormDep = Annotated[BotForm, Depends(typed_form)]
+
+
+def _checked_config(
+    session: Session, tenant_id: str, form: BotForm, _: Gettext
+) -> dict[str, Any] | None:
+    """The config the form asks for, or None with the form's mistakes noted on it."""
+    strategies = list_strategies(session, tenant_id)
+    usable = {pair for group in _pair_choices(session)[0].values() for pair in group}
+    return _check(form, _, strategies, usable)
+
+
 @router.get("/new")
 def new_bot_form(request: Request, session: SessionDep, tenant_id: PageTenantDep) -> Response:
     form = BotForm()
@@ -463,29 +500,10 @@ def create_bot(
     principal: PagePrincipalDep,
     tenant_id: PageTenantDep,
     ip: ClientIpDep,
-    name: Text = "",
-    strategy_id: Text = "",
-    stake_currency_field: Annotated[str, Form(alias="stake_currency", max_length=20)] = "",
-    pairs: PairsField = [],  # noqa: B006 (FastAPI copies defaults)
-    timeframe: Text = "",
-    stake_amount: Text = "",
-    max_open_trades: Text = "",
-    dry_run_wallet: Text = "",
+    form: TypedFormDep,
 ) -> Response:
     _ = pages.gettext_for(request)
-    form = BotForm(
-        name=name.strip(),
-        strategy_id=strategy_id,
-        stake_currency=stake_currency_field,
-        pairs=pairs,
-        timeframe=timeframe,
-        stake_amount=stake_amount,
-        max_open_trades=max_open_trades,
-        dry_run_wallet=dry_run_wallet,
-    )
-    strategies = list_strategies(session, tenant_id)
-    usable = {pair for group in _pair_choices(session)[0].values() for pair in group}
-    config = _check(form, _, strategies, usable)
+    config = _checked_config(session, tenant_id, form, _)
     if config is not None:
         try:
             with session.begin_nested():
@@ -525,32 +543,11 @@ def edit_bot(
     tenant_id: PageTenantDep,
     ip: ClientIpDep,
     bot_id: str,
-    name: Text = "",
-    strategy_id: Text = "",
-    pin_latest: Annotated[bool, Form()] = False,
-    stake_currency_field: Annotated[str, Form(alias="stake_currency", max_length=20)] = "",
-    pairs: PairsField = [],  # noqa: B006 (FastAPI copies defaults)
-    timeframe: Text = "",
-    stake_amount: Text = "",
-    max_open_trades: Text = "",
-    dry_run_wallet: Text = "",
+    form: TypedFormDep,
 ) -> Response:
     _ = pages.gettext_for(request)
     bot = bots.get_bot(session, tenant_id, _bot_id(bot_id))
-    form = BotForm(
-        name=name.strip(),
-        strategy_id=strategy_id,
-        pin_latest=pin_latest,
-        stake_currency=stake_currency_field,
-        pairs=pairs,
-        timeframe=timeframe,
-        stake_amount=stake_amount,
-        max_open_trades=max_open_trades,
-        dry_run_wallet=dry_run_wallet,
-    )
-    strategies = list_strategies(session, tenant_id)
-    usable = {pair for group in _pair_choices(session)[0].values() for pair in group}
-    config = _check(form, _, strategies, usable)
+    config = _checked_config(session, tenant_id, form, _)
     if config is not None:
         pinned = bots.pinned_versions(session, tenant_id, [bot]).get(bot.strategy_version_id)
         same_strategy = pinned is not None and str(pinned.strategy_id) == form.strategy_id
