@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
@@ -13,10 +12,9 @@ from typing import Any
 import pytest
 import yaml  # PyYAML, required by the dev tools (detect-secrets, schemathesis)
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.stack import ONE_SHOTS, REPO, clean_environment
+
 SERVICES = {"nginx", "portal", "worker", "socket-proxy", "market-data", "postgres"}
-# Services that run to completion at every `up` (the migrations, as the schema's owner).
-ONE_SHOTS = {"migrate"}
 DATABASE_SECRETS = (
     "POSTGRES_PASSWORD",
     "FTA_DATABASE_OWNER_PASSWORD",
@@ -28,15 +26,6 @@ def compose_command() -> list[str]:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     return ["docker", "compose"]
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """The caller's environment without the stack's variables: Compose prefers the shell's
-    values to the env file's, and test fixtures export FTA_* for themselves."""
-    prefixes = ("FTA_", "POSTGRES_", "COMPOSE_", "DOCKER_NETWORK", "DOCKER_GID")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update(extra)
-    return env
 
 
 def parse_env(path: Path) -> dict[str, str]:

@@ -36,8 +36,10 @@ TENANT_CONCURRENCY = 24
 ATTACKER_THREADS = 200
 FLOOD_SECONDS = 30
 VICTIM_SECONDS = 12
-# The audit measured 0.4 s to 4.9 s per request under attack, 4 ms without.
-VICTIM_MEDIAN_BOUND_SECONDS = 0.1
+# The audit measured 0.4 s to 4.9 s per request under attack, 4 ms without. Served fairly,
+# the victim's median stays below the audit's fastest request even on a loaded machine (0.2 s
+# when the flood's 200 threads share two cores with the rest of a test run).
+VICTIM_MEDIAN_BOUND_SECONDS = 0.4
 HARDENED: dict[str, Any] = {
     "read_only": True,
     "cap_drop": ["ALL"],

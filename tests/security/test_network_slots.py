@@ -29,6 +29,7 @@ from fta.worker.network_slots import AT_CAPACITY, AtCapacity, take_slot_now
 from tests.integration.strategies import source
 from tests.support.api import Client, sign_up
 from tests.support.docker_resources import local_docker
+from tests.support.jobs import warm_container
 from tests.support.sandbox import Sandbox
 from tests.support.scoped_worker import ScopedWorker
 
@@ -138,9 +139,10 @@ def client(http: TestClient, sandbox: Sandbox) -> Client:
     return client
 
 
-def _run_job(http: TestClient, client: Client) -> dict[str, Any]:
+def _run_job(http: TestClient, client: Client, engine: docker.DockerClient) -> dict[str, Any]:
     """Submits a backtest whose strategy fails on import: the worker still makes the
-    tenant's network for it. Returns the job once it ended."""
+    tenant's network for it. Returns the job once it ended and the worker is done with it (it
+    starts a warm container for the tenant's next job on the network after the job's end)."""
     name = "BrokenImport"
     strategy = http.post(
         "/api/v1/strategies", json={"name": name, "source": source(name)}, headers=client.auth
@@ -158,6 +160,7 @@ def _run_job(http: TestClient, client: Client) -> dict[str, Any]:
     while time.monotonic() < deadline:
         job: dict[str, Any] = http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
         if job["status"] in {"failed", "succeeded", "timed_out", "oom_killed", "cancelled"}:
+            warm_container(engine, client.tenant_id)
             return job
         time.sleep(0.5)
     pytest.fail(f"job {job_id} did not end within 240 s: {job}")
@@ -210,7 +213,7 @@ def test_an_idle_tenants_network_is_removed_and_its_slot_freed_until_its_next_ru
     tenant_id = client.tenant_id
     assert _slots([tenant_id]) == {tenant_id: None}
     expected = _smallest_free()
-    job = _run_job(http, client)
+    job = _run_job(http, client, engine)
     assert job["status"] == "failed", job
     assert _slots([tenant_id]) == {tenant_id: expected}
     network = _network(engine, tenant_id)
@@ -230,7 +233,7 @@ def test_an_idle_tenants_network_is_removed_and_its_slot_freed_until_its_next_ru
 
     # The next run takes a slot again and makes the network anew.
     expected = _smallest_free()
-    job = _run_job(http, client)
+    job = _run_job(http, client, engine)
     assert job["status"] == "failed", job
     assert _slots([tenant_id]) == {tenant_id: expected}
     assert _network(engine, tenant_id) is not None
@@ -243,7 +246,7 @@ def test_a_suspended_tenant_gives_its_slot_back_but_not_while_a_job_waits(
     http: TestClient, client: Client, sandbox: Sandbox, engine: docker.DockerClient
 ) -> None:
     tenant_id = client.tenant_id
-    assert _run_job(http, client)["status"] == "failed"
+    assert _run_job(http, client, engine)["status"] == "failed"
     index = _slots([tenant_id])[tenant_id]
     assert index is not None
     with _sandbox_worker(sandbox, tenant_id) as worker:

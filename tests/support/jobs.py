@@ -12,6 +12,7 @@ import pytest
 
 from fta.db import session_scope
 from fta.jobs.models import Job, JobStatus
+from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
 from tests.support.api import Client
 
 ENDED = frozenset({"succeeded", "failed", "timed_out", "oom_killed", "cancelled"})
@@ -78,3 +79,18 @@ def job_containers(engine: docker.DockerClient, job_id: str) -> list[Any]:
         with contextlib.suppress(docker.errors.NotFound):
             found[handed] = engine.containers.get(handed)
     return list(found.values())
+
+
+def warm_container(engine: docker.DockerClient, tenant_id: str) -> str:
+    """The id of the tenant's running warm container, once the worker has started it after
+    the tenant's last job (fta.worker.warm_pool)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = engine.api.containers(
+            filters={"label": [f"{LABEL_HANDOFF}=1", f"{LABEL_TENANT}={tenant_id}"]}
+        )
+        if found:
+            [container] = found
+            return str(container["Id"])
+        time.sleep(0.2)
+    raise AssertionError(f"no warm container for tenant {tenant_id}")

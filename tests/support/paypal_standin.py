@@ -124,9 +124,21 @@ class Seen:
 
 
 class PayPalStandin:
-    """PayPal's REST API for one app (client id and secret) and one webhook id."""
+    """PayPal's REST API for one app (client id and secret) and one webhook id.
 
-    def __init__(self, *, webhook_id: str = "WH-STANDIN") -> None:
+    By default on 127.0.0.1 and a free port. A stack's services reach it under PayPal's own
+    names instead (`names`, resolved to `address` in their containers, on https's port): its
+    certificates are then issued to those names, and it listens once `address` exists."""
+
+    def __init__(
+        self,
+        *,
+        webhook_id: str = "WH-STANDIN",
+        address: str = "127.0.0.1",
+        port: int = 0,
+        names: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    ) -> None:
+        self._address, self._names = address, names
         self.client_id = f"standin-client-{secrets.token_hex(4)}"
         self.client_secret = secrets.token_urlsafe(24)
         self.webhook_id = webhook_id
@@ -157,13 +169,13 @@ class PayPalStandin:
         self.ca_pem = _pem(ca)
         server_key = _key()
         server_cert = _issue(
-            "127.0.0.1",
+            names[0],
             server_key,
             ca_key,
             ca_name,
             not_before=now - day,
             not_after=now + day,
-            hosts=("127.0.0.1", "localhost"),
+            hosts=names,
         )
         # PayPal's signers are issued by an intermediate, which the certificate URL serves.
         intermediate_key = _key()
@@ -208,29 +220,38 @@ class PayPalStandin:
                 serialization.NoEncryption(),
             )
         )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert_file, key_file)
+        self._requested_port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
+        if self._server is None:
+            return self._requested_port
         return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self._host_and_port(self._names[0])}"
+
+    def _host_and_port(self, host: str) -> str:
+        return host if self.port == 443 else f"{host}:{self.port}"
 
     def __enter__(self) -> PayPalStandin:
+        self._server = ThreadingHTTPServer((self._address, self._requested_port), self._handler())
+        self._server.daemon_threads = True
+        self._server.socket = self._context.wrap_socket(self._server.socket, server_side=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
         self._dir.cleanup()
 
     def http_client(self) -> httpx.Client:
@@ -288,7 +309,7 @@ class PayPalStandin:
     # --- webhooks ---
 
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:
-        return f"https://{host}:{self.port}{CERT_PATH_PREFIX}CERT-{name}"
+        return f"https://{self._host_and_port(host)}{CERT_PATH_PREFIX}CERT-{name}"
 
     def facade(
         self,
