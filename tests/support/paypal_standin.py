@@ -306,6 +306,13 @@ class PayPalStandin:
                 ]
             }
 
+    def approve(self, approval_url: str) -> str:
+        """The buyer approves on PayPal's page at `approval_url` (the subscription's approve
+        link); returns where PayPal then sends the browser."""
+        status, _, headers = self._approve(parse_qs(urlsplit(approval_url).query)["ba_token"][0])
+        assert status == 302, approval_url
+        return headers["Location"]
+
     # --- webhooks ---
 
     def cert_url(self, name: str = "signing", host: str = "127.0.0.1") -> str:

@@ -26,6 +26,8 @@ from tests.support.tenant_disks import unmount_all
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "fta"
+# The stack's FTA_INSTANCE (the default), which labels what its worker makes.
+INSTANCE = "fta"
 PORTAL = "http://127.0.0.1:8080"
 CONTROL_NETWORK = "fta-control"
 # The control network's gateway: the host, as the stack's containers reach it.
@@ -68,7 +70,7 @@ class Stack:
     # The stack's variables for this run (stand-ins' addresses, say), on top of .env.
     env: dict[str, str]
     disks: str
-    # Tenants signed up on it: their networks and volumes outlive the stack.
+    # Tenants it made networks or volumes for: those outlive the stack.
     tenants: list[str] = field(default_factory=list)
 
     @property
@@ -92,6 +94,16 @@ class Stack:
             text=True,
             timeout=1200,
         )
+
+    def tenant_ids(self) -> set[str]:
+        """The tenants this stack's worker made a network or a data volume for (those of
+        other installations on the host, a test session's say, carry another instance)."""
+        mine = {"label": f"fta.instance={INSTANCE}"}
+        resources = [*self.docker.networks.list(filters=mine)]
+        resources += self.docker.volumes.list(filters=mine)
+        return {
+            r.attrs["Labels"]["fta.tenant"] for r in resources if "fta.tenant" in r.attrs["Labels"]
+        }
 
     def containers(self, *, one_shots: bool = False) -> dict[str, Any]:
         """The stack's containers by Compose service name (the long-running ones unless
@@ -124,7 +136,11 @@ def running_stack(**env: str) -> Iterator[Stack]:
         up = stack.script("up.sh")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "fta is up: http://127.0.0.1:8080/" in up.stdout
-        yield stack
+        before = stack.tenant_ids()
+        try:
+            yield stack
+        finally:
+            stack.tenants.extend(stack.tenant_ids() - before - set(stack.tenants))
     finally:
         down = stack.script("down.sh")
         assert down.returncode == 0, down.stdout + down.stderr
