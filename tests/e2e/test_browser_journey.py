@@ -191,7 +191,9 @@ def _hyperopt(page: Page) -> None:
     _logs_stream_then_results(page)
     best = page.locator("#best-params")
     expect(best).to_contain_text("buy_rsi")
-    expect(page.locator("#epochs-table tbody tr")).to_have_count(5)
+    expect(page.locator("#summary-cards")).to_contain_text("sur 5")
+    rows = page.locator("#epochs-table tbody tr")
+    expect(rows.first).to_have_class(re.compile(r"\bbest\b"))
 
 
 def _bot_started_and_stopped(page: Page) -> None:

@@ -1,7 +1,7 @@
 """The whole stack booted by `scripts/up.sh` (what `make up` runs) and taken down again.
 
 A stack already on this host (an operator's or a developer's) is left alone: the caller is
-skipped. Whatever the boot creates (.env, the data and candle volumes, the tenants' networks
+skipped. Whatever the run creates (.env, Compose's volumes, the tenants' containers, networks
 and volumes, the tenant disks' directories) is removed afterwards."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ CONTROL_NETWORK = "fta-control"
 # The control network's gateway: the host, as the stack's containers reach it.
 CONTROL_GATEWAY = "10.209.0.1"
 DATA_VOLUME = "fta-pgdata"
-CANDLE_VOLUME = "fta-candles"
 METADATA_STAND_IN = "198.51.100.254"
 # Services that run to completion at every `up` (the migrations, as the schema's owner).
 ONE_SHOTS = {"migrate"}
@@ -70,8 +69,6 @@ class Stack:
     # The stack's variables for this run (stand-ins' addresses, say), on top of .env.
     env: dict[str, str]
     disks: str
-    # Tenants it made networks or volumes for: those outlive the stack.
-    tenants: list[str] = field(default_factory=list)
 
     @property
     def imports(self) -> str:
@@ -130,48 +127,51 @@ def running_stack(**env: str) -> Iterator[Stack]:
         pytest.skip("a stack is already running on this host: left alone")
     env_file = REPO / ".env"
     created_env = not env_file.exists()
-    created_volume = not exists(client.volumes.get, DATA_VOLUME)
-    created_candles = not exists(client.volumes.get, CANDLE_VOLUME)
+    before = _stack_resources(client)
     try:
         up = stack.script("up.sh")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "fta is up: http://127.0.0.1:8080/" in up.stdout
-        before = stack.tenant_ids()
-        try:
-            yield stack
-        finally:
-            stack.tenants.extend(stack.tenant_ids() - before - set(stack.tenants))
+        yield stack
     finally:
-        down = stack.script("down.sh")
+        with ExitStack() as cleanup:
+            # Once the stack is down, in reverse order; each runs even if another failed.
+            cleanup.callback(client.close)
+            if created_env:
+                cleanup.callback(env_file.unlink, missing_ok=True)
+            for directory in (stack.disks, f"{stack.disks}-run", stack.imports):
+                cleanup.callback(shutil.rmtree, directory, ignore_errors=True)
+            cleanup.callback(unmount_all, stack.disks)
+            cleanup.callback(_remove_new, client, before)
+            down = stack.script("down.sh")
         assert down.returncode == 0, down.stdout + down.stderr
-        if created_volume:
-            client.volumes.get(DATA_VOLUME).remove(force=True)
-        if created_env:
-            env_file.unlink()
-        _remove_tenants(client, stack.tenants, remove_candles=created_candles)
-        unmount_all(stack.disks)
-        for directory in (stack.disks, f"{stack.disks}-run", stack.imports):
-            shutil.rmtree(directory, ignore_errors=True)
-        client.close()
 
 
-def _remove_tenants(
-    client: docker.DockerClient, tenants: list[str], *, remove_candles: bool
-) -> None:
-    """Removes exactly what the stack made for these tenants (names compared in full:
-    Docker's name filters match substrings)."""
-    for tenant in tenants:
-        for container in client.containers.list(
-            all=True, filters={"label": f"fta.tenant={tenant}"}
-        ):
-            container.remove(force=True)
-    networks = {f"fta-client-{tenant}" for tenant in tenants}
-    volumes = {f"fta-data-{tenant}" for tenant in tenants} | (
-        {CANDLE_VOLUME} if remove_candles else set()
+def _belongs(labels: dict[str, str] | None) -> bool:
+    labels = labels or {}
+    return (
+        labels.get("fta.instance") == INSTANCE
+        or labels.get("com.docker.compose.project") == PROJECT
     )
-    for network in client.networks.list():
-        if network.name in networks:
-            network.remove()
-    for volume in client.volumes.list():
-        if volume.name in volumes:
-            volume.remove(force=True)
+
+
+def _stack_resources(client: docker.DockerClient) -> dict[str, set[str]]:
+    """The ids of the stack's containers, networks and volumes (Compose's and those its
+    worker makes for tenants) on the host now."""
+    return {
+        "containers": {c.id for c in client.containers.list(all=True) if _belongs(c.labels)},
+        "networks": {n.id for n in client.networks.list() if _belongs(n.attrs["Labels"])},
+        "volumes": {v.id for v in client.volumes.list() if _belongs(v.attrs["Labels"])},
+    }
+
+
+def _remove_new(client: docker.DockerClient, before: dict[str, set[str]]) -> None:
+    """Removes what the stack made since `before`: tenants' containers, networks and volumes,
+    and the volumes Compose created. Containers first: they hold the networks and volumes."""
+    now = _stack_resources(client)
+    for container_id in now["containers"] - before["containers"]:
+        client.containers.get(container_id).remove(force=True)
+    for network_id in now["networks"] - before["networks"]:
+        client.networks.get(network_id).remove()
+    for volume_id in now["volumes"] - before["volumes"]:
+        client.volumes.get(volume_id).remove(force=True)
