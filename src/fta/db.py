@@ -31,10 +31,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Connections one process holds at most (pool_size + max_overflow).
+POOL_SIZE, POOL_OVERFLOW = 5, 5
+POOL_CONNECTIONS = POOL_SIZE + POOL_OVERFLOW
+
+
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     url = get_settings().database_url.get_secret_value()
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 @lru_cache(maxsize=1)

@@ -3,20 +3,52 @@ client's address."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Iterator
+import weakref
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from fta.db import session_scope
+from fta.db import POOL_CONNECTIONS, session_scope
+
+# Requests holding a transaction at once, below the pool's connections: a request's session
+# keeps its connection between the threads that run its dependencies, its route and its
+# commit. Unbounded, every thread of the pool could wait for a connection that only a
+# thread could give back, and the portal would stall until the pool's timeout (50 page
+# requests at once did). The rest wait here, holding neither a thread nor a connection;
+# two connections stay for code that opens a unit of work of its own.
+REQUEST_SESSIONS = POOL_CONNECTIONS - 2
+_session_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def get_db() -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    with session_scope() as session:
-        yield session
+def _slots() -> anyio.Semaphore:
+    """The bound of this event loop (a test may run several loops, one after another)."""
+    loop = asyncio.get_running_loop()
+    slots = _session_slots.get(loop)
+    if slots is None:
+        slots = _session_slots[loop] = anyio.Semaphore(REQUEST_SESSIONS)
+    return slots
+
+
+async def get_db() -> AsyncIterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error.
+    The session's blocking work runs in the thread pool."""
+    async with _slots():
+        scope = session_scope()
+        session = await run_in_threadpool(scope.__enter__)
+        try:
+            yield session
+        except BaseException as error:
+            await run_in_threadpool(scope.__exit__, type(error), error, error.__traceback__)
+            raise
+        await run_in_threadpool(scope.__exit__, None, None, None)
 
 
 # Scoped to the route's function: the transaction is committed before the answer leaves, so
