@@ -12,6 +12,7 @@ cancelled at PayPal, its network removed)."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import socket
@@ -24,9 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, Route, expect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.support.browser import PageProblems, open_page
 from tests.support.identities import SELLER_ENV
@@ -196,7 +200,28 @@ def _hyperopt(page: Page) -> None:
     expect(rows.first).to_have_class(re.compile(r"\bbest\b"))
 
 
-def _bot_started_and_stopped(page: Page) -> None:
+def _bot_websocket(email: str, bot_id: str) -> None:
+    """The bot's own freqtrade websocket through nginx, as FreqUI opens it: the whitelist
+    asked for comes back (once freqtrade's API server is up, moments after the bot runs)."""
+    token = httpx.post(
+        f"{PORTAL}/api/v1/auth/token", json={"email": email, "password": PASSWORD}, timeout=30
+    ).json()["access_token"]
+    url = f"ws{PORTAL.removeprefix('http')}/bots/{bot_id}/api/v1/message/ws?token={token}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with ws_connect(url, proxy=None, open_timeout=30) as bot_socket:
+                bot_socket.send(json.dumps({"type": "whitelist"}))
+                while (message := json.loads(bot_socket.recv(timeout=30)))["type"] != "whitelist":
+                    pass
+            break
+        except ConnectionClosed:
+            assert time.monotonic() < deadline, "the bot's websocket never answered"
+            time.sleep(3)
+    assert message == {"type": "whitelist", "data": ["BTC/USDT"]}
+
+
+def _bot_started_and_stopped(page: Page, email: str) -> None:
     page.get_by_role("link", name="Bots", exact=True).click()
     page.get_by_role("link", name="Créer mon premier bot").click()
     page.get_by_label("Nom", exact=True).fill("rsi-dry-run")
@@ -212,6 +237,7 @@ def _bot_started_and_stopped(page: Page) -> None:
     page.get_by_role("button", name="Démarrer", exact=True).click()
     expect(page.locator("h1 .state")).to_have_text("En marche", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#log span.arrived").first).to_be_attached(timeout=120_000)
+    _bot_websocket(email, page.url.rsplit("/", 1)[1])
     page.get_by_role("button", name="Arrêter", exact=True).click()  # confirmed in the dialog
     expect(page.locator("h1 .state")).to_have_text("Arrêté", timeout=120_000)
 
@@ -354,7 +380,7 @@ def test_a_new_client_goes_from_sign_up_to_deleting_the_account(
     _upload_strategy(page)
     _backtest(page)
     _hyperopt(page)
-    _bot_started_and_stopped(page)
+    _bot_started_and_stopped(page, email)
     _usage(page)
     _billing_identity(page)
     subscription_id = _subscribe(page, outside.paypal)

@@ -8,6 +8,8 @@ The tests of this module run in order on one running bot.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from freqtrade_client import FtRestClient
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from fta.bots.models import Bot
 from fta.db import session_scope
@@ -209,6 +213,65 @@ def test_routes_outside_the_allow_list_are_forbidden(
     answer = bot.call(method, path, auth=("me", bot.client.token), json={})
     assert answer.status_code == 403, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def _websocket_url(bot: RelayedBot, token: str | None) -> str:
+    base = bot.portal.url.replace("http", "ws", 1)
+    query = f"?token={token}" if token else ""
+    return f"{base}/bots/{bot.bot_id}/api/v1/message/ws{query}"
+
+
+async def _first_message_of_type(url: str, request: dict[str, Any], kind: str) -> Any:
+    async with connect(url, proxy=None, open_timeout=30) as socket:
+        await socket.send(json.dumps(request))
+        async with asyncio.timeout(60):
+            while True:
+                message = json.loads(await socket.recv())
+                if message["type"] == kind:
+                    return message
+
+
+async def _close_code(url: str, request: dict[str, Any] | None = None) -> int:
+    """The code the portal closes the socket with (after `request`, when given)."""
+    async with connect(url, proxy=None, open_timeout=30) as socket:
+        if request is not None:
+            await socket.send(json.dumps(request))
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    await socket.recv()
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code
+    raise AssertionError("the socket stayed open")
+
+
+def test_the_bots_websocket_serves_its_owner_and_no_one_else(
+    http: TestClient, bot: RelayedBot
+) -> None:
+    # FreqUI's way: the access token of the bot's token/login in the query.
+    access = bot.call("POST", "token/login", auth=("me", bot.client.token)).json()["access_token"]
+    whitelist = asyncio.run(
+        _first_message_of_type(_websocket_url(bot, access), {"type": "whitelist"}, "whitelist")
+    )
+    assert whitelist == {"type": "whitelist", "data": ["BTC/USDT"]}
+    # A personal API token works as well (a script's way).
+    frames = asyncio.run(
+        _first_message_of_type(
+            _websocket_url(bot, bot.token),
+            {"type": "analyzed_df", "data": {"limit": 5, "pair": "BTC/USDT"}},
+            "analyzed_df",
+        )
+    )
+    assert frames["data"]["key"][0] == "BTC/USDT"
+
+    other = sign_up(http, "Eavesdropper")
+    assert asyncio.run(_close_code(_websocket_url(bot, other.token))) == 4404
+    assert asyncio.run(_close_code(_websocket_url(bot, None))) == 4401
+    assert asyncio.run(_close_code(_websocket_url(bot, "not-a-credential"))) == 4401
+    # Only freqtrade's subscribe, whitelist and analyzed_df requests reach the bot.
+    refused = asyncio.run(_close_code(_websocket_url(bot, access), {"type": "status"}))
+    assert refused == 1008
 
 
 def test_a_stopped_bot_has_no_api_and_no_address(http: TestClient, bot: RelayedBot) -> None:

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -29,10 +30,14 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+from websockets.sync.server import ServerConnection, serve
 
 from fta.bots import relay as bot_relay
 from fta.bots.models import Bot
 from fta.db import session_scope
+from fta.freqtrade import bot_ws
 from fta.freqtrade.bot_api import (
     BOT_STATUS_HEADER,
     NONCE_HEADER,
@@ -508,3 +513,103 @@ def test_the_relay_key_is_generated_and_given_to_the_portal_and_the_gateway_only
     assert portal["FTA_TENANT_SUBNET_POOL"] == gateway["FTA_TENANT_SUBNET_POOL"]
     # The portal stays off the tenant networks and off Docker.
     assert list(services["portal"]["networks"]) == ["control"]
+
+
+# --- the websocket ---------------------------------------------------------------------------
+
+WS_BOT = "127.1.0.21"
+WS_PATH = "/api/v1/message/ws"
+WS_TOKEN = "ws-" + secrets.token_hex(8)
+
+
+def _ws_bot_session(bot: ServerConnection) -> None:
+    """A bot's websocket as freqtrade serves it: its token in the query; a whitelist request
+    answered, then a message with markup and one far too large."""
+    if bot.request is None or bot.request.path != f"{WS_PATH}?token={WS_TOKEN}":
+        bot.close(4401)
+        return
+    for text in bot:
+        request = json.loads(text)
+        if request == {"type": "whitelist"}:
+            bot.send(json.dumps({"type": "whitelist", "data": ["BTC/USDT"]}))
+        elif request["type"] == "analyzed_df":
+            bot.send(json.dumps({"type": "strategy_msg", "data": "<b>bold</b>"}))
+            bot.send("x" * (bot_ws.MAX_BOT_MESSAGE_BYTES + 1))
+
+
+@pytest.fixture(scope="module")
+def ws_bot() -> Iterator[None]:
+    with serve(_ws_bot_session, WS_BOT, 8080) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield
+        server.shutdown()
+
+
+def _signed_ws(key: str = KEY, target: str = f"{WS_BOT}:8080") -> dict[str, str]:
+    stamp, nonce = int(time.time()), secrets.token_hex(16)
+    authorization = f"Bearer {WS_TOKEN}"
+    signature = relay_signature(
+        key.encode(),
+        method="GET",
+        target=target,
+        path=WS_PATH,
+        query="",
+        timestamp=stamp,
+        nonce=nonce,
+        body=b"",
+        authorization=authorization,
+    )
+    return {
+        TARGET_HEADER: target,
+        TIME_HEADER: str(stamp),
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: signature,
+        "Authorization": authorization,
+    }
+
+
+def _ws_url(relay: Relay, query: str = "") -> str:
+    return relay.url.replace("http", "ws", 1) + WS_PATH + query
+
+
+@pytest.mark.usefixtures("ws_bot")
+def test_a_signed_upgrade_reaches_the_bots_websocket_and_its_messages_are_bounded(
+    relay: Relay,
+) -> None:
+    with ws_connect(_ws_url(relay), additional_headers=_signed_ws(), proxy=None) as portal:
+        portal.send(json.dumps({"type": "whitelist"}))
+        assert json.loads(portal.recv(timeout=10)) == {"type": "whitelist", "data": ["BTC/USDT"]}
+        portal.send(json.dumps({"type": "analyzed_df", "data": {"limit": 5, "pair": None}}))
+        assert json.loads(portal.recv(timeout=10))["data"] == "<b>bold</b>"
+        # The oversized message is not passed on: the socket closes as too big.
+        with pytest.raises(ConnectionClosed) as closed:
+            portal.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == bot_ws.TOO_BIG
+
+
+@pytest.mark.usefixtures("ws_bot")
+@pytest.mark.parametrize(
+    "case", ["unsigned", "other key", "query", "other target", "from the pool", "replayed"]
+)
+def test_upgrades_that_are_not_the_portals_are_refused(relay: Relay, case: str) -> None:
+    headers = _signed_ws(key=secrets.token_hex(32) if case == "other key" else KEY)
+    if case == "unsigned":
+        del headers[SIGNATURE_HEADER]
+    if case == "other target":
+        headers = _signed_ws(target="127.0.0.1:8080")
+    url = _ws_url(relay, f"?token={WS_TOKEN}" if case == "query" else "")
+    sock = None
+    if case == "from the pool":
+        sock = socket.create_connection(
+            ("127.0.0.1", int(relay.url.rsplit(":", 1)[1])), source_address=(TENANT_SOURCE, 0)
+        )
+    if case == "replayed":
+        with ws_connect(url, additional_headers=headers, proxy=None):
+            pass
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        ws_connect(url, additional_headers=headers, proxy=None, sock=sock),
+    ):
+        pass
+    assert refused.value.response.status_code == 403

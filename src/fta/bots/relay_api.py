@@ -12,7 +12,13 @@ bot's answer comes back as JSON only, re-encoded, capped, without its headers.
 
 `token/login` and `token/refresh` are answered here, not by the bot: short-lived tokens signed
 by the portal, valid for this bot alone, and only while the credential they were made from
-is (fta.bots.relay). The websocket (`message/ws`) is not relayed.
+is (fta.bots.relay).
+
+The websocket `message/ws` (FreqUI's live messages) is relayed too: the caller's credential
+in its `token` query (as FreqUI sends it) or its Authorization header, the same checks, then
+the client's subscribe, whitelist and analyzed_df requests go to the bot and the bot's
+messages come back as re-encoded JSON text (fta.freqtrade.bot_ws). Refusals close the socket
+with 4401, 4403, 4404, 4409 (the HTTP status a request would have had) or 1013 (retry later).
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from typing import Annotated
 
 import anyio
 import httpx
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, WebSocket
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
 
 from fta.accounts.models import TokenScope
 from fta.accounts.service import Principal, authenticate
@@ -40,6 +48,7 @@ from fta.bots import relay
 from fta.bots.service import get_bot
 from fta.db import session_scope
 from fta.errors import DomainError, Forbidden, Invalid, RetryLater, Unauthorized, Unavailable
+from fta.freqtrade import bot_ws
 from fta.freqtrade.bot_api import (
     API_PREFIX,
     BOT_STATUS_HEADER,
@@ -64,6 +73,7 @@ router = APIRouter(prefix="/bots/{bot_id}/api/v1", include_in_schema=False)
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 # The relay's own bound is 20 s for the bot's answer; this covers the hop to the relay too.
 RELAY_SECONDS = 25.0
+RELAY_CONNECT_SECONDS = 10.0
 # <, > and & only ever occur inside JSON strings: escaped, no answer reads as markup.
 _HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 _NO_CREDENTIAL = (
@@ -160,6 +170,92 @@ async def token_refresh(bot_id: BotId, request: Request) -> Response:
     credential, _ = _credential(request)
     token = await run_in_threadpool(_refresh, credential, bot_id)
     return SafeJSONResponse(token)
+
+
+# --- the websocket ---------------------------------------------------------------------------
+
+
+def _ws_target(credential: str | None, bot_id: uuid.UUID) -> relay.RelayTarget:
+    """Authentication (401), the bot's owner (404), a running bot (409)."""
+    principal = _principal(credential, bot_id)
+    tenant_id = principal.tenant_id
+    assert tenant_id is not None  # noqa: S101 - checked by _principal
+    with session_scope() as session:
+        return relay.relay_target(session, tenant_id, bot_id)
+
+
+@router.websocket(f"/{bot_ws.WS_ENDPOINT}")
+async def relay_websocket_to_bot(
+    bot_id: BotId, websocket: WebSocket, token: str | None = None
+) -> None:
+    """The bot's websocket, through the relay."""
+    await websocket.accept()
+    key = get_settings().bot_relay_key.get_secret_value()
+    try:
+        credential = token or _header_credential(websocket.headers.get("authorization", ""))
+        target = await run_in_threadpool(_ws_target, credential, bot_id)
+        if not key:
+            raise Unavailable("this installation relays no bot API", 3600)
+    except DomainError as refused:
+        code = 4000 + refused.status if refused.status < 500 else bot_ws.UNAVAILABLE
+        await websocket.close(code=code, reason=str(refused.detail)[:120])
+        return
+    try:
+        bot = await _connect_relay(key.encode(), target)
+    except (OSError, TimeoutError, WebSocketException) as error:
+        log.error("bot websocket relay unreachable: %s", error)
+        await websocket.close(code=bot_ws.UNAVAILABLE, reason="the relay is unavailable")
+        return
+    async with bot:
+        await bot_ws.relay_websocket(websocket, bot, to_client=bot_ws.bot_message)
+
+
+def _header_credential(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
+
+
+async def _connect_relay(key: bytes, target: relay.RelayTarget) -> ClientConnection:
+    """The relay's websocket to the bot, the upgrade signed like a relayed request; the bot's
+    websocket token goes in its Authorization (the relay puts it in the bot's query)."""
+    relay_path = f"{API_PREFIX}{bot_ws.WS_ENDPOINT}"
+    authorization = f"Bearer {relay.api_secrets(target.bot_id).ws_token}"
+    timestamp, nonce = int(time.time()), secrets.token_hex(16)
+    signature = relay_signature(
+        key,
+        method="GET",
+        target=target.host,
+        path=relay_path,
+        query="",
+        timestamp=timestamp,
+        nonce=nonce,
+        body=b"",
+        authorization=authorization,
+    )
+    base = get_settings().bot_relay_url.rstrip("/")
+    url = "ws" + base.removeprefix("http") + relay_path
+    return await connect(
+        url,
+        additional_headers={
+            TARGET_HEADER: target.host,
+            TIME_HEADER: str(timestamp),
+            NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: signature,
+            "Authorization": authorization,
+        },
+        open_timeout=RELAY_CONNECT_SECONDS,
+        max_size=bot_ws.MAX_BOT_MESSAGE_BYTES,
+        compression=None,
+        proxy=None,
+        user_agent_header=None,
+    )
 
 
 # --- the relay -----------------------------------------------------------------------------

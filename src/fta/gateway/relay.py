@@ -16,6 +16,10 @@ only as JSON of at most `MAX_ANSWER_BYTES`, uncompressed, without any of the bot
 the relay answers 200 with the bot's status in `X-FTA-Bot-Status`. Its own refusals are JSON
 `{"detail": ...}` without that header. A tenant's bots have `PER_TENANT_IN_FLIGHT` requests
 in flight at most, all tenants `MAX_IN_FLIGHT` (429 and 503 past them).
+
+A bot's websocket (`message/ws`) is admitted the same way, its upgrade signed, and relayed
+message by message (fta.freqtrade.bot_ws); the bot's websocket token comes in the signed
+Authorization header and goes to the bot in its query, as freqtrade reads it.
 """
 
 from __future__ import annotations
@@ -27,15 +31,19 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from urllib.parse import quote
 
 import anyio
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
-from fta.freqtrade import bot_api
+from fta.freqtrade import bot_api, bot_ws
 from fta.freqtrade.bot_api import (
     API_PREFIX,
     BOT_STATUS_HEADER,
@@ -49,6 +57,7 @@ from fta.freqtrade.bot_api import (
     TARGET_HEADER,
     TIME_HEADER,
 )
+from fta.freqtrade.bot_ws import relay_websocket
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,13 @@ PER_TENANT_IN_FLIGHT = 8
 # refuses (503) rather than forget one early.
 MAX_NONCES = 100_000
 _STAMP = re.compile(r"[0-9]{1,12}")
+# A refused websocket upgrade closes with the code of the status a request would have had.
+_WS_CLOSE = {
+    401: bot_ws.UNAUTHORIZED,
+    403: bot_ws.FORBIDDEN,
+    429: bot_ws.TOO_MANY,
+    503: bot_ws.UNAVAILABLE,
+}
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -118,6 +134,8 @@ class BotRelay:
         self._nonces = NonceCache(clock)
         self._in_flight = 0
         self._per_tenant: dict[str, int] = {}
+        self._sockets = 0
+        self._tenant_sockets: dict[str, int] = {}
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(TOTAL_SECONDS, connect=CONNECT_SECONDS),
             follow_redirects=False,
@@ -140,7 +158,9 @@ class BotRelay:
         except _Refused as refusal:
             return JSONResponse({"detail": refusal.detail}, status_code=refusal.status)
 
-    async def _admit(self, request: Request) -> tuple[tuple[str, int], bytes]:
+    async def _admit(
+        self, request: HTTPConnection, *, websocket: bool = False
+    ) -> tuple[tuple[str, int], bytes]:
         """The request's target and body, once every check passed."""
         peer = request.client.host if request.client else ""
         if bot_api.in_pool(peer, self._pool):
@@ -159,18 +179,22 @@ class BotRelay:
         path = request.url.path
         query = request.url.query
         endpoint = path.removeprefix(API_PREFIX)
+        method = "GET" if websocket else request.scope["method"]
         if (
             target is None
             or not bot_api.is_bot_api_target(*target, self._pool, self._prefix)
             or not path.startswith(API_PREFIX)
             or not bot_api.valid_query(query)
-            or not bot_api.relayable(request.method, endpoint, query)
+            or not (
+                (websocket and endpoint == bot_ws.WS_ENDPOINT and not query)
+                or (not websocket and bot_api.relayable(method, endpoint, query))
+            )
         ):
             raise _Refused(403, "not a bot API request the relay forwards")
-        body = await _read_capped(request)
+        body = await _read_capped(request) if isinstance(request, Request) else b""
         expected = bot_api.relay_signature(
             self._key,
-            method=request.method,
+            method=method,
             target=target_text,
             path=path,
             query=query,
@@ -187,6 +211,50 @@ class BotRelay:
         if not self._nonces.admit(nonce):
             raise _Refused(401, "relay request replayed")
         return target, body
+
+    async def handle_ws(self, websocket: WebSocket) -> None:
+        """A bot's websocket: the portal's signed upgrade, then the bot's messages one by one
+        as JSON text, and the client's requests as freqtrade knows them (fta.freqtrade.bot_ws).
+        The bot's token travels in the signed Authorization header, to its query here."""
+        try:
+            (address, port), _ = await self._admit(websocket, websocket=True)
+            tenant = self._tenant_of(address)
+            if self._sockets >= bot_ws.MAX_SOCKETS:
+                raise _Refused(503, "the relay is busy: retry in a moment")
+            if self._tenant_sockets.get(tenant, 0) >= bot_ws.PER_TENANT_SOCKETS:
+                raise _Refused(429, "too many websockets to this account's bots at once")
+        except _Refused as refusal:
+            log.warning("bot websocket refused: %s", refusal.detail)
+            await websocket.close(code=_WS_CLOSE.get(refusal.status, bot_ws.FORBIDDEN))
+            return
+        token = websocket.headers.get("authorization", "").removeprefix("Bearer ")
+        url = f"ws://{address}:{port}{API_PREFIX}{bot_ws.WS_ENDPOINT}?token={quote(token)}"
+        self._sockets += 1
+        self._tenant_sockets[tenant] = self._tenant_sockets.get(tenant, 0) + 1
+        try:
+            try:
+                bot = await connect(
+                    url,
+                    open_timeout=CONNECT_SECONDS,
+                    max_size=bot_ws.MAX_BOT_MESSAGE_BYTES,
+                    compression=None,
+                    proxy=None,
+                    user_agent_header=None,
+                )
+            except (OSError, TimeoutError, WebSocketException) as error:
+                log.warning("bot websocket at %s:%s not reached: %s", address, port, error)
+                await websocket.close(code=bot_ws.UNAVAILABLE)
+                return
+            await websocket.accept()
+            async with bot:
+                await relay_websocket(websocket, bot, to_client=lambda text: text)
+        finally:
+            self._sockets -= 1
+            left = self._tenant_sockets[tenant] - 1
+            if left:
+                self._tenant_sockets[tenant] = left
+            else:
+                del self._tenant_sockets[tenant]
 
     def _tenant_of(self, address: str) -> str:
         return str(ipaddress.ip_network((address, self._prefix), strict=False))
@@ -284,7 +352,10 @@ def create_relay_app(relay: BotRelay) -> Starlette:
         return JSONResponse({"detail": "not a bot API request the relay forwards"}, 403)
 
     return Starlette(
-        routes=[Route("/{path:path}", relay.handle, methods=METHODS)],
+        routes=[
+            WebSocketRoute(f"{API_PREFIX}{bot_ws.WS_ENDPOINT}", relay.handle_ws),
+            Route("/{path:path}", relay.handle, methods=METHODS),
+        ],
         exception_handlers={404: not_served, 405: not_served},
         lifespan=lifespan,
     )
