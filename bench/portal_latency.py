@@ -5,17 +5,19 @@ client with 1,000 jobs, under 50 concurrent clients, through nginx, next to a ba
 Everything runs in containers of the locally built images, as Compose runs them: Postgres,
 the portal (1 CPU, 512 MiB, read-only root) and nginx in front; the baseline is a one-route
 FastAPI app in a container of the same image and limits, behind its own nginx. The load
-comes from this host: wrk (Debian's package, installed when missing) with 50 keep-alive
-connections, each sending its requests one after another. Prints a Markdown report to stdout,
-progress to stderr.
+comes from this host over 50 keep-alive connections, two ways: paced, each connection sending
+one request a second (50 people on their dashboards; asyncio and httpx), and saturated, each
+sending its next request as soon as the last is answered (wrk, Debian's package, installed
+when missing). Prints a Markdown report to stdout, progress to stderr.
 
 Run from the repository root (images built by images/build.sh):
-    .venv/bin/python -m bench.portal_latency [--seconds 20] [--clients 50] [--rounds 3]
+    .venv/bin/python -m bench.portal_latency [--seconds 20] [--clients 50] [--rounds 3] [--pace 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import re
@@ -41,6 +43,8 @@ from tests.support.portal_stack import (
 )
 
 JOBS = 1000
+# Paced first: people at their pace; then saturated: as many requests as the portal answers.
+MODES = ("paced", "saturated")
 HELLO_APP = """
 import uvicorn
 from fastapi import FastAPI
@@ -103,6 +107,44 @@ def _load(url: str, headers: dict[str, str], seconds: int, clients: int) -> Meas
     failures = int(failed.group(1)) if failed else 0
     failures += sum(int(n) for n in errors.groups()) if errors else 0
     return Measure(percentiles[50], percentiles[99], float(rate.group(1)), failures)
+
+
+def _paced(url: str, headers: dict[str, str], seconds: int, clients: int, pace: float) -> Measure:
+    """`clients` keep-alive connections each sending one request every `pace` seconds, spread
+    evenly: people on their dashboards rather than a load generator."""
+
+    async def run() -> Measure:
+        latencies: list[float] = []
+        failures = 0
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as http:
+            await asyncio.gather(*(http.get(url) for _ in range(clients)))  # warm-up
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+
+            async def one_client(offset: float) -> None:
+                nonlocal failures
+                due = start + offset
+                while due < start + seconds:
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    sent = loop.time()
+                    try:
+                        answered = (await http.get(url)).status_code == 200
+                    except httpx.HTTPError:
+                        answered = False
+                    if answered:
+                        latencies.append(loop.time() - sent)
+                    else:
+                        failures += 1
+                    due += pace
+
+            await asyncio.gather(*(one_client(pace * i / clients) for i in range(clients)))
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        return Measure(
+            statistics.median(latencies) * 1000, p99 * 1000, len(latencies) / seconds, failures
+        )
+
+    return asyncio.run(run())
 
 
 def _client_with_jobs(stack: PortalStack, nginx: str) -> str:
@@ -168,12 +210,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20, help="of load per measure")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--pace", type=float, default=1.0, help="seconds between a paced client's requests"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         subprocess.run(["bash", "scripts/ensure-apt.sh", "wrk"], check=True)
     client = local_docker()
     resources = DockerResources(client)
-    results: dict[str, list[Measure]] = {"hello": [], "dashboard": [], "jobs": []}
+    results: dict[tuple[str, str], list[Measure]] = {
+        (mode, name): [] for mode in MODES for name in ("hello", "dashboard", "jobs")
+    }
     try:
         # Log-ins and sign-ups are rate-limited per address by nginx: the bench's few
         # calls stay below it; the measured routes are not limited.
@@ -194,16 +241,20 @@ def main() -> int:
                 order = list(targets)
                 if round_number % 2:
                     order.reverse()
-                for name in order:
-                    url, headers = targets[name]
-                    print(f"round {round_number + 1}: {name}", file=sys.stderr)
-                    measure = _load(url, headers, args.seconds, args.clients)
-                    print(
-                        f"  p50 {measure.p50_ms:.1f} ms, p99 {measure.p99_ms:.1f} ms, "
-                        f"{measure.per_second:.0f}/s, failures {measure.failures}",
-                        file=sys.stderr,
-                    )
-                    results[name].append(measure)
+                for mode in MODES:
+                    for name in order:
+                        url, headers = targets[name]
+                        print(f"round {round_number + 1}: {mode} {name}", file=sys.stderr)
+                        if mode == "paced":
+                            measure = _paced(url, headers, args.seconds, args.clients, args.pace)
+                        else:
+                            measure = _load(url, headers, args.seconds, args.clients)
+                        print(
+                            f"  p50 {measure.p50_ms:.1f} ms, p99 {measure.p99_ms:.1f} ms, "
+                            f"{measure.per_second:.0f}/s, failures {measure.failures}",
+                            file=sys.stderr,
+                        )
+                        results[(mode, name)].append(measure)
     finally:
         resources.cleanup()
         client.close()
@@ -211,32 +262,41 @@ def main() -> int:
     return 0
 
 
-def _report(results: dict[str, list[Measure]], args: argparse.Namespace) -> None:
+def _report(results: dict[tuple[str, str], list[Measure]], args: argparse.Namespace) -> None:
     print(
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
         f"({platform.machine()}, Linux {platform.release()}); {args.rounds} rounds of "
-        f"{args.seconds} s of load from {args.clients} concurrent keep-alive connections (wrk), "
-        f"through nginx; medians over the rounds.\n"
+        f"{args.seconds} s per measure from {args.clients} keep-alive connections, through "
+        f"nginx; medians over the rounds."
     )
-    hello = results["hello"]
-    hello_p99 = statistics.median(m.p99_ms for m in hello)
-    hello_rate = statistics.median(m.per_second for m in hello)
-    print("| route | p50 (ms) | p99 (ms) | requests/s | p99 / hello's | rate / hello's | failed |")
-    print("|---|---|---|---|---|---|---|")
     labels = {
         "hello": "bare FastAPI hello (baseline)",
         "dashboard": f"dashboard page `/app` ({JOBS} jobs)",
         "jobs": f"`GET /api/v1/jobs` ({JOBS} jobs, 100 listed)",
     }
-    for name, measures in results.items():
-        p50 = statistics.median(m.p50_ms for m in measures)
-        p99 = statistics.median(m.p99_ms for m in measures)
-        rate = statistics.median(m.per_second for m in measures)
-        failed = sum(m.failures for m in measures)
+    titles = {
+        "paced": f"Paced: each connection sends one request every {args.pace:g} s",
+        "saturated": "Saturated (wrk): each connection sends its next request at once",
+    }
+    for mode in MODES:
+        hello = results[(mode, "hello")]
+        hello_p99 = statistics.median(m.p99_ms for m in hello)
+        hello_rate = statistics.median(m.per_second for m in hello)
+        print(f"\n{titles[mode]}:\n")
         print(
-            f"| {labels[name]} | {p50:.1f} | {p99:.1f} | {rate:.0f} | {p99 / hello_p99:.2f} | "
-            f"{rate / hello_rate:.2f} | {failed} |"
+            "| route | p50 (ms) | p99 (ms) | requests/s | p99 / hello's | rate / hello's | failed |"
         )
+        print("|---|---|---|---|---|---|---|")
+        for name, label in labels.items():
+            measures = results[(mode, name)]
+            p50 = statistics.median(m.p50_ms for m in measures)
+            p99 = statistics.median(m.p99_ms for m in measures)
+            rate = statistics.median(m.per_second for m in measures)
+            failed = sum(m.failures for m in measures)
+            print(
+                f"| {label} | {p50:.1f} | {p99:.1f} | {rate:.0f} | {p99 / hello_p99:.2f} | "
+                f"{rate / hello_rate:.2f} | {failed} |"
+            )
 
 
 if __name__ == "__main__":
