@@ -6,7 +6,6 @@ gives and its PDF."""
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -86,21 +85,13 @@ def _pay(live_portal: LivePortal, standin: PayPalStandin, client: Client) -> str
                 Subscription.tenant_id == client.tenant_id
             )
         ).one()
-    now = utcnow()
-    standin.record_payment(subscription_id, now)
-    sale = {
-        "id": f"S-{secrets.token_hex(6).upper()}",
-        "state": "completed",
-        "amount": {"total": "94.80", "currency": "EUR"},
-        "billing_agreement_id": subscription_id,
-        "create_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    delivered = standin.send_webhook(live_portal.url, standin.event("PAYMENT.SALE.COMPLETED", sale))
+    event = standin.cycle_paid(subscription_id, utcnow())
+    delivered = standin.send_webhook(live_portal.url, event)
     assert delivered.status_code == 200 and delivered.json()["outcome"] == "applied"
     invoice_payments(session_scope, utcnow())
     with session_scope() as session:
         invoiced = session.scalar(
-            select(Payment.invoice_ref).where(Payment.paypal_id == sale["id"])
+            select(Payment.invoice_ref).where(Payment.paypal_id == event["resource"]["id"])
         )
     assert invoiced is not None, "the billing round did not invoice the sale"
     return subscription_id

@@ -286,18 +286,9 @@ def _subscribe(page: Page, paypal: PayPalStandin) -> str:
 def _first_payment(paypal: PayPalStandin, subscription_id: str) -> None:
     """PayPal collects the first month and says so by a signed webhook through nginx; the
     portal fetches the signing certificate from PayPal's certificate host (the stand-in)."""
-    now = datetime.now(UTC)
-    paypal.record_payment(subscription_id, now)
-    sale = {
-        "id": f"S-{secrets.token_hex(6).upper()}",
-        "state": "completed",
-        "amount": {"total": "94.80", "currency": "EUR"},
-        "billing_agreement_id": subscription_id,
-        "create_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
     delivered = paypal.send_webhook(
         PORTAL,
-        paypal.event("PAYMENT.SALE.COMPLETED", sale),
+        paypal.cycle_paid(subscription_id, datetime.now(UTC)),
         cert_url=paypal.cert_url(host=PAYPAL_NAMES[1]),
     )
     assert delivered.status_code == 200, delivered.text

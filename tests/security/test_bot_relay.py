@@ -177,6 +177,7 @@ def signed(
     body: bytes = b"",
     key: str = KEY,
     timestamp: int | None = None,
+    authorization: str = AUTHORIZATION,
 ) -> dict[str, str]:
     """The portal's headers for one relayed request."""
     stamp = int(time.time()) if timestamp is None else timestamp
@@ -190,14 +191,14 @@ def signed(
         timestamp=stamp,
         nonce=nonce,
         body=body,
-        authorization=AUTHORIZATION,
+        authorization=authorization,
     )
     return {
         TARGET_HEADER: target,
         TIME_HEADER: str(stamp),
         NONCE_HEADER: nonce,
         SIGNATURE_HEADER: signature,
-        "Authorization": AUTHORIZATION,
+        "Authorization": authorization,
     }
 
 
@@ -547,26 +548,8 @@ def ws_bot() -> Iterator[None]:
 
 
 def _signed_ws(key: str = KEY, target: str = f"{WS_BOT}:8080") -> dict[str, str]:
-    stamp, nonce = int(time.time()), secrets.token_hex(16)
-    authorization = f"Bearer {WS_TOKEN}"
-    signature = relay_signature(
-        key.encode(),
-        method="GET",
-        target=target,
-        path=WS_PATH,
-        query="",
-        timestamp=stamp,
-        nonce=nonce,
-        body=b"",
-        authorization=authorization,
-    )
-    return {
-        TARGET_HEADER: target,
-        TIME_HEADER: str(stamp),
-        NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: signature,
-        "Authorization": authorization,
-    }
+    """The portal's signed upgrade, the bot's websocket token in its Authorization."""
+    return signed("GET", WS_PATH, target=target, key=key, authorization=f"Bearer {WS_TOKEN}")
 
 
 def _ws_url(relay: Relay, query: str = "") -> str:

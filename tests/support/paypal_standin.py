@@ -290,6 +290,19 @@ class PayPalStandin:
             next_time = following.replace(day=min(paid_at.day, 28))
             billing["next_billing_time"] = next_time.strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def cycle_paid(self, subscription_id: str, paid_at: dt.datetime) -> JSON:
+        """PayPal collects a month of the Pro plan (94.80 EUR) at `paid_at`: recorded on the
+        subscription, and the PAYMENT.SALE.COMPLETED event PayPal then sends (unsigned)."""
+        self.record_payment(subscription_id, paid_at)
+        sale = {
+            "id": f"S-{secrets.token_hex(6).upper()}",
+            "state": "completed",
+            "amount": {"total": "94.80", "currency": "EUR"},
+            "billing_agreement_id": subscription_id,
+            "create_time": paid_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return self.event("PAYMENT.SALE.COMPLETED", sale)
+
     def mark_invoice_paid(self, invoice_id: str, paid_on: dt.date | None = None) -> None:
         """The client pays the invoice through PayPal, on `paid_on` (today by default)."""
         with self._lock:

@@ -197,7 +197,7 @@ async def relay_websocket_to_bot(
         if not key:
             raise Unavailable("this installation relays no bot API", 3600)
     except DomainError as refused:
-        code = 4000 + refused.status if refused.status < 500 else bot_ws.UNAVAILABLE
+        code = bot_ws.REFUSED_BASE + refused.status if refused.status < 500 else bot_ws.UNAVAILABLE
         await websocket.close(code=code, reason=str(refused.detail)[:120])
         return
     try:
@@ -222,34 +222,44 @@ def _header_credential(header: str) -> str | None:
     return None
 
 
+def _signed_headers(
+    key: bytes, host: str, method: str, path: str, query: str, body: bytes, authorization: str
+) -> dict[str, str]:
+    """The relay's headers for one request or websocket upgrade, signed with the relay key
+    (fta.freqtrade.bot_api.relay_signature)."""
+    timestamp, nonce = int(time.time()), secrets.token_hex(16)
+    signature = relay_signature(
+        key,
+        method=method,
+        target=host,
+        path=path,
+        query=query,
+        timestamp=timestamp,
+        nonce=nonce,
+        body=body,
+        authorization=authorization,
+    )
+    return {
+        TARGET_HEADER: host,
+        TIME_HEADER: str(timestamp),
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: signature,
+        "Authorization": authorization,
+    }
+
+
 async def _connect_relay(key: bytes, target: relay.RelayTarget) -> ClientConnection:
     """The relay's websocket to the bot, the upgrade signed like a relayed request; the bot's
     websocket token goes in its Authorization (the relay puts it in the bot's query)."""
     relay_path = f"{API_PREFIX}{bot_ws.WS_ENDPOINT}"
     authorization = f"Bearer {relay.api_secrets(target.bot_id).ws_token}"
-    timestamp, nonce = int(time.time()), secrets.token_hex(16)
-    signature = relay_signature(
-        key,
-        method="GET",
-        target=target.host,
-        path=relay_path,
-        query="",
-        timestamp=timestamp,
-        nonce=nonce,
-        body=b"",
-        authorization=authorization,
-    )
     base = get_settings().bot_relay_url.rstrip("/")
     url = "ws" + base.removeprefix("http") + relay_path
     return await connect(
         url,
-        additional_headers={
-            TARGET_HEADER: target.host,
-            TIME_HEADER: str(timestamp),
-            NONCE_HEADER: nonce,
-            SIGNATURE_HEADER: signature,
-            "Authorization": authorization,
-        },
+        additional_headers=_signed_headers(
+            key, target.host, "GET", relay_path, "", b"", authorization
+        ),
         open_timeout=RELAY_CONNECT_SECONDS,
         max_size=bot_ws.MAX_BOT_MESSAGE_BYTES,
         compression=None,
@@ -347,27 +357,10 @@ async def _send(
 ) -> tuple[int, bytes]:
     """The bot's status and body through the relay; the relay's refusals as problems."""
     relay_path = f"{API_PREFIX}{path}"
-    timestamp = int(time.time())
-    nonce = secrets.token_hex(16)
-    signature = relay_signature(
-        key,
-        method=method,
-        target=target.host,
-        path=relay_path,
-        query=query,
-        timestamp=timestamp,
-        nonce=nonce,
-        body=body,
-        authorization=target.authorization,
+    headers = _signed_headers(
+        key, target.host, method, relay_path, query, body, target.authorization
     )
-    headers = {
-        TARGET_HEADER: target.host,
-        TIME_HEADER: str(timestamp),
-        NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: signature,
-        "Authorization": target.authorization,
-        "Accept": "application/json",
-    }
+    headers["Accept"] = "application/json"
     if body:
         headers["Content-Type"] = "application/json"
     url = get_settings().bot_relay_url.rstrip("/") + relay_path + (f"?{query}" if query else "")

@@ -34,17 +34,14 @@ REFILL_SECONDS = 0.5
 # Websockets open at once through the relay: per tenant, and in all.
 PER_TENANT_SOCKETS = 4
 MAX_SOCKETS = 64
-# Close codes: the RFC's, and 4xxx for the HTTP status a request would have had.
+# Close codes: the RFC's; a refused request closes with 4000 + the HTTP status it would have
+# had (4401, 4403, 4404, 4409, 4429: REFUSED_BASE + status).
 NORMAL = 1000
 GOING_AWAY = 1001
 POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 UNAVAILABLE = 1013
-UNAUTHORIZED = 4401
-FORBIDDEN = 4403
-NOT_FOUND = 4404
-NOT_RUNNING = 4409
-TOO_MANY = 4429
+REFUSED_BASE = 4000
 
 _MESSAGE_TYPE = re.compile(r"[a-z_]{1,32}")
 _PAIR = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?")

@@ -72,13 +72,6 @@ PER_TENANT_IN_FLIGHT = 8
 # refuses (503) rather than forget one early.
 MAX_NONCES = 100_000
 _STAMP = re.compile(r"[0-9]{1,12}")
-# A refused websocket upgrade closes with the code of the status a request would have had.
-_WS_CLOSE = {
-    401: bot_ws.UNAUTHORIZED,
-    403: bot_ws.FORBIDDEN,
-    429: bot_ws.TOO_MANY,
-    503: bot_ws.UNAVAILABLE,
-}
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -224,8 +217,9 @@ class BotRelay:
             if self._tenant_sockets.get(tenant, 0) >= bot_ws.PER_TENANT_SOCKETS:
                 raise _Refused(429, "too many websockets to this account's bots at once")
         except _Refused as refusal:
+            # Closed before it is accepted: the portal sees the upgrade refused (HTTP 403).
             log.warning("bot websocket refused: %s", refusal.detail)
-            await websocket.close(code=_WS_CLOSE.get(refusal.status, bot_ws.FORBIDDEN))
+            await websocket.close()
             return
         token = websocket.headers.get("authorization", "").removeprefix("Bearer ")
         url = f"ws://{address}:{port}{API_PREFIX}{bot_ws.WS_ENDPOINT}?token={quote(token)}"
@@ -243,7 +237,7 @@ class BotRelay:
                 )
             except (OSError, TimeoutError, WebSocketException) as error:
                 log.warning("bot websocket at %s:%s not reached: %s", address, port, error)
-                await websocket.close(code=bot_ws.UNAVAILABLE)
+                await websocket.close()
                 return
             await websocket.accept()
             async with bot:
