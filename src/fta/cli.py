@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import logging
 import os
@@ -62,8 +63,14 @@ def _portal(args: argparse.Namespace) -> int:
 
     from fta.portal.app import create_app
 
+    app = create_app()
+    # What start-up made (modules, routes, models) lives as long as the process: frozen, it
+    # is out of the collector's sight, and a full collection walks only what requests made
+    # instead of pausing every request in flight for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        create_app(),
+        app,
         host=args.host,
         port=args.port,
         proxy_headers=False,

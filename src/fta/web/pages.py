@@ -41,6 +41,8 @@ def site_of(request: Request) -> PageSite:
 def environment(templates: Path) -> Environment:
     return Environment(
         loader=FileSystemLoader(templates),
+        # The templates ship with the image: no file is checked again on each render.
+        auto_reload=False,
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
