@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from fta.accounts.service import create_admin
 from fta.billing.alerts import service as alerts
 from fta.db import session_scope
+from tests.support.admins import admin_headers, create_admin
 from tests.support.api import sign_up
 
 API = "/api/v1/admin/billing/alerts"
@@ -20,12 +20,7 @@ NOW = datetime(2040, 1, 2, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def admin_auth(http: TestClient) -> dict[str, str]:
-    email, password = f"admin-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
-    with session_scope() as session:
-        create_admin(session, email=email, password=password)
-    token = http.post("/api/v1/auth/token", json={"email": email, "password": password})
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return admin_headers(http, create_admin())
 
 
 def test_a_repeated_cause_counts_on_one_open_alert_and_quarantines_until_resolved(

@@ -14,12 +14,12 @@ from sqlalchemy import select, update
 
 from fta.access import plan_changes
 from fta.accounts.models import BillingStatus, Tenant
-from fta.accounts.service import create_admin
 from fta.audit.models import AuditEvent
 from fta.billing.account_states import apply_billing_state
 from fta.db import session_scope
 from fta.plans import service as plans
 from fta.plans.models import Plan
+from tests.support.admins import admin_headers, create_admin
 from tests.support.api import sign_up
 
 API = "/api/v1"
@@ -28,12 +28,7 @@ PROBLEM_JSON = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def admin_auth(http: TestClient) -> dict[str, str]:
-    email, password = f"admin-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16)
-    with session_scope() as session:
-        create_admin(session, email=email, password=password)
-    token = http.post(f"{API}/auth/token", json={"email": email, "password": password})
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return admin_headers(http, create_admin())
 
 
 @pytest.fixture

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from fta.accounts.models import Tenant
-from fta.accounts.service import create_admin as create_admin_user
 from fta.bots import service as bots
 from fta.db import session_scope
 from fta.jobs import service as jobs
@@ -101,20 +99,6 @@ def parked_client(http: TestClient, name: str = "Client") -> Client:
     client = subscribe(sign_up(http, name))
     park(client.tenant_id)
     return client
-
-
-@dataclass
-class Admin:
-    email: str
-    password: str
-
-
-def create_admin() -> Admin:
-
-    admin = Admin(f"admin-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(16))
-    with session_scope() as session:
-        create_admin_user(session, email=admin.email, password=admin.password)
-    return admin
 
 
 def log_in(http: TestClient, email: str, password: str) -> dict[str, str]:

@@ -20,9 +20,7 @@ from tests.security.api_support import (
     BACKTEST_CONFIG,
     BOT_CONFIG,
     PROBLEM_JSON,
-    Admin,
     cancel_queued_jobs,
-    create_admin,
     create_bot,
     create_strategy,
     finish_job,
@@ -31,6 +29,7 @@ from tests.security.api_support import (
     strategy_source,
     submit_backtest,
 )
+from tests.support.admins import Admin, admin_headers, create_admin
 from tests.support.api import Client, sign_up
 from tests.support.invoices import issue_test_invoice
 
@@ -52,7 +51,10 @@ class World:
         if caller == "anonymous":
             return {}
         if caller not in self.sessions:
-            self.sessions[caller] = log_in(http, *self.credentials(caller))
+            if caller == "admin":
+                self.sessions[caller] = admin_headers(http, self.admin)
+            else:
+                self.sessions[caller] = log_in(http, *self.credentials(caller))
         return self.sessions[caller]
 
     def forget(self, caller: Caller) -> None:
@@ -96,6 +98,8 @@ def _new_account(world: World, objects: Objects, caller: Caller) -> dict[str, An
 
 
 def _credentials(world: World, objects: Objects, caller: Caller) -> dict[str, Any]:
+    if caller == "admin":
+        return world.admin.login_body()  # with a second factor
     email, password = world.credentials(caller)
     return {"email": email, "password": password}
 
@@ -261,6 +265,14 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("PATCH", "/admin/plans/{code}"): Route(
         401, 403, 403, 200, body=lambda *_: {"name": "Starter"}
     ),
+    # The operator's view of A; A is never suspended here (too short a reason, and no
+    # suspension to lift): tests/integration/test_operator_suspension.py suspends.
+    ("GET", "/admin/tenants"): Route(401, 403, 403, 200),
+    ("GET", "/admin/tenants/{tenant_id}"): Route(401, 403, 403, 200),
+    ("PUT", "/admin/tenants/{tenant_id}/suspension"): Route(
+        401, 403, 403, 422, body=lambda *_: {"reason": "x"}
+    ),
+    ("DELETE", "/admin/tenants/{tenant_id}/suspension"): Route(401, 403, 403, 409),
 }
 
 
@@ -324,7 +336,9 @@ def test_every_operation_is_classified(spec: dict[str, Any]) -> None:
         assert bool(operation.get("security")) is not ROUTES[key].public, key
 
 
-def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Objects) -> str:
+def _url(
+    spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Objects, tenant_id: str
+) -> str:
     values = {
         "strategy_id": objects.strategy_id,
         "version": "1",
@@ -335,6 +349,7 @@ def _url(spec: dict[str, Any], key: tuple[str, str], route: Route, objects: Obje
         "alert_id": "999999999",
         # Nobody's token: each caller may revoke only its own.
         "token_id": "00000000-0000-4000-8000-000000000000",
+        "tenant_id": tenant_id,
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):
@@ -361,7 +376,7 @@ def test_authorization_matrix(
     caller: Caller,
 ) -> None:
     route = ROUTES[key]
-    url = _url(spec, key, route, objects)
+    url = _url(spec, key, route, objects, world.a.tenant_id)
     response = http.request(
         key[0],
         url,

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
-from fta.accounts.models import AuthSession, Tenant, TenantStatus
+from fta.accounts.models import AuthSession
 from fta.db import session_scope, utcnow
 from fta.settings import get_settings
 from tests.security.api_support import API, PROBLEM_JSON, parked_client
@@ -139,24 +139,14 @@ def _revoke_session(client: Client) -> None:
         )
 
 
-def _suspend_tenant(client: Client) -> None:
-    with session_scope() as session:
-        session.execute(
-            update(Tenant)
-            .where(Tenant.id == client.tenant_id)
-            .values(status=TenantStatus.SUSPENDED)
-        )
-
-
 @pytest.mark.parametrize(
     ("change", "hint"),
     [
         (_drop_session, "/api/v1/auth/token"),
         (_expire_session, "/api/v1/auth/token"),
         (_revoke_session, "/api/v1/auth/token"),
-        (_suspend_tenant, "contact support"),
     ],
-    ids=["deleted session", "session expired server-side", "revoked session", "suspended tenant"],
+    ids=["deleted session", "session expired server-side", "revoked session"],
 )
 def test_genuine_tokens_die_with_their_session(
     http: TestClient, fresh_pair: tuple[Client, Client], change: Callable[[Client], None], hint: str

@@ -189,15 +189,29 @@ def test_last_use_is_noted_at_most_once_a_minute(http: TestClient, client: Clien
     assert later is not None and later > first
 
 
-def test_a_suspended_accounts_tokens_are_refused(http: TestClient, client: Client) -> None:
-    value = _make(client, "read")["token"]
+def test_a_suspended_accounts_tokens_read_but_start_nothing(
+    http: TestClient, client: Client
+) -> None:
+    value = _make(client, "write")["token"]
     with session_scope() as session:
         session.execute(
             update(Tenant)
             .where(Tenant.id == client.tenant_id)
             .values(status=TenantStatus.SUSPENDED)
         )
-    _refused(http.get(f"{API}/strategies", headers=_bearer(value)), 401, "suspended")
+    try:
+        assert http.get(f"{API}/strategies", headers=_bearer(value)).status_code == 200
+        config = {"exchange": "binance", "pairs": ["BTC/USDT"], "timeframe": "5m",
+                  "timerange": "20240101-20240201"}  # fmt: skip
+        download = {"kind": "download-data", "config": config}
+        _refused(http.post(f"{API}/jobs", json=download, headers=_bearer(value)), 409, "suspended")
+    finally:
+        with session_scope() as session:
+            session.execute(
+                update(Tenant)
+                .where(Tenant.id == client.tenant_id)
+                .values(status=TenantStatus.ACTIVE)
+            )
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LAYERS: list[set[str]] = [
     {"cli"},
     {"portal", "worker", "gateway", "migrations", "socketproxy"},
-    {"models", "privacy"},
+    {"models", "privacy", "operators"},
     {"billing"},
     {"bots"},
     {"jobs"},
@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"settings"},
     {"markets", "errors", "redaction", "tenantdisk", "seccomp"},
 ]
-DOMAINS = {"accounts", "plans", "access", "strategies", "jobs", "bots", "billing"}
+DOMAINS = {"accounts", "plans", "access", "strategies", "jobs", "bots", "billing", "operators"}
 # Third-party clients that one package alone may use.
 ONLY_FROM = {"docker": "runtime", "fta.billing.paypal.client": "billing"}
 

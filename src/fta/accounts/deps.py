@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
-from fta.accounts.models import TokenScope
+from fta.accounts import two_factor
+from fta.accounts.models import TokenScope, User
 from fta.accounts.service import Principal, authenticate
-from fta.errors import Forbidden, Unauthorized
+from fta.errors import Forbidden, NotFound, Unauthorized
 from fta.web import session_cookie
 from fta.web.deps import SessionDep
 
@@ -53,9 +55,20 @@ def current_tenant(principal: PrincipalDep) -> str:
 TenantDep = Annotated[str, Depends(current_tenant)]
 
 
-def current_admin(principal: PrincipalDep) -> Principal:
+def _require_two_factor(session: Session, principal: Principal) -> None:
+    """An administrator acts on every client's account: only with two-factor log-in on."""
+    user = session.get(User, principal.user_id)
+    if user is None or not two_factor.enabled(user):
+        raise Forbidden(
+            "turn on two-factor log-in for this administrator first, at "
+            "/app/account/security, then log in again"
+        )
+
+
+def current_admin(principal: PrincipalDep, session: SessionDep) -> Principal:
     if not principal.is_admin:
         raise Forbidden("only platform administrators may do this")
+    _require_two_factor(session, principal)
     return principal
 
 
@@ -91,6 +104,18 @@ def page_tenant(principal: PagePrincipalDep) -> str:
 
 
 PageTenantDep = Annotated[str, Depends(page_tenant)]
+
+
+def page_admin(principal: PagePrincipalDep, session: SessionDep) -> Principal:
+    """The administrator of an operator's console page; a client is told no such page
+    exists."""
+    if not principal.is_admin:
+        raise NotFound("no such page")
+    _require_two_factor(session, principal)
+    return principal
+
+
+PageAdminDep = Annotated[Principal, Depends(page_admin)]
 
 
 def optional_page_principal(request: Request, session: SessionDep) -> Principal | None:

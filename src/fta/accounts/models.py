@@ -59,6 +59,10 @@ class Tenant(Base):
     network_used_at: Mapped[datetime | None]
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Suspended by an operator (fta.operators), with the reason its client is shown; None
+    # otherwise. A payment does not lift it: only an operator does.
+    suspension_reason: Mapped[str | None] = mapped_column(String(500))
+    suspended_at: Mapped[datetime | None]
 
     # Billing state (fta.billing.account_states) and the identity invoices are made out to.
     trial_ends_at: Mapped[datetime | None]

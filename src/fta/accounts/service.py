@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from fta import audit
 from fta.accounts import personal_tokens, throttle, two_factor
 from fta.accounts.models import (
-    BLOCKED,
     CLOSED,
     AuthSession,
     PersonalToken,
@@ -343,11 +342,23 @@ def authenticate(session: Session, token: str, *, personal: bool = True) -> Prin
 
 
 def _refuse_suspended(tenant_status: str | None, billing_status: str | None) -> None:
+    # A suspended account's client still signs in: to pay, to read why an operator
+    # suspended it, to export its data. Nothing of it runs (`require_active`).
     if tenant_status in CLOSED:
         raise Unauthorized(DELETED)
-    # Suspended for lack of payment: still let in, to pay.
-    if tenant_status == TenantStatus.SUSPENDED and billing_status not in BLOCKED:
-        raise Unauthorized("this account is suspended: contact support")
+
+
+def require_active(tenant: Tenant | None, what: str) -> None:
+    """Refuses to start `what` ("jobs", "bots") for an account that is not active, saying
+    why: an operator's reason, when an operator suspended it."""
+    if tenant is not None and tenant.status == TenantStatus.ACTIVE:
+        return
+    if tenant is not None and tenant.suspension_reason:
+        raise Conflict(
+            f"this account is suspended by the operator: {tenant.suspension_reason} "
+            f"({what} cannot be started until the suspension is lifted; contact support)"
+        )
+    raise Conflict(f"this account is suspended: {what} cannot be started")
 
 
 def principal_of_credential(

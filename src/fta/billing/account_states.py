@@ -42,7 +42,12 @@ def apply_billing_state(
     current = BillingStatus(tenant.billing_status)
     if status is BillingStatus.ACTIVE:
         tenant.grace_until = None
-        if current in BLOCKED and tenant.status == TenantStatus.SUSPENDED:
+        # A payment lifts what billing suspended, never an operator's suspension.
+        if (
+            current in BLOCKED
+            and tenant.status == TenantStatus.SUSPENDED
+            and tenant.suspension_reason is None
+        ):
             tenant.status = TenantStatus.ACTIVE
     elif status is BillingStatus.PAST_DUE:
         if current in BLOCKED:

@@ -25,7 +25,7 @@ from fta import audit
 from fta.access import service as access
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
-from fta.accounts.service import Principal
+from fta.accounts.service import Principal, require_active
 from fta.bots.models import (
     AT_REST,
     TRANSITIONS,
@@ -217,8 +217,7 @@ def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
     """
     tenant = session.scalars(select(Tenant).where(Tenant.id == tenant_id).with_for_update()).one()
     access.require_start(session, tenant, utcnow())
-    if tenant.status != TenantStatus.ACTIVE:
-        raise Conflict("this account is suspended: bots cannot be started")
+    require_active(tenant, "bots")
     running = session.scalars(
         select(Bot.name)
         .where(
@@ -293,8 +292,7 @@ def restart_bot(
         tenant = session.get(Tenant, tenant_id)
         if tenant is not None:
             access.require_start(session, tenant, utcnow())
-        if tenant is None or tenant.status != TenantStatus.ACTIVE:
-            raise Conflict("this account is suspended: bots cannot be started")
+        require_active(tenant, "bots")
         bot.restart_requested_at = utcnow()
     else:
         _admit_start(session, tenant_id, bot)

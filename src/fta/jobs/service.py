@@ -18,7 +18,7 @@ from fta.access import service as access
 from fta.access import usage
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
-from fta.accounts.service import Principal
+from fta.accounts.service import Principal, require_active
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound, RetryLater
 from fta.freqtrade.options import (
@@ -76,8 +76,7 @@ def submit_job(
         raise NotFound("unknown account")
     access.require_start(session, tenant, utcnow())
     usage.require_under_spending_cap(session, tenant, utcnow())
-    if tenant.status != TenantStatus.ACTIVE:
-        raise Conflict("this account is suspended: jobs cannot be started")
+    require_active(tenant, "jobs")
     try:
         job_config = parse_job_config(kind.value, config)
     except ValidationError as exc:

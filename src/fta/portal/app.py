@@ -23,6 +23,7 @@ from fta.bots.relay_api import router as bot_api_relay_router
 from fta.db import get_engine
 from fta.jobs.api import router as jobs_router
 from fta.jobs.storage_api import router as storage_router
+from fta.operators.api import router as operators_router
 from fta.portal import api_docs, errors, vendor, views
 from fta.portal.static_files import StaticFiles
 from fta.privacy.api import router as privacy_router
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
     api.include_router(billing_identity_router)
     api.include_router(invoices_router)
     api.include_router(billing_alerts_router)
+    api.include_router(operators_router)
     api.include_router(privacy_router)
     app.include_router(api)
     app.include_router(api_docs.docs_router(f"{API_PREFIX}/openapi.json", f"{API_PREFIX}/docs"))

@@ -141,6 +141,8 @@ CLEARED_FIELDS = (
     "pending_plan_id",
     "pending_plan_period",
     "network_used_at",
+    "suspension_reason",
+    "suspended_at",
 )
 # What a kept subscription still says once its account is erased (PayPal's full state names
 # the buyer).

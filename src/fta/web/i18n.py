@@ -75,6 +75,10 @@ class Formats:
         cents = Decimal(amount).quantize(Decimal("0.01"), ROUND_HALF_UP)
         return format_currency(cents, currency, locale=self._babel)
 
+    def cents(self, cents: int | None, currency: str = "EUR") -> str:
+        """An amount kept in integer cents."""
+        return self.money(None if cents is None else Decimal(cents) / 100, currency)
+
     def rate(self, amount: Decimal | None, currency: str = "EUR") -> str:
         """A unit price with all its digits (a CPU-hour may cost a fraction of a cent)."""
         if amount is None:

@@ -169,16 +169,12 @@ def _codes_page(request: Request, codes: list[str]) -> Response:
 
 
 @router.get("/security")
-def security(
-    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
-) -> Response:
+def security(request: Request, session: SessionDep, principal: PagePrincipalDep) -> Response:
     return _security_page(request, session, principal)
 
 
 @router.get("/security/setup")
-def setup(
-    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
-) -> Response:
+def setup(request: Request, session: SessionDep, principal: PagePrincipalDep) -> Response:
     """A new secret to set up (nothing is stored before a code confirms it)."""
     user = _user(session, principal)
     if two_factor.enabled(user):
@@ -191,7 +187,6 @@ def confirm_setup(
     request: Request,
     session: SessionDep,
     principal: PagePrincipalDep,
-    tenant_id: PageTenantDep,
     ip: ClientIpDep,
     enrolment: Annotated[str, Form(max_length=500)],
     otp: CodeField,
@@ -217,7 +212,6 @@ def renew_recovery_codes(
     request: Request,
     session: SessionDep,
     principal: PagePrincipalDep,
-    tenant_id: PageTenantDep,
     ip: ClientIpDep,
     otp: CodeField,
 ) -> Response:
@@ -240,7 +234,6 @@ def disable(
     request: Request,
     session: SessionDep,
     principal: PagePrincipalDep,
-    tenant_id: PageTenantDep,
     ip: ClientIpDep,
     password: Annotated[str, Form(max_length=200)],
     otp: CodeField,

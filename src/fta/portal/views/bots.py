@@ -749,6 +749,12 @@ def _start_refusal(
                 "Bots cannot run while the platform serves recorded market data: recorded "
                 "history has no live prices."
             ), False
+        reason = get_tenant(session, tenant_id).suspension_reason
+        if reason:
+            return _(
+                "Your account is suspended by fta (%(reason)s): bots cannot be started. "
+                "Contact support."
+            ) % {"reason": reason}, False
         return _("Your account is suspended: bots cannot be started."), True
     raise exc
 

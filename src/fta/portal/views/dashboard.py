@@ -4,11 +4,12 @@ the allowance, and what needs the client's attention."""
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from fta.access.periods import period_of
 from fta.access.usage import usage_summary
-from fta.accounts.deps import PagePrincipalDep, PageTenantDep
+from fta.accounts.deps import PagePrincipalDep
 from fta.accounts.models import User
 from fta.accounts.service import get_tenant
 from fta.db import utcnow
@@ -24,9 +25,10 @@ RECENT_JOBS = 8
 
 
 @router.get("")
-def dashboard(
-    request: Request, session: SessionDep, principal: PagePrincipalDep, tenant_id: PageTenantDep
-) -> Response:
+def dashboard(request: Request, session: SessionDep, principal: PagePrincipalDep) -> Response:
+    tenant_id = principal.tenant_id
+    if tenant_id is None:  # an administrator: the operator's console is the home
+        return RedirectResponse("/admin", status_code=303)
     now = utcnow()
     tenant = get_tenant(session, tenant_id)
     user = session.get(User, principal.user_id)

@@ -752,10 +752,13 @@ def submit_job(
         errors = {"strategy_id": _("This strategy no longer exists: choose another one.")}
         problem = _("Check the highlighted fields.")
     except Conflict:
-        problem, status_code = (
-            _("Your account is suspended: no job can start. See Billing to restore it."),
-            409,
-        )
+        status_code = 409
+        if tenant.suspension_reason:
+            problem = _(
+                "Your account is suspended by fta (%(reason)s): no job can start. Contact support."
+            ) % {"reason": tenant.suspension_reason}
+        else:
+            problem = _("Your account is suspended: no job can start. See Billing to restore it.")
     except Invalid as refused:
         problem, status_code = (
             _("The platform refused this job: %(detail)s") % {"detail": refused.detail},

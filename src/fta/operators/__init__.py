@@ -1,0 +1,1 @@
+"""The operator's console: what a platform administrator does to clients' accounts."""

@@ -1,0 +1,75 @@
+"""The operator's console in Chromium, in French: an administrator logs in with a second
+factor, finds a client, suspends the account with a reason; the client sees that reason on the
+dashboard and when a job is refused, rendered as text; the suspension is lifted."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, expect
+
+from tests.support.admins import create_admin
+from tests.support.api import leave_nothing_waiting, sign_up, subscribe, upload_strategy
+from tests.support.browser import LivePortal, PageProblems, log_in, open_page
+
+# Markup in the reason: shown as text on both sides, never run.
+REASON = 'Trop de requêtes vers l\'échange <img src=x onerror="alert(1)">'
+
+
+def _admin_page(browser: Browser, live_portal: LivePortal) -> tuple[Page, PageProblems]:
+    admin = create_admin()
+    page, problems = open_page(browser)
+    page.goto(live_portal.url + "/login")
+    page.get_by_label("Adresse e-mail").fill(admin.email)
+    page.get_by_label("Mot de passe").fill(admin.password)
+    page.get_by_role("button", name="Se connecter").last.click()
+    expect(page).to_have_url(re.compile(r"/login/2fa"))
+    page.get_by_label("Code de vérification").fill(admin.recovery_codes.pop())
+    page.get_by_role("button", name="Se connecter").last.click()
+    expect(page).to_have_url(live_portal.url + "/admin")
+    return page, problems
+
+
+def test_an_administrator_suspends_a_client_who_sees_why_no_job_starts(
+    browser: Browser, live_portal: LivePortal, http: TestClient
+) -> None:
+    client = subscribe(sign_up(http, "Abuser"))
+    strategy_id = upload_strategy(client, "RsiHyper")
+    try:
+        admin, admin_problems = _admin_page(browser, live_portal)
+        expect(admin.get_by_role("heading", name="Comptes clients")).to_be_visible()
+        admin.get_by_label("Identifiant, nom ou e-mail").fill(client.email)
+        admin.get_by_role("button", name="Rechercher").click()
+        admin.get_by_role("link", name="Abuser").click()
+        expect(admin).to_have_url(f"{live_portal.url}/admin/tenants/{client.tenant_id}")
+        admin.get_by_label("Motif que le client lira").fill(REASON)
+        admin.get_by_role("button", name="Suspendre le compte").click()
+        expect(admin.locator(".suspension-reason")).to_have_text(REASON)
+
+        trader, trader_problems = open_page(browser)
+        log_in(trader, live_portal, client.email, client.password)
+        banner = trader.locator("#suspension")
+        expect(banner).to_contain_text("Votre compte est suspendu par fta")
+        expect(banner.locator(".suspension-reason")).to_have_text(REASON)
+        assert trader.locator("#suspension img").count() == 0
+
+        trader.goto(f"{live_portal.url}/app/jobs/new?strategy={strategy_id}")
+        trader.locator("#pairs").select_option(["BTC/USDT"])
+        trader.get_by_label("Premier jour").fill("2024-01-01")
+        trader.get_by_label("Dernier jour").fill("2024-01-03")
+        trader.get_by_role("button", name="Lancer le job").click()
+        expect(trader.get_by_role("alert")).to_have_text(
+            f"Votre compte est suspendu par fta ({REASON}) : aucun job ne peut démarrer. "
+            "Contactez le support."
+        )
+
+        admin.get_by_role("button", name="Lever la suspension").click()
+        expect(admin.get_by_role("button", name="Suspendre le compte")).to_be_visible()
+        trader.goto(live_portal.url + "/app")
+        expect(trader.get_by_role("heading", name="Bonjour Abuser")).to_be_visible()
+        expect(trader.locator("#suspension")).to_have_count(0)
+        assert admin_problems.clean(), admin_problems
+        assert trader_problems.clean(), trader_problems
+    finally:
+        leave_nothing_waiting(client)
