@@ -1,10 +1,12 @@
 """The operator's console in Chromium, in French: an administrator logs in with a second
 factor, finds a client, suspends the account with a reason; the client sees that reason on the
-dashboard and when a job is refused, rendered as text; the suspension is lifted."""
+dashboard and when a job is refused, rendered as text; the suspension is lifted. A quota
+override reaches the client's next job."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
@@ -13,6 +15,7 @@ from tests.support.admins import create_admin
 from tests.support.api import leave_nothing_waiting, sign_up, subscribe, upload_strategy
 from tests.support.browser import LivePortal, PageProblems, log_in, open_page
 
+JOB_PAGE = re.compile(r"/app/jobs/[0-9a-f-]{36}$")
 # Markup in the reason: shown as text on both sides, never run.
 REASON = 'Trop de requêtes vers l\'échange <img src=x onerror="alert(1)">'
 
@@ -43,7 +46,7 @@ def test_an_administrator_suspends_a_client_who_sees_why_no_job_starts(
         admin.get_by_role("button", name="Rechercher").click()
         admin.get_by_role("link", name="Abuser").click()
         expect(admin).to_have_url(f"{live_portal.url}/admin/tenants/{client.tenant_id}")
-        admin.get_by_label("Motif que le client lira").fill(REASON)
+        admin.locator("#suspension").get_by_label("Motif que le client lira").fill(REASON)
         admin.get_by_role("button", name="Suspendre le compte").click()
         expect(admin.locator(".suspension-reason")).to_have_text(REASON)
 
@@ -69,6 +72,50 @@ def test_an_administrator_suspends_a_client_who_sees_why_no_job_starts(
         trader.goto(live_portal.url + "/app")
         expect(trader.get_by_role("heading", name="Bonjour Abuser")).to_be_visible()
         expect(trader.locator("#suspension")).to_have_count(0)
+        assert admin_problems.clean(), admin_problems
+        assert trader_problems.clean(), trader_problems
+    finally:
+        leave_nothing_waiting(client)
+
+
+def test_an_administrators_quota_override_reaches_the_clients_next_job(
+    browser: Browser, live_portal: LivePortal, http: TestClient
+) -> None:
+    client = subscribe(sign_up(http, "Hyperopter"))
+    strategy_id = upload_strategy(client, "RsiHyper")
+    last_day = (datetime.now(UTC) + timedelta(days=7)).date()
+    try:
+        admin, admin_problems = _admin_page(browser, live_portal)
+        admin.goto(f"{live_portal.url}/admin/tenants/{client.tenant_id}")
+        quotas = admin.locator("#quotas")
+        quotas.get_by_text("Déroger aux quotas pour un temps").click()
+        quotas.get_by_label("Durée maximale d'un job (minutes)").fill("600")
+        quotas.get_by_label("Dernier jour").fill(last_day.isoformat())
+        quotas.get_by_label("Motif que le client lira").fill("Campagne d'hyperopt longue")
+        quotas.get_by_role("button", name="Appliquer la dérogation").click()
+        expect(admin.locator(".override-reason")).to_have_text("Campagne d'hyperopt longue")
+        longest = admin.locator("#quotas tbody tr").filter(has_text="Durée maximale")
+        expect(longest.locator("td").nth(1)).to_have_text("600")
+
+        trader, trader_problems = open_page(browser)
+        log_in(trader, live_portal, client.email, client.password)
+        expect(trader.locator("#quota-override .override-reason")).to_have_text(
+            "Campagne d'hyperopt longue"
+        )
+        trader.goto(f"{live_portal.url}/app/jobs/new?strategy={strategy_id}")
+        expect(trader.locator("#max_minutes")).to_have_attribute("max", "600")
+        trader.locator("#pairs").select_option(["BTC/USDT"])
+        trader.get_by_label("Premier jour").fill("2024-01-01")
+        trader.get_by_label("Dernier jour").fill("2024-01-03")
+        trader.locator("#max_minutes").fill("500")
+        trader.get_by_role("button", name="Lancer le job").click()
+        expect(trader).to_have_url(JOB_PAGE)
+        job_id = trader.url.rsplit("/", 1)[1]
+        job = client.http.get(f"/api/v1/jobs/{job_id}", headers=client.auth).json()
+        assert job["max_seconds"] == 500 * 60
+
+        admin.get_by_role("button", name="Mettre fin à la dérogation").click()
+        expect(admin.locator(".override-reason")).to_have_count(0)
         assert admin_problems.clean(), admin_problems
         assert trader_problems.clean(), trader_problems
     finally:

@@ -273,6 +273,16 @@ ROUTES: dict[tuple[str, str], Route] = {
         401, 403, 403, 422, body=lambda *_: {"reason": "x"}
     ),
     ("DELETE", "/admin/tenants/{tenant_id}/suspension"): Route(401, 403, 403, 409),
+    # Nor are A's quotas changed: no quota given, and no override to end.
+    ("GET", "/admin/tenants/{tenant_id}/quotas"): Route(401, 403, 403, 200),
+    ("PUT", "/admin/tenants/{tenant_id}/quotas/override"): Route(
+        401,
+        403,
+        403,
+        422,
+        body=lambda *_: {"reason": "no quota", "ends_at": "2099-01-01T00:00:00Z"},
+    ),
+    ("DELETE", "/admin/tenants/{tenant_id}/quotas/override"): Route(401, 403, 403, 409),
 }
 
 

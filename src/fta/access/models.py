@@ -1,5 +1,5 @@
 """The usage ledger: what each job and bot consumed, the ground truth of usage billing and of
-a free trial's allowance."""
+a free trial's allowance; the client's spending cap; an operator's temporary quotas."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -77,3 +78,35 @@ class SpendingCap(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     cap_eur_ht: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     set_at: Mapped[datetime]
+
+
+class QuotaOverride(Base):
+    """Quotas an operator grants an account instead of its plan's, until `ends_at` (or until
+    ended early): a quota left None is the plan's. One in force per account at most."""
+
+    __tablename__ = "quota_overrides"
+    __table_args__ = (
+        Index(
+            "uq_quota_overrides_tenant_id_in_force",
+            "tenant_id",
+            unique=True,
+            postgresql_where="ended_at IS NULL",
+        ),
+        CheckConstraint("ends_at > created_at", name="ends_after_it_starts"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    cpu: Mapped[Decimal | None] = mapped_column(Numeric(4, 2))
+    memory_mb: Mapped[int | None] = mapped_column(Integer)
+    pids: Mapped[int | None] = mapped_column(Integer)
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_bots: Mapped[int | None] = mapped_column(Integer)
+    max_job_seconds: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    ends_at: Mapped[datetime]
+    # Ended before `ends_at` by an operator, or replaced by a newer override.
+    ended_at: Mapped[datetime | None]

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fta.access.models import UsageEvent
+from fta.access.quotas import quotas
 from fta.accounts.models import BillingStatus, Tenant
 from fta.errors import DomainError
 from fta.settings import get_settings
@@ -61,9 +62,10 @@ class JobBounds:
         return "your free trial's" if self.trial else "your plan's"
 
 
-def job_bounds(tenant: Tenant) -> JobBounds:
-    """The plan's bounds; tighter during a free trial, since anyone can open one."""
-    plan = tenant.plan
+def job_bounds(session: Session, tenant: Tenant, now: datetime) -> JobBounds:
+    """The plan's bounds (or an operator's override of them); tighter during a free trial,
+    since anyone can open one."""
+    plan = quotas(session, tenant, now)
     if tenant.billing_status != BillingStatus.TRIALING:
         return JobBounds(
             plan.max_concurrent_jobs, plan.max_queued_jobs, plan.max_job_seconds, trial=False

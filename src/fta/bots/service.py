@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from fta import audit
 from fta.access import service as access
+from fta.access.quotas import quotas
 from fta.accounts import verification
 from fta.accounts.models import Tenant, TenantStatus
 from fta.accounts.service import Principal, require_active
@@ -228,7 +229,7 @@ def _admit_start(session: Session, tenant_id: str, bot: Bot) -> None:
         )
         .order_by(Bot.name)
     ).all()
-    limit = tenant.plan.max_bots
+    limit = quotas(session, tenant, utcnow()).max_bots
     if len(running) >= limit:
         names = f" (running: {', '.join(running)})" if running else ""
         raise QuotaExceeded(

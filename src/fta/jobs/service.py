@@ -93,7 +93,7 @@ def submit_job(
         startup_candles = declared_startup_candles(version.source, strategy.name)
     if get_settings().market_data_source is DataSource.RECORDED:
         _require_recorded(session, job_config, startup_candles)
-    bounds = access.job_bounds(tenant)
+    bounds = access.job_bounds(session, tenant, utcnow())
     plan_limit = bounds.max_seconds
     if max_seconds is not None and not 1 <= max_seconds <= plan_limit:
         raise Invalid(f"max_seconds must be between 1 and {plan_limit} ({bounds.whose} limit)")
@@ -350,7 +350,7 @@ def _tenant_loads(session: Session, tenants: Collection[str] | None) -> list[sch
     loads = []
     for tenant_id, running_count, oldest_queued in rows:
         tenant = accounts[tenant_id]
-        bounds = access.job_bounds(tenant)
+        bounds = access.job_bounds(session, tenant, now)
         may_start = oldest_queued is not None and (
             tenant.status == TenantStatus.ACTIVE and access.can_start(session, tenant, now) is None
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Query, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
 from fta.db import utcnow
 from fta.operators import service
@@ -37,6 +39,52 @@ class SuspensionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(
         min_length=3, max_length=service.REASON_MAX, description="shown to the client"
+    )
+
+
+class QuotasOut(BaseModel):
+    """The account's quotas now: its plan's, or an operator's override of some of them."""
+
+    cpu: Decimal
+    memory_mb: int
+    pids: int
+    disk_mb: int
+    max_concurrent_jobs: int
+    max_queued_jobs: int
+    max_bots: int
+    max_job_seconds: int
+    override_reason: str | None = Field(description="why an operator overrides them")
+    override_ends_at: datetime | None = Field(description="when the plan's apply again")
+
+
+class QuotaOverrideIn(BaseModel):
+    """Quotas left out stay the plan's."""
+
+    model_config = ConfigDict(extra="forbid")
+    cpu: Decimal | None = Field(default=None, max_digits=4, decimal_places=2)
+    memory_mb: int | None = None
+    pids: int | None = None
+    max_concurrent_jobs: int | None = None
+    max_queued_jobs: int | None = None
+    max_bots: int | None = None
+    max_job_seconds: int | None = None
+    reason: str = Field(min_length=3, max_length=service.REASON_MAX)
+    ends_at: AwareDatetime = Field(description="within a year")
+
+
+def quotas_out(granted: Quotas) -> QuotasOut:
+    override = granted.override
+    return QuotasOut(
+        cpu=granted.cpu,
+        memory_mb=granted.memory_mb,
+        pids=granted.pids,
+        disk_mb=granted.disk_mb,
+        max_concurrent_jobs=granted.max_concurrent_jobs,
+        max_queued_jobs=granted.max_queued_jobs,
+        max_bots=granted.max_bots,
+        max_job_seconds=granted.max_job_seconds,
+        override_reason=override.reason if override is not None else None,
+        override_ends_at=override.ends_at if override is not None else None,
     )
 
 
@@ -89,3 +137,38 @@ def reactivate_tenant(
 ) -> TenantOut:
     service.reactivate_tenant(session, tenant_id, operator=admin, ip=ip, now=utcnow())
     return _one(session, tenant_id)
+
+
+@router.get("/{tenant_id}/quotas")
+def get_quotas(tenant_id: TenantId, admin: AdminDep, session: SessionDep) -> QuotasOut:
+    return quotas_out(service.tenant_overview(session, tenant_id, utcnow()).quotas)
+
+
+@router.put("/{tenant_id}/quotas/override")
+def override_quotas(
+    tenant_id: TenantId,
+    body: QuotaOverrideIn,
+    admin: AdminDep,
+    session: SessionDep,
+    ip: ClientIpDep,
+) -> QuotasOut:
+    values = body.model_dump(exclude={"reason", "ends_at"}, exclude_none=True)
+    service.set_quota_override(
+        session,
+        tenant_id,
+        values,
+        reason=body.reason,
+        ends_at=body.ends_at,
+        operator=admin,
+        ip=ip,
+        now=utcnow(),
+    )
+    return get_quotas(tenant_id, admin, session)
+
+
+@router.delete("/{tenant_id}/quotas/override", status_code=status.HTTP_204_NO_CONTENT)
+def end_quota_override(
+    tenant_id: TenantId, admin: AdminDep, session: SessionDep, ip: ClientIpDep
+) -> Response:
+    service.end_quota_override(session, tenant_id, operator=admin, ip=ip, now=utcnow())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

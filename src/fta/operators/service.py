@@ -5,14 +5,18 @@ lift the suspension. Each change goes in the account's audit chain with the oper
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fta import audit
+from fta.access.models import QuotaOverride
 from fta.access.periods import period_of
+from fta.access.quotas import OVERRIDABLE, Quotas, override_in_force, quotas
 from fta.access.usage import UsageSummary, usage_summary
 from fta.accounts.models import BLOCKED, CLOSED, Tenant, TenantStatus, User
 from fta.accounts.service import Principal
@@ -26,6 +30,19 @@ from fta.jobs.models import Job
 from fta.plans.models import Plan
 
 REASON_MAX = 500
+# An override is temporary: a lasting change is a plan of its own.
+OVERRIDE_LONGEST = timedelta(days=366)
+# What an override may grant, as a plan's edit may (fta.access.api.PlanPatch), each within
+# what a container's hardened spec accepts.
+OVERRIDE_BOUNDS: dict[str, tuple[Decimal, Decimal]] = {
+    "cpu": (Decimal("0.1"), Decimal(64)),
+    "memory_mb": (Decimal(128), Decimal(262_144)),
+    "pids": (Decimal(32), Decimal(4096)),
+    "max_concurrent_jobs": (Decimal(1), Decimal(100)),
+    "max_queued_jobs": (Decimal(1), Decimal(1000)),
+    "max_bots": (Decimal(0), Decimal(100)),
+    "max_job_seconds": (Decimal(60), Decimal(7 * 86_400)),
+}
 FOUND_MAX = 50
 RECENT_JOBS = 20
 _LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
@@ -45,6 +62,7 @@ class TenantOverview:
     tenant: Tenant
     plan: Plan
     users: list[User]
+    quotas: Quotas
     usage: UsageSummary
     bots: list[Bot]
     jobs: list[Job]
@@ -89,6 +107,7 @@ def tenant_overview(session: Session, tenant_id: str, now: datetime) -> TenantOv
         tenant=tenant,
         plan=tenant.plan,
         users=users,
+        quotas=quotas(session, tenant, now),
         usage=usage_summary(session, tenant, period_of(now), now),
         bots=list_bots(session, tenant_id),
         jobs=jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
@@ -150,6 +169,101 @@ def reactivate_tenant(
         ip=ip,
     )
     return tenant
+
+
+def set_quota_override(
+    session: Session,
+    tenant_id: str,
+    values: Mapping[str, Decimal | int | None],
+    *,
+    reason: str,
+    ends_at: datetime,
+    operator: Principal,
+    ip: str | None,
+    now: datetime,
+) -> QuotaOverride:
+    """Grants the account `values` (quotas left out or None stay the plan's) until `ends_at`,
+    in place of any override in force: its next job, bot and queue use them."""
+    text = _checked_reason(reason)
+    granted = _checked_values(values)
+    if not now < ends_at <= now + OVERRIDE_LONGEST:
+        raise Invalid("the override ends in the future, within a year")
+    tenant = _locked(session, tenant_id)
+    if tenant.status in CLOSED:
+        raise Conflict("this account was deleted by its client")
+    _end_override(session, tenant_id, now)
+    override = QuotaOverride(
+        tenant_id=tenant_id,
+        reason=text,
+        ends_at=ends_at,
+        created_at=now,
+        created_by=f"admin:{operator.user_id}",
+        **granted,
+    )
+    session.add(override)
+    session.flush()
+    changes = ", ".join(f"{name}={value}" for name, value in granted.items())
+    audit.service.record(
+        session,
+        actor=f"admin:{operator.user_id}",
+        tenant_id=tenant_id,
+        action="quota.override",
+        target=f"{changes} until {ends_at:%Y-%m-%d %H:%M} UTC: {text}"[:200],
+        ip=ip,
+    )
+    return override
+
+
+def end_quota_override(
+    session: Session, tenant_id: str, *, operator: Principal, ip: str | None, now: datetime
+) -> None:
+    """Ends the override in force now: the plan's quotas apply again."""
+    _locked(session, tenant_id)
+    if override_in_force(session, tenant_id, now) is None:
+        raise Conflict("no quota override is in force on this account")
+    _end_override(session, tenant_id, now)
+    audit.service.record(
+        session,
+        actor=f"admin:{operator.user_id}",
+        tenant_id=tenant_id,
+        action="quota.override_ended",
+        ip=ip,
+    )
+
+
+def _end_override(session: Session, tenant_id: str, now: datetime) -> None:
+    """Marks the account's unended override (in force or run out) ended."""
+    for override in session.scalars(
+        select(QuotaOverride).where(
+            QuotaOverride.tenant_id == tenant_id, QuotaOverride.ended_at.is_(None)
+        )
+    ):
+        override.ended_at = min(now, override.ends_at)
+    session.flush()
+
+
+def _checked_values(values: Mapping[str, Decimal | int | None]) -> dict[str, Decimal | int]:
+    granted: dict[str, Decimal | int] = {}
+    for name, value in values.items():
+        if name not in OVERRIDABLE:
+            raise Invalid(f"{name!r} cannot be overridden; these can: {', '.join(OVERRIDABLE)}")
+        if value is None:
+            continue
+        low, high = OVERRIDE_BOUNDS[name]
+        number = Decimal(value)
+        if not number.is_finite() or not low <= number <= high:
+            raise Invalid(f"{name} must be between {low} and {high}")
+        if name == "cpu":
+            if number != number.quantize(Decimal("0.01")):
+                raise Invalid("cpu has two decimals at most")
+            granted[name] = number
+        elif number != number.to_integral_value():
+            raise Invalid(f"{name} is a whole number")
+        else:
+            granted[name] = int(number)
+    if not granted:
+        raise Invalid("give at least one quota to override")
+    return granted
 
 
 def _checked_reason(reason: str) -> str:

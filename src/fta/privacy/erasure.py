@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from fta.access.models import SpendingCap
+from fta.access.models import QuotaOverride, SpendingCap
 from fta.accounts import service as accounts
 from fta.accounts import throttle
 from fta.accounts.models import (
@@ -102,6 +102,7 @@ ERASED_TABLES = frozenset(
         "bot_runs",
         "usage_spending_caps",
         "usage_alerts",
+        "quota_overrides",
         "users",
         "mail_outbox",
         *USER_TABLES,
@@ -340,7 +341,7 @@ def _erase_rows(tenant_id: str, now: datetime) -> None:
     with session_scope() as session:
         strategies = select(Strategy.id).where(Strategy.tenant_id == tenant_id)
         session.execute(delete(StrategyVersion).where(StrategyVersion.strategy_id.in_(strategies)))
-        for owned in (Strategy, StrategyUpload, SpendingCap, UsageAlert):
+        for owned in (Strategy, StrategyUpload, SpendingCap, UsageAlert, QuotaOverride):
             session.execute(delete(owned).where(owned.tenant_id == tenant_id))
         users = session.execute(
             select(User.id, User.email).where(User.tenant_id == tenant_id)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from fta.access.quotas import quotas
 from fta.accounts.models import Tenant
 from fta.bots import relay
 from fta.bots import service as bots
@@ -163,7 +164,8 @@ class BotSupervisor:
             # Its own transaction: other tenants' first starts need not wait for this one.
             slot = take_slot_now(tenant.id, self.settings, datetime.now(UTC))
             network = self.runner.ensure_tenant_network(tenant.id, slot)
-            volume = self.runner.ensure_tenant_volume(tenant.id, plan_disk_bytes(tenant.plan))
+            granted = quotas(session, tenant, datetime.now(UTC))
+            volume = self.runner.ensure_tenant_volume(tenant.id, plan_disk_bytes(granted))
             spec = container_spec(
                 self.runner,
                 self.settings,
@@ -173,7 +175,7 @@ class BotSupervisor:
                 bundle_env=encode_bundle(bundle),
                 network=network,
                 mounts=[Mount(volume, BOT_DATA_TARGET, read_only=False)],
-                limits=plan_limits(tenant.plan, self.settings),
+                limits=plan_limits(granted, self.settings),
             )
             container_id = self.runner.create(spec)
         except (ContainerRuntimeError, ValidationError, ValueError, AtCapacity) as error:

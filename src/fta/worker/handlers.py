@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from fta.access.quotas import quotas
 from fta.accounts.models import Tenant
 from fta.billing import metering
 from fta.db import session_scope, utcnow
@@ -87,6 +88,7 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
         strategy = session.get(Strategy, version.strategy_id)
         assert strategy is not None  # noqa: S101 - foreign key
         name, source = strategy.name, version.source
+    granted = quotas(session, tenant, utcnow())
     return JobContext(
         job_id=job.id,
         tenant_id=tenant.id,
@@ -95,10 +97,10 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
         config=parse_job_config(job.kind, job.config),
         strategy_name=name,
         strategy_source=source,
-        limits=plan_limits(tenant.plan, settings),
-        disk_bytes=plan_disk_bytes(tenant.plan),
+        limits=plan_limits(granted, settings),
+        disk_bytes=plan_disk_bytes(granted),
         max_seconds=job.max_seconds,
-        job_workers=plan_job_workers(tenant.plan),
+        job_workers=plan_job_workers(granted),
     )
 
 

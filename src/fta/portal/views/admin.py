@@ -4,7 +4,10 @@ only; a client is told no such page exists."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
@@ -20,6 +23,9 @@ from fta.web.deps import ClientIpDep, SessionDep
 router = pages.page_router("/admin")
 
 TenantId = Annotated[str, Path(min_length=1, max_length=8, pattern="^[a-z2-7]+$")]
+QuotaField = Annotated[str, Form(max_length=20)]
+# The operator picks the last day of an override; it runs to the end of that day in France.
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @router.get("")
@@ -50,10 +56,19 @@ def _tenant_page(
     *,
     error: str | None = None,
     reason: str = "",
+    quota_error: str | None = None,
+    typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     overview = service.tenant_overview(session, tenant_id, utcnow())
-    context = {"o": overview, "error": error, "reason": reason, "reason_max": service.REASON_MAX}
+    context = {
+        "o": overview,
+        "error": error,
+        "reason": reason,
+        "reason_max": service.REASON_MAX,
+        "quota_error": quota_error,
+        "typed": typed or {},
+    }
     return pages.render(request, "admin/tenant.html", context, status_code=status_code)
 
 
@@ -94,3 +109,84 @@ def reactivate(
         error = _("This account is not suspended by an operator.")
         return _tenant_page(request, session, tenant_id, error=error, status_code=400)
     return RedirectResponse(f"/admin/tenants/{tenant_id}", status_code=303)
+
+
+@router.post("/tenants/{tenant_id}/quotas")
+def override_quotas(
+    request: Request,
+    session: SessionDep,
+    admin: PageAdminDep,
+    ip: ClientIpDep,
+    tenant_id: TenantId,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    ends_on: QuotaField = "",
+    cpu: QuotaField = "",
+    memory_mb: QuotaField = "",
+    max_concurrent_jobs: QuotaField = "",
+    max_queued_jobs: QuotaField = "",
+    max_bots: QuotaField = "",
+    max_job_minutes: QuotaField = "",
+) -> Response:
+    _ = pages.gettext_for(request)
+    typed = {
+        "cpu": cpu,
+        "memory_mb": memory_mb,
+        "max_concurrent_jobs": max_concurrent_jobs,
+        "max_queued_jobs": max_queued_jobs,
+        "max_bots": max_bots,
+        "max_job_minutes": max_job_minutes,
+        "ends_on": ends_on,
+        "reason": reason,
+    }
+    try:
+        values = {name: _number(typed[name]) for name in typed if name not in ("ends_on", "reason")}
+        minutes = values.pop("max_job_minutes")
+        values["max_job_seconds"] = None if minutes is None else minutes * 60
+        last_day = date.fromisoformat(ends_on)
+    except (InvalidOperation, ValueError):
+        error = _("Type the quotas as numbers, and the last day as a date.")
+    else:
+        ends_at = datetime.combine(last_day + timedelta(days=1), time(), PARIS)
+        try:
+            service.set_quota_override(
+                session,
+                tenant_id,
+                values,
+                reason=reason,
+                ends_at=ends_at,
+                operator=admin,
+                ip=ip,
+                now=utcnow(),
+            )
+        except Invalid as refused:
+            error = _("The override was refused: %(detail)s") % {"detail": refused.detail}
+        except Conflict:
+            error = _("This account was deleted by its client.")
+        else:
+            return RedirectResponse(f"/admin/tenants/{tenant_id}#quotas", status_code=303)
+    return _tenant_page(
+        request, session, tenant_id, quota_error=error, typed=typed, status_code=400
+    )
+
+
+@router.post("/tenants/{tenant_id}/quotas/end")
+def end_quota_override(
+    request: Request,
+    session: SessionDep,
+    admin: PageAdminDep,
+    ip: ClientIpDep,
+    tenant_id: TenantId,
+) -> Response:
+    _ = pages.gettext_for(request)
+    try:
+        service.end_quota_override(session, tenant_id, operator=admin, ip=ip, now=utcnow())
+    except Conflict:
+        error = _("No quota override is in force on this account.")
+        return _tenant_page(request, session, tenant_id, quota_error=error, status_code=400)
+    return RedirectResponse(f"/admin/tenants/{tenant_id}#quotas", status_code=303)
+
+
+def _number(typed: str) -> Decimal | None:
+    """A quota as typed (`1,5` or `1.5`); None when left empty."""
+    text = typed.strip().replace(" ", "").replace(",", ".")
+    return Decimal(text) if text else None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from fta.access.quotas import quotas
 from fta.access.service import PaymentRequired
 from fta.accounts.deps import PagePrincipalDep, PageTenantDep, page_principal, page_tenant
 from fta.accounts.models import BillingStatus, User
@@ -735,7 +736,7 @@ def _start_refusal(
             for bot in bots.list_bots(session, tenant_id)
             if bot.desired_state == DesiredState.RUNNING
         ]
-        limit = tenant.plan.max_bots
+        limit = quotas(session, tenant, utcnow()).max_bots
         return ngettext(
             "Your plan runs %(n)d bot at once (running: %(names)s): stop it, or choose a "
             "bigger plan, to start this one.",

@@ -8,6 +8,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from fta.access.periods import period_of
+from fta.access.quotas import override_in_force
 from fta.access.usage import usage_summary
 from fta.accounts.deps import PagePrincipalDep
 from fta.accounts.models import User
@@ -45,6 +46,7 @@ def dashboard(request: Request, session: SessionDep, principal: PagePrincipalDep
         "email": user.email if user is not None else "",
         "jobs": jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
         "usage": summary,
+        "override": override_in_force(session, tenant_id, now),
         "cpu_share": min(used / included, 1) if included > 0 else None,
     }
     return pages.render(request, "app/dashboard.html", context)

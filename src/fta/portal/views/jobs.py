@@ -324,7 +324,7 @@ def _form_page(
     tenant = get_tenant(session, tenant_id)
     choices = strategies.list_strategies(session, tenant_id)
     exchange = form.exchange if form.exchange in SUPPORTED_EXCHANGES else SUPPORTED_EXCHANGES[0]
-    bounds = access.job_bounds(tenant)
+    bounds = access.job_bounds(session, tenant, utcnow())
     context = {
         "form": form,
         "errors": errors or {},
@@ -687,7 +687,7 @@ def submit_job(
     if kind is JobKind.HYPEROPT:
         _check_hyperopt(checked, form)
     tenant = get_tenant(session, tenant_id)
-    limit_minutes = max(access.job_bounds(tenant).max_seconds // 60, 1)
+    limit_minutes = max(access.job_bounds(session, tenant, utcnow()).max_seconds // 60, 1)
     minutes = checked.integer(
         "max_minutes",
         form.max_minutes,
