@@ -1,7 +1,8 @@
 """The operator's console in Chromium, in French: an administrator logs in with a second
 factor, finds a client, suspends the account with a reason; the client sees that reason on the
 dashboard and when a job is refused, rendered as text; the suspension is lifted. A quota
-override reaches the client's next job."""
+override reaches the client's next job. A row changed behind fta's back is flagged in the
+audit log viewer where its chain breaks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from tests.support.admins import create_admin
 from tests.support.api import leave_nothing_waiting, sign_up, subscribe, upload_strategy
@@ -120,3 +123,34 @@ def test_an_administrators_quota_override_reaches_the_clients_next_job(
         assert trader_problems.clean(), trader_problems
     finally:
         leave_nothing_waiting(client)
+
+
+def test_a_tampered_audit_row_is_flagged_where_the_chain_breaks(
+    browser: Browser, live_portal: LivePortal, http: TestClient, owner_engine: Engine
+) -> None:
+    client = sign_up(http, "Audited")
+    http.post("/api/v1/auth/logout", headers=client.auth)
+    with owner_engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+        )
+        connection.execute(
+            text("UPDATE audit_events SET ip = '203.0.113.9' WHERE chain = :c AND seq = 2"),
+            {"c": client.tenant_id},
+        )
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+
+    admin, problems = _admin_page(browser, live_portal)
+    admin.get_by_role("link", name="Journal d'audit").click()
+    expect(admin.locator("#chain-status")).to_be_visible()  # the platform's, first
+    admin.get_by_label("Chaîne (platform, ou l'identifiant d'un compte)").fill(client.tenant_id)
+    admin.get_by_role("button", name="Ouvrir").click()
+    expect(admin.get_by_role("alert")).to_contain_text("rompue à l'événement n° 2")
+    broken = admin.locator("#audit-events tr.broken")
+    expect(broken).to_have_count(1)
+    expect(broken.locator("td").first).to_have_text("2")
+    expect(broken).to_contain_text("203.0.113.9")
+    expect(broken).to_contain_text("rompue ici")
+    admin.get_by_role("link", name="Vérifier toutes les chaînes").click()
+    expect(admin.locator("#all-chains")).to_contain_text(client.tenant_id)
+    assert problems.clean(), problems

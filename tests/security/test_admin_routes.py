@@ -80,7 +80,12 @@ def caller(
 
 
 def _path(template: str, victim: Client) -> str:
-    values = {"tenant_id": victim.tenant_id, "code": "starter", "alert_id": "1"}
+    values = {
+        "tenant_id": victim.tenant_id,
+        "chain": victim.tenant_id,
+        "code": "starter",
+        "alert_id": "1",
+    }
     path = template
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)

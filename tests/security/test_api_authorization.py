@@ -283,6 +283,9 @@ ROUTES: dict[tuple[str, str], Route] = {
         body=lambda *_: {"reason": "no quota", "ends_at": "2099-01-01T00:00:00Z"},
     ),
     ("DELETE", "/admin/tenants/{tenant_id}/quotas/override"): Route(401, 403, 403, 409),
+    # Every chain verified; the platform's chain.
+    ("GET", "/admin/audit"): Route(401, 403, 403, 200),
+    ("GET", "/admin/audit/{chain}"): Route(401, 403, 403, 200),
 }
 
 
@@ -360,6 +363,8 @@ def _url(
         # Nobody's token: each caller may revoke only its own.
         "token_id": "00000000-0000-4000-8000-000000000000",
         "tenant_id": tenant_id,
+        # The platform's: an account's chain names its objects, which the operator reads.
+        "chain": "platform",
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):

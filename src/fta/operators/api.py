@@ -1,4 +1,5 @@
-"""/api/v1/admin/tenants: clients' accounts for the operator, and their suspension."""
+"""/api/v1/admin/tenants and /api/v1/admin/audit: clients' accounts for the operator (their
+suspension, their quotas) and the audit chains."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
 from fta.db import utcnow
-from fta.operators import service
+from fta.errors import NotFound
+from fta.operators import audit_view, service
 from fta.operators.service import TenantRow
 from fta.web.deps import ClientIpDep, SessionDep
 
-router = APIRouter(prefix="/admin/tenants", tags=["operators"])
+router = APIRouter(prefix="/admin", tags=["operators"])
 
 TenantId = Annotated[str, Path(min_length=1, max_length=8, pattern="^[a-z2-7]+$")]
 
@@ -109,7 +111,7 @@ def _one(session: SessionDep, tenant_id: str) -> TenantOut:
     return tenant_out(TenantRow(overview.tenant, overview.plan.name, emails))
 
 
-@router.get("")
+@router.get("/tenants")
 def find_tenants(
     admin: AdminDep,
     session: SessionDep,
@@ -118,12 +120,12 @@ def find_tenants(
     return [tenant_out(row) for row in service.find_tenants(session, q)]
 
 
-@router.get("/{tenant_id}")
+@router.get("/tenants/{tenant_id}")
 def get_tenant(tenant_id: TenantId, admin: AdminDep, session: SessionDep) -> TenantOut:
     return _one(session, tenant_id)
 
 
-@router.put("/{tenant_id}/suspension")
+@router.put("/tenants/{tenant_id}/suspension")
 def suspend_tenant(
     tenant_id: TenantId, body: SuspensionIn, admin: AdminDep, session: SessionDep, ip: ClientIpDep
 ) -> TenantOut:
@@ -131,7 +133,7 @@ def suspend_tenant(
     return _one(session, tenant_id)
 
 
-@router.delete("/{tenant_id}/suspension")
+@router.delete("/tenants/{tenant_id}/suspension")
 def reactivate_tenant(
     tenant_id: TenantId, admin: AdminDep, session: SessionDep, ip: ClientIpDep
 ) -> TenantOut:
@@ -139,12 +141,12 @@ def reactivate_tenant(
     return _one(session, tenant_id)
 
 
-@router.get("/{tenant_id}/quotas")
+@router.get("/tenants/{tenant_id}/quotas")
 def get_quotas(tenant_id: TenantId, admin: AdminDep, session: SessionDep) -> QuotasOut:
     return quotas_out(service.tenant_overview(session, tenant_id, utcnow()).quotas)
 
 
-@router.put("/{tenant_id}/quotas/override")
+@router.put("/tenants/{tenant_id}/quotas/override")
 def override_quotas(
     tenant_id: TenantId,
     body: QuotaOverrideIn,
@@ -166,9 +168,69 @@ def override_quotas(
     return get_quotas(tenant_id, admin, session)
 
 
-@router.delete("/{tenant_id}/quotas/override", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/tenants/{tenant_id}/quotas/override", status_code=status.HTTP_204_NO_CONTENT)
 def end_quota_override(
     tenant_id: TenantId, admin: AdminDep, session: SessionDep, ip: ClientIpDep
 ) -> Response:
     service.end_quota_override(session, tenant_id, operator=admin, ip=ip, now=utcnow())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    target: str | None
+    ip: str | None
+    breaks_here: bool = Field(description="the chain's first broken link is here")
+
+
+class AuditChainOut(BaseModel):
+    chain: str = Field(description="`platform`, or an account's id")
+    length: int
+    intact: bool
+    broken_at: int | None = Field(description="sequence number of the first broken link")
+    events: list[AuditEventOut] = Field(description="the latest 200, newest first")
+
+
+class BrokenChainOut(BaseModel):
+    chain: str
+    broken_at: int
+
+
+@router.get("/audit")
+def broken_audit_chains(admin: AdminDep, session: SessionDep) -> list[BrokenChainOut]:
+    """Every chain verified: those that do not hold (none when all do)."""
+    return [
+        BrokenChainOut(chain=name, broken_at=at) for name, at in audit_view.broken_chains(session)
+    ]
+
+
+@router.get("/audit/{chain}")
+def audit_chain(
+    chain: Annotated[str, Path(min_length=1, max_length=16, pattern="^[a-z2-7]+$")],
+    admin: AdminDep,
+    session: SessionDep,
+) -> AuditChainOut:
+    view = audit_view.chain_view(session, chain)
+    if view is None:
+        raise NotFound(f"no audit chain {chain}")
+    return AuditChainOut(
+        chain=view.name,
+        length=view.length,
+        intact=view.intact,
+        broken_at=view.broken_at,
+        events=[
+            AuditEventOut(
+                seq=shown.event.seq,
+                created_at=shown.event.created_at,
+                actor=shown.event.actor,
+                action=shown.event.action,
+                target=shown.event.target,
+                ip=shown.event.ip,
+                breaks_here=shown.breaks_here,
+            )
+            for shown in view.events
+        ],
+    )

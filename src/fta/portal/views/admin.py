@@ -14,9 +14,10 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from fta.accounts.deps import PageAdminDep
+from fta.audit.models import PLATFORM_CHAIN
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid
-from fta.operators import service
+from fta.operators import audit_view, service
 from fta.web import pages
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -190,3 +191,22 @@ def _number(typed: str) -> Decimal | None:
     """A quota as typed (`1,5` or `1.5`); None when left empty."""
     text = typed.strip().replace(" ", "").replace(",", ".")
     return Decimal(text) if text else None
+
+
+@router.get("/audit")
+def audit_chain(
+    request: Request,
+    session: SessionDep,
+    admin: PageAdminDep,
+    chain: Annotated[str, Query(max_length=16)] = PLATFORM_CHAIN,
+    verify_all: Annotated[bool, Query(alias="all")] = False,
+) -> Response:
+    """A chain's verification and latest events (the platform's unless `chain` names an
+    account); with `all`, every chain verified and those that break listed."""
+    name = chain.strip().lower()
+    context = {
+        "chain": name,
+        "view": audit_view.chain_view(session, name),
+        "broken": audit_view.broken_chains(session) if verify_all else None,
+    }
+    return pages.render(request, "admin/audit.html", context)

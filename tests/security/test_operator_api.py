@@ -1,12 +1,14 @@
 """An operator suspends a client's account through the admin API: the client still signs in
 and reads why, nothing of it runs or starts, a payment does not lift it, and every step is in
-the account's audit chain. Only an administrator with two-factor log-in may do it."""
+the account's audit chain, which the operator verifies there. Only an administrator with
+two-factor log-in may do it."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 
 from fta.accounts.models import BillingStatus, Tenant, TenantStatus
 from fta.audit.models import AuditEvent
@@ -153,3 +155,26 @@ def test_the_search_finds_an_account_by_part_of_its_e_mail(
     assert [row["id"] for row in found] == [client.tenant_id]
     # LIKE's wildcards are searched as text.
     assert http.get(f"{API}/admin/tenants", params={"q": "%_%"}, headers=admin).json() == []
+
+
+def test_the_audit_api_names_where_a_chain_breaks(
+    http: TestClient, admin: dict[str, str], owner_engine: Engine
+) -> None:
+    client = parked_client(http, "Chained")
+    intact = http.get(f"{API}/admin/audit/{client.tenant_id}", headers=admin).json()
+    assert intact["intact"] and intact["broken_at"] is None and intact["length"] >= 2
+    with owner_engine.begin() as connection:
+        connection.execute(
+            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+        )
+        connection.execute(
+            text("UPDATE audit_events SET action = 'forged' WHERE chain = :c AND seq = 1"),
+            {"c": client.tenant_id},
+        )
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    broken = http.get(f"{API}/admin/audit/{client.tenant_id}", headers=admin).json()
+    assert not broken["intact"] and broken["broken_at"] == 1
+    assert [e["seq"] for e in broken["events"] if e["breaks_here"]] == [1]
+    listed = http.get(f"{API}/admin/audit", headers=admin).json()
+    assert {"chain": client.tenant_id, "broken_at": 1} in listed
+    assert http.get(f"{API}/admin/audit/nochain", headers=admin).status_code == 404
