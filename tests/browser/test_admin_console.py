@@ -2,7 +2,7 @@
 factor, finds a client, suspends the account with a reason; the client sees that reason on the
 dashboard and when a job is refused, rendered as text; the suspension is lifted. A quota
 override reaches the client's next job. A row changed behind fta's back is flagged in the
-audit log viewer where its chain breaks."""
+audit log viewer where its chain breaks. A stuck job is stopped from the operations page."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 from tests.support.admins import create_admin
 from tests.support.api import leave_nothing_waiting, sign_up, subscribe, upload_strategy
 from tests.support.browser import LivePortal, PageProblems, log_in, open_page
+from tests.support.jobs import wait_for_job
+from tests.support.sandbox import Sandbox
 
 JOB_PAGE = re.compile(r"/app/jobs/[0-9a-f-]{36}$")
 # Markup in the reason: shown as text on both sides, never run.
@@ -154,3 +156,41 @@ def test_a_tampered_audit_row_is_flagged_where_the_chain_breaks(
     admin.get_by_role("link", name="Vérifier toutes les chaînes").click()
     expect(admin.locator("#all-chains")).to_contain_text(client.tenant_id)
     assert problems.clean(), problems
+
+
+def test_an_administrator_stops_a_running_job_from_the_operations_page(
+    browser: Browser, live_portal: LivePortal, http: TestClient, sandbox: Sandbox
+) -> None:
+    client = subscribe(sign_up(http, "Stuck"))
+    sandbox.forget_tenant(client.tenant_id)
+    body = {
+        "kind": "backtest",
+        "strategy_id": upload_strategy(client, "Sleeper"),
+        "config": {
+            "exchange": "binance",
+            "pairs": ["BTC/USDT"],
+            "timeframe": "5m",
+            "timerange": "20240101-20240103",
+            "stake_amount": 100,
+            "max_open_trades": 1,
+        },
+    }
+    try:
+        job_id = client.http.post("/api/v1/jobs", json=body, headers=client.auth).json()["id"]
+        wait_for_job(client, job_id, {"running"}, timeout=240)
+        admin, problems = _admin_page(browser, live_portal)
+        admin.get_by_role("link", name="Exploitation").click()
+        expect(admin.locator("#workers")).to_contain_text("répond")
+        row = admin.locator(f"#running-jobs tr[data-job='{job_id}']")
+        expect(row).to_contain_text("Stuck")
+        row.get_by_role("button", name="Arrêter le job").click()  # confirmed
+        expect(admin.locator(f"#running-jobs tr[data-job='{job_id}']")).to_contain_text(
+            "arrêt demandé"
+        )
+        job = wait_for_job(client, job_id, {"cancelled", "failed"}, timeout=120)
+        assert job["status"] == "cancelled", job
+        admin.reload()
+        expect(admin.locator(f"#running-jobs tr[data-job='{job_id}']")).to_have_count(0)
+        assert problems.clean(), problems
+    finally:
+        leave_nothing_waiting(client)

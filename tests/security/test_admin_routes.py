@@ -4,6 +4,7 @@ two-factor log-in: 403 or 404, and nothing changes. An administrator with it get
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -85,6 +86,8 @@ def _path(template: str, victim: Client) -> str:
         "chain": victim.tenant_id,
         "code": "starter",
         "alert_id": "1",
+        "job_id": str(uuid.uuid4()),
+        "bot_id": str(uuid.uuid4()),
     }
     path = template
     for name, value in values.items():

@@ -283,6 +283,10 @@ ROUTES: dict[tuple[str, str], Route] = {
         body=lambda *_: {"reason": "no quota", "ends_at": "2099-01-01T00:00:00Z"},
     ),
     ("DELETE", "/admin/tenants/{tenant_id}/quotas/override"): Route(401, 403, 403, 409),
+    # What runs; the kill switches on A's finished job (nothing to stop) and its stopped bot.
+    ("GET", "/admin/operations"): Route(401, 403, 403, 200),
+    ("POST", "/admin/jobs/{job_id}/cancel"): Route(401, 403, 403, 409, job="finished"),
+    ("POST", "/admin/bots/{bot_id}/stop"): Route(401, 403, 403, 202),
     # Every chain verified; the platform's chain.
     ("GET", "/admin/audit"): Route(401, 403, 403, 200),
     ("GET", "/admin/audit/{chain}"): Route(401, 403, 403, 200),

@@ -6,7 +6,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import fta.models  # noqa: F401 - registers every table on the metadata
+import fta.models  # registers every table on the metadata
+import fta.operators.models  # noqa: F401 - the console's own table (above the domains)
 from fta.db import Base
 from fta.db_privileges import grant_runtime_privileges
 from fta.settings import get_settings

@@ -1,8 +1,10 @@
-"""/api/v1/admin/tenants and /api/v1/admin/audit: clients' accounts for the operator (their
-suspension, their quotas) and the audit chains."""
+"""/api/v1/admin/tenants, /operations, /jobs, /bots and /audit: clients' accounts for the
+operator (their suspension, their quotas), what runs on the platform and its kill switches,
+and the audit chains."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -14,7 +16,7 @@ from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
 from fta.db import utcnow
 from fta.errors import NotFound
-from fta.operators import audit_view, service
+from fta.operators import audit_view, operations, service
 from fta.operators.service import TenantRow
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -234,3 +236,112 @@ def audit_chain(
             for shown in view.events
         ],
     )
+
+
+class WorkerOut(BaseModel):
+    name: str
+    started_at: datetime
+    beat_at: datetime
+    silent: bool = Field(description="no heartbeat for two minutes")
+    docker_ok: bool
+    docker_error: str | None
+    containers: int | None
+    jobs_in_flight: int
+
+
+class RunningJobOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str
+    tenant: str
+    kind: str
+    status: str
+    started_at: datetime | None
+    max_seconds: int
+
+
+class RunningBotOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str
+    tenant: str
+    name: str
+    actual_state: str
+    started_at: datetime | None
+
+
+class QueueOut(BaseModel):
+    tenant_id: str
+    tenant: str
+    queued: int
+    running: int
+
+
+class OperationsOut(BaseModel):
+    workers: list[WorkerOut]
+    jobs: list[RunningJobOut] = Field(description="starting or running, across accounts")
+    bots: list[RunningBotOut] = Field(description="wanted running, across accounts")
+    queues: list[QueueOut]
+    open_billing_alerts: int
+
+
+@router.get("/operations")
+def get_operations(admin: AdminDep, session: SessionDep) -> OperationsOut:
+    now = utcnow()
+    found = operations.operations(session, now)
+    return OperationsOut(
+        workers=[
+            WorkerOut(
+                name=w.name,
+                started_at=w.started_at,
+                beat_at=w.beat_at,
+                silent=w.name in found.silent,
+                docker_ok=w.docker_ok,
+                docker_error=w.docker_error,
+                containers=w.containers,
+                jobs_in_flight=w.jobs_in_flight,
+            )
+            for w in found.workers
+        ],
+        jobs=[
+            RunningJobOut(
+                id=job.id,
+                tenant_id=job.tenant_id,
+                tenant=name,
+                kind=job.kind,
+                status=job.status,
+                started_at=job.started_at,
+                max_seconds=job.max_seconds,
+            )
+            for job, name in found.jobs
+        ],
+        bots=[
+            RunningBotOut(
+                id=bot.id,
+                tenant_id=bot.tenant_id,
+                tenant=name,
+                name=bot.name,
+                actual_state=bot.actual_state,
+                started_at=bot.started_at,
+            )
+            for bot, name in found.bots
+        ],
+        queues=[
+            QueueOut(
+                tenant_id=q.tenant_id, tenant=q.display_name, queued=q.queued, running=q.running
+            )
+            for q in found.queues
+        ],
+        open_billing_alerts=len(found.alerts),
+    )
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+def kill_job(job_id: uuid.UUID, admin: AdminDep, session: SessionDep, ip: ClientIpDep) -> Response:
+    """Any account's job, cancelled: a queued one at once, a running one by its worker."""
+    service.kill_job(session, job_id, operator=admin, ip=ip)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post("/bots/{bot_id}/stop", status_code=status.HTTP_202_ACCEPTED)
+def stop_bot(bot_id: uuid.UUID, admin: AdminDep, session: SessionDep, ip: ClientIpDep) -> Response:
+    service.stop_bot(session, bot_id, operator=admin, ip=ip)
+    return Response(status_code=status.HTTP_202_ACCEPTED)

@@ -5,6 +5,7 @@ lift the suspension. Each change goes in the account's audit chain with the oper
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from fta.accounts.models import BLOCKED, CLOSED, Tenant, TenantStatus, User
 from fta.accounts.service import Principal
 from fta.billing.invoices.models import Invoice
 from fta.billing.invoices.service import list_invoices
+from fta.bots import service as bots
 from fta.bots.models import Bot
 from fta.bots.service import list_bots
 from fta.errors import Conflict, Invalid, NotFound
@@ -264,6 +266,23 @@ def _checked_values(values: Mapping[str, Decimal | int | None]) -> dict[str, Dec
     if not granted:
         raise Invalid("give at least one quota to override")
     return granted
+
+
+def kill_job(session: Session, job_id: uuid.UUID, *, operator: Principal, ip: str | None) -> Job:
+    """Cancels any account's job as its owner could: a queued one at once, a running one by
+    the worker that runs it (its container is stopped). Audited in the account's chain."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return jobs.cancel_job(session, operator, job.tenant_id, job_id, ip)
+
+
+def stop_bot(session: Session, bot_id: uuid.UUID, *, operator: Principal, ip: str | None) -> Bot:
+    """Stops any account's bot as its owner could; audited in the account's chain."""
+    bot = session.get(Bot, bot_id)
+    if bot is None or bot.deleted_at is not None:
+        raise NotFound(f"no bot {bot_id}")
+    return bots.stop_bot(session, operator, bot.tenant_id, bot_id, ip)
 
 
 def _checked_reason(reason: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ from fta.jobs.retention import (
 )
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.mail import service as mail
+from fta.operators.operations import record_heartbeat
 from fta.privacy.erasure import ERASURE_CHECK_SECONDS, erase_pending
 from fta.runtime import DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # How often the outbox is handed to the mail server.
 MAIL_CHECK_SECONDS = 10.0
+# How often the worker records its heartbeat (fta.operators.operations.SILENT_AFTER).
+HEARTBEAT_SECONDS = 15.0
 
 
 class Worker:
@@ -67,6 +71,8 @@ class Worker:
                 tenant_cpu=lambda tenant_id: tenant_cpu_seconds(tenant_id, root, mount),
                 now=utcnow,
             )
+        self.name = socket.gethostname()
+        self.started_at = utcnow()
         self.handler = JobHandler(runner, settings, self.warm)
         self.bots = BotSupervisor(runner, settings)
         # The job slots: this worker's pool, shared fairly between tenants.
@@ -141,6 +147,26 @@ class Worker:
         paypal = paypal_from_settings()
         return erase_pending(self.runner, paypal if paypal.client.configured else None, utcnow())
 
+    def heartbeat(self) -> None:
+        """Records this round for the operator's console, with whether the engine answered
+        (the portal cannot ask it: it never reaches Docker)."""
+        try:
+            containers, error = len(self.runner.list_managed()), None
+        except Exception as failure:  # any failure to list is the engine not answering
+            containers, error = None, f"{type(failure).__name__}: {failure}"
+        with self._lock:
+            in_flight = len(self.in_flight)
+        with session_scope() as session:
+            record_heartbeat(
+                session,
+                self.name,
+                started_at=self.started_at,
+                docker_error=error,
+                containers=containers,
+                jobs_in_flight=in_flight,
+                now=utcnow(),
+            )
+
     def run_forever(self) -> None:
         url = make_url(self.settings.database_url.get_secret_value())
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -153,6 +179,7 @@ class Worker:
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
         next_erasure = time.monotonic()
         next_billing = next_mail = next_prune = next_markets = next_rates = time.monotonic()
+        next_heartbeat = time.monotonic()
         # Proxy mode: the exchanges' market lists and the euro rates of bots' stake currencies,
         # asked of the gateway by its container name on the control network.
         proxy_mode = self.settings.market_data_mode == "proxy"
@@ -162,6 +189,9 @@ class Worker:
             log.info("worker ready")
             while not self.stopping.is_set():
                 try:
+                    if time.monotonic() >= next_heartbeat:
+                        next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+                        self.heartbeat()
                     self.claim_and_start()
                     if self.warm is not None:
                         self.warm.expire()

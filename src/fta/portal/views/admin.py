@@ -4,6 +4,7 @@ only; a client is told no such page exists."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
@@ -15,9 +16,10 @@ from starlette.responses import Response
 
 from fta.accounts.deps import PageAdminDep
 from fta.audit.models import PLATFORM_CHAIN
+from fta.billing.alerts import service as billing_alerts
 from fta.db import utcnow
-from fta.errors import Conflict, Invalid
-from fta.operators import audit_view, service
+from fta.errors import Conflict, Invalid, NotFound
+from fta.operators import audit_view, operations, service
 from fta.web import pages
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -210,3 +212,71 @@ def audit_chain(
         "broken": audit_view.broken_chains(session) if verify_all else None,
     }
     return pages.render(request, "admin/audit.html", context)
+
+
+@router.get("/operations")
+def operations_page(request: Request, session: SessionDep, admin: PageAdminDep) -> Response:
+    return _operations_page(request, session)
+
+
+def _operations_page(
+    request: Request, session: SessionDep, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    now = utcnow()
+    context = {"ops": operations.operations(session, now), "now": now, "error": error}
+    return pages.render(request, "admin/operations.html", context, status_code=status_code)
+
+
+@router.post("/jobs/{job_id}/cancel")
+def kill_job(
+    request: Request, session: SessionDep, admin: PageAdminDep, ip: ClientIpDep, job_id: uuid.UUID
+) -> Response:
+    _ = pages.gettext_for(request)
+    try:
+        service.kill_job(session, job_id, operator=admin, ip=ip)
+    except (NotFound, Conflict):
+        error = _("This job has already ended.")
+        return _operations_page(request, session, error=error, status_code=409)
+    return RedirectResponse("/admin/operations", status_code=303)
+
+
+@router.post("/bots/{bot_id}/stop")
+def stop_bot(
+    request: Request, session: SessionDep, admin: PageAdminDep, ip: ClientIpDep, bot_id: uuid.UUID
+) -> Response:
+    _ = pages.gettext_for(request)
+    try:
+        service.stop_bot(session, bot_id, operator=admin, ip=ip)
+    except NotFound:
+        error = _("This bot no longer exists.")
+        return _operations_page(request, session, error=error, status_code=404)
+    return RedirectResponse("/admin/operations", status_code=303)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve_alert(
+    request: Request,
+    session: SessionDep,
+    admin: PageAdminDep,
+    alert_id: int,
+    resolution: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    _ = pages.gettext_for(request)
+    if not resolution.strip():
+        error = _("Say what was done about it: the billing round then tries the item again.")
+        return _operations_page(request, session, error=error, status_code=400)
+    try:
+        billing_alerts.resolve(
+            session,
+            alert_id,
+            by=f"admin:{admin.user_id}",
+            resolution=resolution.strip(),
+            now=utcnow(),
+        )
+    except Invalid:
+        error = _("Say what was done about it: the billing round then tries the item again.")
+        return _operations_page(request, session, error=error, status_code=400)
+    except (NotFound, Conflict):
+        error = _("This alert is already resolved.")
+        return _operations_page(request, session, error=error, status_code=409)
+    return RedirectResponse("/admin/operations#alerts", status_code=303)

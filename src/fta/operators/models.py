@@ -1,0 +1,26 @@
+"""What the operator's console reads that no domain keeps: each worker's heartbeat."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fta.db import Base
+
+
+class WorkerHeartbeat(Base):
+    """A worker's latest round: when, and whether the Docker engine (through the socket
+    proxy) answered it. The portal never reaches Docker itself: this is how it knows."""
+
+    __tablename__ = "worker_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime]
+    docker_ok: Mapped[bool] = mapped_column(Boolean)
+    docker_error: Mapped[str | None] = mapped_column(String(300))
+    # Containers the worker manages (jobs, bots, warm ones), as the engine listed them.
+    containers: Mapped[int | None] = mapped_column(Integer)
+    jobs_in_flight: Mapped[int] = mapped_column(Integer)
