@@ -86,6 +86,7 @@ def _path(template: str, victim: Client) -> str:
         "chain": victim.tenant_id,
         "code": "starter",
         "alert_id": "1",
+        "month": "2026-11",
         "job_id": str(uuid.uuid4()),
         "bot_id": str(uuid.uuid4()),
     }

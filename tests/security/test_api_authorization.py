@@ -287,6 +287,10 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/admin/operations"): Route(401, 403, 403, 200),
     ("POST", "/admin/jobs/{job_id}/cancel"): Route(401, 403, 403, 409, job="finished"),
     ("POST", "/admin/bots/{bot_id}/stop"): Route(401, 403, 403, 202),
+    # The month's figures and the accountant's exports.
+    ("GET", "/admin/revenue/{month}"): Route(401, 403, 403, 200),
+    ("GET", "/admin/revenue/{month}/accounting.csv"): Route(401, 403, 403, 200),
+    ("GET", "/admin/revenue/{month}/sales-journal.csv"): Route(401, 403, 403, 200),
     # Every chain verified; the platform's chain.
     ("GET", "/admin/audit"): Route(401, 403, 403, 200),
     ("GET", "/admin/audit/{chain}"): Route(401, 403, 403, 200),
@@ -369,6 +373,7 @@ def _url(
         "tenant_id": tenant_id,
         # The platform's: an account's chain names its objects, which the operator reads.
         "chain": "platform",
+        "month": "2026-11",
     }
     path = key[1]
     for parameter in _operations(spec)[key].get("parameters", []):

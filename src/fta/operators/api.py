@@ -14,9 +14,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
+from fta.billing.invoices.journal import journal, journal_csv
 from fta.db import utcnow
 from fta.errors import NotFound
-from fta.operators import audit_view, operations, service
+from fta.operators import audit_view, operations, revenue, service
 from fta.operators.service import TenantRow
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -345,3 +346,80 @@ def kill_job(job_id: uuid.UUID, admin: AdminDep, session: SessionDep, ip: Client
 def stop_bot(bot_id: uuid.UUID, admin: AdminDep, session: SessionDep, ip: ClientIpDep) -> Response:
     service.stop_bot(session, bot_id, operator=admin, ip=ip)
     return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+Month = Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")]
+
+
+class VatRowOut(BaseModel):
+    regime: str = Field(description="fr, reverse_charge or outside_eu; empty for the total")
+    rate: str
+    documents: int
+    ht_cents: int
+    vat_cents: int
+    ttc_cents: int
+
+
+class RevenueOut(BaseModel):
+    month: str
+    mrr_cents: int = Field(description="active subscriptions' monthly price before VAT, now")
+    active_subscriptions: int
+    started: int
+    cancelled: int
+    cancelled_mrr_cents: int
+    overage_billed_cents: int
+    overage_bills: int
+    payment_issues: int = Field(description="sales PayPal holds or denied, and disputes")
+    vat: list[VatRowOut] = Field(description="invoices less credit notes, per regime and rate")
+    invoiced: VatRowOut
+
+
+def _vat_out(row: revenue.VatRow) -> VatRowOut:
+    return VatRowOut(
+        regime=row.regime,
+        rate=row.rate,
+        documents=row.documents,
+        ht_cents=row.ht_cents,
+        vat_cents=row.vat_cents,
+        ttc_cents=row.ttc_cents,
+    )
+
+
+@router.get("/revenue/{month}")
+def get_revenue(month: Month, admin: AdminDep, session: SessionDep) -> RevenueOut:
+    figures = revenue.revenue(session, month)
+    return RevenueOut(
+        month=figures.month,
+        mrr_cents=figures.mrr_cents,
+        active_subscriptions=figures.active_subscriptions,
+        started=figures.started,
+        cancelled=figures.cancelled,
+        cancelled_mrr_cents=figures.cancelled_mrr_cents,
+        overage_billed_cents=figures.overage_billed_cents,
+        overage_bills=figures.overage_bills,
+        payment_issues=len(figures.payment_issues),
+        vat=[_vat_out(row) for row in figures.vat],
+        invoiced=_vat_out(figures.invoiced),
+    )
+
+
+def csv_download(text: str, filename: str) -> Response:
+    return Response(
+        text.encode(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/revenue/{month}/accounting.csv", response_class=Response)
+def accounting_export(month: Month, admin: AdminDep, session: SessionDep) -> Response:
+    """The month's invoices and credit notes booked in the FEC's columns."""
+    return csv_download(revenue.accounting_csv(session, month), f"fta-ecritures-{month}.csv")
+
+
+@router.get("/revenue/{month}/sales-journal.csv", response_class=Response)
+def sales_journal(month: Month, admin: AdminDep, session: SessionDep) -> Response:
+    """The month's invoices and credit notes, one line each, with their VAT regime."""
+    first_day, last_day = revenue.month_days(month)
+    text = journal_csv(journal(session, first_day, last_day))
+    return csv_download(text, f"fta-journal-des-ventes-{month}.csv")

@@ -14,12 +14,14 @@ from fastapi import Form, Path, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from fta.access.periods import period_of
 from fta.accounts.deps import PageAdminDep
 from fta.audit.models import PLATFORM_CHAIN
 from fta.billing.alerts import service as billing_alerts
+from fta.billing.invoices.journal import journal, journal_csv
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound
-from fta.operators import audit_view, operations, service
+from fta.operators import audit_view, operations, revenue, service
 from fta.web import pages
 from fta.web.deps import ClientIpDep, SessionDep
 
@@ -280,3 +282,48 @@ def resolve_alert(
         error = _("This alert is already resolved.")
         return _operations_page(request, session, error=error, status_code=409)
     return RedirectResponse("/admin/operations#alerts", status_code=303)
+
+
+@router.get("/revenue")
+def revenue_page(
+    request: Request,
+    session: SessionDep,
+    admin: PageAdminDep,
+    month: Annotated[str, Query(max_length=7)] = "",
+) -> Response:
+    _ = pages.gettext_for(request)
+    chosen = month or period_of(utcnow())
+    try:
+        figures = revenue.revenue(session, chosen)
+    except Invalid:
+        error = _("Choose a month, as 2026-11.")
+        refused: dict[str, object] = {"month": chosen, "figures": None, "error": error}
+        return pages.render(request, "admin/revenue.html", refused, status_code=400)
+    context: dict[str, object] = {"month": chosen, "figures": figures, "error": None}
+    return pages.render(request, "admin/revenue.html", context)
+
+
+@router.get("/revenue/{month}/accounting.csv", response_class=Response)
+def accounting_export(
+    session: SessionDep, admin: PageAdminDep, month: Annotated[str, Path(max_length=7)]
+) -> Response:
+    text = revenue.accounting_csv(session, month)
+    return _download(text, f"fta-ecritures-{month}.csv")
+
+
+@router.get("/revenue/{month}/sales-journal.csv", response_class=Response)
+def sales_journal(
+    session: SessionDep, admin: PageAdminDep, month: Annotated[str, Path(max_length=7)]
+) -> Response:
+    first_day, last_day = revenue.month_days(month)
+    return _download(
+        journal_csv(journal(session, first_day, last_day)), f"fta-journal-des-ventes-{month}.csv"
+    )
+
+
+def _download(text: str, filename: str) -> Response:
+    return Response(
+        text.encode(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
