@@ -194,3 +194,22 @@ def test_an_administrator_stops_a_running_job_from_the_operations_page(
         assert problems.clean(), problems
     finally:
         leave_nothing_waiting(client)
+
+
+def test_the_revenue_and_operations_pages_open_in_french(
+    browser: Browser, live_portal: LivePortal
+) -> None:
+    admin, problems = _admin_page(browser, live_portal)
+    admin.get_by_role("link", name="Chiffre d'affaires").click()
+    expect(
+        admin.get_by_role("heading", name="Facturé et TVA collectée, par régime")
+    ).to_be_visible()
+    month = datetime.now(UTC).strftime("%Y-%m")
+    export = admin.get_by_role("link", name="Écritures comptables (colonnes du FEC, CSV)")
+    expect(export).to_have_attribute("href", f"/admin/revenue/{month}/accounting.csv")
+    with admin.expect_download() as download:
+        export.click()
+    assert download.value.suggested_filename == f"fta-ecritures-{month}.csv"
+    admin.get_by_role("link", name="Exploitation").click()
+    expect(admin.get_by_role("heading", name="Jobs en cours d'exécution")).to_be_visible()
+    assert problems.clean(), problems

@@ -23,6 +23,8 @@ from fta.accounts.models import BLOCKED, CLOSED, Tenant, TenantStatus, User
 from fta.accounts.service import Principal
 from fta.billing.invoices.models import Invoice
 from fta.billing.invoices.service import list_invoices
+from fta.billing.paypal.models import Subscription
+from fta.billing.subscriptions import list_subscriptions
 from fta.bots import service as bots
 from fta.bots.models import Bot
 from fta.bots.service import list_bots
@@ -69,6 +71,7 @@ class TenantOverview:
     bots: list[Bot]
     jobs: list[Job]
     invoices: list[Invoice]
+    subscriptions: list[Subscription]
 
 
 def find_tenants(session: Session, query: str) -> list[TenantRow]:
@@ -114,6 +117,7 @@ def tenant_overview(session: Session, tenant_id: str, now: datetime) -> TenantOv
         bots=list_bots(session, tenant_id),
         jobs=jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
         invoices=list_invoices(session, tenant_id),
+        subscriptions=list_subscriptions(session, tenant_id),
     )
 
 
