@@ -248,6 +248,14 @@ class WorkerOut(BaseModel):
     docker_error: str | None
     containers: int | None
     jobs_in_flight: int
+    gateway_ok: bool = Field(description="the market-data gateway answered its health check")
+    gateway_error: str | None
+
+
+class CandleCacheOut(BaseModel):
+    series: int = Field(description="(source, exchange, pair, timeframe) held")
+    candle_days: int
+    last_fill: datetime | None
 
 
 class RunningJobOut(BaseModel):
@@ -282,6 +290,7 @@ class OperationsOut(BaseModel):
     bots: list[RunningBotOut] = Field(description="wanted running, across accounts")
     queues: list[QueueOut]
     open_billing_alerts: int
+    candle_cache: CandleCacheOut
 
 
 @router.get("/operations")
@@ -299,6 +308,8 @@ def get_operations(admin: AdminDep, session: SessionDep) -> OperationsOut:
                 docker_error=w.docker_error,
                 containers=w.containers,
                 jobs_in_flight=w.jobs_in_flight,
+                gateway_ok=w.gateway_ok,
+                gateway_error=w.gateway_error,
             )
             for w in found.workers
         ],
@@ -332,6 +343,11 @@ def get_operations(admin: AdminDep, session: SessionDep) -> OperationsOut:
             for q in found.queues
         ],
         open_billing_alerts=len(found.alerts),
+        candle_cache=CandleCacheOut(
+            series=found.cache.series,
+            candle_days=found.cache.candle_days,
+            last_fill=found.cache.last_fill,
+        ),
     )
 
 

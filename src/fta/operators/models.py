@@ -12,7 +12,8 @@ from fta.db import Base
 
 class WorkerHeartbeat(Base):
     """A worker's latest round: when, and whether the Docker engine (through the socket
-    proxy) answered it. The portal never reaches Docker itself: this is how it knows."""
+    proxy) and the market-data gateway answered it. The portal never reaches Docker itself:
+    this is how it knows."""
 
     __tablename__ = "worker_heartbeats"
 
@@ -24,3 +25,5 @@ class WorkerHeartbeat(Base):
     # Containers the worker manages (jobs, bots, warm ones), as the engine listed them.
     containers: Mapped[int | None] = mapped_column(Integer)
     jobs_in_flight: Mapped[int] = mapped_column(Integer)
+    gateway_ok: Mapped[bool] = mapped_column(Boolean)
+    gateway_error: Mapped[str | None] = mapped_column(String(300))

@@ -1,6 +1,6 @@
-"""What runs on the platform, for the operator: workers' heartbeats and whether Docker
-answers them, every running job and bot across accounts, each account's queue, and billing's
-open alerts."""
+"""What runs on the platform, for the operator: workers' heartbeats and whether Docker and
+the market-data gateway answer them, the candle cache, every running job and bot across
+accounts, each account's queue, and billing's open alerts."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fta.billing.alerts import service as alerts
 from fta.billing.alerts.models import BillingAlert
 from fta.bots.models import Bot, DesiredState
 from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
+from fta.market_data.candle_cache import CandleCacheEntry
 from fta.operators.models import WorkerHeartbeat
 
 # A worker beats at each round (at most every few seconds); past this it is shown as silent.
@@ -32,6 +33,15 @@ class QueueRow:
 
 
 @dataclass(frozen=True)
+class CandleCache:
+    """The shared candle cache, as its index in the database records it."""
+
+    series: int  # (source, exchange, pair, timeframe) held
+    candle_days: int  # days of candles held, all series together
+    last_fill: datetime | None
+
+
+@dataclass(frozen=True)
 class Operations:
     workers: list[WorkerHeartbeat]
     silent: set[str]  # names of workers past SILENT_AFTER
@@ -39,6 +49,7 @@ class Operations:
     bots: list[tuple[Bot, str]]  # wanted running, with the account's name
     queues: list[QueueRow]
     alerts: list[BillingAlert]
+    cache: CandleCache
 
 
 def record_heartbeat(
@@ -49,9 +60,12 @@ def record_heartbeat(
     docker_error: str | None,
     containers: int | None,
     jobs_in_flight: int,
+    gateway_error: str | None,
     now: datetime,
 ) -> None:
     values = {
+        "gateway_ok": gateway_error is None,
+        "gateway_error": None if gateway_error is None else gateway_error[:300],
         "started_at": started_at,
         "beat_at": now,
         "docker_ok": docker_error is None,
@@ -93,7 +107,15 @@ def operations(session: Session, now: datetime) -> Operations:
         .order_by(queued.desc(), Job.tenant_id)
         .limit(SHOWN)
     ).all()
+    series, days, last_fill = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(CandleCacheEntry.end_date - CandleCacheEntry.start_date + 1), 0),
+            func.max(CandleCacheEntry.filled_at),
+        )
+    ).one()
     return Operations(
+        cache=CandleCache(int(series), int(days), last_fill),
         workers=workers,
         silent={w.name for w in workers if now - w.beat_at > SILENT_AFTER},
         jobs=[(job, name) for job, name in jobs],

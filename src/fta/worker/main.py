@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 MAIL_CHECK_SECONDS = 10.0
 # How often the worker records its heartbeat (fta.operators.operations.SILENT_AFTER).
 HEARTBEAT_SECONDS = 15.0
+GATEWAY_PROBE_SECONDS = 3.0
 
 
 class Worker:
@@ -164,8 +166,18 @@ class Worker:
                 docker_error=error,
                 containers=containers,
                 jobs_in_flight=in_flight,
+                gateway_error=self.gateway_health(),
                 now=utcnow(),
             )
+
+    def gateway_health(self) -> str | None:
+        """None when the market-data gateway answers its health check; otherwise why not."""
+        url = f"http://{self.settings.gateway_container}:{self.settings.gateway_port}/healthz"
+        try:
+            response = httpx.get(url, timeout=GATEWAY_PROBE_SECONDS)
+        except httpx.HTTPError as failure:
+            return f"{type(failure).__name__}: {failure}"
+        return None if response.status_code == 200 else f"HTTP {response.status_code}"
 
     def run_forever(self) -> None:
         url = make_url(self.settings.database_url.get_secret_value())

@@ -1,4 +1,4 @@
-"""Each worker's heartbeat, with whether the Docker engine answered it
+"""Each worker's heartbeat, with whether the Docker engine and the gateway answered it
 
 Revision ID: 0033
 Revises: 0032
@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("docker_error", sa.String(300), nullable=True),
         sa.Column("containers", sa.Integer(), nullable=True),
         sa.Column("jobs_in_flight", sa.Integer(), nullable=False),
+        sa.Column("gateway_ok", sa.Boolean(), nullable=False),
+        sa.Column("gateway_error", sa.String(300), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_heartbeats")),
     )
 
