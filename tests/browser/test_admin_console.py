@@ -7,6 +7,7 @@ audit log viewer where its chain breaks. A stuck job is stopped from the operati
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -212,4 +213,39 @@ def test_the_revenue_and_operations_pages_open_in_french(
     assert download.value.suggested_filename == f"fta-ecritures-{month}.csv"
     admin.get_by_role("link", name="Exploitation").click()
     expect(admin.get_by_role("heading", name="Jobs en cours d'exécution")).to_be_visible()
+    assert problems.clean(), problems
+
+
+def test_an_administrator_creates_changes_and_retires_a_plan(
+    browser: Browser, live_portal: LivePortal
+) -> None:
+    code = f"trader-{secrets.token_hex(2)}"
+    admin, problems = _admin_page(browser, live_portal)
+    admin.get_by_role("link", name="Offres").click()
+    admin.get_by_text("Nouvelle offre").click()
+    form = admin.locator("#new-plan")
+    form.get_by_label("Code (minuscules, chiffres, - ou _)").fill(code)
+    form.get_by_label("Nom").fill("Trader")
+    form.get_by_label("Prix mensuel (€ HT)").fill("19,90")
+    form.get_by_label("Bots actifs").fill("abc")
+    form.get_by_role("button", name="Créer l'offre").click()
+    expect(admin.get_by_role("alert")).to_contain_text("L'offre a été refusée")
+    expect(admin.locator("#new-plan").get_by_label("Prix mensuel (€ HT)")).to_have_value("19,90")
+    admin.locator("#new-plan").get_by_label("Bots actifs").fill("2")
+    admin.locator("#new-plan").get_by_role("button", name="Créer l'offre").click()
+    expect(admin).to_have_url(f"{live_portal.url}/admin/plans/{code}")
+    expect(admin.locator("#plan-status")).to_contain_text("19,90")
+    expect(admin.locator("#plan-status")).to_contain_text("23,88")  # TTC
+
+    admin.goto(live_portal.url + "/")
+    expect(admin.get_by_text("Trader", exact=True)).to_have_count(1)  # on offer
+    admin.goto(f"{live_portal.url}/admin/plans/{code}")
+    edit = admin.locator("#edit-plan")
+    edit.get_by_label("Prix mensuel (€ HT)").fill("24,90")
+    edit.get_by_role("button", name="Enregistrer l'offre").click()
+    expect(admin.locator("#plan-status")).to_contain_text("24,90")
+    admin.get_by_role("button", name="Retirer l'offre").click()  # confirmed
+    expect(admin.locator("#plan-status")).to_contain_text("retirée")
+    admin.goto(live_portal.url + "/")
+    expect(admin.get_by_text("Trader", exact=True)).to_have_count(0)
     assert problems.clean(), problems

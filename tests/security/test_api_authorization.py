@@ -265,6 +265,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("PATCH", "/admin/plans/{code}"): Route(
         401, 403, 403, 200, body=lambda *_: {"name": "Starter"}
     ),
+    ("GET", "/admin/plans"): Route(401, 403, 403, 200),
+    # An existing code: nothing is made.
+    ("POST", "/admin/plans"): Route(
+        401, 403, 403, 409, body=lambda *_: {"code": "starter", "name": "Starter"}
+    ),
     # The operator's view of A; A is never suspended here (too short a reason, and no
     # suspension to lift): tests/integration/test_operator_suspension.py suspends.
     ("GET", "/admin/tenants"): Route(401, 403, 403, 200),

@@ -152,6 +152,8 @@ class PayPalStandin:
         self.invoices: dict[str, JSON] = {}
         # Invoice recipients PayPal refuses (an address it cannot bill, say).
         self.refused_recipients: set[str] = set()
+        # Paths PayPal answers 503 on, as during an outage, while they are here.
+        self.outage: set[str] = set()
 
         now = dt.datetime.now(dt.UTC)
         day = dt.timedelta(days=1)
@@ -441,6 +443,8 @@ class PayPalStandin:
         with self._lock:
             if token not in self._tokens:
                 return 401, {"error": "invalid_token"}, {}
+            if path in self.outage:
+                return 503, {"name": "SERVICE_UNAVAILABLE", "message": "try again later"}, {}
         try:
             payload = json.loads(body) if body else {}
         except ValueError:

@@ -1,4 +1,5 @@
-"""/api/v1/plans (public catalog) and /api/v1/admin/plans (administrators' edits)."""
+"""/api/v1/plans: the public catalog (administrators edit it at /api/v1/admin/plans,
+fta.operators.api)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from fta.accounts.deps import AdminDep
-from fta.errors import Invalid
 from fta.plans import service
 from fta.plans.models import Plan
-from fta.web.deps import ClientIpDep, SessionDep
+from fta.web.deps import SessionDep
 
 router = APIRouter(tags=["plans"])
 
@@ -72,31 +71,6 @@ class PlanOut(BaseModel):
     overage_rates_ht: OverageRates
 
 
-class PlanPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    price_ht_cents: int | None = Field(default=None, ge=0, le=10_000_000)
-    cpu: Decimal | None = Field(default=None, gt=0, le=64, max_digits=4, decimal_places=2)
-    memory_mb: int | None = Field(default=None, ge=128, le=262_144)
-    pids: int | None = Field(default=None, ge=32, le=65_536)
-    disk_mb: int | None = Field(default=None, ge=256, le=4_194_304)
-    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100)
-    max_queued_jobs: int | None = Field(default=None, ge=1, le=1000)
-    max_bots: int | None = Field(default=None, ge=0, le=100)
-    max_job_seconds: int | None = Field(default=None, ge=60, le=7 * 86_400)
-    included_cpu_hours: Decimal | None = Field(
-        default=None, ge=0, le=100_000, max_digits=10, decimal_places=2
-    )
-    max_strategy_versions: int | None = Field(default=None, ge=1, le=100_000)
-    max_strategy_bytes: int | None = Field(default=None, ge=MIB, le=16 * 1024 * MIB)
-    job_output_retention_days: int | None = Field(default=None, ge=1, le=3650)
-    max_job_output_bytes: int | None = Field(default=None, ge=16 * MIB, le=1024 * 1024 * MIB)
-    overage_cpu_hour_eur: Rate | None = None
-    overage_ram_gb_hour_eur: Rate | None = None
-    overage_job_minute_eur: Rate | None = None
-    active: bool | None = None
-
-
 def plan_out(plan: Plan) -> PlanOut:
     price = service.monthly_price(plan)
     return PlanOut(
@@ -132,16 +106,3 @@ def plan_out(plan: Plan) -> PlanOut:
 def list_plans(session: SessionDep) -> list[PlanOut]:
     """The plans on offer; no authentication needed."""
     return [plan_out(plan) for plan in service.list_plans(session)]
-
-
-@router.patch("/admin/plans/{code}")
-def update_plan(
-    code: str, body: PlanPatch, admin: AdminDep, session: SessionDep, ip: ClientIpDep
-) -> PlanOut:
-    changes = body.model_dump(exclude_unset=True)
-    if not changes or any(value is None for value in changes.values()):
-        raise Invalid("send at least one field to change, and no null value")
-    plan = service.update_plan(
-        session, service.get_plan(session, code), changes, actor=str(admin.user_id), ip=ip
-    )
-    return plan_out(plan)

@@ -12,13 +12,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fta.access.api import PlanOut, plan_out
 from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
+from fta.billing.api import PayPalDep
 from fta.billing.invoices.journal import journal, journal_csv
 from fta.db import utcnow
-from fta.errors import NotFound
-from fta.operators import audit_view, operations, revenue, service
+from fta.errors import Invalid, NotFound
+from fta.operators import audit_view, operations, plans, revenue, service
 from fta.operators.service import TenantRow
+from fta.plans import service as catalog
 from fta.web.deps import ClientIpDep, SessionDep
 
 router = APIRouter(prefix="/admin", tags=["operators"])
@@ -439,3 +442,51 @@ def sales_journal(month: Month, admin: AdminDep, session: SessionDep) -> Respons
     first_day, last_day = revenue.month_days(month)
     text = journal_csv(journal(session, first_day, last_day))
     return csv_download(text, f"fta-journal-des-ventes-{month}.csv")
+
+
+class AdminPlanOut(PlanOut):
+    subscribers: int = Field(description="accounts on the plan (deleted ones not counted)")
+
+
+class NewPlanIn(plans.PlanFields):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    name: str = Field(min_length=1, max_length=100)
+
+
+@router.get("/plans")
+def list_all_plans(admin: AdminDep, session: SessionDep) -> list[AdminPlanOut]:
+    """Every plan, retired ones too, with how many accounts are on each."""
+    counts = plans.subscribers(session)
+    return [
+        AdminPlanOut(**plan_out(plan).model_dump(), subscribers=counts.get(plan.id, 0))
+        for plan in catalog.list_plans(session, include_inactive=True)
+    ]
+
+
+@router.post("/plans", status_code=status.HTTP_201_CREATED)
+def create_plan(
+    body: NewPlanIn, admin: AdminDep, session: SessionDep, ip: ClientIpDep, paypal: PayPalDep
+) -> PlanOut:
+    """A new plan, offered at once: the default plan's quotas and rates with the fields
+    given; its price is made a PayPal billing plan in the same step."""
+    fields = body.changes()
+    code = fields.pop("code")
+    plan = plans.create_plan(session, code, fields, operator=admin, ip=ip, paypal=paypal)
+    return plan_out(plan)
+
+
+@router.patch("/plans/{code}")
+def update_plan(
+    code: str,
+    body: plans.PlanFields,
+    admin: AdminDep,
+    session: SessionDep,
+    ip: ClientIpDep,
+    paypal: PayPalDep,
+) -> PlanOut:
+    """Changes a plan (`active: false` retires it: offered no more, its accounts keep it)."""
+    changes = body.changes()
+    if not changes:
+        raise Invalid("send at least one field to change")
+    plan = plans.edit_plan(session, code, changes, operator=admin, ip=ip, paypal=paypal)
+    return plan_out(plan)

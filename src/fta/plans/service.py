@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -53,6 +54,42 @@ def get_plan(session: Session, code: str) -> Plan:
     return plan
 
 
+# Fields an administrator sets; the others (id, code, is_default) are the catalog's.
+EDITABLE = frozenset(
+    {
+        "name", "price_ht_cents", "cpu", "memory_mb", "pids", "disk_mb", "max_concurrent_jobs",
+        "max_queued_jobs", "max_bots", "max_job_seconds", "included_cpu_hours",
+        "max_strategy_versions", "max_strategy_bytes", "job_output_retention_days",
+        "max_job_output_bytes", "overage_cpu_hour_eur", "overage_ram_gb_hour_eur",
+        "overage_job_minute_eur", "active",
+    }
+)  # fmt: skip
+PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def create_plan(
+    session: Session, code: str, fields: dict[str, Any], *, actor: str, ip: str | None
+) -> Plan:
+    """A new plan: a copy of the default plan's quotas and rates, with `fields` set; offered
+    at once (`active`) unless `fields` says otherwise."""
+    if not PLAN_CODE.match(code):
+        raise Invalid("a plan's code is 1 to 32 lowercase letters, digits, - or _")
+    if session.scalars(select(Plan.id).where(Plan.code == code)).first() is not None:
+        raise Conflict(f"a plan {code!r} exists already: change it instead")
+    unknown = set(fields) - EDITABLE
+    if unknown:
+        raise Invalid(f"unknown plan field(s): {', '.join(sorted(unknown))}")
+    model = default_plan(session)
+    copied = {name: getattr(model, name) for name in EDITABLE}
+    plan = Plan(code=code, is_default=False, **{**copied, "active": True, **fields})
+    session.add(plan)
+    session.flush()
+    audit.service.record(
+        session, actor=actor, action="plan.create", target=f"{code}: {plan.name}"[:200], ip=ip
+    )
+    return plan
+
+
 def update_plan(
     session: Session, plan: Plan, changes: dict[str, Any], *, actor: str, ip: str | None
 ) -> Plan:
@@ -61,7 +98,7 @@ def update_plan(
     if changes.get("active") is False and plan.is_default:
         raise Conflict(f"{plan.code!r} is the default plan of new accounts: it stays active")
     for name, value in changes.items():
-        if not hasattr(Plan, name) or name in ("id", "code", "is_default"):
+        if name not in EDITABLE:
             raise Invalid(f"unknown plan field {name!r}")
         setattr(plan, name, value)
     session.flush()
