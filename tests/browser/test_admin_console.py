@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.support.admins import create_admin
 from tests.support.api import leave_nothing_waiting, sign_up, subscribe, upload_strategy
+from tests.support.audit import forge_audit_row
 from tests.support.browser import LivePortal, PageProblems, log_in, open_page
 from tests.support.jobs import wait_for_job
 from tests.support.sandbox import Sandbox
@@ -133,15 +133,7 @@ def test_a_tampered_audit_row_is_flagged_where_the_chain_breaks(
 ) -> None:
     client = sign_up(http, "Audited")
     http.post("/api/v1/auth/logout", headers=client.auth)
-    with owner_engine.begin() as connection:
-        connection.execute(
-            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
-        )
-        connection.execute(
-            text("UPDATE audit_events SET ip = '203.0.113.9' WHERE chain = :c AND seq = 2"),
-            {"c": client.tenant_id},
-        )
-        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    forge_audit_row(owner_engine, client.tenant_id, 2, "ip", "203.0.113.9")
 
     admin, problems = _admin_page(browser, live_portal)
     admin.get_by_role("link", name="Journal d'audit").click()

@@ -11,6 +11,7 @@ from fta.audit.models import AuditEvent
 from fta.audit.service import record, verify_chain
 from fta.db import session_scope
 from tests.support.api import sign_up
+from tests.support.audit import forge_audit_row
 
 
 def test_actions_are_recorded_in_the_tenant_chain(http: TestClient) -> None:
@@ -54,14 +55,6 @@ def test_tampering_is_detected(http: TestClient, owner_engine: Engine) -> None:
     client = sign_up(http)
     http.post("/api/v1/auth/logout", headers=client.auth)
     # Only the schema's owner (or a superuser) can do this: disable the guard, forge a row.
-    with owner_engine.begin() as connection:
-        connection.execute(
-            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
-        )
-        connection.execute(
-            text("UPDATE audit_events SET ip = '203.0.113.9' WHERE chain = :c AND seq = 2"),
-            {"c": client.tenant_id},
-        )
-        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    forge_audit_row(owner_engine, client.tenant_id, 2, "ip", "203.0.113.9")
     with session_scope() as session:
         assert verify_chain(session, client.tenant_id) == 2

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from fta.accounts.models import BillingStatus, Tenant, TenantStatus
@@ -18,6 +18,7 @@ from tests.security.api_support import API, PROBLEM_JSON, create_strategy, parke
 from tests.security.api_support import submit_backtest as submit
 from tests.support.admins import Admin, admin_headers, create_admin
 from tests.support.api import Client
+from tests.support.audit import forge_audit_row
 
 REASON = "Stratégie qui sature l'échange (ticket #42) <b>non</b>"
 
@@ -163,15 +164,7 @@ def test_the_audit_api_names_where_a_chain_breaks(
     client = parked_client(http, "Chained")
     intact = http.get(f"{API}/admin/audit/{client.tenant_id}", headers=admin).json()
     assert intact["intact"] and intact["broken_at"] is None and intact["length"] >= 2
-    with owner_engine.begin() as connection:
-        connection.execute(
-            text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
-        )
-        connection.execute(
-            text("UPDATE audit_events SET action = 'forged' WHERE chain = :c AND seq = 1"),
-            {"c": client.tenant_id},
-        )
-        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+    forge_audit_row(owner_engine, client.tenant_id, 1, "action", "forged")
     broken = http.get(f"{API}/admin/audit/{client.tenant_id}", headers=admin).json()
     assert not broken["intact"] and broken["broken_at"] == 1
     assert [e["seq"] for e in broken["events"] if e["breaks_here"]] == [1]

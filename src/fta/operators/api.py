@@ -23,6 +23,7 @@ from fta.operators import audit_view, operations, plans, revenue, service
 from fta.operators.service import TenantRow
 from fta.plans import service as catalog
 from fta.web.deps import ClientIpDep, SessionDep
+from fta.web.downloads import csv_attachment
 
 router = APIRouter(prefix="/admin", tags=["operators"])
 
@@ -422,18 +423,10 @@ def get_revenue(month: Month, admin: AdminDep, session: SessionDep) -> RevenueOu
     )
 
 
-def csv_download(text: str, filename: str) -> Response:
-    return Response(
-        text.encode(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @router.get("/revenue/{month}/accounting.csv", response_class=Response)
 def accounting_export(month: Month, admin: AdminDep, session: SessionDep) -> Response:
     """The month's invoices and credit notes booked in the FEC's columns."""
-    return csv_download(revenue.accounting_csv(session, month), f"fta-ecritures-{month}.csv")
+    return csv_attachment(revenue.accounting_csv(session, month), f"fta-ecritures-{month}.csv")
 
 
 @router.get("/revenue/{month}/sales-journal.csv", response_class=Response)
@@ -441,7 +434,7 @@ def sales_journal(month: Month, admin: AdminDep, session: SessionDep) -> Respons
     """The month's invoices and credit notes, one line each, with their VAT regime."""
     first_day, last_day = revenue.month_days(month)
     text = journal_csv(journal(session, first_day, last_day))
-    return csv_download(text, f"fta-journal-des-ventes-{month}.csv")
+    return csv_attachment(text, f"fta-journal-des-ventes-{month}.csv")
 
 
 class AdminPlanOut(PlanOut):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -32,6 +33,7 @@ from fta.billing.paypal.models import (
 )
 from fta.errors import Invalid
 
+MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 CLIENTS_ACCOUNT = ("411000", "Clients")
 SALES_ACCOUNTS = {
     VatRegime.FRANCE: ("706100", "Prestations de services - France"),
@@ -86,12 +88,11 @@ class Booking:
 
 def month_days(month: str) -> tuple[date, date]:
     """The first and last day of `month` (YYYY-MM)."""
-    try:
-        year, number = (int(part) for part in month.split("-"))
-        last = calendar.monthrange(year, number)[1]
-        return date(year, number, 1), date(year, number, last)
-    except ValueError as bad:
-        raise Invalid("the month is written YYYY-MM, for example 2026-11") from bad
+    found = MONTH.fullmatch(month)
+    if found is None or not 1 <= int(found[2]) <= 12:
+        raise Invalid("the month is written YYYY-MM, for example 2026-11")
+    year, number = int(found[1]), int(found[2])
+    return date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
 
 
 def revenue(session: Session, month: str) -> Revenue:

@@ -32,11 +32,13 @@ from fta.plans import service as catalog
 from fta.plans.models import Plan
 from fta.web import pages
 from fta.web.deps import ClientIpDep, SessionDep
+from fta.web.downloads import csv_attachment
 
 router = pages.page_router("/admin")
 
 TenantId = Annotated[str, Path(min_length=1, max_length=8, pattern="^[a-z2-7]+$")]
 QuotaField = Annotated[str, Form(max_length=20)]
+MonthPath = Annotated[str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$")]
 # The operator picks the last day of an override; it runs to the end of that day in France.
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -272,9 +274,6 @@ def resolve_alert(
     resolution: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     _ = pages.gettext_for(request)
-    if not resolution.strip():
-        error = _("Say what was done about it: the billing round then tries the item again.")
-        return _operations_page(request, session, error=error, status_code=400)
     try:
         billing_alerts.resolve(
             session,
@@ -312,28 +311,16 @@ def revenue_page(
 
 
 @router.get("/revenue/{month}/accounting.csv", response_class=Response)
-def accounting_export(
-    session: SessionDep, admin: PageAdminDep, month: Annotated[str, Path(max_length=7)]
-) -> Response:
+def accounting_export(session: SessionDep, admin: PageAdminDep, month: MonthPath) -> Response:
     text = revenue.accounting_csv(session, month)
-    return _download(text, f"fta-ecritures-{month}.csv")
+    return csv_attachment(text, f"fta-ecritures-{month}.csv")
 
 
 @router.get("/revenue/{month}/sales-journal.csv", response_class=Response)
-def sales_journal(
-    session: SessionDep, admin: PageAdminDep, month: Annotated[str, Path(max_length=7)]
-) -> Response:
+def sales_journal(session: SessionDep, admin: PageAdminDep, month: MonthPath) -> Response:
     first_day, last_day = revenue.month_days(month)
-    return _download(
+    return csv_attachment(
         journal_csv(journal(session, first_day, last_day)), f"fta-journal-des-ventes-{month}.csv"
-    )
-
-
-def _download(text: str, filename: str) -> Response:
-    return Response(
-        text.encode(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
