@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     candle_volume: str = "fta-candles"
     gateway_container: str = "fta-market-data"
     gateway_port: int = 8090
+    # Where the worker itself asks the gateway (markets, euro rates, its health): empty, by
+    # the container's name on the control network.
+    gateway_url: str = ""
     # The relay in the market-data gateway through which the portal reaches each bot's own
     # freqtrade API (fta.freqtrade.bot_api): its address on the control network and the key
     # that signs the portal's requests to it (shared by portal and gateway only). Empty: the

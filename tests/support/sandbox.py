@@ -127,6 +127,8 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
             FTA_DOCKER_HOST=proxy_url,
             FTA_GATEWAY_CONTAINER=sandbox.gateway_name,
             FTA_GATEWAY_PORT=str(GATEWAY_PORT),
+            # This worker runs on the host: the gateway's name resolves on Docker's networks.
+            FTA_GATEWAY_URL=f"http://{gateway_ip}:{GATEWAY_PORT}",
             FTA_BOT_RELAY_KEY=relay_key,
             FTA_BOT_RELAY_URL=sandbox.relay_url,
             FTA_CANDLE_VOLUME=sandbox.candle_volume,

@@ -170,9 +170,15 @@ class Worker:
                 now=utcnow(),
             )
 
+    def gateway_url(self) -> str:
+        settings = self.settings
+        return (
+            settings.gateway_url or f"http://{settings.gateway_container}:{settings.gateway_port}"
+        )
+
     def gateway_health(self) -> str | None:
         """None when the market-data gateway answers its health check; otherwise why not."""
-        url = f"http://{self.settings.gateway_container}:{self.settings.gateway_port}/healthz"
+        url = f"{self.gateway_url()}/healthz"
         try:
             response = httpx.get(url, timeout=GATEWAY_PROBE_SECONDS)
         except httpx.HTTPError as failure:
@@ -195,7 +201,7 @@ class Worker:
         # Proxy mode: the exchanges' market lists and the euro rates of bots' stake currencies,
         # asked of the gateway by its container name on the control network.
         proxy_mode = self.settings.market_data_mode == "proxy"
-        gateway = f"http://{self.settings.gateway_container}:{self.settings.gateway_port}"
+        gateway = self.gateway_url()
         with psycopg.connect(conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("worker ready")

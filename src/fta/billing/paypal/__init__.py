@@ -6,9 +6,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 
-from fta.billing.paypal.client import PayPalClient
+from fta.billing.paypal.client import PayPalClient, PayPalError
 from fta.billing.paypal.webhooks import WebhookVerifier, paypal_trust
 from fta.settings import get_settings
+
+__all__ = ["PayPal", "PayPalError", "paypal_from_settings"]
 
 # The portal's pages a buyer who subscribed there comes back to from PayPal.
 PAGE_RETURN_PATH = "/app/billing/return"

@@ -23,8 +23,7 @@ from fta.audit.models import PLATFORM_CHAIN
 from fta.billing.alerts import service as billing_alerts
 from fta.billing.api import PayPalDep
 from fta.billing.invoices.journal import journal, journal_csv
-from fta.billing.paypal import PayPal
-from fta.billing.paypal.client import PayPalError
+from fta.billing.paypal import PayPal, PayPalError
 from fta.db import utcnow
 from fta.errors import Conflict, Invalid, NotFound
 from fta.operators import audit_view, operations, plans, revenue, service
