@@ -41,6 +41,8 @@ def test_a_client_uploads_edits_fixes_and_compares_a_strategy(
     page.get_by_role("link", name="Nouvelle stratégie").first.click()
 
     # The file goes into the editor (its name into the name field), then a line is typed.
+    # The editor is up once the page's script ran: the file input listens from then on.
+    expect(page.locator(".fta-editor")).to_be_visible()
     page.get_by_label("Ou déposez un fichier .py").set_input_files(STRATEGIES / "Quick.py")
     expect(page.locator("#file-status")).to_contain_text("Quick.py est dans l'éditeur")
     expect(page.get_by_label("Nom (celui de la classe de la stratégie)")).to_have_value("Quick")
@@ -125,6 +127,7 @@ def test_markup_in_a_name_or_in_code_stays_text(
 ) -> None:
     page, problems = _signed_in(browser, live_portal, http)
     page.goto(live_portal.url + "/app/strategies/new")
+    expect(page.locator(".fta-editor")).to_be_visible()
     page.get_by_label("Ou déposez un fichier .py").set_input_files(
         files=[{"name": "Markup.py", "mimeType": "text/x-python", "buffer": MARKUP_SOURCE.encode()}]
     )

@@ -137,6 +137,8 @@ def _sign_up_and_verify(page: Page, outside: Outside, email: str) -> None:
 def _upload_strategy(page: Page) -> None:
     page.get_by_role("link", name="Stratégies").first.click()
     page.get_by_role("link", name="Nouvelle stratégie").first.click()
+    # The editor is up once the page's script ran: the file input listens from then on.
+    expect(page.locator(".fta-editor")).to_be_visible()
     page.get_by_label("Ou déposez un fichier .py").set_input_files(STRATEGY)
     expect(page.get_by_label("Nom (celui de la classe de la stratégie)")).to_have_value("RsiHyper")
     page.get_by_role("button", name="Enregistrer la stratégie").click()

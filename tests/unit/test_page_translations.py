@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 
 from fta.portal.app import PAGE_SITE
 from fta.web import i18n
@@ -42,6 +43,26 @@ def test_every_page_text_is_translated_into_french() -> None:
         elif sorted(PLACEHOLDER.findall(translated)) != sorted(PLACEHOLDER.findall(source)):
             missing.append(f"{source} (placeholders differ)")
     assert missing == []
+
+
+def test_a_text_has_one_translation_across_the_catalogs() -> None:
+    """The catalogs are merged into one: a text translated twice would take one of its
+    translations on every page, whichever catalog loads last."""
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for path in sorted(Path(PAGE_SITE.locales, "fr", "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as source:
+            for message in read_po(source):
+                if not message.id:
+                    continue
+                key = message.id if isinstance(message.id, str) else message.id[0]
+                string = str(message.string)
+                if key in seen and seen[key][1] != string:
+                    clashes.append(
+                        f"{key!r}: {seen[key][0]} {seen[key][1]!r}, {path.name} {string!r}"
+                    )
+                seen.setdefault(key, (path.name, string))
+    assert clashes == []
 
 
 # Words French writes as English does.
