@@ -113,9 +113,7 @@ def tenant_out(row: TenantRow) -> TenantOut:
 
 
 def _one(session: SessionDep, tenant_id: str) -> TenantOut:
-    overview = service.tenant_overview(session, tenant_id, utcnow())
-    emails = sorted(user.email for user in overview.users)
-    return tenant_out(TenantRow(overview.tenant, overview.plan.name, emails))
+    return tenant_out(service.tenant_row(session, tenant_id))
 
 
 @router.get("/tenants")
@@ -150,7 +148,7 @@ def reactivate_tenant(
 
 @router.get("/tenants/{tenant_id}/quotas")
 def get_quotas(tenant_id: TenantId, admin: AdminDep, session: SessionDep) -> QuotasOut:
-    return quotas_out(service.tenant_overview(session, tenant_id, utcnow()).quotas)
+    return quotas_out(service.tenant_quotas(session, tenant_id, utcnow()))
 
 
 @router.put("/tenants/{tenant_id}/quotas/override")

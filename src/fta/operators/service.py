@@ -105,6 +105,19 @@ def find_tenants(session: Session, query: str) -> list[TenantRow]:
     return [TenantRow(tenant, name, emails.get(tenant.id, [])) for tenant, name in found]
 
 
+def tenant_row(session: Session, tenant_id: str) -> TenantRow:
+    """One account as the search lists it."""
+    tenant = _tenant(session, tenant_id)
+    emails = session.scalars(
+        select(User.email).where(User.tenant_id == tenant_id).order_by(User.email)
+    ).all()
+    return TenantRow(tenant, tenant.plan.name, list(emails))
+
+
+def tenant_quotas(session: Session, tenant_id: str, now: datetime) -> Quotas:
+    return quotas(session, _tenant(session, tenant_id), now)
+
+
 def tenant_overview(session: Session, tenant_id: str, now: datetime) -> TenantOverview:
     tenant = _tenant(session, tenant_id)
     users = list(session.scalars(select(User).where(User.tenant_id == tenant_id)))

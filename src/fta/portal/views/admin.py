@@ -423,7 +423,6 @@ def _create_plan(
     except Conflict:
         error = _("A plan with this code exists already: change it instead.")
     except PayPalError:
-        session.rollback()
         error = _("PayPal did not take the price: nothing was changed. Try again later.")
     else:
         return RedirectResponse(f"/admin/plans/{code}", status_code=303)
