@@ -184,6 +184,16 @@ def test_an_administrator_stops_a_running_job_from_the_operations_page(
         assert job["status"] == "cancelled", job
         admin.reload()
         expect(admin.locator(f"#running-jobs tr[data-job='{job_id}']")).to_have_count(0)
+
+        # The job made the account's disk: measured, it is listed with its share used.
+        sandbox.measure_disks()
+        admin.reload()
+        expect(admin.locator("#workers")).to_contain_text("mesurés le")
+        disk = admin.locator(f"#disks tr[data-disk='{client.tenant_id}']")
+        expect(disk).to_contain_text("Stuck")
+        expect(disk).to_contain_text(re.compile(r"\d+ %"))
+        disk.get_by_role("link", name="Stuck").click()
+        expect(admin.locator("#disk")).to_contain_text(re.compile(r"occupés sur .+ \(\d+ %\)"))
         assert problems.clean(), problems
     finally:
         leave_nothing_waiting(client)

@@ -71,6 +71,7 @@ def test_the_main_pages_run_clean_and_are_captured(
             assert page.locator("main h1").count() >= 1, name
             page.screenshot(path=str(target / f"{name}.png"), full_page=True)
         assert problems.clean(), problems
+        sandbox.measure_disks()  # the console shows the client's disk as measured
         console = console_shots(browser, live_portal, client.tenant_id, target)
         assert sorted(p.name for p in target.glob("*.png")) == sorted(
             [f"{name}.png" for name in [*shots, *console]] + ["home.png"]

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fta.accounts.models import Tenant, TenantStatus
 from fta.audit.models import AuditEvent
 from fta.bots.models import Bot, DesiredState
 from fta.db import session_scope
 from fta.jobs.models import Job, JobStatus
 from fta.operators.models import WorkerHeartbeat
-from fta.runtime.protocol import ManagedContainer
+from fta.runtime.protocol import ManagedContainer, StorageUnavailable, TenantDiskUse
 from fta.settings import get_settings
 from fta.worker.main import Worker
 from tests.integration.strategies import source
@@ -37,6 +39,11 @@ DATA_CONFIG = {
 class EngineDown(FakeRuntime):
     def list_managed(self) -> list[ManagedContainer]:
         raise ConnectionError("the socket proxy refused the connection")
+
+
+class DiskHelperDown(FakeRuntime):
+    def tenant_disk_usage(self) -> list[TenantDiskUse]:
+        raise StorageUnavailable("tenant disk helper unreachable: [Errno 2] No such file")
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +150,68 @@ def test_the_kill_switches_stop_any_accounts_job_and_bot(
         "job.cancel",
         "job.submit.download-data",
     ]
+
+
+MB = 1_000_000
+
+
+def _disks_of(seen: dict[str, Any], *tenants: str) -> list[dict[str, Any]]:
+    return [disk for disk in seen["disks"] if disk["tenant_id"] in tenants]
+
+
+def test_each_accounts_disk_is_shown_the_fullest_first(
+    http: TestClient, admin: dict[str, str], client: Client
+) -> None:
+    roomy = subscribe(sign_up(http, "Roomy"))
+    leaving = subscribe(sign_up(http, "Leaving"))
+    runtime = FakeRuntime()
+    runtime.disks = {
+        client.tenant_id: (200 * MB, 190 * MB),
+        roomy.tenant_id: (2_000 * MB, 100 * MB),
+        leaving.tenant_id: (200 * MB, 10 * MB),
+        "zz7zz7zz": (200 * MB, 200 * MB),  # a disk the database knows no account of
+    }
+    with session_scope() as session:
+        tenant = session.get(Tenant, leaving.tenant_id)
+        assert tenant is not None
+        tenant.status = TenantStatus.ERASING  # its erasure deletes its disk, then its row
+    worker = Worker(runtime, get_settings(), max_parallel=1)
+    worker.name = f"worker-disks-{uuid.uuid4().hex[:6]}"
+    worker.heartbeat()
+    worker.measure_disks()
+
+    seen = http.get(f"{API}/operations", headers=admin).json()
+    full, spacious = _disks_of(seen, client.tenant_id, roomy.tenant_id, leaving.tenant_id)
+    assert (full["tenant_id"], full["tenant"]) == (client.tenant_id, "Watched")
+    assert (full["used_bytes"], full["size_bytes"], full["used_percent"]) == (
+        190 * MB,
+        200 * MB,
+        95,
+    )
+    assert full["nearly_full"] and not spacious["nearly_full"]
+    assert (spacious["tenant_id"], spacious["used_percent"]) == (roomy.tenant_id, 5)
+    assert "zz7zz7zz" not in {disk["tenant_id"] for disk in seen["disks"]}
+    assert seen["nearly_full_disks"] >= 1
+    workers = {w["name"]: w for w in seen["workers"]}
+    assert workers[worker.name]["disks_measured_at"] and not workers[worker.name]["disks_error"]
+
+    # The client reads its own disk beside its other storage.
+    own = client.http.get("/api/v1/storage", headers=client.auth).json()["data_disk"]
+    assert (own["used_bytes"], own["size_bytes"]) == (190 * MB, 200 * MB)
+    assert (
+        roomy.http.get("/api/v1/storage", headers=roomy.auth).json()["data_disk"]["used_bytes"]
+        == 100 * MB
+    )
+
+    # The helper down: the worker says why, and the last measures stay shown with their time.
+    down = Worker(DiskHelperDown(), get_settings(), max_parallel=1)
+    down.name = f"worker-nodisks-{uuid.uuid4().hex[:6]}"
+    down.heartbeat()
+    down.measure_disks()
+    seen = http.get(f"{API}/operations", headers=admin).json()
+    beat = {w["name"]: w for w in seen["workers"]}[down.name]
+    assert beat["disks_measured_at"] is None and "unreachable" in beat["disks_error"]
+    assert len(_disks_of(seen, client.tenant_id, roomy.tenant_id)) == 2
+
+    worker.pool.shutdown()
+    down.pool.shutdown()

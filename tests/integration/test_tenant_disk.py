@@ -18,7 +18,13 @@ import docker
 import pytest
 import requests
 
-from fta.runtime import ContainerRuntimeError, ContainerSpec, DockerJobRunner, StorageUnavailable
+from fta.runtime import (
+    ContainerRuntimeError,
+    ContainerSpec,
+    DockerJobRunner,
+    StorageUnavailable,
+    TenantDiskUse,
+)
 from fta.runtime.spec import LABEL_INSTANCE, LABEL_MANAGED, LABEL_TENANT
 from fta.tenantdisk.client import TenantDiskClient, TenantDiskUnavailable
 from fta.tenantdisk.helper import mounted_device
@@ -107,6 +113,37 @@ def test_data_survives_remount_and_grows_with_the_plan(
     # A smaller plan never shrinks a disk (that would destroy data): the size stays.
     client = TenantDiskClient(tenant_disk_helper.socket, tenant_disk_helper.root)
     assert client.ensure(tenant, TEST_DISK_BYTES).size_bytes == bigger
+
+
+def test_a_disks_usage_counts_what_its_jobs_wrote(
+    proxied_job_runner: DockerJobRunner,
+    proxied_tenant: ContainerSpec,
+    tenant_disk_helper: TenantDiskHelper,
+) -> None:
+    tenant = proxied_tenant.tenant_id
+
+    def measured() -> TenantDiskUse:
+        return next(d for d in proxied_job_runner.tenant_disk_usage() if d.tenant_id == tenant)
+
+    before = measured()
+    written = run_to_end(
+        proxied_job_runner,
+        shell_in(
+            proxied_tenant,
+            f"dd if=/dev/zero of=/data/ballast bs=1M count=8 conv=fsync; {DISK_SIZE}",
+        ),
+    )
+    after = measured()
+    # The size is the file system's as the job sees it; the growth is the file's, to a block.
+    assert before.size_bytes == after.size_bytes == disk_size(written)
+    assert 8 * MIB <= after.used_bytes - before.used_bytes <= 8 * MIB + 64 * 1024
+
+    # Unmounted (a boot race), the disk is measured from its file system's header: its
+    # metadata counts as used then, its files still do.
+    subprocess.run(["umount", str(Path(TEST_DISK_ROOT, "mounts", tenant))], check=True)
+    unmounted = measured()
+    assert after.size_bytes <= unmounted.size_bytes <= TEST_DISK_BYTES
+    assert after.used_bytes <= unmounted.used_bytes < unmounted.size_bytes
 
 
 def test_an_unmounted_disk_is_not_writable_through_its_mount_point(
@@ -311,6 +348,7 @@ def test_a_removed_disk_is_gone_for_good(tenant_disk_helper: TenantDiskHelper) -
         ({"action": "remove", "tenant": "TENANT", "path": "/"}, "expected"),
         ({"action": "remove", "tenant": "TENANT", "device": "/dev/loop0"}, "expected"),
         ({"action": "remove"}, "expected"),
+        ({"action": "usage", "tenant": "TENANT"}, "expected"),
         ({"action": "delete", "tenant": "TENANT"}, "expected"),
         ({"action": "umount", "tenant": "TENANT"}, "expected"),
     ],

@@ -29,6 +29,7 @@ from fta.runtime import (
     JobTimeout,
     ManagedContainer,
     Mount,
+    TenantDiskUse,
     TenantNetwork,
     Usage,
 )
@@ -78,6 +79,8 @@ class FakeRuntime:
     removed: list[str] = field(default_factory=list)
     networks: dict[str, TenantNetwork] = field(default_factory=dict)
     volumes: dict[str, int | None] = field(default_factory=dict)
+    # Tenant id -> (disk size, bytes used), as ensure_tenant_volume made them.
+    disks: dict[str, tuple[int, int]] = field(default_factory=dict)
     # The next warm containers to refuse their hand-off.
     refuse_hand_offs: int = 0
     # The next creations to fail with this error.
@@ -125,12 +128,19 @@ class FakeRuntime:
         name = tenant_volume_name(tenant_id)
         self.calls.append(("ensure_tenant_volume", name))
         self.volumes[name] = size_bytes
+        size, used = self.disks.get(tenant_id, (0, 0))
+        self.disks[tenant_id] = (max(size, size_bytes), used)  # disks never shrink
         return name
 
     def remove_tenant_volume(self, tenant_id: str) -> None:
         name = tenant_volume_name(tenant_id)
         self.calls.append(("remove_tenant_volume", name))
         self.volumes.pop(name, None)
+        self.disks.pop(tenant_id, None)
+
+    def tenant_disk_usage(self) -> list[TenantDiskUse]:
+        self.calls.append(("tenant_disk_usage", ""))
+        return [TenantDiskUse(t, size, used) for t, (size, used) in sorted(self.disks.items())]
 
     def ensure_volume(self, name: str) -> str:
         self.calls.append(("ensure_volume", name))

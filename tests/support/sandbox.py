@@ -10,7 +10,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -53,6 +53,8 @@ class Sandbox:
     tenants: set[str] = field(default_factory=set)
     # The gateway's relay to bots' APIs, as the portal reaches it (FTA_BOT_RELAY_URL).
     relay_url: str = ""
+    # The worker's measure of the tenant disks, now rather than at its next round.
+    measure_disks: Callable[[], None] = lambda: None
 
     def forget_tenant(self, tenant_id: str) -> None:
         """Hands the tenant to the sandbox: its worker serves it, and cleans up after it."""
@@ -149,6 +151,7 @@ def running_sandbox(proxy_url: str) -> Iterator[Sandbox]:
         # It keeps to the sandbox's tenants' jobs and bots: other tests play the worker's
         # part for their own in the same database.
         worker = ScopedWorker(runner, settings, max_parallel=2, tenants=sandbox.tenants)
+        sandbox.measure_disks = worker.measure_disks
         thread = threading.Thread(target=worker.run_forever, name="worker", daemon=True)
         thread.start()
         yield sandbox

@@ -1,5 +1,6 @@
 """The usage ledger: what each job and bot consumed, the ground truth of usage billing and of
-a free trial's allowance; the client's spending cap; an operator's temporary quotas."""
+a free trial's allowance; the client's spending cap; an operator's temporary quotas; how full
+each account's data disk is."""
 
 from __future__ import annotations
 
@@ -110,3 +111,14 @@ class QuotaOverride(Base):
     ends_at: Mapped[datetime]
     # Ended before `ends_at` by an operator, or replaced by a newer override.
     ended_at: Mapped[datetime | None]
+
+
+class TenantDiskUsage(Base):
+    """An account's data disk (bots' and jobs' files), as the worker last measured it."""
+
+    __tablename__ = "tenant_disk_usage"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+    measured_at: Mapped[datetime]

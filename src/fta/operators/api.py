@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from fta.access import disks
 from fta.access.api import PlanOut, plan_out
 from fta.access.quotas import Quotas
 from fta.accounts.deps import AdminDep
@@ -252,6 +253,10 @@ class WorkerOut(BaseModel):
     jobs_in_flight: int
     gateway_ok: bool = Field(description="the market-data gateway answered its health check")
     gateway_error: str | None
+    disks_measured_at: datetime | None = Field(
+        description="when the tenant disk helper last told how full the disks are"
+    )
+    disks_error: str | None = Field(description="why the last measure failed")
 
 
 class CandleCacheOut(BaseModel):
@@ -286,6 +291,16 @@ class QueueOut(BaseModel):
     running: int
 
 
+class TenantDiskOut(BaseModel):
+    tenant_id: str
+    tenant: str
+    size_bytes: int
+    used_bytes: int
+    used_percent: int
+    nearly_full: bool = Field(description=f"{disks.NEARLY_FULL_PERCENT} % used or more")
+    measured_at: datetime
+
+
 class OperationsOut(BaseModel):
     workers: list[WorkerOut]
     jobs: list[RunningJobOut] = Field(description="starting or running, across accounts")
@@ -293,6 +308,8 @@ class OperationsOut(BaseModel):
     queues: list[QueueOut]
     open_billing_alerts: int
     candle_cache: CandleCacheOut
+    disks: list[TenantDiskOut] = Field(description="accounts' data disks, the fullest first")
+    nearly_full_disks: int
 
 
 @router.get("/operations")
@@ -312,6 +329,8 @@ def get_operations(admin: AdminDep, session: SessionDep) -> OperationsOut:
                 jobs_in_flight=w.jobs_in_flight,
                 gateway_ok=w.gateway_ok,
                 gateway_error=w.gateway_error,
+                disks_measured_at=w.disks_measured_at,
+                disks_error=w.disks_error,
             )
             for w in found.workers
         ],
@@ -350,6 +369,19 @@ def get_operations(admin: AdminDep, session: SessionDep) -> OperationsOut:
             candle_days=found.cache.candle_days,
             last_fill=found.cache.last_fill,
         ),
+        disks=[
+            TenantDiskOut(
+                tenant_id=disk.tenant_id,
+                tenant=name,
+                size_bytes=disk.size_bytes,
+                used_bytes=disk.used_bytes,
+                used_percent=disks.used_percent(disk),
+                nearly_full=disks.nearly_full(disk),
+                measured_at=disk.measured_at,
+            )
+            for disk, name in found.disks
+        ],
+        nearly_full_disks=found.nearly_full_disks,
     )
 
 

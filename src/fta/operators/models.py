@@ -27,3 +27,6 @@ class WorkerHeartbeat(Base):
     jobs_in_flight: Mapped[int] = mapped_column(Integer)
     gateway_ok: Mapped[bool] = mapped_column(Boolean)
     gateway_error: Mapped[str | None] = mapped_column(String(300))
+    # The tenant disk helper's last answer: when the disks were measured, or why they were not.
+    disks_measured_at: Mapped[datetime | None]
+    disks_error: Mapped[str | None] = mapped_column(String(300))

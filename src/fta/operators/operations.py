@@ -1,16 +1,18 @@
-"""What runs on the platform, for the operator: workers' heartbeats and whether Docker and
-the market-data gateway answer them, the candle cache, every running job and bot across
-accounts, each account's queue, and billing's open alerts."""
+"""What runs on the platform, for the operator: workers' heartbeats and whether Docker, the
+market-data gateway and the tenant disk helper answer them, the candle cache, every running
+job and bot across accounts, each account's queue and disk, and billing's open alerts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from fta.access import disks as tenant_disks
+from fta.access.models import TenantDiskUsage
 from fta.accounts.models import Tenant
 from fta.billing.alerts import service as alerts
 from fta.billing.alerts.models import BillingAlert
@@ -50,6 +52,8 @@ class Operations:
     queues: list[QueueRow]
     alerts: list[BillingAlert]
     cache: CandleCache
+    disks: list[tuple[TenantDiskUsage, str]]  # the fullest first, with the account's name
+    nearly_full_disks: int
 
 
 def record_heartbeat(
@@ -78,6 +82,14 @@ def record_heartbeat(
         .values(name=name, **values)
         .on_conflict_do_update(index_elements=["name"], set_=values)
     )
+
+
+def record_disk_check(session: Session, name: str, *, error: str | None, now: datetime) -> None:
+    """The worker's last measure of the tenant disks: when it succeeded, or why it failed."""
+    values: dict[str, object] = {"disks_error": None if error is None else error[:300]}
+    if error is None:
+        values["disks_measured_at"] = now
+    session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.name == name).values(values))
 
 
 def operations(session: Session, now: datetime) -> Operations:
@@ -122,4 +134,6 @@ def operations(session: Session, now: datetime) -> Operations:
         bots=[(bot, name) for bot, name in bots],
         queues=[QueueRow(tenant, name, q, r) for tenant, name, q, r in queues],
         alerts=alerts.open_alerts(session),
+        disks=tenant_disks.fullest_disks(session, SHOWN),
+        nearly_full_disks=tenant_disks.count_nearly_full(session),
     )

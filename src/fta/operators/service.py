@@ -15,7 +15,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fta import audit
-from fta.access.models import QuotaOverride
+from fta.access.disks import disk_usage
+from fta.access.models import QuotaOverride, TenantDiskUsage
 from fta.access.periods import period_of
 from fta.access.quotas import OVERRIDABLE, Quotas, override_in_force, quotas
 from fta.access.usage import UsageSummary, usage_summary
@@ -72,6 +73,7 @@ class TenantOverview:
     jobs: list[Job]
     invoices: list[Invoice]
     subscriptions: list[Subscription]
+    disk: TenantDiskUsage | None  # as last measured; None before its first job made it
 
 
 def find_tenants(session: Session, query: str) -> list[TenantRow]:
@@ -131,6 +133,7 @@ def tenant_overview(session: Session, tenant_id: str, now: datetime) -> TenantOv
         jobs=jobs.list_jobs(session, tenant_id, limit=RECENT_JOBS),
         invoices=list_invoices(session, tenant_id),
         subscriptions=list_subscriptions(session, tenant_id),
+        disk=disk_usage(session, tenant_id),
     )
 
 

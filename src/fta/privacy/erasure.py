@@ -39,7 +39,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.orm import Session, aliased
 
-from fta.access.models import QuotaOverride, SpendingCap
+from fta.access.models import QuotaOverride, SpendingCap, TenantDiskUsage
 from fta.accounts import service as accounts
 from fta.accounts import throttle
 from fta.accounts.models import (
@@ -103,6 +103,7 @@ ERASED_TABLES = frozenset(
         "usage_spending_caps",
         "usage_alerts",
         "quota_overrides",
+        "tenant_disk_usage",
         "users",
         "mail_outbox",
         *USER_TABLES,
@@ -341,7 +342,14 @@ def _erase_rows(tenant_id: str, now: datetime) -> None:
     with session_scope() as session:
         strategies = select(Strategy.id).where(Strategy.tenant_id == tenant_id)
         session.execute(delete(StrategyVersion).where(StrategyVersion.strategy_id.in_(strategies)))
-        for owned in (Strategy, StrategyUpload, SpendingCap, UsageAlert, QuotaOverride):
+        for owned in (
+            Strategy,
+            StrategyUpload,
+            SpendingCap,
+            UsageAlert,
+            QuotaOverride,
+            TenantDiskUsage,
+        ):
             session.execute(delete(owned).where(owned.tenant_id == tenant_id))
         users = session.execute(
             select(User.id, User.email).where(User.tenant_id == tenant_id)

@@ -13,6 +13,7 @@ from fta.runtime.protocol import (
     ManagedContainer,
     ResourceMismatch,
     StorageUnavailable,
+    TenantDiskUse,
     TenantNetwork,
     Usage,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "ResourceMismatch",
     "StorageUnavailable",
     "TenantCgroupUsage",
+    "TenantDiskUse",
     "TenantNetwork",
     "Usage",
     "cgroup_parent",

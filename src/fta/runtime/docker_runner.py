@@ -42,6 +42,7 @@ from fta.runtime.protocol import (
     ManagedContainer,
     ResourceMismatch,
     StorageUnavailable,
+    TenantDiskUse,
     TenantNetwork,
     Usage,
 )
@@ -215,6 +216,14 @@ class DockerJobRunner:
                 self._disks.remove(tenant_id)
             except TenantDiskUnavailable as error:
                 raise StorageUnavailable(str(error)) from error
+
+    def tenant_disk_usage(self) -> list[TenantDiskUse]:
+        """Every tenant disk of the host, as its helper measures them."""
+        try:
+            disks = self._disks.usage()
+        except TenantDiskUnavailable as error:
+            raise StorageUnavailable(str(error)) from error
+        return [TenantDiskUse(d.tenant_id, d.size_bytes, d.used_bytes) for d in disks]
 
     def ensure_volume(self, name: str) -> str:
         return self._ensure_volume(name, {}, None)

@@ -58,6 +58,15 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TenantDiskUse:
+    """A tenant's data disk: its size and the bytes its files take."""
+
+    tenant_id: str
+    size_bytes: int
+    used_bytes: int
+
+
+@dataclass(frozen=True)
 class ManagedContainer:
     id: str
     tenant: str
@@ -113,6 +122,8 @@ class JobRunner(Protocol):
     def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str: ...
 
     def remove_tenant_volume(self, tenant_id: str) -> None: ...
+
+    def tenant_disk_usage(self) -> list[TenantDiskUse]: ...
 
     def ensure_volume(self, name: str) -> str: ...
 

@@ -6,12 +6,16 @@ import socket
 
 from fta.tenantdisk.protocol import (
     MAX_LINE_BYTES,
+    MAX_USAGE_ANSWER_BYTES,
+    DiskUsage,
     EnsureAnswer,
     EnsureRequest,
     HelperRefused,
     ProtocolError,
     RemoveAnswer,
     RemoveRequest,
+    UsageAnswer,
+    UsageRequest,
     mount_path,
 )
 
@@ -50,13 +54,21 @@ class TenantDiskClient:
             raise TenantDiskUnavailable(f"tenant disk not removed: {error}") from error
         return answer.removed
 
-    def _ask(self, request: bytes) -> bytes:
+    def usage(self) -> tuple[DiskUsage, ...]:
+        """Every tenant disk of the host: its size and the bytes its files take."""
+        try:
+            line = self._ask(UsageRequest().encode(), MAX_USAGE_ANSWER_BYTES)
+            return UsageAnswer.decode(line).disks
+        except (HelperRefused, ProtocolError) as error:
+            raise TenantDiskUnavailable(f"tenant disk usage not read: {error}") from error
+
+    def _ask(self, request: bytes, max_answer: int = MAX_LINE_BYTES) -> bytes:
         """The helper's answer line to one request."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
                 connection.settimeout(ENSURE_TIMEOUT_S)
                 connection.connect(self.socket_path)
                 connection.sendall(request)
-                return connection.makefile("rb").readline(MAX_LINE_BYTES + 1)
+                return connection.makefile("rb").readline(max_answer + 1)
         except OSError as error:
             raise TenantDiskUnavailable(f"tenant disk helper unreachable: {error}") from error

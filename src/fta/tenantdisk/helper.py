@@ -1,5 +1,5 @@
-"""The root helper behind tenant disk quotas: two strict actions, `ensure` and `remove`, on a
-Unix socket.
+"""The root helper behind tenant disk quotas: three strict actions, `ensure`, `remove` and
+`usage`, on a Unix socket.
 
     python3 -m fta.tenantdisk.helper --root /var/lib/fta/tenant-disks \
         --socket /run/fta-tenant-disk/helper.sock --client-uid 10001
@@ -8,8 +8,9 @@ For `ensure(tenant, size)` it makes sure that `<root>/images/<tenant>.img` exist
 ext4 image, owned inside by the job user, at least `size` bytes: grown online when the plan
 grew, never shrunk) and is mounted `nosuid,nodev,noexec` on `<root>/mounts/<tenant>`. For
 `remove(tenant)` (the tenant's account is erased) it unmounts that disk and deletes its image
-and mount point: the data is gone for good. At start it mounts every image again, which is
-what brings tenant data back after a reboot.
+and mount point: the data is gone for good. `usage` tells, for every disk, its size and the
+bytes its files take (the operator's console shows them). At start it mounts every image
+again, which is what brings tenant data back after a reboot.
 
 It takes no path, device or option from its client, only a tenant id and a size in bounds,
 and it answers only root and the one client uid it was given (SO_PEERCRED). The worker keeps
@@ -35,11 +36,13 @@ from fta.tenantdisk.protocol import (
     MAX_LINE_BYTES,
     MIB,
     TENANT_ID_RE,
+    DiskUsage,
     EnsureAnswer,
     EnsureRequest,
     ProtocolError,
     RemoveAnswer,
     RemoveRequest,
+    UsageAnswer,
     check_root,
     decode_request,
     encode_refusal,
@@ -112,13 +115,39 @@ class TenantDisks:
                 log.info("removed tenant %s's disk", request.tenant_id)
             return RemoveAnswer(removed=removed)
 
+    def usage(self) -> UsageAnswer:
+        """Every disk's size and the bytes taken on it: from the mounted file system, or from
+        the image's own header while it is not mounted."""
+        disks = []
+        for tenant_id, image in self._images():
+            mount = mount_path(self.root, tenant_id)
+            try:
+                if mounted_device(mount) is not None:
+                    stats = os.statvfs(mount)
+                    size = stats.f_blocks * stats.f_frsize
+                    used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+                else:
+                    size, used = filesystem_use(str(image))
+            except (OSError, subprocess.SubprocessError, KeyError, ValueError) as error:
+                # Removed meanwhile, or unreadable: the others are still worth telling.
+                log.warning("tenant %s's disk not measured: %s", tenant_id, error)
+                continue
+            disks.append(DiskUsage(tenant_id=tenant_id, size_bytes=size, used_bytes=used))
+        return UsageAnswer(disks=tuple(disks))
+
+    def _images(self) -> list[tuple[str, Path]]:
+        """(tenant id, image) of every disk image, in the tenants' order."""
+        found = []
+        for image in sorted(Path(self.root, "images").glob("*.img")):
+            tenant_id = image.name.removesuffix(".img")
+            if TENANT_ID_RE.fullmatch(tenant_id):
+                found.append((tenant_id, image))
+        return found
+
     def mount_all(self) -> int:
         """Mounts every image not mounted yet (after a reboot); returns how many it mounted."""
         count = 0
-        for image in sorted(Path(self.root, "images").glob("*.img")):
-            tenant_id = image.name.removesuffix(".img")
-            if not TENANT_ID_RE.fullmatch(tenant_id):
-                continue
+        for tenant_id, image in self._images():
             mount = Path(mount_path(self.root, tenant_id))
             with self._lock(tenant_id):
                 mount.mkdir(mode=0o755, exist_ok=True)
@@ -179,12 +208,23 @@ class TenantDisks:
 
 def filesystem_size(device: str) -> int:
     """The ext4 file system's own size (block count × block size), mounted or not."""
+    fields = _superblock(device)
+    return int(fields["Block count"]) * int(fields["Block size"])
+
+
+def filesystem_use(device: str) -> tuple[int, int]:
+    """The unmounted ext4 file system's size and the bytes taken on it, from its header."""
+    fields = _superblock(device)
+    blocks, block_size = int(fields["Block count"]), int(fields["Block size"])
+    return blocks * block_size, (blocks - int(fields["Free blocks"])) * block_size
+
+
+def _superblock(device: str) -> dict[str, str]:
     result = subprocess.run(  # noqa: S603 - fixed program
         ["dumpe2fs", "-h", device],  # noqa: S607
         check=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
     )  # fmt: skip
-    fields = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
-    return int(fields["Block count"]) * int(fields["Block size"])
+    return dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
 
 
 def mounted_device(mount_point: str) -> str | None:
@@ -225,8 +265,10 @@ class _Handler(socketserver.StreamRequestHandler):
             request = decode_request(line)
             if isinstance(request, EnsureRequest):
                 answer = self.server.disks.ensure(request).encode()
-            else:
+            elif isinstance(request, RemoveRequest):
                 answer = self.server.disks.remove(request).encode()
+            else:
+                answer = self.server.disks.usage().encode()
         except (ProtocolError, DiskError) as error:
             answer = encode_refusal(str(error))
         except OSError as error:

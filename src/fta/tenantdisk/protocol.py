@@ -1,5 +1,5 @@
 """What the worker and the root helper say to each other: one JSON line each way, for one of
-two actions: `ensure` a tenant's disk, or `remove` it.
+three actions: `ensure` a tenant's disk, `remove` it, or tell every disk's `usage`.
 
 Standard library only: the helper runs with the host's python3, outside any virtualenv.
 """
@@ -18,6 +18,8 @@ ROOT_RE = re.compile(r"/[a-z0-9_/-]{1,200}")
 MIB = 1024 * 1024
 MIN_SIZE_BYTES = 16 * MIB
 MAX_LINE_BYTES = 1024
+# The usage answer lists every disk of the host (about 80 bytes each).
+MAX_USAGE_ANSWER_BYTES = 16 * MIB
 
 
 class ProtocolError(ValueError):
@@ -78,11 +80,21 @@ class RemoveRequest:
         return json.dumps({"action": "remove", "tenant": self.tenant_id}).encode() + b"\n"
 
 
-EXPECTED = "expected {action: ensure, tenant, size_bytes} or {action: remove, tenant}"
+@dataclass(frozen=True)
+class UsageRequest:
+    """How full each tenant's disk is."""
+
+    def encode(self) -> bytes:
+        return json.dumps({"action": "usage"}).encode() + b"\n"
 
 
-def decode_request(line: bytes) -> EnsureRequest | RemoveRequest:
-    """A client's request: exactly the fields of one of the two actions, nothing else."""
+EXPECTED = (
+    "expected {action: ensure, tenant, size_bytes}, {action: remove, tenant} or {action: usage}"
+)
+
+
+def decode_request(line: bytes) -> EnsureRequest | RemoveRequest | UsageRequest:
+    """A client's request: exactly the fields of one of the actions, nothing else."""
     data = _object(line)
     action = data.get("action")
     if action == "ensure" and set(data) == {"action", "tenant", "size_bytes"}:
@@ -90,6 +102,8 @@ def decode_request(line: bytes) -> EnsureRequest | RemoveRequest:
         return EnsureRequest(tenant_id=tenant, size_bytes=data["size_bytes"])
     if action == "remove" and set(data) == {"action", "tenant"}:
         return RemoveRequest(tenant_id=_tenant(data))
+    if action == "usage" and set(data) == {"action"}:
+        return UsageRequest()
     raise ProtocolError(EXPECTED)
 
 
@@ -144,6 +158,51 @@ class RemoveAnswer:
         return cls(removed=removed)
 
 
+@dataclass(frozen=True)
+class DiskUsage:
+    """One tenant's disk: its file system's size and the bytes its files take."""
+
+    tenant_id: str
+    size_bytes: int
+    used_bytes: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant_id,
+            "size_bytes": self.size_bytes,
+            "used_bytes": self.used_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class UsageAnswer:
+    disks: tuple[DiskUsage, ...]
+
+    def encode(self) -> bytes:
+        return json.dumps({"ok": True, "disks": [d.as_json() for d in self.disks]}).encode()
+
+    @classmethod
+    def decode(cls, line: bytes) -> UsageAnswer:
+        data = _object(line, MAX_USAGE_ANSWER_BYTES)
+        if data.get("ok") is not True:
+            raise HelperRefused(str(data.get("error") or "the tenant disk helper refused"))
+        disks = data.get("disks")
+        if not isinstance(disks, list):
+            raise ProtocolError("malformed answer from the tenant disk helper")
+        return cls(disks=tuple(_disk_usage(disk) for disk in disks))
+
+
+def _disk_usage(data: object) -> DiskUsage:
+    if not isinstance(data, dict) or set(data) != {"tenant", "size_bytes", "used_bytes"}:
+        raise ProtocolError("malformed disk in the tenant disk helper's answer")
+    tenant, size, used = data["tenant"], data["size_bytes"], data["used_bytes"]
+    if not isinstance(tenant, str) or not TENANT_ID_RE.fullmatch(tenant):
+        raise ProtocolError("malformed disk in the tenant disk helper's answer")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (size, used)):
+        raise ProtocolError("malformed disk in the tenant disk helper's answer")
+    return DiskUsage(tenant_id=tenant, size_bytes=size, used_bytes=used)
+
+
 class HelperRefused(Exception):
     """The helper could not provide the disk; its message says why."""
 
@@ -152,8 +211,8 @@ def encode_refusal(message: str) -> bytes:
     return json.dumps({"ok": False, "error": message[:500]}).encode()
 
 
-def _object(line: bytes) -> dict[str, Any]:
-    if len(line) > MAX_LINE_BYTES:
+def _object(line: bytes, max_bytes: int = MAX_LINE_BYTES) -> dict[str, Any]:
+    if len(line) > max_bytes:
         raise ProtocolError("line too long")
     try:
         data = json.loads(line)

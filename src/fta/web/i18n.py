@@ -21,6 +21,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
+from babel.units import format_unit
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
@@ -100,6 +101,20 @@ class Formats:
             return "—"
         pattern = "#,##0" + ("." + "0" * digits if digits else "") + " %"
         return format_percent(ratio, format=pattern, locale=self._babel)
+
+    def size(self, size_bytes: int | None) -> str:
+        """A size in the largest decimal unit under it (ko, Mo, Go, To), to one digit."""
+        if size_bytes is None:
+            return "—"
+        value, unit = Decimal(size_bytes) / 1000, "kilobyte"
+        for larger in ("megabyte", "gigabyte", "terabyte"):
+            if value < 1000:
+                break
+            value, unit = value / 1000, larger
+        amount = value.quantize(Decimal("0.1"), ROUND_HALF_UP)
+        return format_unit(
+            amount, f"digital-{unit}", length="short", format="#,##0.#", locale=self._babel
+        )
 
     def datetime(self, moment: dt.datetime | None) -> str:
         if moment is None:

@@ -19,6 +19,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from fta.access.disks import record_disk_usage
 from fta.billing.paypal import paypal_from_settings
 from fta.billing.periodic import run_round as billing_round
 from fta.bots.eur_rates import refresh_eur_rates
@@ -34,9 +35,9 @@ from fta.jobs.retention import (
 )
 from fta.jobs.service import NOTIFY_CHANNEL
 from fta.mail import service as mail
-from fta.operators.operations import record_heartbeat
+from fta.operators.operations import record_disk_check, record_heartbeat
 from fta.privacy.erasure import ERASURE_CHECK_SECONDS, erase_pending
-from fta.runtime import DockerJobRunner, JobRunner
+from fta.runtime import ContainerRuntimeError, DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
 from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
@@ -52,6 +53,8 @@ MAIL_CHECK_SECONDS = 10.0
 # How often the worker records its heartbeat (fta.operators.operations.SILENT_AFTER).
 HEARTBEAT_SECONDS = 15.0
 GATEWAY_PROBE_SECONDS = 3.0
+# How often the worker measures the tenant disks for the operator's console.
+DISK_USAGE_SECONDS = 300.0
 
 
 class Worker:
@@ -170,6 +173,19 @@ class Worker:
                 now=utcnow(),
             )
 
+    def measure_disks(self) -> None:
+        """Records how full each account's disk is, or why the disks could not be measured,
+        after this worker's heartbeat (whose row it completes)."""
+        try:
+            disks, error = self.runner.tenant_disk_usage(), None
+        except ContainerRuntimeError as failure:
+            disks, error = [], str(failure)
+        now = utcnow()
+        with session_scope() as session:
+            if error is None:
+                record_disk_usage(session, disks, now)
+            record_disk_check(session, self.name, error=error, now=now)
+
     def gateway_url(self) -> str:
         settings = self.settings
         return (
@@ -197,7 +213,7 @@ class Worker:
         next_network = time.monotonic() + NETWORK_CHECK_SECONDS
         next_erasure = time.monotonic()
         next_billing = next_mail = next_prune = next_markets = next_rates = time.monotonic()
-        next_heartbeat = time.monotonic()
+        next_heartbeat = next_disks = time.monotonic()
         # Proxy mode: the exchanges' market lists and the euro rates of bots' stake currencies,
         # asked of the gateway by its container name on the control network.
         proxy_mode = self.settings.market_data_mode == "proxy"
@@ -210,6 +226,9 @@ class Worker:
                     if time.monotonic() >= next_heartbeat:
                         next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
                         self.heartbeat()
+                    if time.monotonic() >= next_disks:
+                        next_disks = time.monotonic() + DISK_USAGE_SECONDS
+                        self.measure_disks()
                     self.claim_and_start()
                     if self.warm is not None:
                         self.warm.expire()

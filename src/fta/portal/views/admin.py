@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from fta.access import disks
 from fta.access.periods import period_of
 from fta.accounts.deps import PageAdminDep
 from fta.accounts.service import Principal
@@ -82,6 +83,7 @@ def _tenant_page(
         "reason_max": service.REASON_MAX,
         "quota_error": quota_error,
         "typed": typed or {},
+        "disk_percent": disks.used_percent,
     }
     return pages.render(request, "admin/tenant.html", context, status_code=status_code)
 
@@ -234,7 +236,13 @@ def _operations_page(
     request: Request, session: SessionDep, *, error: str | None = None, status_code: int = 200
 ) -> Response:
     now = utcnow()
-    context = {"ops": operations.operations(session, now), "now": now, "error": error}
+    context = {
+        "ops": operations.operations(session, now),
+        "now": now,
+        "error": error,
+        "disk_percent": disks.used_percent,
+        "nearly_full_percent": disks.NEARLY_FULL_PERCENT,
+    }
     return pages.render(request, "admin/operations.html", context, status_code=status_code)
 
 
