@@ -147,7 +147,7 @@ def _rates_used(rows: Sequence[Profit]) -> list[EurRate]:
     return sorted(used.values(), key=lambda rate: rate.currency)
 
 
-def _states(_: Gettext) -> dict[str, str]:
+def state_names(_: Gettext) -> dict[str, str]:
     return {
         ActualState.STOPPED: _("Stopped"),
         ActualState.STARTING: _("Starting"),
@@ -224,7 +224,7 @@ def _ngettext_for(request: Request) -> Callable[[str, str, int], str]:
 def _common(request: Request) -> dict[str, Any]:
     _ = pages.gettext_for(request)
     return {
-        "state_names": _states(_),
+        "state_names": state_names(_),
         "wanted_names": _wanted(_),
         "duration": lambda seconds: _duration(seconds, _),
         "amounts": Amounts(_formats(request)),
