@@ -117,20 +117,33 @@ def test_catalog_sync_is_idempotent(standin: PayPalStandin, paypal: PayPal) -> N
     assert pro["billing_cycles"][0]["pricing_scheme"]["fixed_price"]["currency_code"] == "EUR"
     assert pro["taxes"] == {"percentage": "20.00", "inclusive": False}
 
-    # A new price: a new PayPal plan of the same product (rolled back afterwards).
-    with session_scope() as session:
-        session.execute(update(Plan).where(Plan.code == "pro").values(price_ht_cents=12345))
-        entry = {e.plan_code: e for e in sync_catalog(session, paypal.client) if e.tax_percent}[
-            "pro"
-        ]
-        assert entry.product_id == first["pro"][0]
-        assert entry.paypal_plan_id != first["pro"][1]
-        price = standin.plans[entry.paypal_plan_id]["billing_cycles"][0]["pricing_scheme"]
-        assert price["fixed_price"]["value"] == "123.45"
-        session.rollback()
+    # A new price: set on the same PayPal plan, for current subscribers too (rolled back
+    # afterwards, at PayPal as here).
+    price = pro["billing_cycles"][0]["pricing_scheme"]
+    repriced = (first["pro"][1], untaxed["pro"])
+    before = {
+        plan_id: dict(standin.plans[plan_id]["billing_cycles"][0]["pricing_scheme"]["fixed_price"])
+        for plan_id in repriced
+    }
+    try:
+        with session_scope() as session:
+            session.execute(update(Plan).where(Plan.code == "pro").values(price_ht_cents=12345))
+            entry = {e.plan_code: e for e in sync_catalog(session, paypal.client) if e.tax_percent}[
+                "pro"
+            ]
+            assert (entry.product_id, entry.paypal_plan_id) == first["pro"]
+            assert entry.price_cents == 12345 and len(standin.plans) == plans
+            assert price["fixed_price"] == {"value": "123.45", "currency_code": "EUR"}
+            session.rollback()
+    finally:
+        for plan_id in repriced:
+            standin.plans[plan_id]["billing_cycles"][0]["pricing_scheme"]["fixed_price"] = before[
+                plan_id
+            ]
+            standin.price_changes.pop(plan_id, None)
     with session_scope() as session:
         entry = session.get_one(PayPalCatalogEntry, ("pro", Decimal("20.00")))
-        assert entry.paypal_plan_id == first["pro"][1]
+        assert (entry.paypal_plan_id, entry.price_cents) == (first["pro"][1], 7900)
 
 
 def test_subscribe_approve_and_return_activates(api: TestClient, standin: PayPalStandin) -> None:

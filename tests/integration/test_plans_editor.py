@@ -1,12 +1,14 @@
 """The operator's plans editor through the admin API, against the PayPal stand-in: a new plan
-is offered with its price made a PayPal billing plan in the same step; a new price makes a new
-PayPal plan while the current subscriptions keep theirs; a retired plan is offered no more and
-its accounts keep it; a PayPal refusal changes nothing."""
+is offered with its price made a PayPal billing plan in the same step; a new price is set on
+that PayPal plan, and current subscribers, told ahead, pay it from a cycle ten days on (each
+sale invoiced at what PayPal collected); a retired plan is offered no more and its accounts
+keep it; a PayPal refusal changes nothing."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,15 +17,26 @@ from sqlalchemy import select, update
 
 from fta.accounts.models import Tenant
 from fta.billing.api import get_paypal
+from fta.billing.invoices.models import Invoice
+from fta.billing.payment_invoices import invoice_payments
 from fta.billing.paypal import PayPal
-from fta.billing.paypal.models import PayPalCatalogEntry
-from fta.db import session_scope
+from fta.billing.paypal.models import PaymentKind, PayPalCatalogEntry, Subscription
+from fta.billing.paypal.payments import record_payment
+from fta.db import session_scope, utcnow
 from fta.plans.models import Plan
 from tests.support.admins import admin_headers, create_admin
 from tests.support.api import sign_up
 from tests.support.paypal_standin import PayPalStandin
 
 API = "/api/v1"
+FR_CONSUMER = {
+    "country": "FR",
+    "customer_type": "private",
+    "legal_name": "Camille Martin",
+    "address_line1": "1 rue de la Paix",
+    "postcode": "75002",
+    "city": "Paris",
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +92,36 @@ def test_a_new_plan_is_offered_and_priced_at_paypal_then_repriced_then_retired(
         == "49.90"
     )
 
-    # An account on the plan, then a new price: a new PayPal plan, the old one left as is.
-    tenant_id = sign_up(api, "Desker").tenant_id
-    with session_scope() as session:
-        plan_id = session.scalars(select(Plan.id).where(Plan.code == code)).one()
-        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(plan_id=plan_id))
+    # A subscriber to the plan, then a new price: set on the same PayPal plans, which e-mail
+    # their current subscribers and charge it from a cycle ten days on at least.
+    client = sign_up(api, "Desker")
+    tenant_id = client.tenant_id
+    subscription_id = _subscribed(standin, tenant_id, code, first, price_cents=4990)
     repriced = api.patch(f"{API}/admin/plans/{code}", json={"price_ht_cents": 5990}, headers=admin)
     assert repriced.status_code == 200, repriced.text
-    second = _entries(code)[Decimal("20.00")]
-    assert second[0] != first and second[1] == 5990
-    assert standin.plans[first]["status"] == "ACTIVE"  # current subscriptions keep theirs
+    assert _entries(code) == {tax: (plan_id, 5990) for tax, (plan_id, _) in priced.items()}
+    for plan_id, _ in priced.values():
+        scheme = standin.plans[plan_id]["billing_cycles"][0]["pricing_scheme"]
+        assert scheme["fixed_price"] == {"value": "59.90", "currency_code": "EUR"}
+    shown = api.get(f"{API}/billing/subscription", headers=client.auth).json()["subscriptions"]
+    assert (shown[0]["price_ht_cents"], shown[0]["next_price_ht_cents"]) == (4990, 5990)
+    notice = datetime.fromisoformat(shown[0]["next_price_from"]) - utcnow()
+    assert timedelta(days=9) < notice <= timedelta(days=10)
+
+    # PayPal charges the old price within those ten days, the new one after: each sale is
+    # invoiced at what it collected, and the new price becomes the subscription's.
+    for days, price in ((3, 4990), (33, 5990)):
+        event = standin.cycle_paid(subscription_id, utcnow() + timedelta(days=days))
+        with session_scope() as session:
+            record_payment(session, PaymentKind.SALE, event["resource"])
+        invoice_payments(session_scope, utcnow())
+        with session_scope() as session:
+            invoice = session.scalars(
+                select(Invoice).where(Invoice.payment_ref == event["resource"]["id"])
+            ).one()
+            assert (invoice.total_ht_cents, invoice.total_ttc_cents) == (price, price * 12 // 10)
+    shown = api.get(f"{API}/billing/subscription", headers=client.auth).json()["subscriptions"]
+    assert (shown[0]["price_ht_cents"], shown[0]["next_price_ht_cents"]) == (5990, None)
 
     listed = {p["code"]: p for p in api.get(f"{API}/admin/plans", headers=admin).json()}
     assert listed[code]["subscribers"] == 1
@@ -98,6 +131,38 @@ def test_a_new_plan_is_offered_and_priced_at_paypal_then_repriced_then_retired(
     with session_scope() as session:
         tenant = session.get(Tenant, tenant_id)
         assert tenant is not None and tenant.plan.code == code  # it keeps its plan
+
+
+def _subscribed(
+    standin: PayPalStandin, tenant_id: str, code: str, paypal_plan_id: str, *, price_cents: int
+) -> str:
+    """The account on the plan, with an active subscription to its PayPal plan (French VAT),
+    as a French consumer whose invoices can be issued."""
+    subscription_id = f"I-{secrets.token_hex(6).upper()}"
+    standin.subscriptions[subscription_id] = {
+        "id": subscription_id,
+        "plan_id": paypal_plan_id,
+        "status": "ACTIVE",
+        "billing_info": {"failed_payments_count": 0},
+    }
+    with session_scope() as session:
+        plan_id = session.scalars(select(Plan.id).where(Plan.code == code)).one()
+        session.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(plan_id=plan_id, **FR_CONSUMER)
+        )
+        session.add(
+            Subscription(
+                tenant_id=tenant_id,
+                paypal_subscription_id=subscription_id,
+                plan_code=code,
+                status="active",
+                paypal_status="ACTIVE",
+                last_state={},
+                price_ht_cents=price_cents,
+                tax_percent=Decimal("20.00"),
+            )
+        )
+    return subscription_id
 
 
 def test_a_paypal_refusal_leaves_the_catalog_as_it_was(

@@ -24,6 +24,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ from fta.billing.paypal.webhooks import CERT_PATH_PREFIX, CertificateTrust, Webh
 JSON = dict[str, Any]
 Answer = tuple[int, JSON | None, dict[str, str]]
 SIGNER_NAME = "messageverificationcerts.paypal.com"
+# A plan's new price reaches its current subscribers on their first cycle this long after.
+PRICE_NOTICE = dt.timedelta(days=10)
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -150,6 +153,8 @@ class PayPalStandin:
         self.plans: dict[str, JSON] = {}
         self.subscriptions: dict[str, JSON] = {}
         self.invoices: dict[str, JSON] = {}
+        # Each plan's price changes: when, and the price (excluding tax) before it.
+        self.price_changes: dict[str, list[tuple[dt.datetime, Decimal]]] = {}
         # Invoice recipients PayPal refuses (an address it cannot bill, say).
         self.refused_recipients: set[str] = set()
         # Paths PayPal answers 503 on, as during an outage, while they are here.
@@ -277,14 +282,28 @@ class PayPalStandin:
         with self._lock:
             self._tokens.clear()
 
+    def cycle_amount(self, subscription_id: str, paid_at: dt.datetime) -> Decimal:
+        """What PayPal collects for the subscription's cycle billed at `paid_at`: its plan's
+        price plus the plan's tax. A new price reaches current subscribers only on a cycle at
+        least ten days after the change (PayPal e-mails them first)."""
+        with self._lock:
+            plan = self.plans[self.subscriptions[subscription_id]["plan_id"]]
+            price = Decimal(plan["billing_cycles"][0]["pricing_scheme"]["fixed_price"]["value"])
+            for changed_at, before in reversed(self.price_changes.get(plan["id"], [])):
+                if paid_at - changed_at < PRICE_NOTICE:
+                    price = before
+            tax = Decimal(plan["taxes"]["percentage"])
+        return (price * (1 + tax / 100)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
     def record_payment(self, subscription_id: str, paid_at: dt.datetime) -> None:
         """A cycle paid at `paid_at`: PayPal shows it as the last payment, and bills next a
         month later."""
+        amount = self.cycle_amount(subscription_id, paid_at)
         with self._lock:
             subscription = self.subscriptions[subscription_id]
             billing = subscription["billing_info"]
             billing["last_payment"] = {
-                "amount": {"currency_code": "EUR", "value": "94.80"},
+                "amount": {"currency_code": "EUR", "value": f"{amount}"},
                 "time": paid_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             year, month = divmod(paid_at.month, 12)
@@ -293,13 +312,15 @@ class PayPalStandin:
             billing["next_billing_time"] = next_time.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def cycle_paid(self, subscription_id: str, paid_at: dt.datetime) -> JSON:
-        """PayPal collects a month of the Pro plan (94.80 EUR) at `paid_at`: recorded on the
-        subscription, and the PAYMENT.SALE.COMPLETED event PayPal then sends (unsigned)."""
+        """PayPal collects a month of the subscription's plan at `paid_at` (`cycle_amount`):
+        recorded on the subscription, and the PAYMENT.SALE.COMPLETED event PayPal then sends
+        (unsigned)."""
         self.record_payment(subscription_id, paid_at)
+        amount = self.cycle_amount(subscription_id, paid_at)
         sale = {
             "id": f"S-{secrets.token_hex(6).upper()}",
             "state": "completed",
-            "amount": {"total": "94.80", "currency": "EUR"},
+            "amount": {"total": f"{amount}", "currency": "EUR"},
             "billing_agreement_id": subscription_id,
             "create_time": paid_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -491,6 +512,8 @@ class PayPalStandin:
                 return 200, item, {}
             if method == "POST" and segments[4:] == ["cancel"] and collection.startswith("/v1"):
                 return self._cancel(item, payload)
+            if method == "POST" and segments[4:] == ["update-pricing-schemes"]:
+                return self._reprice(item, payload)
             if method == "POST" and segments[4:] == ["send"] and collection.startswith("/v2"):
                 with self._lock:
                     if item["status"] != "DRAFT":
@@ -555,6 +578,30 @@ class PayPalStandin:
                 return 422, {"name": "UNPROCESSABLE_ENTITY", "details": [issue]}, {}
             subscription["status"] = "CANCELLED"
             subscription["status_change_note"] = str(payload.get("reason", ""))
+        return 204, None, {}
+
+    def _reprice(self, plan: JSON, payload: JSON) -> Answer:
+        """A plan's new price for its billing cycle (204), as PayPal's update-pricing-schemes;
+        a cycle the plan does not have, or a malformed price, gets PayPal's 422."""
+        try:
+            (scheme,) = payload["pricing_schemes"]
+            sequence = scheme["billing_cycle_sequence"]
+            fixed = scheme["pricing_scheme"]["fixed_price"]
+            price = Decimal(fixed["value"])
+            currency = fixed["currency_code"]
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "malformed pricing"}, {}
+        with self._lock:
+            cycles = [c for c in plan.get("billing_cycles", []) if c["sequence"] == sequence]
+            if plan.get("status") != "ACTIVE" or not cycles:
+                return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "no such cycle"}, {}
+            current = cycles[0]["pricing_scheme"]["fixed_price"]
+            if currency != current["currency_code"]:
+                return 422, {"name": "UNPROCESSABLE_ENTITY", "message": "currency"}, {}
+            before = Decimal(current["value"])
+            cycles[0]["pricing_scheme"]["fixed_price"] = {**fixed, "value": f"{price}"}
+            changes = self.price_changes.setdefault(plan["id"], [])
+            changes.append((dt.datetime.now(dt.UTC), before))
         return 204, None, {}
 
     def _approve(self, token: str) -> Answer:

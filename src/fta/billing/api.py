@@ -56,6 +56,10 @@ class SubscriptionOut(BaseModel):
     status: str = Field(description="pending, active, past_due or cancelled")
     price_ht_cents: int | None = Field(description="each month's price before VAT, in cents")
     vat_percent: Decimal | None = Field(description="the VAT PayPal adds to it")
+    next_price_ht_cents: int | None = Field(
+        description="the plan's new price, charged from the first cycle on or after next_price_from"
+    )
+    next_price_from: datetime | None
     paid_through: datetime | None = Field(
         description="a cancelled subscription's end of the period paid: access lasts until then"
     )
@@ -75,6 +79,8 @@ def _out(subscription: Subscription) -> SubscriptionOut:
         status=subscription.status,
         price_ht_cents=subscription.price_ht_cents,
         vat_percent=subscription.tax_percent,
+        next_price_ht_cents=subscription.next_price_ht_cents,
+        next_price_from=subscription.next_price_from,
         paid_through=subscription.paid_through,
         created_at=subscription.created_at,
         updated_at=subscription.updated_at,

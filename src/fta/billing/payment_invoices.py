@@ -100,12 +100,17 @@ def _invoice_sale(session: Session, payment: PaymentToInvoice) -> Invoice:
     plan = session.scalars(select(Plan).where(Plan.code == payment.plan_code)).one()
     start = paris_day(payment.occurred_at)
     period = (start, _one_month_later(start) - timedelta(days=1))
-    line = Line(
-        description=f"Abonnement fta {plan.name}, du {period[0]:%d/%m/%Y} au {period[1]:%d/%m/%Y}",
-        quantity=Decimal(1),
-        unit_price_ht=Decimal(subscription.price_ht_cents) / 100,
-    )
+    description = f"Abonnement fta {plan.name}, du {period[0]:%d/%m/%Y} au {period[1]:%d/%m/%Y}"
+    line = _month_line(description, subscription.price_ht_cents)
     expected = compute([line], vat.rate).ttc_cents
+    upcoming = subscription.next_price_ht_cents
+    if payment.amount_cents != expected and upcoming is not None:
+        # The operator's new price, which PayPal now charges: it is the price from here on.
+        repriced = _month_line(description, upcoming)
+        if payment.amount_cents == compute([repriced], vat.rate).ttc_cents:
+            line, expected = repriced, payment.amount_cents
+            subscription.price_ht_cents = upcoming
+            subscription.next_price_ht_cents = subscription.next_price_from = None
     if payment.amount_cents != expected:
         raise Mismatch(
             f"PayPal collected {euros(payment.amount_cents)} on sale {payment.sale_id}, but the "
@@ -120,6 +125,12 @@ def _invoice_sale(session: Session, payment: PaymentToInvoice) -> Invoice:
         client=client,
         payment_ref=payment.sale_id,
         paid_on=start,
+    )
+
+
+def _month_line(description: str, price_ht_cents: int) -> Line:
+    return Line(
+        description=description, quantity=Decimal(1), unit_price_ht=Decimal(price_ht_cents) / 100
     )
 
 

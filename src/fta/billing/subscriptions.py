@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -347,15 +347,20 @@ def cancel_subscriptions(session: Session, paypal: PayPal, tenant_id: str, now: 
 
 # --- catalog ---
 
+# PayPal tells current subscribers of a new price by e-mail and charges it from their first
+# cycle at least this long after the change.
+PRICE_NOTICE = timedelta(days=10)
+
 
 def sync_catalog(session: Session, client: PayPalClient) -> list[PayPalCatalogEntry]:
     """Makes every paid, active plan a PayPal product with two PayPal plans at its current
     price: one adding French VAT, one adding none (reverse charge, clients outside the EU).
 
     Idempotent: an entry whose plan PayPal still has at that price is left alone; a changed
-    price gets a new PayPal plan (existing subscriptions keep theirs); an entry PayPal no
-    longer knows (another environment) is made again. Request ids are derived from the plan,
-    price and VAT, so a sync cut short and run again creates nothing twice.
+    price is set on the PayPal plan itself, so that current subscribers pay it too, from a
+    later cycle (`reprice_subscriptions`); an entry PayPal no longer knows (another
+    environment) is made again. Request ids are derived from the plan, price and VAT, so a
+    sync cut short and run again creates nothing twice.
     """
     plans = session.scalars(
         select(Plan).where(Plan.active.is_(True), Plan.price_ht_cents > 0).order_by(Plan.code)
@@ -372,8 +377,19 @@ def _sync_plan(
     stale = entry is None or not _paypal_has_plan(client, entry.paypal_plan_id)
     if entry is not None and not stale and entry.price_cents == plan.price_ht_cents:
         return entry
-    product_id = _product_id(session, client, plan, entry if not stale else None)
     tax_tag = "vat" if tax_percent else "novat"
+    if entry is not None and not stale:
+        client.update_plan_price(
+            entry.paypal_plan_id,
+            price=Decimal(plan.price_ht_cents) / 100,
+            currency=CURRENCY,
+            request_id=f"fta-price-{entry.paypal_plan_id}-{plan.price_ht_cents}",
+        )
+        entry.price_cents, entry.synced_at = plan.price_ht_cents, utcnow()
+        reprice_subscriptions(session, plan.code, tax_percent, plan.price_ht_cents, utcnow())
+        session.flush()
+        return entry
+    product_id = _product_id(session, client, plan, entry if not stale else None)
     created = client.create_plan(
         product_id=product_id,
         name=f"fta {plan.name} monthly" + ("" if tax_percent else " (VAT not charged)"),
@@ -411,6 +427,25 @@ def _product_id(
         request_id=f"fta-product-{plan.code}-{environment}",
     )
     return str(product["id"])
+
+
+def reprice_subscriptions(
+    session: Session, plan_code: str, tax_percent: Decimal, price_cents: int, now: datetime
+) -> None:
+    """Records the plan's new price on its current subscriptions at this VAT, as the next
+    price PayPal will charge them: from their first cycle ten days after `now` or later."""
+    for subscription in session.scalars(
+        select(Subscription).where(
+            Subscription.plan_code == plan_code,
+            Subscription.tax_percent == tax_percent,
+            Subscription.status != SubscriptionStatus.CANCELLED,
+        )
+    ):
+        if subscription.price_ht_cents == price_cents:
+            subscription.next_price_ht_cents = subscription.next_price_from = None
+        else:
+            subscription.next_price_ht_cents = price_cents
+            subscription.next_price_from = now + PRICE_NOTICE
 
 
 def _paypal_has_plan(client: PayPalClient, paypal_plan_id: str) -> bool:

@@ -217,6 +217,20 @@ class PayPalClient:
         }
         return self._call("POST", "/v1/billing/plans", json=body, request_id=request_id)
 
+    def update_plan_price(
+        self, plan_id: str, *, price: Decimal, currency: str, request_id: str
+    ) -> None:
+        """The monthly plan's new price (excluding tax), for new and current subscribers alike:
+        PayPal e-mails the current ones and charges it from a cycle at least ten days on."""
+        scheme = {"fixed_price": money(price, currency)}
+        body = {"pricing_schemes": [{"billing_cycle_sequence": 1, "pricing_scheme": scheme}]}
+        self._call(
+            "POST",
+            f"/v1/billing/plans/{_segment(plan_id)}/update-pricing-schemes",
+            json=body,
+            request_id=request_id,
+        )
+
     def get_plan(self, plan_id: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/billing/plans/{_segment(plan_id)}")
 

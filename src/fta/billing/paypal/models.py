@@ -94,6 +94,11 @@ class Subscription(Base):
     # plan's when the subscription was made). A sale that differs is not invoiced.
     price_ht_cents: Mapped[int | None] = mapped_column(Integer)
     tax_percent: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    # An operator changed the plan's price: PayPal charges it from the first cycle at least
+    # ten days after the change (it tells the buyer by e-mail first). The first sale at this
+    # price makes it the subscription's price.
+    next_price_ht_cents: Mapped[int | None] = mapped_column(Integer)
+    next_price_from: Mapped[datetime | None]
     # A cancelled subscription's end of the last period paid: access lasts until then.
     paid_through: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

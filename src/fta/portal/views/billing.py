@@ -178,7 +178,11 @@ def _overview_context(
             _first_day(tenant.pending_plan_period) if tenant.pending_plan_period else None
         ),
         "subscriptions": [
-            (row, None if row.price_ht_cents is None else _euros(row.price_ht_cents))
+            (
+                row,
+                None if row.price_ht_cents is None else _euros(row.price_ht_cents),
+                None if row.next_price_ht_cents is None else _euros(row.next_price_ht_cents),
+            )
             for row in rows
         ],
         "plan_names": {offer.code: offer.name for offer in plans.list_plans(session)},
