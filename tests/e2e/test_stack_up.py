@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +30,27 @@ from tests.support.stack import (
     exists,
     running_stack,
 )
+from tests.support.tenant_disks import unmount_all
 
 pytestmark = pytest.mark.docker
 
 DOCKER_API_NETWORK = "fta-docker-api"
+# The README's client (e-mail, password, its job and bot), for the backup's test.
+README_ACCOUNT: dict[str, Any] = {}
+# What a restore must give back, row for row.
+COUNTED_TABLES = (
+    "tenants",
+    "users",
+    "strategies",
+    "strategy_versions",
+    "jobs",
+    "job_results",
+    "job_archives",
+    "bots",
+    "invoices",
+    "usage_events",
+    "audit_events",
+)
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +209,11 @@ def test_the_readme_curl_sequence_runs_a_backtest_and_a_bot(stack: Stack, tmp_pa
         "set -euo pipefail\n"
         + _readme_curl_blocks().replace("-o result.zip", f"-o {tmp_path}/r.zip")
     )
+    env_password = secrets.token_urlsafe(16)
     run = subprocess.run(
         ["timeout", "600", "bash", str(script)],
         cwd=REPO,
-        env={**clean_environment(), "EMAIL": email, "PASSWORD": secrets.token_urlsafe(16)},
+        env={**clean_environment(), "EMAIL": email, "PASSWORD": env_password},
         capture_output=True,
         text=True,
         timeout=660,
@@ -208,3 +228,123 @@ def test_the_readme_curl_sequence_runs_a_backtest_and_a_bot(stack: Stack, tmp_pa
     assert started["desired_state"] == "running" and seen["id"] == started["id"]
     assert seen["actual_state"] == "running", seen
     assert stopped["desired_state"] == "stopped"
+    README_ACCOUNT.update(
+        email=email, password=env_password, job=job["id"], bot=started["id"], result=result
+    )
+
+
+def _rows(stack: Stack) -> dict[str, int]:
+    # Fixed table names of this module.
+    counts = " UNION ALL ".join(
+        f"SELECT '{t}', count(*) FROM {t}"  # noqa: S608
+        for t in COUNTED_TABLES
+    )
+    script = f'PGPASSWORD=$POSTGRES_PASSWORD psql -h /tmp -U fta -d fta -AtF= -c "{counts}"'
+    code, out = stack.containers()["postgres"].exec_run(["sh", "-c", script])
+    assert code == 0, out
+    return {k: int(v) for k, v in (line.split("=") for line in out.decode().split())}
+
+
+def _api(token: str | None = None) -> httpx.Client:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=f"{PORTAL}/api/v1", headers=headers, timeout=30)
+
+
+def _token() -> str:
+    body = {"email": README_ACCOUNT["email"], "password": README_ACCOUNT["password"]}
+    with _api() as api:
+        answer = api.post("/auth/token", json=body)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def _bot_running(bot_id: str, seconds: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    with _api(_token()) as api:
+        while True:
+            bot: dict[str, Any] = api.get(f"/bots/{bot_id}").json()
+            if bot["actual_state"] in ("running", "crashed") or time.monotonic() > deadline:
+                return bot
+            time.sleep(3)
+
+
+def _operator_key(home: Path) -> Path:
+    """A GnuPG key pair of the operator's in `home`; its public half exported."""
+    home.mkdir(mode=0o700)
+    env = {**clean_environment(), "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "fta operator <ops@example.com>",
+         "default", "default", "never"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    public = home / "operator.asc"
+    exported = subprocess.run(
+        ["gpg", "--armor", "--export", "ops@example.com"],
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    public.write_bytes(exported.stdout)
+    return public
+
+
+def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
+    stack: Stack, tmp_path: Path
+) -> None:
+    assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
+    with _api(_token()) as api:
+        started = api.post(f"/bots/{README_ACCOUNT['bot']}/start")
+        assert started.status_code in (200, 202), started.text
+    before_bot = _bot_running(README_ACCOUNT["bot"])
+    assert before_bot["actual_state"] == "running", before_bot
+    rows = _rows(stack)
+    assert rows["job_results"] >= 1 and rows["bots"] >= 1
+    home = tmp_path / "gnupg"
+    key = _operator_key(home)
+
+    backup = stack.run(
+        "deploy/backup.sh", FTA_BACKUP_KEY=str(key), FTA_BACKUP_DIR=str(tmp_path / "backups")
+    )
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    archive = Path(backup.stdout.strip().splitlines()[-1])
+    assert archive.parent == tmp_path / "backups" and archive.stat().st_mode & 0o077 == 0
+    content = archive.read_bytes()
+    assert b"PGDMP" not in content and README_ACCOUNT["email"].encode() not in content
+
+    # Everything goes: the stack, its volumes, the tenants' containers, networks and disks,
+    # and .env; as on a new host.
+    env_file = REPO / ".env"
+    secrets_before = env_file.read_bytes()
+    down = stack.script("down.sh")
+    assert down.returncode == 0, down.stdout + down.stderr
+    mine = {"label": "fta.instance=fta"}
+    for container in stack.docker.containers.list(all=True, filters=mine):
+        container.remove(force=True)
+    for network in stack.docker.networks.list(filters=mine):
+        network.remove()
+    for volume in stack.docker.volumes.list(filters=mine):
+        volume.remove(force=True)
+    for name in (DATA_VOLUME, "fta-market-data"):
+        stack.docker.volumes.get(name).remove(force=True)
+    unmount_all(stack.disks)
+    shutil.rmtree(stack.disks)
+    env_file.unlink()
+    assert _port_closed()
+
+    restore = stack.run("deploy/restore.sh", str(archive), GNUPGHOME=str(home))
+    assert restore.returncode == 0, restore.stdout + restore.stderr
+    assert env_file.read_bytes() == secrets_before
+    assert _rows(stack) == rows
+    with _api(_token()) as api:
+        job = api.get(f"/jobs/{README_ACCOUNT['job']}/result")
+        assert job.status_code == 200 and job.json() == README_ACCOUNT["result"]
+    # The bot wanted running runs again, in a new container, on its own disk.
+    after_bot = _bot_running(README_ACCOUNT["bot"])
+    assert after_bot["actual_state"] == "running", after_bot
+    assert any(Path(stack.disks, "images").glob("*.img"))
+
+
+def _port_closed() -> bool:
+    try:
+        httpx.get(PORTAL, timeout=2)
+    except httpx.TransportError:
+        return True
+    return False

@@ -75,8 +75,12 @@ class Stack:
         return f"{self.disks}-imports"
 
     def script(self, name: str) -> subprocess.CompletedProcess[str]:
+        return self.run(f"scripts/{name}")
+
+    def run(self, path: str, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        """The repository's shell script at `path`, as an operator runs it on this stack."""
         return subprocess.run(
-            ["bash", str(REPO / "scripts" / name)],
+            ["bash", str(REPO / path), *args],
             cwd=REPO,
             # The host firewall's metadata rule aims at a stand-in address on test machines;
             # the tenant disks live in a directory of the run's, never an installation's.
@@ -86,6 +90,7 @@ class Stack:
                 FTA_TENANT_DISK_RUN_DIR=f"{self.disks}-run",
                 FTA_MARKET_DATA_IMPORT_DIR=self.imports,
                 **self.env,
+                **extra,
             ),
             capture_output=True,
             text=True,
