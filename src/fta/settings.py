@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # holds at most ceil(slots / tenants with work) of them).
     job_slots: Annotated[int, Field(ge=1, le=256)] = 4
     reconcile_interval_seconds: float = 30.0
+    # The worker serves Prometheus metrics on this port of its container (the control network
+    # only: no host port); 0 serves none.
+    metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9108
     # Job containers started ahead for tenants' next jobs (fta.worker.warm_pool), at most this
     # many at once, each removed after waiting this long; 0 starts none.
     warm_containers: Annotated[int, Field(ge=0, le=256)] = 4

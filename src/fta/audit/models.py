@@ -33,7 +33,7 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
     tenant_id: Mapped[str | None] = mapped_column(String(8), index=True)
-    action: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(200))
     ip: Mapped[str | None] = mapped_column(String(45))
     prev_hash: Mapped[str] = mapped_column(String(64))

@@ -41,6 +41,7 @@ from fta.runtime import ContainerRuntimeError, DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
 from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
+from fta.worker.metrics_server import serve_metrics
 from fta.worker.network_slots import NETWORK_CHECK_SECONDS, release_unused_networks
 from fta.worker.reconciler import reconcile
 from fta.worker.tenant_cpu import tenant_cpu_seconds
@@ -278,4 +279,6 @@ def run_worker() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if settings.metrics_port:
+        serve_metrics(settings.metrics_port)
     worker.run_forever()
