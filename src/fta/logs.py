@@ -1,10 +1,15 @@
-"""Logging set-up: every record passes through secret redaction before it is written."""
+"""Logging set-up: every record passes through secret redaction before it is written, as a
+line of text or, with FTA_LOG_FORMAT=json (what the stack's services use), as one JSON
+object per line for a log collector."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import threading
+from datetime import UTC, datetime
 from types import TracebackType
 
 from fta.redaction import redact
@@ -17,9 +22,28 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC), level, logger, message and, for an error, its
+    traceback; each text redacted before it is encoded."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if os.environ.get("FTA_LOG_FORMAT", "text") == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
