@@ -89,7 +89,10 @@ done
 shopt -u nullglob
 
 if [ -f "$work/candles.tar" ]; then
-  docker volume create fta-market-data >/dev/null
+  # Labelled as Compose labels the volumes it creates, so that it takes this one as its own.
+  project=$(from_env_file COMPOSE_PROJECT_NAME)
+  docker volume create --label "com.docker.compose.project=${project:-fta}" \
+    --label com.docker.compose.volume=fta-market-data fta-market-data >/dev/null
   docker run --rm --network none --user 0 -i -v fta-market-data:/dst \
     --entrypoint tar fta/postgres:dev -C /dst --numeric-owner -xf - <"$work/candles.tar"
 fi
@@ -101,6 +104,6 @@ for _ in $(seq 90); do
   if compose exec -T postgres pg_isready -q -h /tmp -U fta -d fta; then break; fi
   sleep 2
 done
-in_postgres pg_restore -h /tmp -U fta -d fta --exit-on-error --no-comments <"$work/db.dump"
+in_postgres pg_restore -h /tmp -U fta -d fta --exit-on-error <"$work/db.dump"
 
 bash scripts/up.sh

@@ -10,6 +10,7 @@ import json
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -258,13 +259,17 @@ def _token() -> str:
     return str(answer.json()["access_token"])
 
 
-def _bot_running(bot_id: str, seconds: float = 240) -> dict[str, Any]:
+def _bot_running(stack: Stack, bot_id: str, seconds: float = 300) -> tuple[dict[str, Any], str]:
+    """The bot as the API shows it once it runs, in a container Docker runs, and that
+    container's id (a restored row may say `running` before its worker restarted it)."""
     deadline = time.monotonic() + seconds
     with _api(_token()) as api:
         while True:
             bot: dict[str, Any] = api.get(f"/bots/{bot_id}").json()
-            if bot["actual_state"] in ("running", "crashed") or time.monotonic() > deadline:
-                return bot
+            found = stack.docker.containers.list(filters={"label": f"fta.bot={bot_id}"})
+            if bot["actual_state"] == "running" and len(found) == 1:
+                return bot, str(found[0].id)
+            assert time.monotonic() < deadline, f"bot not running: {bot}, containers {found}"
             time.sleep(3)
 
 
@@ -293,8 +298,7 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     with _api(_token()) as api:
         started = api.post(f"/bots/{README_ACCOUNT['bot']}/start")
         assert started.status_code in (200, 202), started.text
-    before_bot = _bot_running(README_ACCOUNT["bot"])
-    assert before_bot["actual_state"] == "running", before_bot
+    _, before_container = _bot_running(stack, README_ACCOUNT["bot"])
     rows = _rows(stack)
     assert rows["job_results"] >= 1 and rows["bots"] >= 1
     home = tmp_path / "gnupg"
@@ -337,8 +341,8 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
         job = api.get(f"/jobs/{README_ACCOUNT['job']}/result")
         assert job.status_code == 200 and job.json() == README_ACCOUNT["result"]
     # The bot wanted running runs again, in a new container, on its own disk.
-    after_bot = _bot_running(README_ACCOUNT["bot"])
-    assert after_bot["actual_state"] == "running", after_bot
+    _, after_container = _bot_running(stack, README_ACCOUNT["bot"])
+    assert after_container != before_container
     assert any(Path(stack.disks, "images").glob("*.img"))
 
 
@@ -348,3 +352,86 @@ def _port_closed() -> bool:
     except httpx.TransportError:
         return True
     return False
+
+
+def test_the_database_passwords_rotate_without_stopping_anything(stack: Stack) -> None:
+    """docs/operations.md's steps: new values in .env, then `make up`."""
+    assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
+    token = _token()
+    _, container = _bot_running(stack, README_ACCOUNT["bot"])
+    env_file = REPO / ".env"
+    rotated = {
+        "FTA_DATABASE_OWNER_PASSWORD": secrets.token_hex(32),
+        "FTA_DATABASE_RUNTIME_PASSWORD": secrets.token_hex(32),
+    }
+    lines = []
+    for line in env_file.read_text().splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={rotated[key]}" if key in rotated else line)
+    env_file.write_text("\n".join(lines) + "\n")
+    up = stack.script("up.sh")
+    assert up.returncode == 0, up.stdout + up.stderr
+
+    # The portal and the worker log in with the new passwords; clients stay logged in.
+    with _api(token) as api:
+        result = api.get(f"/jobs/{README_ACCOUNT['job']}/result")
+        assert result.status_code == 200 and result.json() == README_ACCOUNT["result"]
+    # The bot never stopped: the same container, still trading.
+    assert _bot_running(stack, README_ACCOUNT["bot"])[1] == container
+    migrate = stack.containers(one_shots=True)["migrate"].attrs["State"]
+    assert migrate["ExitCode"] == 0, migrate
+
+
+def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
+    stack: Stack, tmp_path: Path
+) -> None:
+    assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
+    _, container = _bot_running(stack, README_ACCOUNT["bot"])
+    key = _operator_key(tmp_path / "gnupg")
+    steps = REPO / "deploy" / "upgrade-from"
+    shipped = steps.read_text()
+    steps.write_text("9999 fta 99\n")
+    try:
+        refused = stack.run("deploy/deploy.sh", "--no-backup")
+    finally:
+        steps.write_text(shipped)
+    assert refused.returncode == 1 and "upgrade to fta 99 first" in refused.stderr, refused.stderr
+
+    # The portal is asked all along: how long it fails is the upgrade's downtime.
+    failures: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                ok = httpx.get(f"{PORTAL}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                ok = False
+            if not ok:
+                failures.append(time.monotonic())
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        upgrade = stack.run(
+            "deploy/deploy.sh",
+            FTA_BACKUP_KEY=str(key),
+            FTA_BACKUP_DIR=str(tmp_path / "backups"),
+            FTA_DEPLOY_DRAIN_SECONDS="60",
+        )
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+    assert upgrade.returncode == 0, upgrade.stdout[-3000:] + upgrade.stderr[-3000:]
+    assert "deploy: done" in upgrade.stdout
+    assert len(list((tmp_path / "backups").glob("fta-backup-*.tar.gpg"))) == 1
+    print(f"portal failed {len(failures) * 0.25:.1f} s during the upgrade")
+    # The bot kept its container and goes on reporting to the new worker.
+    assert _bot_running(stack, README_ACCOUNT["bot"])[1] == container
+    with _api(_token()) as api:
+        before = api.get(f"/bots/{README_ACCOUNT['bot']}").json()["status_at"]
+        deadline = time.monotonic() + 120
+        while api.get(f"/bots/{README_ACCOUNT['bot']}").json()["status_at"] == before:
+            assert time.monotonic() < deadline, "the bot's reports stopped after the upgrade"
+            time.sleep(3)
