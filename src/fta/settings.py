@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     mode: Mode = Mode.DEVELOPMENT
     database_url: SecretStr = SecretStr("postgresql+psycopg://fta:changeme@127.0.0.1:5432/fta")
     secret_key: SecretStr = SecretStr("changeme-secret-key")
+    # The key FTA_SECRET_KEY replaced, while rotating it (docs/operations.md): what it sealed
+    # (two-factor secrets and recovery codes, running bots' API credentials) still opens;
+    # what it signed (sessions, tokens, links) no longer does.
+    secret_key_previous: SecretStr | None = None
     # Keys the audit log's chain links (HMAC-SHA256); the database never holds it, so rows
     # rewritten with database access alone no longer verify.
     audit_key: SecretStr = SecretStr("changeme-audit-key")
@@ -242,12 +246,26 @@ class Settings(BaseSettings):
                 )
         if len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("FTA_SECRET_KEY must be at least 32 characters long")
+        previous = self.secret_key_previous
+        if previous is not None and previous.get_secret_value():
+            if len(previous.get_secret_value()) < 32:
+                raise ValueError("FTA_SECRET_KEY_PREVIOUS must be at least 32 characters long")
+            if previous.get_secret_value() == self.secret_key.get_secret_value():
+                raise ValueError("FTA_SECRET_KEY_PREVIOUS is the current key: rotate to a new one")
         if len(self.audit_key.get_secret_value()) < 32:
             raise ValueError("FTA_AUDIT_KEY must be at least 32 characters long")
         relay_key = self.bot_relay_key.get_secret_value()
         if relay_key:
             check_relay_key(relay_key)
         return self
+
+    def secret_keys(self) -> tuple[bytes, ...]:
+        """The current secret key, then the previous one while a rotation is under way."""
+        keys = [self.secret_key.get_secret_value().encode()]
+        previous = self.secret_key_previous
+        if previous is not None and previous.get_secret_value():
+            keys.append(previous.get_secret_value().encode())
+        return tuple(keys)
 
     @property
     def market_data_source(self) -> DataSource:

@@ -354,13 +354,30 @@ def _port_closed() -> bool:
     return False
 
 
-def test_the_database_passwords_rotate_without_stopping_anything(stack: Stack) -> None:
-    """docs/operations.md's steps: new values in .env, then `make up`."""
+def _bot_api(token: str) -> int:
+    """The status of a call to the bot's own freqtrade API, through the portal's relay."""
+    answer = httpx.get(
+        f"{PORTAL}/bots/{README_ACCOUNT['bot']}/api/v1/version",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    return answer.status_code
+
+
+def test_the_secret_key_and_the_database_passwords_rotate_logging_clients_out_only(
+    stack: Stack,
+) -> None:
+    """docs/operations.md's steps: new values in .env (the old secret key kept as the
+    previous one), then `make up`."""
     assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
     token = _token()
     _, container = _bot_running(stack, README_ACCOUNT["bot"])
+    assert _bot_api(token) == 200
     env_file = REPO / ".env"
+    values = parse_env(env_file)
     rotated = {
+        "FTA_SECRET_KEY": secrets.token_hex(32),
+        "FTA_SECRET_KEY_PREVIOUS": values["FTA_SECRET_KEY"],
         "FTA_DATABASE_OWNER_PASSWORD": secrets.token_hex(32),
         "FTA_DATABASE_RUNTIME_PASSWORD": secrets.token_hex(32),
     }
@@ -372,12 +389,17 @@ def test_the_database_passwords_rotate_without_stopping_anything(stack: Stack) -
     up = stack.script("up.sh")
     assert up.returncode == 0, up.stdout + up.stderr
 
-    # The portal and the worker log in with the new passwords; clients stay logged in.
+    # Signed with the old key: logged out. A new log-in works, on the new passwords.
     with _api(token) as api:
+        assert api.get("/jobs").status_code == 401
+    fresh = _token()
+    with _api(fresh) as api:
         result = api.get(f"/jobs/{README_ACCOUNT['job']}/result")
         assert result.status_code == 200 and result.json() == README_ACCOUNT["result"]
-    # The bot never stopped: the same container, still trading.
+    # The bot never stopped, and the relay still reaches its API with the secrets it was
+    # started with.
     assert _bot_running(stack, README_ACCOUNT["bot"])[1] == container
+    assert _bot_api(fresh) == 200
     migrate = stack.containers(one_shots=True)["migrate"].attrs["State"]
     assert migrate["ExitCode"] == 0, migrate
 

@@ -386,7 +386,10 @@ def tenant_bot(http: TestClient, sandbox: Sandbox) -> Iterator[TenantBot]:
 
 def _signed_for(bot: TenantBot, path: str) -> dict[str, str]:
     key = get_settings().bot_relay_key.get_secret_value()
-    authorization = bot_relay.api_secrets(bot.bot_id).authorization
+    with session_scope() as session:
+        row = session.get(Bot, bot.bot_id)
+        assert row is not None
+        authorization = bot_relay.api_secrets(row).authorization
     target = f"{bot.address}:8080"
     stamp, nonce = int(time.time()), secrets.token_hex(16)
     signature = relay_signature(

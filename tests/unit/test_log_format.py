@@ -8,7 +8,7 @@ import logging
 
 from fta.logs import JsonFormatter
 
-URL = "postgresql://fta_app:s3cr3t-passw0rd@postgres:5432/fta"
+URL = "postgresql://fta_app:s3cr3t-passw0rd@postgres:5432/fta"  # pragma: allowlist secret
 
 
 def _record(message: str, *args: object, exc: bool = False) -> logging.LogRecord:

@@ -41,3 +41,17 @@ def test_placeholders_are_refused_elsewhere(mode: Mode) -> None:
 def test_bridge_prefix_must_fit_interface_names() -> None:
     with pytest.raises(ValidationError, match="8-character"):
         Settings(tenant_bridge_prefix="much-too-long-")
+
+
+def test_a_previous_secret_key_must_be_a_real_other_key() -> None:
+    real = {"secret_key": REAL_KEY, "database_url": REAL_DB, "audit_key": REAL_AUDIT_KEY}
+    with pytest.raises(ValidationError, match="is the current key"):
+        Settings(mode=Mode.PRODUCTION, secret_key_previous=REAL_KEY, **real)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="FTA_SECRET_KEY_PREVIOUS must be at least 32"):
+        Settings(mode=Mode.PRODUCTION, secret_key_previous="short", **real)  # type: ignore[arg-type]
+    rotating = Settings(mode=Mode.PRODUCTION, secret_key_previous="p" * 48, **real)  # type: ignore[arg-type]
+    assert rotating.secret_keys() == (REAL_KEY.encode(), b"p" * 48)
+    # An empty value (as .env.example has it) is no previous key.
+    assert Settings(mode=Mode.PRODUCTION, secret_key_previous="", **real).secret_keys() == (  # type: ignore[arg-type]
+        REAL_KEY.encode(),
+    )

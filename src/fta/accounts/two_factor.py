@@ -79,8 +79,9 @@ def enabled(user: User) -> bool:
 # --- keys and sealing -----------------------------------------------------------------------
 
 
-def _derived(purpose: bytes) -> bytes:
-    secret = get_settings().secret_key.get_secret_value().encode()
+def _derived(purpose: bytes, secret: bytes | None = None) -> bytes:
+    """A key of its own for `purpose`, from the current secret key or the one given."""
+    secret = secret if secret is not None else get_settings().secret_keys()[0]
     return hmac.new(secret, b"fta two-factor " + purpose, hashlib.sha256).digest()
 
 
@@ -92,19 +93,36 @@ def _seal(purpose: bytes, user_id: uuid.UUID, plaintext: str) -> str:
     return base64.urlsafe_b64encode(nonce + sealed).decode()
 
 
-def _unseal(purpose: bytes, user_id: uuid.UUID, sealed: str) -> str | None:
+def _unseal(purpose: bytes, user_id: uuid.UUID, sealed: str) -> tuple[str, bool] | None:
+    """The plaintext, and whether it was sealed under the current key (else under the
+    previous one, during a rotation); None when no key opens it."""
     try:
         raw = base64.urlsafe_b64decode(sealed.encode())
-        plain = AESGCM(_derived(b"encryption")).decrypt(
-            raw[:12], raw[12:], purpose + b"|" + user_id.bytes
-        )
-        return plain.decode()
-    except (InvalidTag, ValueError, binascii.Error, UnicodeError):
+    except (ValueError, binascii.Error):
         return None
+    for index, secret in enumerate(get_settings().secret_keys()):
+        try:
+            plain = AESGCM(_derived(b"encryption", secret)).decrypt(
+                raw[:12], raw[12:], purpose + b"|" + user_id.bytes
+            )
+            return plain.decode(), index == 0
+        except (InvalidTag, ValueError, UnicodeError):
+            continue
+    return None
 
 
 def _secret_of(user: User) -> str | None:
-    return None if user.totp_secret is None else _unseal(b"secret", user.id, user.totp_secret)
+    """The user's TOTP secret; sealed again under the current key when the previous one
+    sealed it (the caller's transaction keeps that)."""
+    if user.totp_secret is None:
+        return None
+    opened = _unseal(b"secret", user.id, user.totp_secret)
+    if opened is None:
+        return None
+    secret, current = opened
+    if not current:
+        user.totp_secret = _seal(b"secret", user.id, secret)
+    return secret
 
 
 # --- codes ----------------------------------------------------------------------------------
@@ -132,9 +150,14 @@ def _normalised(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()
 
 
-def _recovery_digest(user_id: uuid.UUID, code: str) -> str:
+def _recovery_digest(user_id: uuid.UUID, code: str, secret: bytes | None = None) -> str:
     message = f"{user_id.hex}|{_normalised(code)}".encode()
-    return hmac.new(_derived(b"recovery codes"), message, hashlib.sha256).hexdigest()
+    return hmac.new(_derived(b"recovery codes", secret), message, hashlib.sha256).hexdigest()
+
+
+def _recovery_digests(user_id: uuid.UUID, code: str) -> list[str]:
+    """The code's digest under each secret key in use (codes made before a rotation)."""
+    return [_recovery_digest(user_id, code, key) for key in get_settings().secret_keys()]
 
 
 def _new_recovery_codes(session: Session, user: User, now: datetime) -> list[str]:
@@ -169,7 +192,7 @@ def check_code(session: Session, user: User, code: str, now: datetime, ip: str |
         update(RecoveryCode)
         .where(
             RecoveryCode.user_id == user.id,
-            RecoveryCode.code_hash == _recovery_digest(user.id, code),
+            RecoveryCode.code_hash.in_(_recovery_digests(user.id, code)),
             RecoveryCode.used_at.is_(None),
         )
         .values(used_at=now)
@@ -235,7 +258,7 @@ def resume_enrolment(user: User, sealed: str, now: datetime) -> Enrolment | None
     opened = _unseal(b"enrolment", user.id, sealed)
     if opened is None:
         return None
-    started, _, secret = opened.partition("|")
+    started, _, secret = opened[0].partition("|")
     if not started.isdigit() or now.timestamp() - int(started) > ENROLMENT_SECONDS:
         return None
     return _enrolment(user, secret, sealed)

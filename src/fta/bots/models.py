@@ -108,6 +108,10 @@ class Bot(Base):
     # The container's address on its tenant network, where its freqtrade API listens: set by
     # the worker once the container runs, cleared when it stops (fta.freqtrade.bot_api).
     api_address: Mapped[str | None] = mapped_column(String(15))
+    # Which secret key its container's API secrets come from (fta.bots.relay.key_id): during a
+    # rotation of FTA_SECRET_KEY, a bot started before it keeps the previous key's. None: a
+    # container started before ids were kept.
+    api_key_id: Mapped[str | None] = mapped_column(String(16))
     # Automatic restarts after crashes since the client last started or restarted the bot.
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     restart_backoff_until: Mapped[datetime | None]

@@ -3,8 +3,9 @@ runs with, the address the worker records, and where the portal's relay may send
 
 The secrets are derived from the platform's secret key and the bot's id, so the worker (which
 writes them into the bot's config) and the portal (which sends them to the bot on its owner's
-behalf) agree without storing them. A bot started before a change of FTA_SECRET_KEY keeps the
-old ones until it restarts.
+behalf) agree without storing them. The bot's row names the key its container was started
+with: during a rotation of FTA_SECRET_KEY, a bot started before it is reached with the
+previous key's secrets until it restarts.
 """
 
 from __future__ import annotations
@@ -48,9 +49,33 @@ def derived_key(purpose: str) -> bytes:
     return hmac.new(secret, f"fta-bot-api|{purpose}".encode(), hashlib.sha256).digest()
 
 
-def api_secrets(bot_id: uuid.UUID) -> BotApiSecrets:
-    """The password, JWT key and websocket token of the bot's API server."""
-    return derive_secrets(derived_key("secrets"), bot_id)
+def key_id(secret: bytes) -> str:
+    """A name for a secret key that tells nothing of it."""
+    return hashlib.sha256(b"fta key id|" + secret).hexdigest()[:16]
+
+
+def _secrets_under(secret: bytes, bot_id: uuid.UUID) -> BotApiSecrets:
+    key = hmac.new(secret, b"fta-bot-api|secrets", hashlib.sha256).digest()
+    return derive_secrets(key, bot_id)
+
+
+def start_secrets(bot_id: uuid.UUID) -> tuple[BotApiSecrets, str]:
+    """The secrets a bot's new container runs with (under the current key), and that key's
+    id, which its row keeps."""
+    secret = get_settings().secret_keys()[0]
+    return _secrets_under(secret, bot_id), key_id(secret)
+
+
+def api_secrets(bot: Bot) -> BotApiSecrets:
+    """The password, JWT key and websocket token of the bot's API server: under the key its
+    container was started with (a container started before ids were kept: the previous key
+    during a rotation, else the current one)."""
+    keys = get_settings().secret_keys()
+    if bot.api_key_id is None:
+        secret = keys[-1]
+    else:
+        secret = next((k for k in keys if key_id(k) == bot.api_key_id), keys[0])
+    return _secrets_under(secret, bot.id)
 
 
 def record_api_address(
@@ -71,6 +96,7 @@ class RelayTarget:
     address: str
     port: int
     authorization: str
+    ws_token: str
 
     @property
     def host(self) -> str:
@@ -98,7 +124,8 @@ def relay_target(session: Session, tenant_id: str, bot_id: uuid.UUID) -> RelayTa
     ):
         log.warning("bot %s: recorded address %s is outside its tenant's subnet", bot.id, address)
         raise Unavailable("the bot's API cannot be reached right now: retry in a minute", 60)
-    return RelayTarget(bot.id, address, API_PORT, api_secrets(bot.id).authorization)
+    secrets = api_secrets(bot)
+    return RelayTarget(bot.id, address, API_PORT, secrets.authorization, secrets.ws_token)
 
 
 def _bot_token(principal: Principal, bot_id: uuid.UUID, kind: TokenKind) -> str:

@@ -252,7 +252,7 @@ async def _connect_relay(key: bytes, target: relay.RelayTarget) -> ClientConnect
     """The relay's websocket to the bot, the upgrade signed like a relayed request; the bot's
     websocket token goes in its Authorization (the relay puts it in the bot's query)."""
     relay_path = f"{API_PREFIX}{bot_ws.WS_ENDPOINT}"
-    authorization = f"Bearer {relay.api_secrets(target.bot_id).ws_token}"
+    authorization = f"Bearer {target.ws_token}"
     base = get_settings().bot_relay_url.rstrip("/")
     url = "ws" + base.removeprefix("http") + relay_path
     return await connect(

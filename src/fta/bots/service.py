@@ -453,13 +453,17 @@ def advance(bot: Bot, state: ActualState, **fields: Any) -> None:
         setattr(bot, name, value)
 
 
-def record_container(session: Session, bot_id: uuid.UUID, container_id: str) -> None:
+def record_container(
+    session: Session, bot_id: uuid.UUID, container_id: str, api_key_id: str
+) -> None:
     """The container created for the starting bot: its own from now on (committed before it
-    starts, so that a worker that dies then finds it by the bot's row)."""
+    starts, so that a worker that dies then finds it by the bot's row), and the id of the key
+    its API secrets come from."""
     bot = session.get(Bot, bot_id)
     if bot is None:
         raise NotFound(f"no bot {bot_id}")
     bot.container_id = container_id
+    bot.api_key_id = api_key_id
 
 
 def record_report(

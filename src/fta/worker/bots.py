@@ -150,6 +150,7 @@ class BotSupervisor:
 
     def _start(self, session: Session, bot: Bot, tenant: Tenant) -> None:
         bots.advance(bot, ActualState.STARTING)
+        api, api_key_id = relay.start_secrets(bot.id)
         try:
             name, source = bots.pinned_strategy(session, bot)
             bundle = build_bot_bundle(
@@ -159,7 +160,7 @@ class BotSupervisor:
                 strategy_source=source,
                 gateway_url=self.gateway_url,
                 report_interval_s=self.settings.bot_report_seconds,
-                api=relay.api_secrets(bot.id),
+                api=api,
             )
             # Its own transaction: other tenants' first starts need not wait for this one.
             slot = take_slot_now(tenant.id, self.settings, datetime.now(UTC))
@@ -182,7 +183,7 @@ class BotSupervisor:
             log.error("bot %s could not start: %s", bot.id, error)
             self._record_crash(bot, f"the bot could not start: {error}", None)
             return
-        bots.record_container(session, bot.id, container_id)
+        bots.record_container(session, bot.id, container_id, api_key_id)
         # Committed before the start: a worker that dies now finds the container by its row.
         session.commit()
         try:
