@@ -154,7 +154,9 @@ class PersonalTokenIn(StrictModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
     scope: TokenScope = TokenScope.READ
     # None: the token never expires (until revoked).
-    expires_in_days: int | None = Field(default=None, ge=1, le=personal_tokens.MAX_EXPIRY_DAYS)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=personal_tokens.MAX_EXPIRY_DAYS, strict=True
+    )
 
 
 class PersonalTokenOut(BaseModel):

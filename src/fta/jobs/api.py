@@ -30,7 +30,9 @@ class JobIn(BaseModel):
         description="freqtrade options from the documented allow-list (see docs/api.md)"
     )
     max_seconds: int | None = Field(
-        default=None, description="stop the job after this many seconds (at most the plan's)"
+        default=None,
+        strict=True,
+        description="stop the job after this many seconds (at most the plan's)",
     )
 
 

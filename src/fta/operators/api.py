@@ -72,12 +72,12 @@ class QuotaOverrideIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     cpu: Decimal | None = Field(default=None, max_digits=4, decimal_places=2)
-    memory_mb: int | None = None
-    pids: int | None = None
-    max_concurrent_jobs: int | None = None
-    max_queued_jobs: int | None = None
-    max_bots: int | None = None
-    max_job_seconds: int | None = None
+    memory_mb: int | None = Field(default=None, strict=True)
+    pids: int | None = Field(default=None, strict=True)
+    max_concurrent_jobs: int | None = Field(default=None, strict=True)
+    max_queued_jobs: int | None = Field(default=None, strict=True)
+    max_bots: int | None = Field(default=None, strict=True)
+    max_job_seconds: int | None = Field(default=None, strict=True)
     reason: str = Field(min_length=3, max_length=service.REASON_MAX)
     ends_at: AwareDatetime = Field(description="within a year")
 

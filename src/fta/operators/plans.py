@@ -29,26 +29,28 @@ Rate = Annotated[Decimal, Field(ge=0, le=1000, max_digits=12, decimal_places=6)]
 class PlanFields(BaseModel):
     """A plan's fields as an administrator sets them, each within what the platform can run
     (a container's hardened spec, a sane price); those left out are unchanged, or for a new
-    plan the default plan's."""
+    plan the default plan's. Counts are strict integers: JSON's `true` is no 1."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    price_ht_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+    price_ht_cents: int | None = Field(default=None, strict=True, ge=0, le=10_000_000)
     cpu: Decimal | None = Field(default=None, gt=0, le=64, max_digits=4, decimal_places=2)
-    memory_mb: int | None = Field(default=None, ge=128, le=262_144)
-    pids: int | None = Field(default=None, ge=32, le=65_536)
-    disk_mb: int | None = Field(default=None, ge=256, le=4_194_304)
-    max_concurrent_jobs: int | None = Field(default=None, ge=1, le=100)
-    max_queued_jobs: int | None = Field(default=None, ge=1, le=1000)
-    max_bots: int | None = Field(default=None, ge=0, le=100)
-    max_job_seconds: int | None = Field(default=None, ge=60, le=7 * 86_400)
+    memory_mb: int | None = Field(default=None, strict=True, ge=128, le=262_144)
+    pids: int | None = Field(default=None, strict=True, ge=32, le=65_536)
+    disk_mb: int | None = Field(default=None, strict=True, ge=256, le=4_194_304)
+    max_concurrent_jobs: int | None = Field(default=None, strict=True, ge=1, le=100)
+    max_queued_jobs: int | None = Field(default=None, strict=True, ge=1, le=1000)
+    max_bots: int | None = Field(default=None, strict=True, ge=0, le=100)
+    max_job_seconds: int | None = Field(default=None, strict=True, ge=60, le=7 * 86_400)
     included_cpu_hours: Decimal | None = Field(
         default=None, ge=0, le=100_000, max_digits=10, decimal_places=2
     )
-    max_strategy_versions: int | None = Field(default=None, ge=1, le=100_000)
-    max_strategy_bytes: int | None = Field(default=None, ge=MIB, le=16 * 1024 * MIB)
-    job_output_retention_days: int | None = Field(default=None, ge=1, le=3650)
-    max_job_output_bytes: int | None = Field(default=None, ge=16 * MIB, le=1024 * 1024 * MIB)
+    max_strategy_versions: int | None = Field(default=None, strict=True, ge=1, le=100_000)
+    max_strategy_bytes: int | None = Field(default=None, strict=True, ge=MIB, le=16 * 1024 * MIB)
+    job_output_retention_days: int | None = Field(default=None, strict=True, ge=1, le=3650)
+    max_job_output_bytes: int | None = Field(
+        default=None, strict=True, ge=16 * MIB, le=1024 * 1024 * MIB
+    )
     overage_cpu_hour_eur: Rate | None = None
     overage_ram_gb_hour_eur: Rate | None = None
     overage_job_minute_eur: Rate | None = None

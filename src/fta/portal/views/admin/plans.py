@@ -30,6 +30,10 @@ PLAN_FORM = (
     "max_queued_jobs", "max_bots", "max_job_minutes", "included_cpu_hours",
     "overage_cpu_hour_eur", "overage_ram_gb_hour_eur", "overage_job_minute_eur",
 )  # fmt: skip
+# The form's fields that are counts (strict integers in the API).
+COUNTS = frozenset(
+    {"memory_mb", "pids", "disk_mb", "max_concurrent_jobs", "max_queued_jobs", "max_bots"}
+)
 PlanCode = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
@@ -54,6 +58,10 @@ def _plan_fields(form: dict[str, str]) -> plans.PlanFields:
             values["price_ht_cents"] = _cents_of(text)
         elif name == "max_job_minutes":
             values["max_job_seconds"] = int(_decimal(text)) * 60
+        elif name in COUNTS:
+            number = _decimal(text)
+            # A whole number is the count the API takes; anything else is refused as a count.
+            values[name] = int(number) if number == number.to_integral_value() else number
         else:
             values[name] = _decimal(text)
     return plans.PlanFields.model_validate(values)
