@@ -30,8 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from tests.support.stack import PORTAL, REPO, Stack, clean_environment, running_stack
-from tests.support.tenant_disks import unmount_all
+from tests.support.stack import (
+    PORTAL,
+    REPO,
+    Stack,
+    clean_environment,
+    operator_key,
+    running_stack,
+)
 
 from fta.tenantdisk.client import TenantDiskClient
 
@@ -117,27 +123,6 @@ def fill_disks(stack: Stack, tenants: list[str], mib: int) -> None:
         os.chown(bots.parent, 10000, 10000)
 
 
-def operator_key(home: Path) -> Path:
-    home.mkdir(mode=0o700)
-    env = {**clean_environment(), "GNUPGHOME": str(home)}
-    subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "bench <ops@example.com>",
-         "default", "default", "never"],
-        env=env, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    public = home / "operator.asc"
-    public.write_bytes(
-        subprocess.run(
-            ["gpg", "--armor", "--export", "ops@example.com"],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=60,
-        ).stdout
-    )
-    return public
-
-
 def bare_copy(stack: Stack, target: Path) -> subprocess.CompletedProcess[str]:
     target.mkdir()
     script = (
@@ -156,25 +141,6 @@ def bare_copy(stack: Stack, target: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=1800,
     )
-
-
-def emptied(stack: Stack) -> None:
-    """Everything removed, as on a new host (tests/e2e/test_stack_up.py does the same)."""
-    down = stack.script("down.sh")
-    if down.returncode != 0:
-        raise RuntimeError(down.stderr)
-    mine = {"label": "fta.instance=fta"}
-    for container in stack.docker.containers.list(all=True, filters=mine):
-        container.remove(force=True)
-    for network in stack.docker.networks.list(filters=mine):
-        network.remove()
-    for volume in stack.docker.volumes.list(filters=mine):
-        volume.remove(force=True)
-    for name in ("fta-pgdata", "fta-market-data"):
-        stack.docker.volumes.get(name).remove(force=True)
-    unmount_all(stack.disks)
-    shutil.rmtree(stack.disks)
-    (REPO / ".env").unlink()
 
 
 def main() -> None:
@@ -251,7 +217,7 @@ def main() -> None:
                 )
             )
 
-            emptied(stack)
+            stack.empty_host()
             restore = timed(
                 "deploy/restore.sh",
                 lambda: stack.run("deploy/restore.sh", str(archive), GNUPGHOME=str(work / "gnupg")),

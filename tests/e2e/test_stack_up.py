@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -29,9 +28,9 @@ from tests.support.stack import (
     Stack,
     clean_environment,
     exists,
+    operator_key,
     running_stack,
 )
-from tests.support.tenant_disks import unmount_all
 
 pytestmark = pytest.mark.docker
 
@@ -273,24 +272,6 @@ def _bot_running(stack: Stack, bot_id: str, seconds: float = 300) -> tuple[dict[
             time.sleep(3)
 
 
-def _operator_key(home: Path) -> Path:
-    """A GnuPG key pair of the operator's in `home`; its public half exported."""
-    home.mkdir(mode=0o700)
-    env = {**clean_environment(), "GNUPGHOME": str(home)}
-    subprocess.run(
-        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "fta operator <ops@example.com>",
-         "default", "default", "never"],
-        env=env, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    public = home / "operator.asc"
-    exported = subprocess.run(
-        ["gpg", "--armor", "--export", "ops@example.com"],
-        env=env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    public.write_bytes(exported.stdout)
-    return public
-
-
 def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -302,7 +283,7 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     rows = _rows(stack)
     assert rows["job_results"] >= 1 and rows["bots"] >= 1
     home = tmp_path / "gnupg"
-    key = _operator_key(home)
+    key = operator_key(home)
 
     backup = stack.run(
         "deploy/backup.sh", FTA_BACKUP_KEY=str(key), FTA_BACKUP_DIR=str(tmp_path / "backups")
@@ -317,20 +298,7 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     # and .env; as on a new host.
     env_file = REPO / ".env"
     secrets_before = env_file.read_bytes()
-    down = stack.script("down.sh")
-    assert down.returncode == 0, down.stdout + down.stderr
-    mine = {"label": "fta.instance=fta"}
-    for container in stack.docker.containers.list(all=True, filters=mine):
-        container.remove(force=True)
-    for network in stack.docker.networks.list(filters=mine):
-        network.remove()
-    for volume in stack.docker.volumes.list(filters=mine):
-        volume.remove(force=True)
-    for name in (DATA_VOLUME, "fta-market-data"):
-        stack.docker.volumes.get(name).remove(force=True)
-    unmount_all(stack.disks)
-    shutil.rmtree(stack.disks)
-    env_file.unlink()
+    stack.empty_host()
     assert _port_closed()
 
     restore = stack.run("deploy/restore.sh", str(archive), GNUPGHOME=str(home))
@@ -409,7 +377,7 @@ def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
 ) -> None:
     assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
     _, container = _bot_running(stack, README_ACCOUNT["bot"])
-    key = _operator_key(tmp_path / "gnupg")
+    key = operator_key(tmp_path / "gnupg")
     steps = REPO / "deploy" / "upgrade-from"
     shipped = steps.read_text()
     steps.write_text("9999 fta 99\n")

@@ -97,6 +97,24 @@ class Stack:
             timeout=1200,
         )
 
+    def empty_host(self) -> None:
+        """Everything removed, as on a new host: the stack, its volumes, the tenants'
+        containers, networks and disks, and .env."""
+        down = self.script("down.sh")
+        assert down.returncode == 0, down.stdout + down.stderr
+        mine = {"label": f"fta.instance={INSTANCE}"}
+        for container in self.docker.containers.list(all=True, filters=mine):
+            container.remove(force=True)
+        for network in self.docker.networks.list(filters=mine):
+            network.remove()
+        for volume in self.docker.volumes.list(filters=mine):
+            volume.remove(force=True)
+        for name in (DATA_VOLUME, "fta-market-data"):
+            self.docker.volumes.get(name).remove(force=True)
+        unmount_all(self.disks)
+        shutil.rmtree(self.disks)
+        (REPO / ".env").unlink()
+
     def tenant_ids(self) -> set[str]:
         """The tenants this stack's worker made a network or a data volume for (those of
         other installations on the host, a test session's say, carry another instance)."""
@@ -150,6 +168,25 @@ def running_stack(**env: str) -> Iterator[Stack]:
             cleanup.callback(_remove_new, client, before)
             down = stack.script("down.sh")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def operator_key(home: Path) -> Path:
+    """A GnuPG key pair of the operator's in `home` (deploy/backup.sh encrypts for it); its
+    public half exported."""
+    home.mkdir(mode=0o700)
+    env = {**clean_environment(), "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "fta operator <ops@example.com>",
+         "default", "default", "never"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    exported = subprocess.run(
+        ["gpg", "--armor", "--export", "ops@example.com"],
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    public = home / "operator.asc"
+    public.write_bytes(exported.stdout)
+    return public
 
 
 def _belongs(labels: dict[str, str] | None) -> bool:
