@@ -43,9 +43,10 @@ REFRESH_TTL = timedelta(hours=12)
 TokenKind = Literal["access", "refresh"]
 
 
-def derived_key(purpose: str) -> bytes:
-    """A key of its own for `purpose`, derived from the platform's secret key."""
-    secret = get_settings().secret_key.get_secret_value().encode()
+def derived_key(purpose: str, secret: bytes | None = None) -> bytes:
+    """A key of its own for `purpose`, derived from the platform's current secret key (or
+    the one given)."""
+    secret = secret if secret is not None else get_settings().secret_keys()[0]
     return hmac.new(secret, f"fta-bot-api|{purpose}".encode(), hashlib.sha256).digest()
 
 
@@ -55,8 +56,7 @@ def key_id(secret: bytes) -> str:
 
 
 def _secrets_under(secret: bytes, bot_id: uuid.UUID) -> BotApiSecrets:
-    key = hmac.new(secret, b"fta-bot-api|secrets", hashlib.sha256).digest()
-    return derive_secrets(key, bot_id)
+    return derive_secrets(derived_key("secrets", secret), bot_id)
 
 
 def start_secrets(bot_id: uuid.UUID) -> tuple[BotApiSecrets, str]:
