@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[tuple[str, float, float, str]] = []
     work = Path(tempfile.mkdtemp(prefix="fta-bench-ops-"))
+    cleanup = ExitStack()
     try:
         started = time.monotonic()
         # Sign-ups from one address, a hundred of them: over the default hourly limit.
@@ -169,7 +171,7 @@ def main() -> None:
             tenants = sign_up_accounts(args.tenants)
             fill_disks(stack, tenants, args.mib_per_tenant)
             log(f"{len(tenants)} accounts, {args.mib_per_tenant} MiB on each disk")
-            key = operator_key(work / "gnupg")
+            key = cleanup.enter_context(operator_key(work / "gnupg"))
             bare = timed("bare copy", lambda: bare_copy(stack, work / "bare"))
             backup_dir = work / "backups"
             backup = timed(
@@ -231,6 +233,7 @@ def main() -> None:
                 )
             )
     finally:
+        cleanup.close()
         shutil.rmtree(work, ignore_errors=True)
 
     print(

@@ -272,8 +272,16 @@ def _bot_running(stack: Stack, bot_id: str, seconds: float = 300) -> tuple[dict[
             time.sleep(3)
 
 
+@pytest.fixture
+def gnupg(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """The operator's GnuPG home and public key, its agents stopped afterwards."""
+    home = tmp_path / "gnupg"
+    with operator_key(home) as key:
+        yield home, key
+
+
 def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, gnupg: tuple[Path, Path]
 ) -> None:
     assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
     with _api(_token()) as api:
@@ -282,8 +290,7 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     _, before_container = _bot_running(stack, README_ACCOUNT["bot"])
     rows = _rows(stack)
     assert rows["job_results"] >= 1 and rows["bots"] >= 1
-    home = tmp_path / "gnupg"
-    key = operator_key(home)
+    home, key = gnupg
 
     backup = stack.run(
         "deploy/backup.sh", FTA_BACKUP_KEY=str(key), FTA_BACKUP_DIR=str(tmp_path / "backups")
@@ -373,11 +380,11 @@ def test_the_secret_key_and_the_database_passwords_rotate_logging_clients_out_on
 
 
 def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, gnupg: tuple[Path, Path]
 ) -> None:
     assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
     _, container = _bot_running(stack, README_ACCOUNT["bot"])
-    key = operator_key(tmp_path / "gnupg")
+    _, key = gnupg
     steps = REPO / "deploy" / "upgrade-from"
     shipped = steps.read_text()
     steps.write_text("9999 fta 99\n")

@@ -170,9 +170,19 @@ def running_stack(**env: str) -> Iterator[Stack]:
         assert down.returncode == 0, down.stdout + down.stderr
 
 
-def operator_key(home: Path) -> Path:
-    """A GnuPG key pair of the operator's in `home` (deploy/backup.sh encrypts for it); its
-    public half exported."""
+@contextmanager
+def operator_key(home: Path) -> Iterator[Path]:
+    """A GnuPG key pair of the operator's in `home` (deploy/backup.sh encrypts for it): its
+    public half exported; the agents gpg started for `home` stopped afterwards."""
+    try:
+        yield _operator_key(home)
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, timeout=60
+        )
+
+
+def _operator_key(home: Path) -> Path:
     home.mkdir(mode=0o700)
     env = {**clean_environment(), "GNUPGHOME": str(home)}
     subprocess.run(
