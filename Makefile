@@ -24,8 +24,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench deploy
+	$(VENV)/bin/ruff format --check src tests bench deploy
 	bash scripts/ensure-apt.sh shellcheck
 	shellcheck scripts/*.sh images/*.sh images/*/*.sh deploy/*.sh bench/*.sh
 	bash scripts/secret-scan.sh

@@ -6,7 +6,8 @@
 #                   while its file system is frozen, so that the copy is consistent
 #   candles.tar     the market-data gateway's candle cache
 #   env             the installation's .env (its secrets: the database passwords, the keys)
-#   manifest.json   when, which schema revision, and each file's SHA-256
+#   manifest.json   when, which schema revision, and each file's digest
+#                   (deploy/backup_manifest.py)
 # The stack keeps running: bots pause on writes for the moment their disk is copied.
 #
 # usage: deploy/backup.sh
@@ -99,19 +100,7 @@ if docker volume inspect "$candles" >/dev/null 2>&1; then
 fi
 cp .env "$staging/env"
 
-python3 - "$staging" "$stamp" "$revision" <<'EOF'
-import hashlib, json, pathlib, sys
-staging, created_at, revision = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-files = {}
-for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    files[str(path.relative_to(staging))] = digest.hexdigest()
-manifest = {"created_at": created_at, "schema_revision": revision, "files": files}
-(staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-EOF
+python3 deploy/backup_manifest.py write "$staging" "$stamp" "$revision"
 
 out="$target/fta-backup-$stamp.tar.gpg"
 tar -C "$staging" --sparse -cf - . |

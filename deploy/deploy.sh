@@ -6,18 +6,16 @@
 #      named there first);
 #   2. backs up (deploy/backup.sh; --no-backup skips it, at your risk);
 #   3. builds the images (offline, as `make up` does);
-#   4. lets the worker finish its running jobs (it claims no new ones meanwhile), for at most
-#      FTA_DEPLOY_DRAIN_SECONDS; a job still running then is failed and its client asked to
-#      resubmit it;
-#   5. starts the new version: the one-shot `migrate` service applies the migrations as the
-#      schema's owner, then the portal and the worker start (they wait for it). Bots keep
-#      running in their containers throughout: the new worker converges them as it finds
-#      them. The portal answers 502 for the seconds its container restarts.
+#   4. starts the new version: the one-shot `migrate` service applies the migrations as the
+#      schema's owner, then the portal and the worker start (they wait for it). Jobs and bots
+#      keep running in their containers throughout: the old worker leaves them as it stops,
+#      the new one adopts them by their labels and records. The portal answers 502 for the
+#      seconds its container restarts.
 # Rollback: docs/operations.md, "Upgrading".
 #
 # usage: deploy/deploy.sh [--no-backup]
-# env: FTA_DEPLOY_DRAIN_SECONDS (default 600), FTA_DEPLOY_MIN_FREE_MB (default 4096),
-#      FTA_DEPLOY_MIN_MEMORY_MB (default 1024), and deploy/backup.sh's settings.
+# env: FTA_DEPLOY_MIN_FREE_MB (default 4096), FTA_DEPLOY_MIN_MEMORY_MB (default 1024), and
+#      deploy/backup.sh's settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +25,9 @@ case "${1:-}" in
   --no-backup) backup=0 ;;
   *) echo "usage: $0 [--no-backup]" >&2; exit 2 ;;
 esac
-drain=${FTA_DEPLOY_DRAIN_SECONDS:-600}
 min_free_mb=${FTA_DEPLOY_MIN_FREE_MB:-4096}
 min_memory_mb=${FTA_DEPLOY_MIN_MEMORY_MB:-1024}
-for number in "$drain" "$min_free_mb" "$min_memory_mb"; do
+for number in "$min_free_mb" "$min_memory_mb"; do
   if ! [[ $number =~ ^[0-9]+$ ]]; then
     echo "deploy: FTA_DEPLOY_* settings are whole numbers" >&2
     exit 2
@@ -97,13 +94,8 @@ fi
 # 3. Images.
 bash images/build.sh all
 
-# 4. Drain: the worker claims no new job once asked to stop, and waits for its running ones.
-started=$SECONDS
-compose stop -t "$drain" worker
-echo "deploy: the worker stopped after $((SECONDS - started)) s"
-
-# 5. The new version: scripts/up.sh recreates the containers whose image or settings changed
-# (the migrations first; the portal and the worker wait for them) and starts the worker again;
-# bots' containers are not Compose's and keep running.
+# 4. The new version: scripts/up.sh recreates the containers whose image or settings changed
+# (the migrations first; the portal and the worker wait for them). Jobs' and bots' containers
+# are not Compose's: they keep running, and the new worker adopts them.
 bash scripts/up.sh
 echo "deploy: done, schema $newest"

@@ -33,21 +33,7 @@ umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gpg --batch --quiet --decrypt "$backup" | tar -C "$work" --sparse -xf -
-(
-  cd "$work"
-  python3 - <<'EOF'
-import hashlib, json, pathlib, sys
-manifest = json.loads(pathlib.Path("manifest.json").read_text())
-for name, digest in manifest["files"].items():
-    h = hashlib.sha256()
-    with open(name, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != digest:
-        sys.exit(f"restore: {name} does not match the backup's manifest")
-print(f"restore: backup of {manifest['created_at']}, schema {manifest['schema_revision']}")
-EOF
-)
+python3 deploy/backup_manifest.py check "$work"
 
 if [ ! -f .env ]; then
   cp "$work/env" .env

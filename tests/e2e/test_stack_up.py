@@ -7,6 +7,7 @@ touched. Whatever this test creates (.env, the data volume) it removes again."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import subprocess
 import threading
@@ -379,7 +380,48 @@ def test_the_secret_key_and_the_database_passwords_rotate_logging_clients_out_on
     assert migrate["ExitCode"] == 0, migrate
 
 
-def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
+# A backtest whose strategy takes this long before it trades: it runs through the upgrade.
+PATIENT_SECONDS = 240
+PATIENT_BACKTEST = {
+    "exchange": "binance",
+    "pairs": ["BTC/USDT"],
+    "timeframe": "5m",
+    "timerange": "20240101-20240105",
+    "stake_amount": 100,
+    "max_open_trades": 1,
+}
+
+
+def _patient_job() -> str:
+    """A running backtest of the README's client that lasts through an upgrade; its id."""
+    source = (REPO / "tests" / "integration" / "strategies" / "Patient.py").read_text()
+    source = source.replace("SECONDS = 20\n", f"SECONDS = {PATIENT_SECONDS}\n")
+    with _api(_token()) as api:
+        strategy = api.post("/strategies", json={"name": "Patient", "source": source})
+        assert strategy.status_code == 201, strategy.text
+        body = {
+            "kind": "backtest",
+            "strategy_id": strategy.json()["id"],
+            "config": PATIENT_BACKTEST,
+        }
+        submitted = api.post("/jobs", json=body)
+        assert submitted.status_code == 202, submitted.text
+        job_id = str(submitted.json()["id"])
+        deadline = time.monotonic() + 300
+        while "patient: second 2\n" not in api.get(f"/jobs/{job_id}/logs").text:
+            assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
+            time.sleep(2)
+    return job_id
+
+
+def _sql(stack: Stack, query: str) -> str:
+    script = f'PGPASSWORD=$POSTGRES_PASSWORD psql -h /tmp -U fta -d fta -Atc "{query}"'
+    code, out = stack.containers()["postgres"].exec_run(["sh", "-c", script])
+    assert code == 0, out
+    return str(out.decode().strip())
+
+
+def test_an_upgrade_keeps_jobs_and_bots_running_and_refuses_a_skipped_step(
     stack: Stack, tmp_path: Path, gnupg: tuple[Path, Path]
 ) -> None:
     assert README_ACCOUNT, "the README's sequence runs first and leaves its client"
@@ -408,6 +450,14 @@ def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
                 failures.append(time.monotonic())
             time.sleep(0.25)
 
+    # The new version's settings differ for the portal and the worker: both are recreated.
+    env_file = REPO / ".env"
+    settings = env_file.read_text()
+    env_file.write_text(settings + "FTA_LOGIN_MAX_FAILURES=6\nFTA_WARM_IDLE_SECONDS=601\n")
+    old = {name: stack.containers()[name].id for name in ("portal", "worker")}
+    job_id = _patient_job()
+    # The job's container (a warm container's label names no job: the row does).
+    job_container = _sql(stack, f"SELECT container_id FROM jobs WHERE id = '{job_id}'")  # noqa: S608
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
@@ -415,15 +465,29 @@ def test_an_upgrade_keeps_the_bots_container_and_refuses_a_skipped_step(
             "deploy/deploy.sh",
             FTA_BACKUP_KEY=str(key),
             FTA_BACKUP_DIR=str(tmp_path / "backups"),
-            FTA_DEPLOY_DRAIN_SECONDS="60",
         )
     finally:
         done.set()
         watcher.join(timeout=10)
+        env_file.write_text(settings)
     assert upgrade.returncode == 0, upgrade.stdout[-3000:] + upgrade.stderr[-3000:]
     assert "deploy: done" in upgrade.stdout
     assert len(list((tmp_path / "backups").glob("fta-backup-*.tar.gpg"))) == 1
     print(f"portal failed {len(failures) * 0.25:.1f} s during the upgrade")
+    assert all(stack.containers()[name].id != old[name] for name in old)
+    # The job went on in its container, adopted by the new worker, and ends as it would have.
+    assert _sql(stack, f"SELECT status FROM jobs WHERE id = '{job_id}'") == "running"  # noqa: S608
+    assert stack.docker.containers.get(job_container).status == "running"
+    with _api(_token()) as api:
+        deadline = time.monotonic() + PATIENT_SECONDS + 300
+        while (job := api.get(f"/jobs/{job_id}").json())["status"] == "running":
+            assert time.monotonic() < deadline, job
+            time.sleep(3)
+        logs = api.get(f"/jobs/{job_id}/logs").text
+        assert job["status"] == "succeeded", (job, logs[-3000:])
+        assert api.get(f"/jobs/{job_id}/result").status_code == 200
+    seconds = [int(n) for n in re.findall(r"^patient: second (\d+)$", logs, re.M)]
+    assert seconds == list(range(1, PATIENT_SECONDS + 1)), seconds
     # The bot kept its container and goes on reporting to the new worker.
     assert _bot_running(stack, README_ACCOUNT["bot"])[1] == container
     with _api(_token()) as api:

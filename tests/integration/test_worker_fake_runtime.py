@@ -8,23 +8,25 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fta.bots.models import ActualState, Bot
-from fta.db import session_scope
+from fta.db import session_scope, utcnow
 from fta.jobs import service as jobs
-from fta.jobs.models import Job, JobStatus
-from fta.runtime import ContainerSpec, Limits
+from fta.jobs.models import Job, JobLogChunk, JobStatus
+from fta.runtime import ContainerSpec, Limits, Usage
 from fta.settings import get_settings
 from fta.worker.handlers import JobHandler
 from fta.worker.reconciler import reconcile
-from fta.worker.warm_pool import WARM_OWNER_PREFIX
+from fta.worker.warm_pool import WARM_OWNER_PREFIX, WarmPool
 from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 from tests.support.fake_runtime import FAKE_IMAGE_ID, FakeRuntime, Outcome
 from tests.support.jobs import running_job
@@ -155,6 +157,68 @@ def test_the_reconciler_removes_orphans_and_fails_abandoned_jobs(client: Client)
     assert _job(supervised).status == JobStatus.RUNNING
     failed = _job(abandoned)
     assert failed.status == JobStatus.FAILED and "vanished" in (failed.error or "")
+
+
+def _stored_log(job_id: uuid.UUID) -> str:
+    with session_scope() as session:
+        chunks = session.scalars(
+            select(JobLogChunk.text).where(JobLogChunk.job_id == job_id).order_by(JobLogChunk.seq)
+        )
+        return "".join(chunks)
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["own-container", "warm-container"])
+def test_a_job_left_running_by_a_stopping_worker_is_finished_by_the_next(
+    client: Client, warm: bool
+) -> None:
+    runtime = FakeRuntime()
+    runtime.script(Outcome(lines=("filled",)), owner_kind="cache-fill")
+    pool = None
+    if warm:
+        # A job of the same shape before leaves a warm container for the next one.
+        pool = WarmPool(runtime, capacity=1, idle_seconds=60, tenant_cpu=lambda _: None, now=utcnow)
+        runtime.script(Outcome(lines=("FTA-RESULT:" + json.dumps(SUMMARY),)), owner_kind="job")
+        JobHandler(runtime, get_settings(), pool).run(_claimed_job(client))
+        assert pool.held()
+    lines = ("loading", "trading", "FTA-RESULT:" + json.dumps(SUMMARY))
+    runtime.script(Outcome(lines=lines, seconds=4, usage=Usage(3.5, 80 << 20)), owner_kind="job")
+    job_id = _claimed_job(client)
+    stopping = threading.Event()
+    first = JobHandler(runtime, get_settings(), pool, stopping)
+    thread = threading.Thread(target=first.run, args=(job_id,))
+    thread.start()
+    _until(lambda: _job(job_id).status == JobStatus.RUNNING and bool(_stored_log(job_id)))
+    stopping.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    # The first worker stopped: the job runs on, in the container it left.
+    left = _job(job_id)
+    container_id = left.container_id
+    assert left.status == JobStatus.RUNNING and container_id in runtime.containers
+    assert (pool is not None and container_id in runtime.called("hand_off")) is warm
+    assert pool is None or container_id not in pool.held()
+
+    adopted: list[tuple[uuid.UUID, str]] = []
+    reconcile(runtime, frozenset(), adopt=lambda job, container: adopted.append((job, container)))
+    assert adopted == [(job_id, container_id)]
+    assert container_id in runtime.containers
+    JobHandler(runtime, get_settings()).adopt(job_id, container_id)
+
+    job = _job(job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    # Its output read again from the first line, nothing stored twice.
+    assert _stored_log(job_id) == "loading\ntrading\n"
+    result = client.http.get(f"/api/v1/jobs/{job_id}/result", headers=client.auth)
+    assert result.status_code == 200, result.text
+    assert job.cpu_seconds == Decimal("3.5") and job.memory_max_bytes == 80 << 20
+    assert container_id in runtime.removed
 
 
 def _bot(http: TestClient, client: Client) -> uuid.UUID:

@@ -119,3 +119,30 @@ def test_an_archive_that_lost_or_repeated_a_line_is_not_kept(
         assert capture.take_pending() == "before\n" + ARCHIVE_LOST_NOTICE, case
         assert capture.result_line == RESULT_PREFIX + "{}", case
         caplog.clear()
+
+
+@pytest.mark.parametrize("stored_after", [0, 2, 5, 9])
+def test_a_capture_resumed_after_what_was_stored_gives_the_rest_once(stored_after: int) -> None:
+    """A worker that adopts a job reads its output again from the first line: what the first
+    worker stored is not given again, the cap and the result line hold as if one worker had
+    read it all."""
+    lines = [f"line {n} " + "x" * 30 for n in range(10)] + [RESULT_PREFIX + '{"kind": "x"}']
+    first = LogCapture(max_line=40, max_total=200)
+    for line in lines[:stored_after]:
+        first.feed(line)
+    stored = first.take_pending()
+    adopter = LogCapture(max_line=40, max_total=200)
+    adopter.resume_after(len(stored))
+    for line in lines[:6]:
+        adopter.feed(line)
+    middle = adopter.take_pending()
+    for line in lines[6:]:
+        adopter.feed(line)
+    rest = adopter.take_pending()
+
+    whole = LogCapture(max_line=40, max_total=200)
+    for line in lines:
+        whole.feed(line)
+    assert stored + middle + rest == whole.take_pending()
+    assert adopter.truncated and whole.truncated
+    assert adopter.result_line == whole.result_line is not None

@@ -366,6 +366,18 @@ def append_log(session: Session, job_id: uuid.UUID, seq: int, chunk: str) -> Non
     session.add(JobLogChunk(job_id=job_id, seq=seq, text=chunk))
 
 
+def log_progress(session: Session, job_id: uuid.UUID) -> tuple[int, int]:
+    """How much of the job's log is stored: its characters in all, and its last chunk's
+    number (0 when none)."""
+    chars, last = session.execute(
+        select(
+            func.coalesce(func.sum(func.length(JobLogChunk.text)), 0),
+            func.coalesce(func.max(JobLogChunk.seq), 0),
+        ).where(JobLogChunk.job_id == job_id)
+    ).one()
+    return int(chars), int(last)
+
+
 def store_archive(session: Session, job_id: uuid.UUID, filename: str, content: bytes) -> None:
     session.merge(
         JobArchive(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,7 +53,7 @@ from fta.worker.containers import container_spec, cpu_decimal
 from fta.worker.limits import plan_disk_bytes, plan_job_workers, plan_limits
 from fta.worker.log_capture import LogCapture, exit_error, output_capture
 from fta.worker.network_slots import AtCapacity, take_slot
-from fta.worker.sandbox import Outcome, RunReport, run_container
+from fta.worker.sandbox import Detached, Outcome, RunReport, run_container, supervise
 from fta.worker.tenant_cpu import CgroupWindow, tenant_cpu_seconds
 from fta.worker.warm_pool import WarmContainer, WarmPool
 
@@ -107,11 +109,19 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
 class JobHandler:
     """Everything the worker does for one job, from `starting` to a final state."""
 
-    def __init__(self, runner: JobRunner, settings: Settings, warm: WarmPool | None = None) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        settings: Settings,
+        warm: WarmPool | None = None,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.runner = runner
         self.settings = settings
         # Containers started ahead for tenants' next jobs; None: every job gets a new one.
         self.warm = warm
+        # Set when the worker stops: job containers are left running, for the next worker.
+        self.stopping = stopping or threading.Event()
 
     @property
     def gateway_url(self) -> str:
@@ -175,6 +185,9 @@ class JobHandler:
             return
         except CacheFillError as exc:
             self._finish(job_id, JobStatus.FAILED, error=str(exc))
+            return
+        except Detached as detached:
+            log.info("job %s: %s", job_id, detached)
             return
         except Exception:
             log.exception("job %s crashed in the worker", job_id)
@@ -334,9 +347,12 @@ class JobHandler:
         *,
         on_output: Callable[[], None],
         warm_id: str | None = None,
+        detachable: bool = False,
     ) -> RunReport:
         """Runs a container of the job (its cache fill's or its own) within the job's time,
-        the job marked running in it, its usage saved and its cancel honoured."""
+        the job marked running in it, its usage saved and its cancel honoured; `detachable`,
+        left running if the worker stops (a cache fill is seen to its end: the job's own
+        container alone can be adopted)."""
         return run_container(
             self.runner,
             spec,
@@ -347,6 +363,7 @@ class JobHandler:
             cancel_requested=lambda: self._cancel_requested(context.job_id),
             on_sample=self._save_sample(context.job_id),
             warm_id=warm_id,
+            detach_requested=self.stopping.is_set if detachable else None,
         )
 
     def _mark_running(self, job_id: uuid.UUID, container_id: str) -> None:
@@ -377,14 +394,7 @@ class JobHandler:
         ]
         spec = self._spec(context, "job", encode_bundle(bundle), network, mounts)
         capture = self._capture()
-        seq = iter(range(1, 1_000_000))
-
-        def on_output() -> None:
-            text = capture.take_pending()
-            if text:
-                with session_scope() as session:
-                    jobs.append_log(session, context.job_id, next(seq), text)
-
+        on_output = self._log_writer(context.job_id, capture, first_seq=1)
         pool = self.warm
         warm = pool.take(spec) if pool is not None else None
         try:
@@ -395,11 +405,75 @@ class JobHandler:
                 deadline,
                 on_output=on_output,
                 warm_id=warm.container_id if warm is not None else None,
+                detachable=True,
             )
-        finally:
+        except Detached:
+            if pool is not None and warm is not None:
+                pool.leave_running(warm.container_id)
+            raise
+        except BaseException:
             if pool is not None and warm is not None:
                 pool.release(warm.container_id)
+            raise
+        if pool is not None and warm is not None:
+            pool.release(warm.container_id)
         return report, capture, spec, warm
+
+    def _log_writer(
+        self, job_id: uuid.UUID, capture: LogCapture, *, first_seq: int
+    ) -> Callable[[], None]:
+        """Stores the capture's new text as the job's next log chunk."""
+        seq = itertools.count(first_seq)
+
+        def on_output() -> None:
+            text = capture.take_pending()
+            if text:
+                with session_scope() as session:
+                    jobs.append_log(session, job_id, next(seq), text)
+
+        return on_output
+
+    def adopt(self, job_id: uuid.UUID, container_id: str) -> None:
+        """Sees to its end a job container that an earlier worker started and left running
+        (it stopped for an upgrade, or died): within what is left of the job's time, its output
+        read again from the first line without storing twice what was stored, its usage the
+        container's own counters. The job ends as if its first worker had seen it through."""
+        with session_scope() as session:
+            job = session.get(Job, job_id)
+            assert job is not None  # noqa: S101 - chosen by the reconciler
+            context = _load(session, job, self.settings)
+            stored_chars, last_seq = jobs.log_progress(session, job_id)
+            elapsed = (utcnow() - (job.started_at or utcnow())).total_seconds()
+            saved_cpu, saved_memory = job.cpu_seconds, job.memory_max_bytes
+        log.info("job %s: adopting its running container %s", job_id, container_id)
+        capture = self._capture()
+        capture.resume_after(stored_chars)
+        try:
+            report = supervise(
+                self.runner,
+                container_id,
+                capture,
+                memory_limit_bytes=context.limits.memory_bytes,
+                max_seconds=max(1, math.ceil(context.max_seconds - elapsed)),
+                on_output=self._log_writer(job_id, capture, first_seq=last_seq + 1),
+                cancel_requested=lambda: self._cancel_requested(job_id),
+                on_sample=self._save_sample(job_id),
+                detach_requested=self.stopping.is_set,
+            )
+        except Detached as detached:
+            log.info("job %s: %s", job_id, detached)
+            return
+        except Exception:
+            self.runner.remove(container_id)
+            log.exception("job %s crashed in the worker", job_id)
+            self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
+            raise
+        self.runner.remove(container_id)
+        # The counters of a container that ended before it was adopted read nothing.
+        cpu = max(report.cpu_seconds or Decimal(0), saved_cpu or Decimal(0)) or None
+        memory = max(report.memory_max_bytes or 0, saved_memory or 0) or None
+        report = dataclasses.replace(report, cpu_seconds=cpu, memory_max_bytes=memory)
+        self._record(context, report, capture, None, preparing=False)
 
     def _record(
         self,

@@ -56,6 +56,8 @@ class LogCapture:
     tail: list[str] = field(default_factory=list)
     _pending: list[str] = field(default_factory=list)
     _pending_chars: int = 0
+    # Characters of the output already stored, by the worker that started the container.
+    _stored_before: int = 0
     # Fed by the log-following thread, drained by the supervising one.
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _redactor: LineRedactor = field(init=False)
@@ -144,7 +146,18 @@ class LogCapture:
         with self._lock:
             text, self._pending = "".join(self._pending), []
             self._pending_chars = 0
+            if self._stored_before:
+                skipped = min(self._stored_before, len(text))
+                text, self._stored_before = text[skipped:], self._stored_before - skipped
         return text
+
+    def resume_after(self, stored_chars: int) -> None:
+        """Continues a capture another worker began: the container's output is fed again
+        from its first line (its result and archive lines included), and the first
+        `stored_chars` characters of text, already stored, are not given again. The capture is
+        deterministic, so the same output gives the same text."""
+        with self._lock:
+            self._stored_before = stored_chars
 
     @property
     def pending_chars(self) -> int:

@@ -79,13 +79,13 @@ class Worker:
             )
         self.name = socket.gethostname()
         self.started_at = utcnow()
-        self.handler = JobHandler(runner, settings, self.warm)
+        self.stopping = threading.Event()
+        self.handler = JobHandler(runner, settings, self.warm, self.stopping)
         self.bots = BotSupervisor(runner, settings)
         # The job slots: this worker's pool, shared fairly between tenants.
         self.max_parallel = max_parallel or settings.job_slots
         self.pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="job")
         self.in_flight: dict[uuid.UUID, Future[None]] = {}
-        self.stopping = threading.Event()
         self._lock = threading.Lock()
 
     def claim_and_start(self) -> int:
@@ -116,7 +116,14 @@ class Worker:
         with self._lock:
             in_flight = frozenset(self.in_flight)
         held = self.warm.held() if self.warm is not None else frozenset()
-        reconcile(self.runner, in_flight, warm=held)
+        reconcile(self.runner, in_flight, warm=held, adopt=self.adopt)
+
+    def adopt(self, job_id: uuid.UUID, container_id: str) -> None:
+        """Supervises a job an earlier worker left running in its container, in a job slot."""
+        with self._lock:
+            future = self.pool.submit(self.handler.adopt, job_id, container_id)
+            self.in_flight[job_id] = future
+        future.add_done_callback(partial(self._done, job_id))
 
     def billing_round(self) -> None:
         billing_round(session_scope, utcnow())
@@ -274,7 +281,7 @@ def run_worker() -> None:
     worker = Worker(runner, settings)
 
     def _stop(signum: int, _: FrameType | None) -> None:
-        log.info("signal %s: finishing running jobs, claiming no new ones", signum)
+        log.info("signal %s: leaving running jobs to the next worker, claiming no new ones", signum)
         worker.stopping.set()
 
     signal.signal(signal.SIGTERM, _stop)

@@ -51,6 +51,15 @@ HAND_OFF_SECONDS = 20.0
 USAGE_SAMPLE_SECONDS = 1.0
 
 
+class Detached(Exception):
+    """The worker is stopping: the job's container keeps running, for the next worker to adopt
+    (fta.worker.reconciler)."""
+
+    def __init__(self, container_id: str) -> None:
+        super().__init__(f"container {container_id} left running for the next worker")
+        self.container_id = container_id
+
+
 def run_container(
     runner: JobRunner,
     spec: ContainerSpec,
@@ -62,58 +71,91 @@ def run_container(
     cancel_requested: Callable[[], bool],
     on_sample: Callable[[Usage], None] | None = None,
     warm_id: str | None = None,
+    detach_requested: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Creates (verified), starts and supervises a container; always removes it.
+    """Creates (verified), starts and supervises a container; removes it once it ended.
     `on_sample` gets the usage so far after each reading. With `warm_id`, a warm container
-    of the same spec (fta.worker.warm_pool) is handed the job instead, if it takes it."""
+    of the same spec (fta.worker.warm_pool) is handed the job instead, if it takes it. Once
+    `detach_requested` answers true, raises `Detached` and leaves the container running."""
     container_id = _launch(runner, spec, warm_id)
+    detached = False
     try:
         on_started(container_id)
-        follower = threading.Thread(
-            target=_follow, args=(runner, container_id, capture), daemon=True
+        return supervise(
+            runner,
+            container_id,
+            capture,
+            memory_limit_bytes=spec.limits.memory_bytes,
+            max_seconds=max_seconds,
+            on_output=on_output,
+            cancel_requested=cancel_requested,
+            on_sample=on_sample,
+            detach_requested=detach_requested,
         )
-        follower.start()
-        deadline = time.monotonic() + max_seconds
-        outcome: Outcome | None = None
-        usage: Usage | None = None
-        sampler = UsageSampler(runner, USAGE_SAMPLE_SECONDS)
-        while True:
-            now = time.monotonic()
-            if sampler.due(container_id):
-                usage = sampler.read(container_id)
-                if usage is not None and on_sample is not None:
-                    on_sample(usage)
-            if cancel_requested():
-                runner.kill(container_id)
-                outcome = Outcome.CANCELLED
-            elif now >= deadline:
-                runner.kill(container_id)
-                outcome = Outcome.TIMED_OUT
-            try:
-                status = runner.wait(
-                    container_id, min(WAIT_SLICE_SECONDS, max(deadline - now, 0.1))
-                )
-                break
-            except JobTimeout:
-                on_output()
-                continue
-        follower.join(timeout=10)
-        on_output()
-        if outcome is None:
-            outcome = Outcome.OOM_KILLED if status.oom_killed else Outcome.EXITED
-        memory = usage.memory_max_bytes if usage else None
-        if status.oom_killed:
-            # Killed for reaching its limit: that is its peak, whenever the last sample was.
-            memory = max(memory or 0, spec.limits.memory_bytes)
-        return RunReport(
-            outcome=outcome,
-            exit_code=status.exit_code,
-            cpu_seconds=cpu_decimal(usage) if usage else None,
-            memory_max_bytes=memory,
-            container_id=container_id,
-        )
+    except Detached:
+        detached = True
+        raise
     finally:
-        runner.remove(container_id)
+        if not detached:
+            runner.remove(container_id)
+
+
+def supervise(
+    runner: JobRunner,
+    container_id: str,
+    capture: LogCapture,
+    *,
+    memory_limit_bytes: int,
+    max_seconds: int,
+    on_output: Callable[[], None],
+    cancel_requested: Callable[[], bool],
+    on_sample: Callable[[Usage], None] | None = None,
+    detach_requested: Callable[[], bool] | None = None,
+) -> RunReport:
+    """Follows a started container to its end (or kills it at the deadline or on a cancel);
+    its output from the first line, whoever started it."""
+    follower = threading.Thread(target=_follow, args=(runner, container_id, capture), daemon=True)
+    follower.start()
+    deadline = time.monotonic() + max_seconds
+    outcome: Outcome | None = None
+    usage: Usage | None = None
+    sampler = UsageSampler(runner, USAGE_SAMPLE_SECONDS)
+    while True:
+        now = time.monotonic()
+        if sampler.due(container_id):
+            usage = sampler.read(container_id)
+            if usage is not None and on_sample is not None:
+                on_sample(usage)
+        if outcome is None and detach_requested is not None and detach_requested():
+            on_output()
+            raise Detached(container_id)
+        if cancel_requested():
+            runner.kill(container_id)
+            outcome = Outcome.CANCELLED
+        elif now >= deadline:
+            runner.kill(container_id)
+            outcome = Outcome.TIMED_OUT
+        try:
+            status = runner.wait(container_id, min(WAIT_SLICE_SECONDS, max(deadline - now, 0.1)))
+            break
+        except JobTimeout:
+            on_output()
+            continue
+    follower.join(timeout=10)
+    on_output()
+    if outcome is None:
+        outcome = Outcome.OOM_KILLED if status.oom_killed else Outcome.EXITED
+    memory = usage.memory_max_bytes if usage else None
+    if status.oom_killed:
+        # Killed for reaching its limit: that is its peak, whenever the last sample was.
+        memory = max(memory or 0, memory_limit_bytes)
+    return RunReport(
+        outcome=outcome,
+        exit_code=status.exit_code,
+        cpu_seconds=cpu_decimal(usage) if usage else None,
+        memory_max_bytes=memory,
+        container_id=container_id,
+    )
 
 
 def _launch(runner: JobRunner, spec: ContainerSpec, warm_id: str | None) -> str:

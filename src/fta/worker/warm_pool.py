@@ -100,6 +100,12 @@ class WarmPool:
             with self._lock:
                 self._serving.discard(container_id)
 
+    def leave_running(self, container_id: str) -> None:
+        """The worker stops while a warm container serves a job: the container is the job's,
+        left running for the next worker, which adopts it by the job's record."""
+        with self._lock:
+            self._serving.discard(container_id)
+
     def prepare(self, spec: ContainerSpec) -> None:
         """Starts a warm container for the next job of `spec`'s shape, unless one waits
         already. A full pool makes room by removing the container that waited longest: the
