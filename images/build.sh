@@ -52,41 +52,20 @@ fetch_wheels() {
   rm -rf "$partial"
   mkdir -p "$partial"
   log "fetching wheels into $dest"
-  "$pip" wheel -q --disable-pip-version-check -w "$partial" "$@" >&2
+  "$pip" download -q --disable-pip-version-check -d "$partial" "$@" >&2
   rm -rf "$dest"
   mv "$partial" "$dest"
 }
 
-freqtrade_wheels() {
-  local dir=$cache/wheels-ft requirement="freqtrade[hyperopt]==$freqtrade_version"
-  # The stamp names what the directory was filled for: a change of extras refetches.
-  [ "$(cat "$dir/.requirement" 2>/dev/null)" = "$requirement" ] || {
-    fetch_wheels "$dir" "$requirement"
-    echo "$requirement" >"$dir/.requirement"
-  }
-  echo "$dir"
-}
-
-# The app's dependencies and its build backend, fetched again only when pyproject.toml changes;
-# the fta package itself is built from source inside the image.
-app_wheels() {
-  local dir=$cache/wheels-app stamp want requirements python
-  stamp=$dir/.pyproject-sha256
-  want=$(sha256sum "$repo/pyproject.toml" | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    python=$(host_python)
-    requirements=$(mktemp)
-    "$python" - "$repo/pyproject.toml" >"$requirements" <<'PY'
-import sys
-import tomllib
-
-with open(sys.argv[1], "rb") as handle:
-    meta = tomllib.load(handle)
-print("\n".join(meta["project"]["dependencies"] + meta["build-system"]["requires"]))
-PY
-    fetch_wheels "$dir" -r "$requirements"
-    rm -f "$requirements"
-    echo "$want" >"$stamp"
+# wheels NAME: the directory of images/NAME/requirements.lock's files as PyPI serves them (wheels,
+# and the source of a distribution that has none), fetched again only when the lock changes;
+# --require-hashes stops on any file whose SHA-256 the lock does not list.
+wheels() {
+  local lock=$repo/images/$1/requirements.lock dir=$cache/wheels-$1 want
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [ "$(cat "$dir/.lock-sha256" 2>/dev/null)" != "$want" ]; then
+    fetch_wheels "$dir" --require-hashes -r "$lock"
+    echo "$want" >"$dir/.lock-sha256"
   fi
   echo "$dir"
 }
@@ -172,10 +151,11 @@ build_base() {
 
 build_app() {
   local wheels ctx
-  wheels=$(app_wheels)
+  wheels=$(wheels app)
   ctx=$(new_context app)
   link_tree "$wheels" "$ctx/wheels"
-  rm -f "$ctx/wheels/.pyproject-sha256"
+  rm -f "$ctx/wheels/.lock-sha256"
+  cp "$repo/images/app/requirements.lock" "$ctx/requirements.lock"
   mkdir -p "$ctx/app"
   tar -C "$repo" -c --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
     pyproject.toml src | tar -C "$ctx/app" -x
@@ -184,9 +164,11 @@ build_app() {
 
 build_freqtrade() {
   local wheels ctx
-  wheels=$(freqtrade_wheels)
+  wheels=$(wheels freqtrade)
   ctx=$(new_context freqtrade)
   link_tree "$wheels" "$ctx/wheels"
+  rm -f "$ctx/wheels/.lock-sha256"
+  cp "$repo/images/freqtrade/requirements.lock" "$ctx/requirements.lock"
   # The container's entry, at its path in the repository (part of the inputs' hash).
   mkdir -p "$ctx/src/fta/freqtrade"
   cp "$repo/src/fta/freqtrade/entry.py" "$ctx/src/fta/freqtrade/entry.py"

@@ -13,10 +13,12 @@ import httpx
 import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
+from packaging.utils import canonicalize_name
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.support.docker_resources import DockerResources, local_docker
+from tests.support.wheel_locks import locked
 
 pytestmark = pytest.mark.docker
 
@@ -125,6 +127,26 @@ def test_app_image_runs_every_role_read_only_without_build_tools(
     assert code == 0, output
     for role in ("portal", "worker", "gateway", "migrate"):
         assert role in output
+
+
+INSTALLED = (
+    "import importlib.metadata as m\n"
+    "print('\\n'.join(sorted(f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions())))"
+)
+
+
+@pytest.mark.parametrize(("name", "built_here"), [("app", {"fta"}), ("freqtrade", set())])
+def test_an_image_holds_exactly_its_locked_distributions(
+    images: dict[str, str], docker_resources: DockerResources, name: str, built_here: set[str]
+) -> None:
+    code, output = run_to_end(
+        docker_resources, images[name], ["-c", INSTALLED], entrypoint="python3"
+    )
+    assert code == 0, output
+    installed = {canonicalize_name(n): v for n, v in (line.split("==") for line in output.split())}
+    # The build tools that built fta are removed once it is built.
+    expected = {n: v for n, v in locked(name).items() if n not in {"setuptools", "wheel", "pip"}}
+    assert {n: v for n, v in installed.items() if n not in built_here} == expected
 
 
 @pytest.mark.parametrize(
