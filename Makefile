@@ -44,6 +44,8 @@ testdb: $(STAMP)
 	# The browser tier: Debian's Chromium (Playwright drives it, no browser download), and
 	# the script libraries the pages serve from Debian's packages.
 	bash scripts/ensure-apt.sh chromium libjs-chart.js libjs-codemirror
+	# The host's S3 client for backups off the host, as deploy/install.sh installs it.
+	bash scripts/ensure-apt.sh python3-boto3
 	bash scripts/test-postgres.sh start $(TEST_PG_DIR)
 
 messages: $(STAMP) ## List the page texts into messages.pot, to translate them in the .po catalogs

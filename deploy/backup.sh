@@ -17,6 +17,8 @@
 #   FTA_BACKUP_DIR        where backups go (default /var/backups/fta)
 #   FTA_BACKUP_KEEP       how many backups to keep, the newest (default 14)
 #   FTA_TENANT_DISK_ROOT  the tenant disks' directory (default /var/lib/fta/tenant-disks)
+#   FTA_BACKUP_S3_BUCKET  also upload it to this S3 bucket (deploy/backup_s3.py: its prefix,
+#                         retention and endpoint settings)
 # prints the backup's path on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,4 +113,15 @@ mv "$out.partial" "$out"
 # Retention: the newest $keep backups stay.
 find "$target" -maxdepth 1 -name 'fta-backup-*.tar.gpg' -printf '%f\n' | sort -r |
   tail -n +"$((keep + 1))" | while IFS= read -r old; do rm -f "$target/$old"; done
+
+# A copy off the host, when a bucket is set (deploy/backup_s3.py: credentials from the instance's
+# role, retention FTA_BACKUP_S3_KEEP there).
+bucket=$(setting FTA_BACKUP_S3_BUCKET "")
+if [ -n "$bucket" ]; then
+  FTA_BACKUP_S3_BUCKET=$bucket \
+    FTA_BACKUP_S3_PREFIX=$(setting FTA_BACKUP_S3_PREFIX fta-backups/) \
+    FTA_BACKUP_S3_KEEP=$(setting FTA_BACKUP_S3_KEEP 30) \
+    FTA_BACKUP_S3_ENDPOINT=$(setting FTA_BACKUP_S3_ENDPOINT "") \
+    python3 deploy/backup_s3.py upload "$out"
+fi
 echo "$out"

@@ -84,7 +84,8 @@ install_docker() {
     debian | ubuntu)
       if ! docker compose version >/dev/null 2>&1; then
         apt-get update
-        apt-get install -y ca-certificates curl gnupg iptables e2fsprogs util-linux python3
+        apt-get install -y ca-certificates curl gnupg iptables e2fsprogs util-linux python3 \
+          python3-boto3
         install -m 0755 -d /etc/apt/keyrings
         curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
         echo "deb [signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" \
@@ -96,7 +97,7 @@ install_docker() {
       ;;
     amzn)
       if ! docker compose version >/dev/null 2>&1; then
-        dnf install -y docker iptables-nft e2fsprogs util-linux python3
+        dnf install -y docker iptables-nft e2fsprogs util-linux python3 python3-boto3
         # Amazon Linux packages the engine but not the compose plugin: Docker's release.
         install -m 0755 -d /usr/libexec/docker/cli-plugins
         curl -fsSL "https://github.com/docker/compose/releases/latest/download/docker-compose-linux-$(uname -m)" \

@@ -5,16 +5,17 @@
 # start again (the worker converges them).
 #
 # usage: deploy/restore.sh BACKUP
-#   BACKUP  a fta-backup-*.tar.gpg file; the operator's private key must be in the caller's
-#           GnuPG keyring (GNUPGHOME) to decrypt it.
+#   BACKUP  a fta-backup-*.tar.gpg file, or its s3://BUCKET/KEY address (deploy/backup_s3.py
+#           fetches it; FTA_BACKUP_S3_ENDPOINT for another store than AWS's); the operator's
+#           private key must be in the caller's GnuPG keyring (GNUPGHOME) to decrypt it.
 # env (else the backup's .env, else defaults): FTA_TENANT_DISK_ROOT
 # Refuses to overwrite: an existing database volume, tenant disk or candle cache stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 backup=${1:-}
-if [ -z "$backup" ] || [ ! -f "$backup" ]; then
-  echo "usage: $0 BACKUP (a fta-backup-*.tar.gpg file)" >&2
+if [ -z "$backup" ] || { [ ! -f "$backup" ] && [[ $backup != s3://* ]]; }; then
+  echo "usage: $0 BACKUP (a fta-backup-*.tar.gpg file, or its s3:// address)" >&2
   exit 2
 fi
 compose() {
@@ -32,6 +33,10 @@ in_postgres() {
 umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+if [[ $backup == s3://* ]]; then
+  python3 deploy/backup_s3.py fetch "$backup" "$work/backup.tar.gpg"
+  backup=$work/backup.tar.gpg
+fi
 gpg --batch --quiet --decrypt "$backup" | tar -C "$work" --sparse -xf -
 python3 deploy/backup_manifest.py check "$work"
 

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_stack_up_config import SERVICES, parse_env
+from tests.support.s3_standin import s3_standin
 from tests.support.stack import (
     CONTROL_NETWORK,
     DATA_VOLUME,
@@ -293,23 +294,35 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     assert rows["job_results"] >= 1 and rows["bots"] >= 1
     home, key = gnupg
 
-    backup = stack.run(
-        "deploy/backup.sh", FTA_BACKUP_KEY=str(key), FTA_BACKUP_DIR=str(tmp_path / "backups")
-    )
-    assert backup.returncode == 0, backup.stdout + backup.stderr
-    archive = Path(backup.stdout.strip().splitlines()[-1])
-    assert archive.parent == tmp_path / "backups" and archive.stat().st_mode & 0o077 == 0
-    content = archive.read_bytes()
-    assert b"PGDMP" not in content and README_ACCOUNT["email"].encode() not in content
+    # A copy goes off the host, to a stand-in S3 on the loopback; the restore fetches it there.
+    with s3_standin() as s3:
+        bucket: Any = s3.client()
+        bucket.create_bucket(
+            Bucket="fta-backups", CreateBucketConfiguration={"LocationConstraint": "eu-west-3"}
+        )
+        backup = stack.run(
+            "deploy/backup.sh",
+            FTA_BACKUP_KEY=str(key),
+            FTA_BACKUP_DIR=str(tmp_path / "backups"),
+            **s3.env("fta-backups"),
+        )
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        archive = Path(backup.stdout.strip().splitlines()[-1])
+        assert archive.parent == tmp_path / "backups" and archive.stat().st_mode & 0o077 == 0
+        content = archive.read_bytes()
+        assert b"PGDMP" not in content and README_ACCOUNT["email"].encode() not in content
+        url = f"s3://fta-backups/fta-backups/{archive.name}"
+        assert f"uploaded to {url}" in backup.stderr
 
-    # Everything goes: the stack, its volumes, the tenants' containers, networks and disks,
-    # and .env; as on a new host.
-    env_file = REPO / ".env"
-    secrets_before = env_file.read_bytes()
-    stack.empty_host()
-    assert _port_closed()
+        # Everything goes: the stack, its volumes, the tenants' containers, networks and
+        # disks, and .env, and the local backups; as on a new host.
+        env_file = REPO / ".env"
+        secrets_before = env_file.read_bytes()
+        stack.empty_host()
+        archive.unlink()
+        assert _port_closed()
 
-    restore = stack.run("deploy/restore.sh", str(archive), GNUPGHOME=str(home))
+        restore = stack.run("deploy/restore.sh", url, GNUPGHOME=str(home), **s3.env("fta-backups"))
     assert restore.returncode == 0, restore.stdout + restore.stderr
     assert env_file.read_bytes() == secrets_before
     assert _rows(stack) == rows
