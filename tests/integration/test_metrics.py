@@ -18,8 +18,10 @@ from fta.audit import service as audit
 from fta.billing.alerts import service as alerts
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.db import session_scope, utcnow
+from fta.gateway.metrics import CacheCounts, GatewayMetrics
 from fta.jobs.models import Job, JobStatus
 from fta.operators.operations import record_heartbeat
+from fta.prometheus import render
 from fta.worker.metrics_server import serve_metrics
 from tests.integration.strategies import source
 from tests.support.api import Client, leave_nothing_waiting, sign_up, subscribe
@@ -148,10 +150,14 @@ def test_only_metrics_are_served(metrics_url: str) -> None:
     assert httpx.get(f"{metrics_url}/metrics/../etc", timeout=10).status_code == 404
 
 
-def test_every_alert_rule_reads_metrics_the_worker_serves(metrics_url: str) -> None:
+def test_every_alert_rule_reads_metrics_the_worker_or_the_gateway_serves(
+    metrics_url: str,
+) -> None:
     rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "fta-rules.yml").read_text())
     served = set()
-    for line in httpx.get(f"{metrics_url}/metrics", timeout=30).text.splitlines():
+    gateway = render(GatewayMetrics().families({"binance": CacheCounts()}, 0))
+    worker = httpx.get(f"{metrics_url}/metrics", timeout=30).text
+    for line in (worker + gateway).splitlines():
         if line.startswith("# TYPE "):
             name, kind = line.split()[2:4]
             served |= {name} | (

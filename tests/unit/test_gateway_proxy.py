@@ -195,3 +195,18 @@ def test_unreachable_upstream_answers_502() -> None:
     response = run(f"http://127.0.0.1:{port}", scenario)
     assert response.status_code == 502
     assert response.json() == {"code": -1001, "msg": "Upstream unavailable."}
+
+
+def test_the_cache_answers_are_counted_in_the_metrics(upstream: Upstream) -> None:
+    clock = Clock()
+
+    async def scenario(client: httpx.AsyncClient, backend: ProxyBackend) -> str:
+        for advance in (0.0, TTL_SECONDS["klines"] / 2, TTL_SECONDS["klines"]):
+            clock.now += advance
+            await client.get(f"{BASE}/klines", params=KLINES)
+        return (await client.get("/metrics")).text
+
+    metrics = run(upstream.url, scenario, clock)
+    assert 'fta_gateway_cache_answers_total{exchange="binance",result="hit"} 1\n' in metrics
+    assert 'fta_gateway_cache_answers_total{exchange="binance",result="miss"} 2\n' in metrics
+    assert 'fta_gateway_upstream_calls_total{exchange="binance"} 2\n' in metrics

@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
     {"web", "freqtrade", "runtime", "mail", "audit", "market_data"},
     {"db", "migrate", "logs", "db_privileges"},
     {"settings"},
-    {"markets", "errors", "redaction", "tenantdisk", "seccomp"},
+    {"markets", "errors", "redaction", "tenantdisk", "seccomp", "prometheus"},
 ]
 DOMAINS = {"accounts", "plans", "access", "strategies", "jobs", "bots", "billing", "operators"}
 # Third-party clients that one package alone may use.

@@ -10,6 +10,7 @@ FTA_GATEWAY_TENANT_RATE (requests per second a tenant's network may send, sustai
 100), FTA_GATEWAY_TENANT_BURST (requests at once beyond that rate, default 200),
 FTA_GATEWAY_TENANT_CONCURRENCY (requests a tenant's network may have in flight, default 24),
 FTA_TENANT_SUBNET_PREFIX (the prefix of a tenant's subnet, which keys those limits, default 27).
+Its metrics (fta.gateway.metrics) are served at /metrics, except to FTA_TENANT_SUBNET_POOL.
 
 The relay to bots' APIs (fta.gateway.relay) listens beside it when FTA_BOT_RELAY_KEY is set:
 on FTA_BOT_RELAY_HOST (default 0.0.0.0) and FTA_BOT_RELAY_PORT (default 8091), for the tenant
@@ -27,7 +28,7 @@ import time
 import uvicorn
 from starlette.types import ASGIApp
 
-from fta.gateway.app import RefusalsUnlogged, build_app
+from fta.gateway.app import DEFAULT_TENANT_POOL, RefusalsUnlogged, build_app
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
 from fta.gateway.relay import DEFAULT_PORT as RELAY_PORT
 from fta.gateway.relay import BotRelay, create_relay_app
@@ -58,7 +59,12 @@ def main() -> None:
     upstreams = {"binance": upstream} if mode == "proxy" else None
     store_root = os.environ.get("FTA_MARKET_DATA_STORE", "/var/lib/fta/market-data")
     app = build_app(
-        mode, upstreams, weight_budget=budget, tenant_limits=tenant_limits, store_root=store_root
+        mode,
+        upstreams,
+        weight_budget=budget,
+        tenant_limits=tenant_limits,
+        tenant_pool=os.environ.get("FTA_TENANT_SUBNET_POOL", DEFAULT_TENANT_POOL),
+        store_root=store_root,
     )
     logging.getLogger("uvicorn.access").addFilter(RefusalsUnlogged())
     servers = [_server(app, host, port)]

@@ -3,6 +3,7 @@ behind per-tenant (source network) limits."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
@@ -21,15 +22,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request, parse_request
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
+from fta.gateway.metrics import METRICS_PATH, GatewayMetrics, may_read_metrics
 from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
 from fta.gateway.recorded import RecordedBackend
 from fta.gateway.replay import ReplayBackend
 from fta.gateway.tenant_limits import MAX_TRACKED_NETWORKS, TenantLimits
 from fta.markets import SUPPORTED_EXCHANGES
+from fta.prometheus import CONTENT_TYPE, render
 
 MODES = ("replay", "recorded", "proxy")
 UPSTREAM_TIMEOUT_SECONDS = 10.0
 HEALTH_PATH = "/healthz"
+# FTA_TENANT_SUBNET_POOL's default: the tenants' networks, refused the metrics.
+DEFAULT_TENANT_POOL = "10.210.0.0/16"
 # A network over its limits is logged once per this many seconds, not once per refusal.
 REFUSAL_LOG_SECONDS = 60.0
 
@@ -83,9 +88,10 @@ class TenantLimitMiddleware:
     """Answers 429 to a source network over its rate or its requests in flight, before any
     routing or parsing; /healthz is exempt (the container's own health check)."""
 
-    def __init__(self, app: ASGIApp, limits: TenantLimits) -> None:
+    def __init__(self, app: ASGIApp, limits: TenantLimits, metrics: GatewayMetrics) -> None:
         self._app = app
         self._limits = limits
+        self._metrics = metrics
         self._logged_at: dict[str, float] = {}
         self._body = json.dumps(
             {
@@ -105,6 +111,7 @@ class TenantLimitMiddleware:
         client = scope.get("client")
         network = self._limits.network_of(client[0] if client else "")
         wait = self._limits.admit(network)
+        self._metrics.count(network, "refused" if wait else "admitted")
         if wait:
             self._log_refusal(network)
             await self._refuse(send, wait)
@@ -152,10 +159,14 @@ def create_app(
     *,
     mode: str,
     tenant_limits: TenantLimits | None = None,
+    tenant_pool: str = DEFAULT_TENANT_POOL,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
-    """The routes of `backends`; `tenant_limits` defaults to the default per-network limits."""
+    """The routes of `backends`; `tenant_limits` defaults to the default per-network limits.
+    The metrics are refused to `tenant_pool`, the tenants' networks."""
     limits = tenant_limits or TenantLimits(clock=time.monotonic)
+    metrics = GatewayMetrics()
+    pool = ipaddress.IPv4Network(tenant_pool)
     routes = [
         Route(f"/{exchange}/api/v3/{endpoint}", _endpoint_handler(backend, endpoint))
         for exchange, backend in backends.items()
@@ -165,7 +176,19 @@ def create_app(
     async def health(request: HttpRequest) -> Response:
         return JSONResponse({"status": "ok", "mode": mode, "exchanges": sorted(backends)})
 
+    async def served_metrics(request: HttpRequest) -> Response:
+        if not may_read_metrics(request.client.host if request.client else "", pool):
+            raise HTTPException(404)
+        caches = {
+            exchange: backend.counts
+            for exchange, backend in backends.items()
+            if isinstance(backend, ProxyBackend)
+        }
+        text = render(metrics.families(caches, limits.tracked))
+        return Response(text, media_type=CONTENT_TYPE)
+
     routes.append(Route(HEALTH_PATH, health))
+    routes.append(Route(METRICS_PATH, served_metrics))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -176,7 +199,7 @@ def create_app(
     return Starlette(
         routes=routes,
         exception_handlers={404: _http_error, 405: _http_error},
-        middleware=[Middleware(TenantLimitMiddleware, limits=limits)],
+        middleware=[Middleware(TenantLimitMiddleware, limits=limits, metrics=metrics)],
         lifespan=lifespan,
     )
 
@@ -188,13 +211,14 @@ def build_app(
     clock: Callable[[], int] = wall_clock_ms,
     weight_budget: int = DEFAULT_WEIGHT_BUDGET,
     tenant_limits: TenantLimits | None = None,
+    tenant_pool: str = DEFAULT_TENANT_POOL,
     store_root: str | None = None,
 ) -> Starlette:
     """The gateway for `mode`; `upstreams` maps exchange -> base URL (proxy mode only),
     `store_root` is the recorded candle store (recorded mode only)."""
     if mode == "replay":
         replay = {exchange: ReplayBackend(exchange, clock) for exchange in SUPPORTED_EXCHANGES}
-        return create_app(replay, mode=mode, tenant_limits=tenant_limits)
+        return create_app(replay, mode=mode, tenant_limits=tenant_limits, tenant_pool=tenant_pool)
     if mode == "recorded":
         if store_root is None:
             raise ValueError("recorded mode needs the recorded candle store's directory")
@@ -202,7 +226,7 @@ def build_app(
             exchange: RecordedBackend(exchange, store_root, clock)
             for exchange in SUPPORTED_EXCHANGES
         }
-        return create_app(recorded, mode=mode, tenant_limits=tenant_limits)
+        return create_app(recorded, mode=mode, tenant_limits=tenant_limits, tenant_pool=tenant_pool)
     if mode != "proxy":
         raise ValueError(f"unknown market-data mode {mode!r}; expected one of {MODES}")
     if not upstreams or set(upstreams) - set(SUPPORTED_EXCHANGES):
@@ -217,4 +241,10 @@ def build_app(
         exchange: ProxyBackend(url, client, wall_clock_ms=clock, weight_budget=weight_budget)
         for exchange, url in upstreams.items()
     }
-    return create_app(proxies, mode=mode, tenant_limits=tenant_limits, on_shutdown=client.aclose)
+    return create_app(
+        proxies,
+        mode=mode,
+        tenant_limits=tenant_limits,
+        tenant_pool=tenant_pool,
+        on_shutdown=client.aclose,
+    )

@@ -33,6 +33,7 @@ from fta.gateway.limits import (
     request_weight,
     retry_after_seconds,
 )
+from fta.gateway.metrics import CacheCounts
 from fta.markets import INTERVAL_MS
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class ProxyBackend:
         # Fresh and stale answers alike: a stale one is served while nothing may be sent.
         self._cache: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._inflight: dict[CacheKey, asyncio.Task[Answer]] = {}
-        self.upstream_calls = 0
+        self.counts = CacheCounts()
 
     # The exchange itself judges symbols and intervals; their format was checked already.
     def known_symbol(self, symbol: str) -> bool:
@@ -105,9 +106,13 @@ class ProxyBackend:
         entry = self._cache.get(key)
         if entry is not None and entry.expires > self._monotonic():
             self._cache.move_to_end(key)
+            self.counts.hits += 1
             return entry.answer
         task = self._inflight.get(key)
-        if task is None:
+        if task is not None:
+            self.counts.shared += 1
+        else:
+            self.counts.misses += 1
             task = asyncio.create_task(self._refresh(request, key))
             self._inflight[key] = task
             task.add_done_callback(lambda _: self._inflight.pop(key, None))
@@ -132,7 +137,7 @@ class ProxyBackend:
         self._budget.spend(weight)
         started_ms = self._wall_clock_ms()
         url = f"{self._upstream}/api/v3/{request.endpoint}"
-        self.upstream_calls += 1
+        self.counts.upstream_calls += 1
         try:
             async with self._client.stream(
                 "GET", url, params=list(key[1]), headers=UPSTREAM_HEADERS

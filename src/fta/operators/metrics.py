@@ -6,8 +6,6 @@ alerting rules."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -20,23 +18,11 @@ from fta.billing.paypal.models import PayPalEvent
 from fta.bots.models import ActualState, Bot, DesiredState
 from fta.jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from fta.operators.models import WorkerHeartbeat
+from fta.prometheus import Family
 
 # Upper bounds of the job duration histogram, in seconds.
 DURATION_BUCKETS = (10, 30, 60, 300, 900, 1800, 3600, 7200, 21600)
 WEBHOOK_REFUSED = "billing.webhook_refused"
-
-
-@dataclass
-class Family:
-    """One metric: its samples as (labels, value)."""
-
-    name: str
-    kind: str  # gauge, counter or histogram
-    help: str
-    samples: list[tuple[str, Mapping[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: float, suffix: str = "", **labels: str) -> None:
-        self.samples.append((suffix, labels, value))
 
 
 def collect(session: Session, now: datetime) -> list[Family]:
@@ -48,26 +34,6 @@ def collect(session: Session, now: datetime) -> list[Family]:
         _disks(session),
         *_billing(session),
     ]
-
-
-def render(families: Iterable[Family]) -> str:
-    lines = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for suffix, labels, value in family.samples:
-            text = ",".join(f'{key}="{_escaped(val)}"' for key, val in labels.items())
-            braced = f"{{{text}}}" if text else ""
-            lines.append(f"{family.name}{suffix}{braced} {_number(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _escaped(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _queues(session: Session) -> list[Family]:

@@ -9,11 +9,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from fta.db import session_scope, utcnow
-from fta.operators.metrics import collect, render
+from fta.operators.metrics import collect
+from fta.prometheus import CONTENT_TYPE, render
 
 log = logging.getLogger(__name__)
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _Handler(BaseHTTPRequestHandler):
