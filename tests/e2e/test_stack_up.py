@@ -6,6 +6,7 @@ touched. Whatever this test creates (.env, the data volume) it removes again."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import secrets
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_stack_up_config import SERVICES, parse_env
+from tests.support.identities import SELLER_ENV
 from tests.support.s3_standin import s3_standin
 from tests.support.stack import (
     CONTROL_NETWORK,
@@ -57,7 +59,8 @@ COUNTED_TABLES = (
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with running_stack() as stack:
+    # Invoices need the seller's legal identity: a fictional one.
+    with running_stack(**SELLER_ENV) as stack:
         yield stack
 
 
@@ -282,6 +285,39 @@ def gnupg(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         yield home, key
 
 
+# Issues a paid month's invoice to the tenant argv[1] through the billing service, in the
+# stack's worker (as its billing round does for a PayPal payment); prints its number.
+ISSUE_INVOICE = """
+import sys
+from datetime import date
+from decimal import Decimal
+from fta.billing.invoices import ClientIdentity, Line, Period, issue_invoice
+from fta.db import session_scope
+client = ClientIdentity(
+    name="README Client", address_lines=("1 rue de la Paix",), postcode="75002", city="Paris",
+    country="FR",
+)
+with session_scope() as session:
+    invoice = issue_invoice(
+        session, tenant_id=sys.argv[1], client=client,
+        lines=[Line("Abonnement, novembre 2026", Decimal(1), Decimal("19"))],
+        period=Period(date(2026, 11, 1), date(2026, 11, 30)),
+        payment_ref="E2E-SALE-1", paid_on=date(2026, 11, 1),
+    )
+    print(invoice.number)
+"""
+
+
+def _invoices() -> tuple[list[dict[str, Any]], bytes]:
+    """The README client's invoices as it lists them, and the first one's PDF."""
+    with _api(_token()) as api:
+        listed: list[dict[str, Any]] = api.get("/invoices").json()
+        assert listed, "no invoice"
+        pdf = api.get(listed[0]["pdf_url"].removeprefix("/api/v1"))
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF"), pdf.text[:300]
+    return listed, pdf.content
+
+
 def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     stack: Stack, tmp_path: Path, gnupg: tuple[Path, Path]
 ) -> None:
@@ -290,8 +326,13 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
         started = api.post(f"/bots/{README_ACCOUNT['bot']}/start")
         assert started.status_code in (200, 202), started.text
     _, before_container = _bot_running(stack, README_ACCOUNT["bot"])
+    email = README_ACCOUNT["email"]
+    tenant = _sql(stack, f"SELECT tenant_id FROM users WHERE email = '{email}'")  # noqa: S608
+    code, out = stack.containers()["worker"].exec_run(["python3", "-c", ISSUE_INVOICE, tenant])
+    assert code == 0 and out.decode().startswith("F-"), out.decode()[-2000:]
+    invoices = _invoices()
     rows = _rows(stack)
-    assert rows["job_results"] >= 1 and rows["bots"] >= 1
+    assert rows["job_results"] >= 1 and rows["bots"] >= 1 and rows["invoices"] >= 1
     home, key = gnupg
 
     # A copy goes off the host, to a stand-in S3 on the loopback; the restore fetches it there.
@@ -329,6 +370,8 @@ def test_a_backup_restored_on_an_emptied_host_gives_everything_back(
     with _api(_token()) as api:
         job = api.get(f"/jobs/{README_ACCOUNT['job']}/result")
         assert job.status_code == 200 and job.json() == README_ACCOUNT["result"]
+    # The invoice, as issued: the same number, amounts and PDF.
+    assert _invoices() == invoices
     # The bot wanted running runs again, in a new container, on its own disk.
     _, after_container = _bot_running(stack, README_ACCOUNT["bot"])
     assert after_container != before_container
@@ -351,6 +394,35 @@ def _bot_api(token: str) -> int:
         timeout=30,
     )
     return answer.status_code
+
+
+FETCH_METRICS = (
+    "import urllib.request, urllib.error\n"
+    "try:\n"
+    "    answer = urllib.request.urlopen('http://market-data:8090/metrics', timeout=10)\n"
+    "    print(answer.status, answer.read().decode())\n"
+    "except urllib.error.HTTPError as error:\n"
+    "    print(error.code)\n"
+)
+
+
+def test_the_gateway_serves_its_metrics_to_the_control_network_only(stack: Stack) -> None:
+    _, bot_container = _bot_running(stack, README_ACCOUNT["bot"])
+    # From the bot's tenant network: refused, though the bot's own market data is served.
+    code, out = stack.docker.containers.get(bot_container).exec_run(
+        ["python3", "-c", FETCH_METRICS], user="10000"
+    )
+    assert code == 0 and out.decode().strip() == "404", out
+    # From the control network (the worker's): the tenants' requests, by their networks.
+    code, out = stack.containers()["worker"].exec_run(["python3", "-c", FETCH_METRICS])
+    text = out.decode()
+    assert code == 0 and text.startswith("200 "), text[:500]
+    networks = stack.docker.containers.get(bot_container).attrs["NetworkSettings"]["Networks"]
+    (address,) = (n["IPAddress"] for name, n in networks.items() if name.startswith("fta-client-"))
+    subnet = ipaddress.ip_network(f"{address}/27", strict=False)
+    sample = f'fta_gateway_requests_total{{network="{subnet}",outcome="admitted"}} '
+    admitted = re.search(re.escape(sample) + r"(\d+)", text)
+    assert admitted is not None and int(admitted.group(1)) > 0, text[:2000]
 
 
 def test_the_secret_key_and_the_database_passwords_rotate_logging_clients_out_only(
