@@ -114,6 +114,8 @@ build_image() {
       options=(--label "fta.image=$name" --label "fta.inputs=$hash")
     fi
     if [ "$fresh" = 1 ]; then options+=(--no-cache); fi
+    # A failed step leaves no container behind.
+    options+=(--force-rm)
     docker build -f "$dockerfile" --build-arg "BASE_IMAGE=$base_image" "${options[@]}" \
       -t "$1" "$ctx" 2>&1 | timestamped >"$cache/build-$name.log" \
       || { tail -n 30 "$cache/build-$name.log" >&2; return 1; }

@@ -32,6 +32,7 @@ from tests.support.stack import (
     Stack,
     clean_environment,
     exists,
+    host_listeners,
     operator_key,
     running_stack,
 )
@@ -134,6 +135,13 @@ def test_only_nginx_is_published_and_only_on_loopback(stack: Stack) -> None:
             assert bindings == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
         else:
             assert not bindings, name
+
+
+def test_nothing_but_nginx_listens_on_the_host_and_only_on_loopback(stack: Stack) -> None:
+    started = host_listeners() - stack.listeners_before
+    # Docker's userland proxy listens for nginx's published port; where it is turned off
+    # (deploy/install.sh does), the kernel's NAT rule alone forwards it and nothing listens.
+    assert started <= {"tcp 127.0.0.1:8080"}, started
 
 
 def test_only_the_socket_proxy_sees_the_docker_socket(stack: Stack) -> None:

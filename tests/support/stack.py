@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +63,22 @@ def _port_8080_taken() -> bool:
     return True
 
 
+def host_listeners() -> set[str]:
+    """The host's listening TCP and UDP sockets as `ss` shows them: "tcp 127.0.0.1:8080"."""
+    listed = subprocess.run(
+        ["ss", "-Hlntu"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    return {f"{f[0]} {f[4]}" for f in (line.split() for line in listed.splitlines()) if len(f) > 4}
+
+
 @dataclass
 class Stack:
     docker: docker.DockerClient
     # The stack's variables for this run (stand-ins' addresses, say), on top of .env.
     env: dict[str, str]
     disks: str
+    # What listened on the host before the stack started (host_listeners).
+    listeners_before: set[str] = field(default_factory=set)
 
     @property
     def imports(self) -> str:
@@ -151,6 +161,7 @@ def running_stack(**env: str) -> Iterator[Stack]:
     env_file = REPO / ".env"
     created_env = not env_file.exists()
     before = _stack_resources(client)
+    stack.listeners_before = host_listeners()
     try:
         up = stack.script("up.sh")
         assert up.returncode == 0, up.stdout + up.stderr
