@@ -246,16 +246,20 @@ def test_the_readme_curl_sequence_runs_a_backtest_and_a_bot(stack: Stack, tmp_pa
     )
 
 
+def _sql(stack: Stack, query: str) -> str:
+    script = f'PGPASSWORD=$POSTGRES_PASSWORD psql -h /tmp -U fta -d fta -Atc "{query}"'
+    code, out = stack.containers()["postgres"].exec_run(["sh", "-c", script])
+    assert code == 0, out
+    return str(out.decode().strip())
+
+
 def _rows(stack: Stack) -> dict[str, int]:
     # Fixed table names of this module.
     counts = " UNION ALL ".join(
         f"SELECT '{t}', count(*) FROM {t}"  # noqa: S608
         for t in COUNTED_TABLES
     )
-    script = f'PGPASSWORD=$POSTGRES_PASSWORD psql -h /tmp -U fta -d fta -AtF= -c "{counts}"'
-    code, out = stack.containers()["postgres"].exec_run(["sh", "-c", script])
-    assert code == 0, out
-    return {k: int(v) for k, v in (line.split("=") for line in out.decode().split())}
+    return {k: int(v) for k, v in (line.split("|") for line in _sql(stack, counts).split())}
 
 
 def _api(token: str | None = None) -> httpx.Client:
@@ -505,13 +509,6 @@ def _patient_job() -> str:
             assert time.monotonic() < deadline, api.get(f"/jobs/{job_id}").json()
             time.sleep(2)
     return job_id
-
-
-def _sql(stack: Stack, query: str) -> str:
-    script = f'PGPASSWORD=$POSTGRES_PASSWORD psql -h /tmp -U fta -d fta -Atc "{query}"'
-    code, out = stack.containers()["postgres"].exec_run(["sh", "-c", script])
-    assert code == 0, out
-    return str(out.decode().strip())
 
 
 def test_an_upgrade_keeps_jobs_and_bots_running_and_refuses_a_skipped_step(

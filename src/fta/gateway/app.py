@@ -20,9 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fta.freqtrade.bot_api import in_pool
 from fta.gateway.endpoints import ENDPOINT_PARAMS, Answer, BinanceError, Request, parse_request
 from fta.gateway.limits import DEFAULT_WEIGHT_BUDGET
-from fta.gateway.metrics import METRICS_PATH, GatewayMetrics, may_read_metrics
+from fta.gateway.metrics import METRICS_PATH, GatewayMetrics
 from fta.gateway.proxy import UPSTREAM_HEADERS, ProxyBackend
 from fta.gateway.recorded import RecordedBackend
 from fta.gateway.replay import ReplayBackend
@@ -166,7 +167,7 @@ def create_app(
     The metrics are refused to `tenant_pool`, the tenants' networks."""
     limits = tenant_limits or TenantLimits(clock=time.monotonic)
     metrics = GatewayMetrics()
-    pool = ipaddress.IPv4Network(tenant_pool)
+    ipaddress.ip_network(tenant_pool)  # a malformed pool stops the start, not a scrape
     routes = [
         Route(f"/{exchange}/api/v3/{endpoint}", _endpoint_handler(backend, endpoint))
         for exchange, backend in backends.items()
@@ -177,7 +178,7 @@ def create_app(
         return JSONResponse({"status": "ok", "mode": mode, "exchanges": sorted(backends)})
 
     async def served_metrics(request: HttpRequest) -> Response:
-        if not may_read_metrics(request.client.host if request.client else "", pool):
+        if request.client is None or in_pool(request.client.host, tenant_pool):
             raise HTTPException(404)
         caches = {
             exchange: backend.counts

@@ -5,7 +5,6 @@ gets 404, for a tenant must not read the others' traffic."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,14 +61,3 @@ class GatewayMetrics:
         )
         networks.add(tracked)
         return [requests, cache, upstream, networks]
-
-
-def may_read_metrics(client_host: str, tenant_pool: ipaddress.IPv4Network) -> bool:
-    """Whether a request from `client_host` may read the metrics: not from a tenant's network."""
-    try:
-        address = ipaddress.ip_address(client_host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not (address.version == 4 and address in tenant_pool)
