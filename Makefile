@@ -29,6 +29,8 @@ lint: $(STAMP)
 	bash scripts/ensure-apt.sh shellcheck
 	shellcheck scripts/*.sh images/*.sh images/*/*.sh deploy/*.sh bench/*.sh
 	bash scripts/secret-scan.sh
+	# The ECS/Fargate templates, offline with cfn-lint's bundled schemas (docs/scaling.md).
+	$(VENV)/bin/cfn-lint deploy/ecs/*.yaml
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
