@@ -847,3 +847,97 @@ def test_secrets_come_from_secrets_manager_only(
     for name, spec in parameters.items():
         if re.search(r"password|secret(?!arn)|key$", name, re.IGNORECASE):
             pytest.fail(f"a secret as a plain parameter: {name} ({spec})")
+
+
+# ---------------------------------------------------------------- the network and the data
+
+
+def _of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_job_subnets_have_no_way_out(template: Mapping[str, Any]) -> None:
+    vpc = template["Resources"]["Vpc"]["Properties"]
+    assert vpc["EnableDnsHostnames"] is True
+    assert vpc["EnableDnsSupport"] is True
+    for route in _of_type(template, "AWS::EC2::Route").values():
+        assert route["Properties"]["RouteTableId"] != {"Ref": "JobRouteTable"}
+        assert route.get("Condition") == "HasNat"
+    for kind in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway"):
+        for resource in _of_type(template, kind).values():
+            assert resource.get("Condition") == "HasNat"
+    for subnet in _of_type(template, "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+    for service in _of_type(template, "AWS::ECS::Service").values():
+        network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["AssignPublicIp"] == "DISABLED"
+    alb = template["Resources"]["PortalLoadBalancer"]["Properties"]
+    assert alb["Scheme"] == "internal"
+
+
+def test_interface_endpoints_answer_privately_and_s3_only_for_fta(
+    template: Mapping[str, Any],
+) -> None:
+    endpoints = _of_type(template, "AWS::EC2::VPCEndpoint")
+    services = set()
+    for endpoint in endpoints.values():
+        properties = endpoint["Properties"]
+        service = properties["ServiceName"]["Fn::Sub"].rsplit(".", 1)[-1]
+        services.add(service)
+        if properties["VpcEndpointType"] == "Interface":
+            assert properties["PrivateDnsEnabled"] is True
+            assert properties["SecurityGroupIds"] == [{"Ref": "EndpointsSecurityGroup"}]
+    assert {"api", "dkr", "logs", "s3"} <= services
+    resolver = Resolver(template, PARAMETERS)
+    policy = resolver.resolve(template["Resources"]["S3Endpoint"]["Properties"])["PolicyDocument"]
+    statements = policy["Statement"]
+    layer = f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/sha256/abc"
+    assert is_allowed(statements, "s3:GetObject", layer)
+    assert is_allowed(statements, "s3:GetObject", f"{BUNDLES}/t/job-1")
+    assert not is_allowed(statements, "s3:GetObject", "arn:aws:s3:::attacker/x")
+    assert not is_allowed(
+        statements, "s3:PutObject", f"arn:aws:s3:::prod-{REGION}-starport-layer-bucket/x"
+    )
+
+
+def test_dns_firewall_blocks_every_other_name(template: Mapping[str, Any]) -> None:
+    rules = template["Resources"]["DnsFirewallRules"]["Properties"]["FirewallRules"]
+    resolver = Resolver(template, PARAMETERS)
+    rules = resolver.resolve(rules)
+    last = max(rules, key=lambda rule: rule["Priority"])
+    assert last["Action"] == "BLOCK"
+    assert last["FirewallDomainListId"] == resolver.values["EveryOtherDomain"]
+    assert template["Resources"]["EveryOtherDomain"]["Properties"]["Domains"] == ["*"]
+    association = template["Resources"]["DnsFirewallAssociation"]["Properties"]
+    assert association["VpcId"] == {"Ref": "Vpc"}
+    allowed = resolver.resolve(template["Resources"]["AllowedAwsDomains"]["Properties"])
+    assert "*.fta.internal." in allowed["Domains"]
+    assert f"api.ecr.{REGION}.amazonaws.com." in allowed["Domains"]
+
+
+def test_the_data_is_private_encrypted_and_kept(template: Mapping[str, Any]) -> None:
+    database = template["Resources"]["Database"]
+    properties = database["Properties"]
+    assert properties["StorageEncrypted"] is True
+    assert properties["PubliclyAccessible"] is False
+    assert properties["DeletionProtection"] is True
+    assert properties["ManageMasterUserPassword"] is True
+    assert "MasterUserPassword" not in properties
+    assert database["DeletionPolicy"] == "Snapshot"
+    file_system = template["Resources"]["FileSystem"]
+    assert file_system["Properties"]["Encrypted"] is True
+    assert file_system["DeletionPolicy"] == "Retain"
+    mount_subnets = {
+        m["Properties"]["SubnetId"]["Ref"]
+        for m in _of_type(template, "AWS::EFS::MountTarget").values()
+    }
+    assert mount_subnets == {"JobSubnetA", "JobSubnetB"}
+    bucket = template["Resources"]["BundleBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    (expiry,) = [
+        rule for rule in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule
+    ]
+    assert (expiry["Prefix"], expiry["ExpirationInDays"]) == ("bundles/", 1)
+    logs = template["Resources"]["JobsLogGroup"]["Properties"]
+    assert logs["LogGroupName"] == {"Fn::Sub": "/fta/${Instance}/jobs"}
+    assert "RetentionInDays" in logs
