@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Names this installation: its worker manages only containers carrying this label, so
     # two installations (say staging and production) can share a Docker engine.
     instance: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")] = "fta"
+    # What runs jobs and bots: "docker" on this host, through the socket proxy, or "ecs",
+    # Fargate tasks (fta.runtime.ecs, configured by its FTA_ECS_* settings).
+    runner: Literal["docker", "ecs"] = "docker"
     # Docker, reached only by the worker, only through the socket proxy.
     docker_host: str = "tcp://socket-proxy:2375"
     job_image: str = "fta/freqtrade:2026.9"
@@ -112,6 +115,9 @@ class Settings(BaseSettings):
     # holds at most ceil(slots / tenants with work) of them).
     job_slots: Annotated[int, Field(ge=1, le=256)] = 4
     reconcile_interval_seconds: float = 30.0
+    # A worker's lease (fta.worker.leases): renewed four times in this time; the jobs and bots
+    # of a worker that stopped renewing it are taken over by the others once it has run out.
+    worker_lease_seconds: Annotated[float, Field(ge=2, le=3600)] = 60.0
     # The worker serves Prometheus metrics on this port of its container (the control network
     # only: no host port); 0 serves none.
     metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9108

@@ -33,7 +33,12 @@ from fta.runtime import (
     TenantNetwork,
     Usage,
 )
-from fta.runtime.spec import PYTHON_ENV_TARGET, tenant_network_name, tenant_volume_name
+from fta.runtime.spec import (
+    PYTHON_ENV_TARGET,
+    market_data_url,
+    tenant_network_name,
+    tenant_volume_name,
+)
 
 FAKE_IMAGE_ID = "sha256:" + "f" * 64
 FAKE_PYTHON_ENV = "fta-python-env-fake"
@@ -83,6 +88,8 @@ class FakeRuntime:
     disks: dict[str, tuple[int, int]] = field(default_factory=dict)
     # The next warm containers to refuse their hand-off.
     refuse_hand_offs: int = 0
+    # Where jobs reach the market-data gateway (Settings.gateway_port's default).
+    gateway_port: int = 8090
     # The next creations to fail with this error.
     create_errors: deque[ContainerRuntimeError] = field(default_factory=deque)
     _outcomes: dict[str | None, deque[Outcome]] = field(default_factory=dict)
@@ -108,6 +115,9 @@ class FakeRuntime:
         return [argument for call, argument in self.calls if call == name]
 
     # --- JobRunner ----------------------------------------------------------------------
+
+    def market_data_url(self) -> str:
+        return market_data_url(self.gateway_port)
 
     def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork:
         self.calls.append(("ensure_tenant_network", tenant_id))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import http.server
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from decimal import Decimal
@@ -61,6 +63,41 @@ def test_take_bundle_refuses_garbage(entry: ModuleType) -> None:
         entry.take_bundle({})
     with pytest.raises(ValueError):
         entry.take_bundle({"FTA_BUNDLE_0": "not base64!"})
+
+
+def test_a_bundle_waiting_at_an_address_is_fetched_once(entry: ModuleType) -> None:
+    job = parse_job_config("backtest", BASE)
+    bundle = build_job_bundle("backtest", job, "Mine", "x = 1\n", "http://gw:8090", run_id="r")
+    text = "".join(encode_bundle(bundle).values()).encode("ascii")
+    requests: list[str] = []
+
+    class Bucket(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bucket) as server:
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/bundles/t1/job?X-Amz-Signature=abc"
+        fetched = entry.fetch_bundle(url, schemes=("http",))
+        thread.join(timeout=10)
+    assert entry.decode_bundle(fetched) == bundle
+    assert requests == ["/bundles/t1/job?X-Amz-Signature=abc"]
+
+
+def test_a_bundle_address_must_be_https(entry: ModuleType) -> None:
+    environ = {"FTA_BUNDLE_URL": "http://127.0.0.1:9/bundles/t1/job"}
+    with pytest.raises(ValueError, match="must use https, not http"):
+        entry.take_bundle(environ)
+    with pytest.raises(ValueError, match="not file"):
+        entry.fetch_bundle("file:///etc/passwd")
 
 
 def cause(entry: ModuleType, lines: list[str], strategy: str | None = "Mine") -> str | None:

@@ -5,7 +5,7 @@
 - apps of one layer (portal, worker, gateway, ...) never import each other;
 - inside a domain, routes → services → models: a `models` module imports no service or route,
   a service no route;
-- Docker is reached only from fta.runtime, PayPal only from fta.billing.
+- Docker and AWS (boto3) are reached only from fta.runtime, PayPal only from fta.billing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ LAYERS: list[set[str]] = [
 ]
 DOMAINS = {"accounts", "plans", "access", "strategies", "jobs", "bots", "billing", "operators"}
 # Third-party clients that one package alone may use.
-ONLY_FROM = {"docker": "runtime", "fta.billing.paypal.client": "billing"}
+ONLY_FROM = {
+    "docker": "runtime",
+    "boto3": "runtime",
+    "botocore": "runtime",
+    "fta.billing.paypal.client": "billing",
+}
 
 
 def _module_name(path: Path) -> str:

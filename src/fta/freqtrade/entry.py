@@ -4,11 +4,12 @@
 0. Makes itself non-dumpable before anything else: the job's processes share its uid, and
    must neither ptrace it nor read its /proc entries (its initial environment, its stdout).
 1. Joins FTA_BUNDLE_0..N (base64 of gzipped JSON, built by fta.freqtrade.bundle) and
-   removes them from the environment before anything else runs. A warm container
-   (FTA_WAIT_FOR_JOB=1) instead starts freqtrade at once, which imports itself and waits for
-   its arguments, and receives the same text later on a unix socket in /tmp from
-   `fta_job_entry.py --hand-off`, which the worker execs with the bundle in its environment;
-   the socket is removed before the job's freqtrade gets its arguments.
+   removes them from the environment before anything else runs. On ECS the same text waits
+   in S3 and FTA_BUNDLE_URL holds its presigned address instead (fta.runtime.ecs.runner).
+   A warm container (FTA_WAIT_FOR_JOB=1) instead starts freqtrade at once, which imports
+   itself and waits for its arguments, and receives the same text later on a unix socket in
+   /tmp from `fta_job_entry.py --hand-off`, which the worker execs with the bundle in its
+   environment; the socket is removed before the job's freqtrade gets its arguments.
 2. Writes <job_dir>/config.json and <job_dir>/strategies/<strategy_name>.py.
 3. Runs `freqtrade <argv>` once (none for a client's download, cut from the candle cache) in
    its own process group; a cache fill downloads only what the cache lacks into its private
@@ -66,6 +67,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
@@ -74,6 +76,9 @@ from types import FrameType
 from typing import IO, Any
 
 BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
+BUNDLE_URL_ENV = f"{BUNDLE_ENV_PREFIX}URL"
+BUNDLE_FETCH_SECONDS = 30
+BUNDLE_FETCH_MAX_BYTES = 16 * 1024 * 1024
 BUNDLE_VERSION = 1
 # A warm container (fta.worker.warm_pool) starts with this set and no bundle: its freqtrade is
 # started and imported ahead, and the bundle comes later through HANDOFF_SOCKET, sent by the
@@ -150,13 +155,30 @@ def take_bundle(environ: MutableMapping[str, str]) -> dict[str, Any]:
 
 
 def bundle_text(environ: MutableMapping[str, str]) -> str:
-    """FTA_BUNDLE_0..N joined: base64 of the gzipped JSON bundle."""
+    """FTA_BUNDLE_0..N joined, or fetched from FTA_BUNDLE_URL: base64 of the gzipped JSON
+    bundle."""
+    url = environ.get(BUNDLE_URL_ENV)
+    if url is not None:
+        return fetch_bundle(url)
     chunks: list[str] = []
     while f"{BUNDLE_ENV_PREFIX}{len(chunks)}" in environ:
         chunks.append(environ[f"{BUNDLE_ENV_PREFIX}{len(chunks)}"])
     if not chunks:
         raise ValueError("no job bundle: FTA_BUNDLE_0 is not set")
     return "".join(chunks)
+
+
+def fetch_bundle(url: str, *, schemes: tuple[str, ...] = ("https",)) -> str:
+    """The bundle's text from its presigned address: one GET, bounded in time and size."""
+    scheme = url.split(":", 1)[0]
+    if scheme not in schemes:
+        raise ValueError(f"the bundle's address must use {' or '.join(schemes)}, not {scheme}")
+    # The scheme is checked above: no file:// or other opener is reachable.
+    with urllib.request.urlopen(url, timeout=BUNDLE_FETCH_SECONDS) as response:  # noqa: S310
+        body: bytes = response.read(BUNDLE_FETCH_MAX_BYTES + 1)
+    if len(body) > BUNDLE_FETCH_MAX_BYTES:
+        raise ValueError(f"the bundle at its address is over {BUNDLE_FETCH_MAX_BYTES} bytes")
+    return body.decode("ascii").strip()
 
 
 def decode_bundle(text: str) -> dict[str, Any]:

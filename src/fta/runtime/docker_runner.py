@@ -63,6 +63,7 @@ from fta.runtime.spec import (
     ContainerSpec,
     Mount,
     container_create_body,
+    market_data_url,
     python_env_content_name,
     python_env_record_name,
     tenant_network_name,
@@ -110,6 +111,9 @@ class DockerJobRunner:
 
     def close(self) -> None:
         self._client.close()
+
+    def market_data_url(self) -> str:
+        return market_data_url(self._settings.gateway_port)
 
     # Tenant resources.
 

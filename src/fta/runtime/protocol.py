@@ -1,8 +1,8 @@
 """The interface the worker drives job containers through, whatever runs them.
 
-`DockerJobRunner` implements it on one host through the socket proxy; an ECS implementation
-can follow with the same calls, states and errors. Every call blocks: the worker calls the
-runner from a thread, never from async code.
+`DockerJobRunner` implements it on one host through the socket proxy, `EcsJobRunner`
+(fta.runtime.ecs) on ECS/Fargate, with the same calls, states and errors; `FTA_RUNNER`
+chooses. Every call blocks: the worker calls the runner from a thread, never from async code.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from fta.runtime.spec import MARKET_DATA_HOSTNAME, ContainerSpec
 
 @dataclass(frozen=True)
 class TenantNetwork:
+    """A Docker network, or on ECS a security group (its id as `name`, the other fields
+    empty: the gateway has a name in the VPC's DNS, which its DNS Firewall restricts)."""
+
     name: str
     subnet: str
     # The market-data gateway's fixed address on this network.
@@ -26,11 +29,11 @@ class TenantNetwork:
 
     @property
     def extra_hosts(self) -> dict[str, str]:
-        return {MARKET_DATA_HOSTNAME: self.gateway_ip}
+        return {MARKET_DATA_HOSTNAME: self.gateway_ip} if self.gateway_ip else {}
 
     @property
     def dns(self) -> list[str]:
-        return [self.dns_ip]
+        return [self.dns_ip] if self.dns_ip else []
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ class JobTimeout(ContainerRuntimeError):
 
 
 class JobRunner(Protocol):
+    def market_data_url(self) -> str:
+        """The market-data gateway as a job or a bot reaches it."""
+        ...
+
     def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork: ...
 
     def remove_tenant_network(self, tenant_id: str) -> None: ...
