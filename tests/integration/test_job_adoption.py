@@ -53,12 +53,13 @@ def client(http: TestClient) -> Client:
 
 
 @pytest.fixture
-def new_worker(client: Client, sandbox: Sandbox) -> Iterator[Callable[[], ScopedWorker]]:
-    """Makes a worker of the client's alone, as the sandbox's is (same socket proxy)."""
+def new_worker(client: Client, sandbox: Sandbox) -> Iterator[Callable[..., ScopedWorker]]:
+    """Makes a worker of the client's alone, as the sandbox's is (same socket proxy), with
+    `settings` changed."""
     made: list[tuple[ScopedWorker, TenantRunner]] = []
 
-    def make() -> ScopedWorker:
-        settings = get_settings()
+    def make(**settings_changed: object) -> ScopedWorker:
+        settings = get_settings().model_copy(update=settings_changed)
         runner = TenantRunner(settings, sandbox.labels, client.tenant_id)
         worker = ScopedWorker(runner, settings, max_parallel=1, tenants={client.tenant_id})
         made.append((worker, runner))
@@ -85,7 +86,7 @@ def _container_running(container_id: str) -> bool:
 
 @pytest.mark.timeout(600)
 def test_a_running_job_survives_its_worker_and_ends_with_the_next(
-    client: Client, new_worker: Callable[[], ScopedWorker]
+    client: Client, new_worker: Callable[..., ScopedWorker]
 ) -> None:
     strategy_id = upload_strategy(client, "Patient")
     body = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
@@ -99,9 +100,9 @@ def test_a_running_job_survives_its_worker_and_ends_with_the_next(
     while "patient: second 3" not in _logs(client, job_id):
         assert time.monotonic() < deadline, _logs(client, job_id)[-2000:]
         time.sleep(0.5)
-    # It stops as for an upgrade: the job goes on in its container.
-    first.stopping.set()
-    first.pool.shutdown(wait=True)
+    # It stops as for an upgrade: the job goes on in its container, and its lease ends, so
+    # that the next worker takes over at once rather than after the lease time.
+    first.shutdown()
     with session_scope() as session:
         job = session.get(Job, uuid.UUID(job_id))
         assert job is not None
@@ -125,3 +126,56 @@ def test_a_running_job_survives_its_worker_and_ends_with_the_next(
 
 def _logs(client: Client, job_id: str) -> str:
     return client.http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_workers_running_job_is_left_alone_while_its_lease_runs_then_adopted(
+    client: Client, new_worker: Callable[..., ScopedWorker]
+) -> None:
+    strategy_id = upload_strategy(client, "Patient")
+    body = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
+    submitted = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+
+    first, second = new_worker(worker_lease_seconds=8.0), new_worker(worker_lease_seconds=8.0)
+    assert first.claim_and_start() == 1
+    deadline = time.monotonic() + 240
+    while "patient: second 3" not in _logs(client, job_id):
+        assert time.monotonic() < deadline, _logs(client, job_id)[-2000:]
+        time.sleep(0.5)
+    container_id = _job_row(job_id).container_id
+    assert container_id is not None
+    # Both live: the second's reconciler leaves the first's job and container alone.
+    second.reconcile()
+    assert not second.in_flight and _container_running(container_id)
+    job = _job_row(job_id)
+    assert job.status == JobStatus.RUNNING and job.worker_id == first.lease.worker_id
+
+    # The first is killed: its threads stop, its lease is never ended; it runs out.
+    dead = first.lease.worker_id
+    first.stopping.set()
+    first.pool.shutdown(wait=True)
+    assert _container_running(container_id)
+    while True:
+        second.reconcile()
+        if second.in_flight:
+            break
+        assert _job_row(job_id).worker_id == dead
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert set(second.in_flight) == {uuid.UUID(job_id)}
+    assert _job_row(job_id).worker_id == second.lease.worker_id
+    ended = wait_for_job(client, job_id, timeout=300)
+    assert ended["status"] == "succeeded", (ended, _logs(client, job_id)[-3000:])
+    seconds = [int(n) for n in re.findall(r"^patient: second (\d+)$", _logs(client, job_id), re.M)]
+    assert seconds == list(range(1, 21)), seconds
+    assert not _container_running(container_id)
+
+
+def _job_row(job_id: str) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        assert job is not None
+        session.expunge(job)
+        return job

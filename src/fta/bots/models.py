@@ -112,6 +112,9 @@ class Bot(Base):
     # rotation of FTA_SECRET_KEY, a bot started before it keeps the previous key's. None: a
     # container started before ids were kept.
     api_key_id: Mapped[str | None] = mapped_column(String(16))
+    # The worker that converges it (its lease's id, fta.worker.leases): the others leave it
+    # alone while that worker's lease is live.
+    worker_id: Mapped[str | None] = mapped_column(String(24))
     # Automatic restarts after crashes since the client last started or restarted the bot.
     restarts: Mapped[int] = mapped_column(Integer, default=0)
     restart_backoff_until: Mapped[datetime | None]

@@ -80,6 +80,9 @@ class Job(Base):
     max_seconds: Mapped[int] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     container_id: Mapped[str | None] = mapped_column(String(64))
+    # The worker that claimed or adopted it (its lease's id, fta.worker.leases): only that
+    # worker acts on it while its lease is live.
+    worker_id: Mapped[str | None] = mapped_column(String(24))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     cpu_seconds: Mapped[Decimal | None] = mapped_column(Numeric(14, 3))

@@ -1,4 +1,5 @@
-"""What the operator's console reads that no domain keeps: each worker's heartbeat."""
+"""What the operator's console reads that no domain keeps: each worker's heartbeat, and the
+leases that say which worker owns which jobs and bots."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ class WorkerHeartbeat(Base):
     # The tenant disk helper's last answer: when the disks were measured, or why they were not.
     disks_measured_at: Mapped[datetime | None]
     disks_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class WorkerLease(Base):
+    """A worker process's lease: while `expires_at` lies ahead, the jobs and bots that name
+    it as their worker are its alone. The worker renews it a few times per lease time and ends
+    it when it stops; the others take over what a worker whose lease ran out left."""
+
+    __tablename__ = "worker_leases"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))  # its host's name
+    started_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

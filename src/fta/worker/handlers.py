@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fta.access.quotas import quotas
@@ -50,6 +51,7 @@ from fta.runtime.spec import OwnerKind, market_data_url
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.containers import container_spec, cpu_decimal
+from fta.worker.leases import Lease
 from fta.worker.limits import plan_disk_bytes, plan_job_workers, plan_limits
 from fta.worker.log_capture import LogCapture, exit_error, output_capture
 from fta.worker.network_slots import AtCapacity, take_slot
@@ -106,8 +108,17 @@ def _load(session: Session, job: Job, settings: Settings) -> JobContext:
     )
 
 
+class NotOwned(Exception):
+    """Another worker took the job over: this one leaves it (fta.worker.leases)."""
+
+
 class JobHandler:
-    """Everything the worker does for one job, from `starting` to a final state."""
+    """Everything the worker does for one job, from `starting` to a final state.
+
+    A job run under a lease (`owner`, the lease id it was claimed or adopted under) is acted
+    on only while that lease is this worker's and live: each write checks, under the job's
+    row lock, that the job still names it, and its container is left as it is (neither
+    recorded nor removed) once the lease has run out, for the worker that takes it over."""
 
     def __init__(
         self,
@@ -115,6 +126,7 @@ class JobHandler:
         settings: Settings,
         warm: WarmPool | None = None,
         stopping: threading.Event | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.runner = runner
         self.settings = settings
@@ -122,6 +134,9 @@ class JobHandler:
         self.warm = warm
         # Set when the worker stops: job containers are left running, for the next worker.
         self.stopping = stopping or threading.Event()
+        self.lease = lease
+        # The lease id each job in hand was claimed or adopted under.
+        self._owners: dict[uuid.UUID, str] = {}
 
     @property
     def gateway_url(self) -> str:
@@ -135,11 +150,62 @@ class JobHandler:
             CONTAINER_PATHS, candles=CONTAINER_PATHS.path(CONTAINER_PATHS.candles, source)
         )
 
-    def run(self, job_id: uuid.UUID) -> None:
+    def run(self, job_id: uuid.UUID, owner: str | None = None) -> None:
+        """Runs a claimed job to its end; `owner`: the lease id it was claimed under."""
+        if owner is not None:
+            self._owners[job_id] = owner
+        try:
+            self._run(job_id)
+        except NotOwned as lost:
+            log.warning("job %s: %s", job_id, lost)
+        finally:
+            self._owners.pop(job_id, None)
+
+    def adopt(self, job_id: uuid.UUID, container_id: str, owner: str | None = None) -> None:
+        """`_adopt`, under the lease id `owner` the reconciler took the job over with."""
+        if owner is not None:
+            self._owners[job_id] = owner
+        try:
+            self._adopt(job_id, container_id)
+        except NotOwned as lost:
+            log.warning("job %s: %s", job_id, lost)
+        finally:
+            self._owners.pop(job_id, None)
+
+    # --- ownership ----------------------------------------------------------------------
+
+    def _holds(self, job_id: uuid.UUID) -> bool:
+        """Whether this worker may still act on the job's container (its local bound of the
+        lease, fta.worker.leases)."""
+        owner = self._owners.get(job_id)
+        return owner is None or self.lease is None or self.lease.holds(owner)
+
+    def _detach_requested(self, job_id: uuid.UUID) -> bool:
+        return self.stopping.is_set() or not self._holds(job_id)
+
+    def _own(self, session: Session, job_id: uuid.UUID, *, share: bool = False) -> Job:
+        """The job's row, locked until the transaction ends, while it names this worker's
+        lease; NotOwned once another worker took it over."""
+        owner = self._owners.get(job_id)
+        if owner is None:
+            job = session.get(Job, job_id)
+        else:
+            job = session.scalars(
+                select(Job)
+                .where(Job.id == job_id)
+                .with_for_update(read=share)
+                .execution_options(populate_existing=True)
+            ).first()
+        if job is None:
+            raise NotOwned("the job is gone")
+        if owner is not None and job.worker_id != owner:
+            raise NotOwned(f"taken over by worker {job.worker_id}; this worker leaves it")
+        return job
+
+    def _run(self, job_id: uuid.UUID) -> None:
         try:
             with session_scope() as session:
-                job = session.get(Job, job_id)
-                assert job is not None  # noqa: S101 - claimed by this worker
+                job = self._own(session, job_id)
                 context = _load(session, job, self.settings)
                 jobs.record_market_data_source(
                     session, job_id, self.settings.market_data_source.value
@@ -189,6 +255,8 @@ class JobHandler:
         except Detached as detached:
             log.info("job %s: %s", job_id, detached)
             return
+        except NotOwned:
+            raise
         except Exception:
             log.exception("job %s crashed in the worker", job_id)
             self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
@@ -363,11 +431,14 @@ class JobHandler:
             cancel_requested=lambda: self._cancel_requested(context.job_id),
             on_sample=self._save_sample(context.job_id),
             warm_id=warm_id,
-            detach_requested=self.stopping.is_set if detachable else None,
+            detach_requested=(lambda: self._detach_requested(context.job_id))
+            if detachable
+            else None,
         )
 
     def _mark_running(self, job_id: uuid.UUID, container_id: str) -> None:
         with session_scope() as session:
+            self._own(session, job_id)
             jobs.mark_running(session, job_id, container_id)
 
     def _cancel_requested(self, job_id: uuid.UUID) -> bool:
@@ -429,18 +500,22 @@ class JobHandler:
             text = capture.take_pending()
             if text:
                 with session_scope() as session:
+                    try:
+                        # Shared: a take-over waits for this chunk, then counts it.
+                        self._own(session, job_id, share=True)
+                    except NotOwned:
+                        return  # the next owner reads the output again from its first line
                     jobs.append_log(session, job_id, next(seq), text)
 
         return on_output
 
-    def adopt(self, job_id: uuid.UUID, container_id: str) -> None:
+    def _adopt(self, job_id: uuid.UUID, container_id: str) -> None:
         """Sees to its end a job container that an earlier worker started and left running
         (it stopped for an upgrade, or died): within what is left of the job's time, its output
         read again from the first line without storing twice what was stored, its usage the
         container's own counters. The job ends as if its first worker had seen it through."""
         with session_scope() as session:
-            job = session.get(Job, job_id)
-            assert job is not None  # noqa: S101 - chosen by the reconciler
+            job = self._own(session, job_id)
             context = _load(session, job, self.settings)
             stored_chars, last_seq = jobs.log_progress(session, job_id)
             elapsed = (utcnow() - (job.started_at or utcnow())).total_seconds()
@@ -458,13 +533,14 @@ class JobHandler:
                 on_output=self._log_writer(job_id, capture, first_seq=last_seq + 1),
                 cancel_requested=lambda: self._cancel_requested(job_id),
                 on_sample=self._save_sample(job_id),
-                detach_requested=self.stopping.is_set,
+                detach_requested=lambda: self._detach_requested(job_id),
             )
         except Detached as detached:
             log.info("job %s: %s", job_id, detached)
             return
         except Exception:
-            self.runner.remove(container_id)
+            if self._holds(job_id):
+                self.runner.remove(container_id)
             log.exception("job %s crashed in the worker", job_id)
             self._finish(job_id, JobStatus.FAILED, error="internal error while running the job")
             raise
@@ -496,8 +572,7 @@ class JobHandler:
             preparing=preparing,
         )
         with session_scope() as session:
-            job = session.get(Job, context.job_id)
-            assert job is not None  # noqa: S101
+            job = self._own(session, context.job_id)
             if summary is not None:
                 jobs.store_result(session, job.id, summary)
                 if capture.archive is not None:
@@ -521,8 +596,12 @@ class JobHandler:
     def _finish(self, job_id: uuid.UUID, status: JobStatus, *, error: str) -> None:
         """Ends a job that has no report to record; its usage is its last saved sample."""
         with session_scope() as session:
-            job = session.get(Job, job_id)
-            if job is not None and not JobStatus(job.status).is_final:
+            try:
+                job = self._own(session, job_id)
+            except NotOwned as lost:
+                log.warning("job %s not ended here: %s", job_id, lost)
+                return
+            if not JobStatus(job.status).is_final:
                 jobs.advance(job, status, error=error)
                 metering.record_ended_job_usage(session, job, None, None)
 
@@ -537,8 +616,11 @@ class JobHandler:
                 return
             due = time.monotonic() + SAMPLE_SAVE_SECONDS
             with session_scope() as session:
-                job = session.get(Job, job_id)
-                if job is not None and not JobStatus(job.status).is_final:
+                try:
+                    job = self._own(session, job_id)
+                except NotOwned:
+                    return
+                if not JobStatus(job.status).is_final:
                     jobs.record_usage(job, cpu_decimal(usage), usage.memory_max_bytes)
 
         return save

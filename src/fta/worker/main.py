@@ -39,8 +39,10 @@ from fta.operators.operations import record_disk_check, record_heartbeat
 from fta.privacy.erasure import ERASURE_CHECK_SECONDS, erase_pending
 from fta.runtime import ContainerRuntimeError, DockerJobRunner, JobRunner
 from fta.settings import Settings, get_settings
+from fta.worker import leases
 from fta.worker.bots import BotSupervisor
 from fta.worker.handlers import JobHandler
+from fta.worker.leases import Lease
 from fta.worker.metrics_server import serve_metrics
 from fta.worker.network_slots import NETWORK_CHECK_SECONDS, release_unused_networks
 from fta.worker.reconciler import reconcile
@@ -67,6 +69,15 @@ class Worker:
     ) -> None:
         self.runner = runner
         self.settings = settings
+        self.name = socket.gethostname()
+        self.stopping = threading.Event()
+        # This process's lease (fta.worker.leases): what it claims or adopts is its own while
+        # the lease is live; renewed in a thread of its own until the worker stops.
+        self.lease = Lease(self.name, settings.worker_lease_seconds)
+        self.lease.acquire()
+        threading.Thread(
+            target=self.lease.keep, args=(self.stopping,), name="lease", daemon=True
+        ).start()
         self.warm: WarmPool | None = None
         if settings.warm_containers > 0:
             root, mount = settings.tenant_cgroup_root, Path(settings.host_cgroup_mount)
@@ -76,11 +87,10 @@ class Worker:
                 idle_seconds=settings.warm_idle_seconds,
                 tenant_cpu=lambda tenant_id: tenant_cpu_seconds(tenant_id, root, mount),
                 now=utcnow,
+                worker=lambda: self.lease.worker_id,
             )
-        self.name = socket.gethostname()
         self.started_at = utcnow()
-        self.stopping = threading.Event()
-        self.handler = JobHandler(runner, settings, self.warm, self.stopping)
+        self.handler = JobHandler(runner, settings, self.warm, self.stopping, self.lease)
         self.bots = BotSupervisor(runner, settings)
         # The job slots: this worker's pool, shared fairly between tenants.
         self.max_parallel = max_parallel or settings.job_slots
@@ -89,16 +99,23 @@ class Worker:
         self._lock = threading.Lock()
 
     def claim_and_start(self) -> int:
-        """Starts as many queued jobs as there are free slots; returns how many."""
+        """Starts as many queued jobs as there are free slots; returns how many. Claims none
+        once this worker's lease has run out (it was paused past it, or the database did not
+        answer its renewals): the jobs it claims are recorded as its lease's."""
         started = 0
-        while len(self.in_flight) < self.max_parallel:
+        while len(self.in_flight) < self.max_parallel and self.lease.held():
+            owner = self.lease.worker_id
             with session_scope() as session:
+                if not leases.is_live(session, owner):
+                    break
                 job = self.claim_next_job(session)
                 job_id = job.id if job else None
+                if job is not None:
+                    job.worker_id = owner
             if job_id is None:
                 break
             with self._lock:
-                future = self.pool.submit(self.handler.run, job_id)
+                future = self.pool.submit(self.handler.run, job_id, owner)
                 self.in_flight[job_id] = future
             future.add_done_callback(partial(self._done, job_id))
             started += 1
@@ -113,15 +130,27 @@ class Worker:
             self.in_flight.pop(job_id, None)
 
     def reconcile(self) -> None:
+        """Adopts or fails what workers whose leases ran out left; nothing while this worker's
+        own lease has run out."""
+        if not self.lease.held():
+            return
+        owner = self.lease.worker_id
         with self._lock:
             in_flight = frozenset(self.in_flight)
         held = self.warm.held() if self.warm is not None else frozenset()
-        reconcile(self.runner, in_flight, warm=held, adopt=self.adopt)
+        reconcile(
+            self.runner,
+            in_flight,
+            warm=held,
+            adopt=partial(self.adopt, owner=owner),
+            worker_id=owner,
+        )
 
-    def adopt(self, job_id: uuid.UUID, container_id: str) -> None:
-        """Supervises a job an earlier worker left running in its container, in a job slot."""
+    def adopt(self, job_id: uuid.UUID, container_id: str, owner: str | None = None) -> None:
+        """Supervises a job an earlier worker left running in its container, in a job slot;
+        `owner`: the lease id it was taken over under."""
         with self._lock:
-            future = self.pool.submit(self.handler.adopt, job_id, container_id)
+            future = self.pool.submit(self.handler.adopt, job_id, container_id, owner)
             self.in_flight[job_id] = future
         future.add_done_callback(partial(self._done, job_id))
 
@@ -269,10 +298,26 @@ class Worker:
                 # Returns on the first notification or after the poll interval.
                 for _ in listener.notifies(timeout=self.settings.worker_poll_seconds, stop_after=1):
                     pass
+        self.shutdown(supervisor)
+
+    def shutdown(self, supervisor: threading.Thread | None = None) -> None:
+        """Stops as for an upgrade: running jobs left in their containers, warm ones removed,
+        the bots' stops in progress seen through, then the lease ended, so that the next
+        worker takes over at once rather than after the lease time."""
+        self.stopping.set()
+        try:
+            self.lease.renew()  # for the time the stops below take
+        except Exception:
+            log.exception("lease not renewed for the stop")
         self.pool.shutdown(wait=True)
         if self.warm is not None:
             self.warm.drain()
-        supervisor.join(timeout=self.settings.bot_stop_timeout_seconds + 30)
+        if supervisor is not None:
+            supervisor.join(timeout=self.settings.bot_stop_timeout_seconds + 30)
+        try:
+            self.lease.release()
+        except Exception:
+            log.exception("lease not ended: the others take over once it runs out")
 
 
 def run_worker() -> None:

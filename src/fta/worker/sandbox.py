@@ -52,8 +52,8 @@ USAGE_SAMPLE_SECONDS = 1.0
 
 
 class Detached(Exception):
-    """The worker is stopping: the job's container keeps running, for the next worker to adopt
-    (fta.worker.reconciler)."""
+    """The worker is stopping, or its lease ran out (fta.worker.leases): the job's container
+    is left as it is, for the next worker to adopt (fta.worker.reconciler)."""
 
     def __init__(self, container_id: str) -> None:
         super().__init__(f"container {container_id} left running for the next worker")
@@ -141,6 +141,10 @@ def supervise(
         except JobTimeout:
             on_output()
             continue
+    if outcome is None and detach_requested is not None and detach_requested():
+        # It ended as the worker stops or loses its lease: its record and its removal are the
+        # next owner's, which reads it again from the first line.
+        raise Detached(container_id)
     follower.join(timeout=10)
     on_output()
     if outcome is None:

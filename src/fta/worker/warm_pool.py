@@ -27,8 +27,16 @@ from fta.runtime.spec import WAIT_FOR_JOB_ENV
 
 log = logging.getLogger(__name__)
 
-# The owner label of a warm container: no job owns it until its hand-off.
+# The owner label of a warm container: no job owns it until its hand-off. It goes on with the
+# lease id of the worker whose pool holds it (fta.worker.leases), then a random part.
 WARM_OWNER_PREFIX = "warm-"
+
+
+def warm_worker(owner_id: str) -> str | None:
+    """The lease id of the worker whose pool a warm container's owner label names; None for
+    a label that names none."""
+    parts = owner_id.removeprefix(WARM_OWNER_PREFIX).split("-")
+    return parts[0] if len(parts) == 2 and parts[0] else None
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,12 @@ class WarmPool:
         tenant_cpu: Callable[[str], Decimal | None],
         now: Callable[[], datetime],
         clock: Callable[[], float] = time.monotonic,
+        worker: Callable[[], str] | None = None,
     ) -> None:
         self._runner = runner
+        # This worker's lease id, written in each container's owner label: the other workers'
+        # reconcilers leave the containers of a live worker's pool alone.
+        self._worker = worker
         self._capacity = capacity
         self._idle_seconds = idle_seconds
         self._tenant_cpu = tenant_cpu
@@ -121,9 +133,10 @@ class WarmPool:
                 evicted.append(self._waiting.pop(oldest))
         for warm_out in evicted:
             self._remove(warm_out)
+        worker = f"{self._worker()}-" if self._worker is not None else ""
         warm_spec = dataclasses.replace(
             spec,
-            owner_id=WARM_OWNER_PREFIX + secrets.token_hex(6),
+            owner_id=WARM_OWNER_PREFIX + worker + secrets.token_hex(6),
             env=dict(WAIT_FOR_JOB_ENV),
             handoff=True,
         )
