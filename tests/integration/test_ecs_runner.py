@@ -7,13 +7,21 @@ import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from fta.freqtrade.bundle import build_job_bundle, encode_bundle
 from fta.freqtrade.options import parse_job_config
-from fta.runtime import ContainerSpec, Limits, Mount, ResourceMismatch, TenantNetwork
+from fta.runtime import (
+    ContainerSpec,
+    Limits,
+    Mount,
+    ResourceMismatch,
+    StorageUnavailable,
+    TenantNetwork,
+)
 from fta.runtime.ecs import EcsJobRunner
 from fta.runtime.ecs.network import security_group_name
 from fta.runtime.ecs.runner import BUNDLE_URL_ENV
@@ -43,8 +51,15 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def runner(world: EcsWorld, settings: Settings) -> Iterator[EcsJobRunner]:
-    runner = EcsJobRunner(settings, world.settings, session=world.session())
+def tenants_mount(tmp_path: Path) -> Path:
+    """The tenants' directory of the file system, as the worker's task mounts it."""
+    return tmp_path
+
+
+@pytest.fixture
+def runner(world: EcsWorld, settings: Settings, tenants_mount: Path) -> Iterator[EcsJobRunner]:
+    config = world.settings.model_copy(update={"tenants_mount": str(tenants_mount)})
+    runner = EcsJobRunner(settings, config, session=world.session())
     yield runner
     runner.close()
 
@@ -337,3 +352,48 @@ def test_a_bot_runs_until_stopped_and_an_out_of_memory_end_is_told(
     status = runner.wait(task_id, 5)
     assert (status.exit_code, status.oom_killed) == (137, True)
     runner.remove(task_id)
+
+
+def test_a_tenants_files_are_measured_against_its_plan_and_erased_with_its_account(
+    world: EcsWorld, runner: EcsJobRunner, tenants_mount: Path
+) -> None:
+    kept, erased = new_tenant(), new_tenant()
+    for tenant in (kept, erased):
+        runner.ensure_tenant_volume(tenant, GIB)
+        # What the tenant's tasks wrote through its access point.
+        data = tenants_mount / tenant / "data"
+        data.mkdir(parents=True)
+        (data / "trades.sqlite").write_bytes(b"x" * 300_000)
+        (data / "elsewhere").symlink_to(tenants_mount)
+    runner.ensure_tenant_volume(kept, 2 * GIB)  # its plan grew
+
+    usage = {disk.tenant_id: disk for disk in runner.tenant_disk_usage()}
+    assert usage[kept].size_bytes == 2 * GIB
+    assert usage[erased].size_bytes == GIB
+    assert 300_000 <= usage[kept].used_bytes < 400_000  # the link is not followed
+
+    runner.remove_tenant_volume(erased)
+    assert not (tenants_mount / erased).exists()
+    assert (tenants_mount / kept / "data" / "trades.sqlite").stat().st_size == 300_000
+    tenants = {disk.tenant_id for disk in runner.tenant_disk_usage()}
+    assert kept in tenants and erased not in tenants
+    points = world.client("efs").describe_access_points(
+        FileSystemId=world.settings.efs_file_system
+    )["AccessPoints"]
+    volumes = {t["Value"] for p in points for t in p["Tags"] if t["Key"] == "fta:volume"}
+    assert f"fta-data-{kept}" in volumes and f"fta-data-{erased}" not in volumes
+    runner.remove_tenant_volume(erased)  # gone already: nothing to do
+
+
+def test_an_unmounted_file_system_is_told_not_taken_for_empty(
+    world: EcsWorld, settings: Settings, tenants_mount: Path
+) -> None:
+    config = world.settings.model_copy(update={"tenants_mount": str(tenants_mount / "absent")})
+    runner = EcsJobRunner(settings, config, session=world.session())
+    tenant = new_tenant()
+    runner.ensure_tenant_volume(tenant, GIB)
+    with pytest.raises(StorageUnavailable, match="not mounted"):
+        runner.tenant_disk_usage()
+    with pytest.raises(StorageUnavailable, match="not mounted"):
+        runner.remove_tenant_volume(tenant)
+    runner.close()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+from fta.runtime.ecs import EcsSettings
 from tests.support.iam_policy import (
     Decision,
     Request,
@@ -56,6 +57,7 @@ PHYSICAL_IDS = {
     "JobsLogGroup": f"/fta/{INSTANCE}/jobs",
     "ServicesLogGroup": f"/fta/{INSTANCE}/services",
     "S3Endpoint": "vpce-0ccccccccccccccccc",
+    "WorkerAccessPoint": "fsap-0worker000000000",
 }
 CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/fta-{INSTANCE}"
 OTHER_CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/other"
@@ -126,6 +128,9 @@ class Resolver:
                 "AWS::S3::Bucket": f"arn:aws:s3:::{ref}",
                 "AWS::EFS::FileSystem": (
                     f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{ref}"
+                ),
+                "AWS::EFS::AccessPoint": (
+                    f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/{ref}"
                 ),
             }
             if kind in arns:
@@ -542,6 +547,30 @@ def test_the_worker_manages_tagged_access_points_of_its_file_system(worker: list
     assert not is_allowed(worker, "elasticfilesystem:DeleteAccessPoint", access_point)
     assert not is_allowed(worker, "elasticfilesystem:DeleteFileSystem", file_system)
     assert not is_allowed(worker, "elasticfilesystem:ClientRootAccess", file_system)
+    # A tenant's access point records its plan's size; the worker's own cannot be touched.
+    own = {"aws:ResourceTag/fta:instance": INSTANCE}
+    assert is_allowed(worker, "elasticfilesystem:TagResource", access_point, own)
+    assert not is_allowed(worker, "elasticfilesystem:TagResource", access_point)
+    worker_point = (
+        f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0worker000000000"
+    )
+    assert not is_allowed(worker, "elasticfilesystem:DeleteAccessPoint", worker_point)
+
+
+def test_the_worker_mounts_the_tenants_directory_through_its_access_point_only(
+    worker: list[Any],
+) -> None:
+    file_system = (
+        f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{PHYSICAL_IDS['FileSystem']}"
+    )
+    own = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0worker000000000"
+    tenant = f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/fsap-0123456789abcdef0"
+    for action in ("elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"):
+        assert is_allowed(worker, action, file_system, {"elasticfilesystem:AccessPointArn": own})
+        assert not is_allowed(
+            worker, action, file_system, {"elasticfilesystem:AccessPointArn": tenant}
+        )
+        assert not is_allowed(worker, action, file_system)
 
 
 def test_the_worker_reads_job_logs_and_writes_bundles_only(worker: list[Any]) -> None:
@@ -781,22 +810,16 @@ def test_a_role_policy_attached_beside_the_role_is_counted(template: dict[str, A
 
 # ---------------------------------------------------------------- the worker's settings
 
+# Every setting the ECS runner has no default for, and where the worker mounts the tenants.
 WORKER_SETTINGS = {
     "FTA_RUNNER",
-    "FTA_ECS_CLUSTER",
-    "FTA_ECS_SUBNETS",
-    "FTA_ECS_VPC_ID",
-    "FTA_ECS_GATEWAY_SECURITY_GROUP",
-    "FTA_ECS_ENDPOINTS_SECURITY_GROUP",
-    "FTA_ECS_S3_PREFIX_LIST",
-    "FTA_ECS_EFS_FILE_SYSTEM",
-    "FTA_ECS_JOB_TASK_ROLE",
-    "FTA_ECS_JOB_EXECUTION_ROLE",
-    "FTA_ECS_LOG_GROUP",
-    "FTA_ECS_BUNDLE_BUCKET",
-    "FTA_ECS_JOB_IMAGE",
-    "FTA_ECS_MARKET_DATA_HOST",
     "AWS_REGION",
+    "FTA_ECS_TENANTS_MOUNT",
+    *(
+        f"FTA_ECS_{name.upper()}"
+        for name, field in EcsSettings.model_fields.items()
+        if field.is_required()
+    ),
 }
 
 
@@ -811,6 +834,26 @@ def _container(template: Mapping[str, Any], task_definition: str) -> dict[str, A
         except (KeyError, NotImplementedError):
             environment[pair["Name"]] = "<unresolved>"
     return {"environment": environment, "secrets": container.get("Secrets", [])}
+
+
+def test_the_worker_mounts_the_tenants_directory_where_its_settings_say(
+    template: Mapping[str, Any],
+) -> None:
+    definition = template["Resources"]["WorkerTaskDefinition"]["Properties"]
+    (container,) = definition["ContainerDefinitions"]
+    (point,) = [p for p in container["MountPoints"] if p["SourceVolume"] == "tenants"]
+    environment = _container(template, "WorkerTaskDefinition")["environment"]
+    assert point["ContainerPath"] == environment["FTA_ECS_TENANTS_MOUNT"]
+    (volume,) = [v for v in definition["Volumes"] if v["Name"] == "tenants"]
+    efs = volume["EFSVolumeConfiguration"]
+    assert efs["TransitEncryption"] == "ENABLED"
+    assert efs["AuthorizationConfig"] == {
+        "AccessPointId": {"Ref": "WorkerAccessPoint"},
+        "IAM": "ENABLED",
+    }
+    access_point = template["Resources"]["WorkerAccessPoint"]["Properties"]
+    assert access_point["PosixUser"] == {"Uid": "10000", "Gid": "10000"}
+    assert access_point["RootDirectory"]["Path"] == {"Fn::Sub": "/${Instance}/tenants"}
 
 
 def test_the_worker_gets_every_setting_the_ecs_runner_reads(template: Mapping[str, Any]) -> None:

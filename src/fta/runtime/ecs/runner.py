@@ -12,18 +12,23 @@ What differs from Docker, behind the same calls:
 - no warm containers (a hand-off needs an exec into the task), no Python environment volume;
 - usage is what Fargate bills: the task's requested size for the time from the start of its
   image pull to its stop, by the second with one minute at least;
-- EFS has no quota per access point: `tenant_disk_usage` has nothing to report.
+- EFS has no quota per access point: a tenant's files are measured by walking its directory
+  where the worker mounts them all (`EcsSettings.tenants_mount`), against the size its plan
+  asks for, and erased there when its account is.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -88,6 +93,8 @@ BUNDLE_URL_SECONDS = 3600
 OVERRIDES_MAX_CHARS = 8192
 TAG_VOLUME = "fta:volume"
 TAG_CREATED_AT = "fta:created-at"
+# The size a tenant's plan grants its files (EFS enforces none: it is measured against it).
+TAG_SIZE_BYTES = "fta:size-bytes"
 # Every task the worker runs carries it (ListTasks filters on it, at most 36 characters).
 STARTED_BY_PREFIX = "fta-"
 UID, GID = (int(part) for part in JOB_USER.split(":"))
@@ -171,18 +178,35 @@ class EcsJobRunner:
 
     def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str:
         """The tenant's access point: its own directory, entered as the job's user. EFS
-        grows by itself (`size_bytes` is not a quota there)."""
+        grows by itself: `size_bytes` is recorded on it, and the usage measured against it."""
         _check_tenant_id(tenant_id)
         name = tenant_volume_name(tenant_id)
-        self._ensure_access_point(
-            name, f"/{self._settings.instance}/tenants/{tenant_id}", tenant_id
-        )
+        root = f"/{self._settings.instance}/tenants/{tenant_id}"
+        point = self._ensure_access_point(name, root, tenant_id, size_bytes)
+        recorded = _tags(point.get("Tags") or []).get(TAG_SIZE_BYTES)
+        if recorded != str(size_bytes):
+            try:
+                self._efs.tag_resource(
+                    ResourceId=str(point["AccessPointId"]),
+                    Tags=[{"Key": TAG_SIZE_BYTES, "Value": str(size_bytes)}],
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise StorageUnavailable(f"size of {name} not recorded: {error}") from error
         return name
 
     def remove_tenant_volume(self, tenant_id: str) -> None:
-        """Deletes the tenant's access point: no task can mount its directory any more."""
+        """Erases the tenant's files, then deletes its access point: its data is gone for
+        good. Nothing to do for what is gone already."""
         _check_tenant_id(tenant_id)
         name = tenant_volume_name(tenant_id)
+        directory = self._tenants_root() / tenant_id
+        try:
+            # Links are removed, never followed.
+            shutil.rmtree(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise StorageUnavailable(f"files of {name} not erased: {error}") from error
         found = self._find_access_point(name)
         if found is None:
             return
@@ -193,10 +217,22 @@ class EcsJobRunner:
         self._access_points.pop(name, None)
 
     def tenant_disk_usage(self) -> list[TenantDiskUse]:
-        return []
+        """Each tenant's files as the file system counts them (its blocks), and the size its
+        plan grants."""
+        root = self._tenants_root()
+        usage = []
+        for point in self._tenant_access_points():
+            tags = _tags(point.get("Tags") or [])
+            tenant_id = tags[TAG_TENANT]
+            try:
+                used = _directory_bytes(root / tenant_id)
+            except OSError as error:
+                raise StorageUnavailable(f"files of tenant {tenant_id}: {error}") from error
+            usage.append(TenantDiskUse(tenant_id, int(tags.get(TAG_SIZE_BYTES) or 0), used))
+        return usage
 
     def ensure_volume(self, name: str) -> str:
-        self._ensure_access_point(name, f"/{self._settings.instance}/shared/{name}", None)
+        self._ensure_access_point(name, f"/{self._settings.instance}/shared/{name}", None, None)
         return name
 
     def volume_created_at(self, name: str) -> datetime:
@@ -545,13 +581,30 @@ class EcsJobRunner:
             raise ContainerRuntimeError(f"security group {name} vanished after its creation")
         return found
 
-    def _ensure_access_point(self, name: str, root: str, tenant_id: str | None) -> str:
+    def _tenants_root(self) -> Path:
+        root = Path(self._config.tenants_mount)
+        if not root.is_dir():
+            raise StorageUnavailable(f"the tenants' file system is not mounted at {root}")
+        return root
+
+    def _tenant_access_points(self) -> Iterator[dict[str, Any]]:
+        for point in self._access_point_list():
+            tags = _tags(point.get("Tags") or [])
+            tenant_id = tags.get(TAG_TENANT, "")
+            if TENANT_ID_RE.fullmatch(tenant_id) and tags.get(TAG_VOLUME) == tenant_volume_name(
+                tenant_id
+            ):
+                yield point
+
+    def _ensure_access_point(
+        self, name: str, root: str, tenant_id: str | None, size_bytes: int | None
+    ) -> dict[str, Any]:
         if not VOLUME_NAME_RE.fullmatch(name):
             raise ValueError(f"not an fta volume name: {name!r}")
         with self._lock:
             found = self._find_access_point(name)
             if found is None:
-                found = self._create_access_point(name, root, tenant_id)
+                found = self._create_access_point(name, root, tenant_id, size_bytes)
         posix = found.get("PosixUser") or {}
         mismatches = []
         if (posix.get("Uid"), posix.get("Gid"), posix.get("SecondaryGids") or []) != (UID, GID, []):
@@ -562,9 +615,8 @@ class EcsJobRunner:
             mismatches.append(f"FileSystemId: {found.get('FileSystemId')}")
         if mismatches:
             raise ResourceMismatch("access point", name, mismatches)
-        access_point_id = str(found["AccessPointId"])
-        self._access_points[name] = access_point_id
-        return access_point_id
+        self._access_points[name] = str(found["AccessPointId"])
+        return found
 
     def _access_point_id(self, name: str) -> str:
         known = self._access_points.get(name)
@@ -577,6 +629,14 @@ class EcsJobRunner:
         return self._access_points[name]
 
     def _find_access_point(self, name: str) -> dict[str, Any] | None:
+        for point in self._access_point_list():
+            if _tags(point.get("Tags") or []).get(TAG_VOLUME) == name:
+                return point
+        return None
+
+    def _access_point_list(self) -> list[dict[str, Any]]:
+        """This installation's access points on the file system, but those being deleted."""
+        found = []
         try:
             pages = self._efs.get_paginator("describe_access_points").paginate(
                 FileSystemId=self._config.efs_file_system
@@ -585,19 +645,22 @@ class EcsJobRunner:
                 for point in page.get("AccessPoints") or []:
                     tags = _tags(point.get("Tags") or [])
                     if (
-                        tags.get(TAG_VOLUME) == name
-                        and tags.get(TAG_INSTANCE) == self._tags[TAG_INSTANCE]
+                        tags.get(TAG_INSTANCE) == self._tags[TAG_INSTANCE]
                         and point.get("LifeCycleState") != "deleting"
                     ):
-                        return dict(point)
+                        found.append(dict(point))
         except (ClientError, BotoCoreError) as error:
             raise StorageUnavailable(f"access points unreadable: {error}") from error
-        return None
+        return found
 
-    def _create_access_point(self, name: str, root: str, tenant_id: str | None) -> dict[str, Any]:
+    def _create_access_point(
+        self, name: str, root: str, tenant_id: str | None, size_bytes: int | None
+    ) -> dict[str, Any]:
         tags = {**self._tags, TAG_VOLUME: name, TAG_CREATED_AT: datetime.now(UTC).isoformat()}
         if tenant_id is not None:
             tags[TAG_TENANT] = tenant_id
+        if size_bytes is not None:
+            tags[TAG_SIZE_BYTES] = str(size_bytes)
         try:
             created = self._efs.create_access_point(
                 # The same token twice gives the same access point: two workers make one.
@@ -646,6 +709,21 @@ def _state(task: Mapping[str, Any]) -> ContainerState:
         started_at=_utc_or_none(task.get("startedAt")),
         finished_at=_utc_or_none(task.get("stoppedAt") or task.get("executionStoppedAt")),
     )
+
+
+def _directory_bytes(directory: Path) -> int:
+    """The bytes of the blocks under `directory` (none if it is not there yet), links not
+    followed."""
+    total = 0
+    for path, directories, files in os.walk(directory, onerror=_raise):
+        for name in [*directories, *files]:
+            total += os.lstat(os.path.join(path, name)).st_blocks * 512
+    return total
+
+
+def _raise(error: OSError) -> None:
+    if not isinstance(error, FileNotFoundError):
+        raise error
 
 
 def _bundle_names(env: Mapping[str, str]) -> list[str]:

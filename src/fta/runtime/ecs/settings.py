@@ -35,6 +35,9 @@ class EcsSettings(BaseSettings):
     job_task_role: str
     job_execution_role: str
     log_group: str
+    # Where the worker's own task mounts the file system's tenants directory (an access point
+    # of its own, as the jobs' user): a tenant's files are measured and erased there.
+    tenants_mount: str = "/efs/tenants"
     # Where a job's bundle waits for its task (RunTask's overrides hold 8 KiB in all).
     bundle_bucket: str
     # The job image in ECR (fta's job image, pushed).
