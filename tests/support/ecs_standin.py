@@ -5,7 +5,7 @@ boto3 calls run against it unchanged.
 moto runs no task. `FargateAgent` plays Fargate's part on moto's own records, as the real
 one would report it: the image pull and start, the awslogs driver's lines, the container's
 exit. moto's task state machine advances on every DescribeTasks by default; it is frozen
-here, so a task only moves when the agent (or StopTask) moves it.
+here through moto's own API, so a task only moves when the agent (or StopTask) moves it.
 """
 
 from __future__ import annotations
@@ -121,18 +121,22 @@ def ecs_standin() -> Iterator[EcsWorld]:
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        _freeze_tasks(endpoint)
+        # moto keeps its accounts in the process: each stand-in starts from an empty one.
+        _moto_api(endpoint, "reset")
+        _moto_api(
+            endpoint,
+            "state-manager/set-transition",
+            {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+        )
         yield EcsWorld(endpoint, _provision(endpoint))
+        _moto_api(endpoint, "reset")
     finally:
         server.stop()
 
 
-def _freeze_tasks(endpoint: str) -> None:
-    body = json.dumps(
-        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}}
-    ).encode()
+def _moto_api(endpoint: str, path: str, body: dict[str, Any] | None = None) -> None:
     request = urllib.request.Request(  # noqa: S310 - the stand-in on the loopback
-        f"{endpoint}/moto-api/state-manager/set-transition", data=body, method="POST"
+        f"{endpoint}/moto-api/{path}", data=json.dumps(body or {}).encode(), method="POST"
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         response.read()

@@ -256,6 +256,9 @@ class FakeRuntime:
         # Like the engine's: an exited container's counters read zero.
         return Usage(0.0, 0)
 
+    def final_usage(self, container_id: str) -> Usage | None:
+        return None
+
     def kill(self, container_id: str) -> None:
         self.calls.append(("kill", container_id))
         self._end(self._get(container_id), KILLED, oom=False)

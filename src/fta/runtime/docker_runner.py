@@ -468,6 +468,9 @@ class DockerJobRunner:
             memory_max_bytes=usage - inactive_file if inactive_file < usage else usage,
         )
 
+    def final_usage(self, container_id: str) -> Usage | None:
+        return None
+
     def kill(self, container_id: str) -> None:
         try:
             self._api.kill(container_id)

@@ -91,6 +91,24 @@ class UsageSampler:
         self._peaks[container_id] = usage
         return usage
 
+    def read_final(self, container_id: str) -> Usage | None:
+        """The usage of a container that stopped: the runner's own total when it keeps one
+        (it is what the provider bills), else the highest reading taken while it ran."""
+        previous = self._peaks.get(container_id)
+        try:
+            final = self._runner.final_usage(container_id)
+        except ContainerRuntimeError:
+            final = None
+        if final is None:
+            return previous
+        if previous is not None:
+            final = Usage(
+                max(previous.cpu_seconds, final.cpu_seconds),
+                max(previous.memory_max_bytes, final.memory_max_bytes),
+            )
+        self._peaks[container_id] = final
+        return final
+
     def forget(self, container_id: str) -> None:
         """The container is gone: its readings are dropped."""
         self._read_at.pop(container_id, None)

@@ -149,6 +149,7 @@ def supervise(
     on_output()
     if outcome is None:
         outcome = Outcome.OOM_KILLED if status.oom_killed else Outcome.EXITED
+    usage = sampler.read_final(container_id)
     memory = usage.memory_max_bytes if usage else None
     if status.oom_killed:
         # Killed for reaching its limit: that is its peak, whenever the last sample was.

@@ -403,6 +403,12 @@ class EcsJobRunner:
             raise ContainerRuntimeError(f"usage of {container_id} unreadable: no such task")
         return billed_usage(task, datetime.now(UTC))
 
+    def final_usage(self, container_id: str) -> Usage | None:
+        task = self._describe(container_id)
+        if task is None or task.get("lastStatus") != "STOPPED":
+            return None
+        return billed_usage(task, datetime.now(UTC))
+
     def list_managed(self) -> list[ManagedContainer]:
         ids: list[str] = []
         for desired in ("RUNNING", "STOPPED"):
