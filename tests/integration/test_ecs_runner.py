@@ -321,7 +321,12 @@ def test_a_bot_runs_until_stopped_and_an_out_of_memory_end_is_told(
         limits=Limits(nano_cpus=500_000_000, memory_bytes=GIB, pids=128, tmpfs_bytes=2**26),
     )
     task_id = runner.create(bot)
-    assert world.agent.definition(task_id)["family"] == f"fta-{INSTANCE}-{tenant_id}-bot-512-1024"
+    definition = world.agent.definition(task_id)
+    assert definition["family"] == f"fta-{INSTANCE}-{tenant_id}-bot-512-1024"
+    # Time to copy its trade database back after freqtrade stops; the entry keeps it local.
+    assert definition["containerDefinitions"][0]["stopTimeout"] == 90
+    environment = world.agent.overrides(task_id)["containerOverrides"][0]["environment"]
+    assert {"name": "FTA_DB_SNAPSHOT_SECONDS", "value": "300"} in environment
     world.agent.start(task_id)
     address = runner.container_address(task_id, network.name)
     (task,) = world.client("ecs").describe_tasks(cluster=world.settings.cluster, tasks=[task_id])[

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from fta.freqtrade import bundle, entry
 from fta.runtime import ContainerSpec, Limits, Mount
-from fta.runtime.ecs import EcsSettings, fargate_size
+from fta.runtime.ecs import EcsSettings, fargate_size, runner
 from fta.runtime.ecs.task_definition import task_definition, verify_task_definition
 
 SETTINGS = EcsSettings(
@@ -112,3 +113,10 @@ def test_a_stored_size_fargate_refuses_is_refused() -> None:
     stored = {**copy.deepcopy(DEFINITION), "memory": "1024"}
     with pytest.raises(ValueError, match="Fargate"):
         verify_task_definition(DEFINITION, stored)
+
+
+def test_the_runner_names_the_entrys_variables_as_the_entry_does() -> None:
+    # The runtime layer cannot import the freqtrade one: both spell them out.
+    assert runner.BUNDLE_ENV_PREFIX == bundle.BUNDLE_ENV_PREFIX
+    assert runner.DB_SNAPSHOT_ENV == entry.DB_SNAPSHOT_ENV
+    assert runner.BUNDLE_URL_ENV == entry.BUNDLE_URL_ENV

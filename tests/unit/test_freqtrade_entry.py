@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import http.server
 import importlib.util
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -98,6 +100,58 @@ def test_a_bundle_address_must_be_https(entry: ModuleType) -> None:
         entry.take_bundle(environ)
     with pytest.raises(ValueError, match="not file"):
         entry.fetch_bundle("file:///etc/passwd")
+
+
+def _trades(path: Path) -> list[tuple[int, str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return list(db.execute("SELECT id, pair FROM trades ORDER BY id"))
+
+
+def test_a_bots_database_on_a_network_file_system_is_kept_local_and_copied_back(
+    entry: ModuleType, tmp_path: Path
+) -> None:
+    shared = tmp_path / "efs" / "tradesv3.dryrun.sqlite"
+    shared.parent.mkdir()
+    with contextlib.closing(sqlite3.connect(shared)) as db:
+        db.execute("CREATE TABLE trades (id INTEGER PRIMARY KEY, pair TEXT)")
+        db.execute("INSERT INTO trades VALUES (1, 'BTC/USDT')")
+        db.commit()
+    bundle = {
+        "config": {"db_url": f"sqlite:///{shared}"},
+        "report": {"db_path": str(shared)},
+    }
+    environ = {"FTA_DB_SNAPSHOT_SECONDS": "300", "HOME": "/tmp"}
+    local_dir = tmp_path / "local"
+    local_db = entry.keep_db_local(bundle, environ, str(local_dir))
+    local = local_dir / shared.name
+    # The bot writes and reports on the local copy only.
+    assert bundle["config"]["db_url"] == f"sqlite:///{local}"
+    assert bundle["report"]["db_path"] == str(local)
+    assert environ == {"HOME": "/tmp"} and local_db.every_s == 300
+    assert _trades(local) == [(1, "BTC/USDT")]
+
+    with contextlib.closing(sqlite3.connect(local)) as db:
+        db.execute("INSERT INTO trades VALUES (2, 'ETH/USDT')")
+        db.commit()
+    assert _trades(shared) == [(1, "BTC/USDT")]
+    local_db.snapshot()
+    assert _trades(shared) == [(1, "BTC/USDT"), (2, "ETH/USDT")]
+    # Nothing left aside, on either side.
+    assert sorted(p.name for p in shared.parent.iterdir()) == [shared.name]
+    assert sorted(p.name for p in local_dir.iterdir()) == [shared.name]
+
+
+def test_a_bot_without_a_shared_database_starts_afresh_and_others_are_left_alone(
+    entry: ModuleType, tmp_path: Path
+) -> None:
+    shared = tmp_path / "tradesv3.dryrun.sqlite"
+    bundle = {"config": {"db_url": f"sqlite:///{shared}"}, "report": {"db_path": str(shared)}}
+    assert entry.keep_db_local(dict(bundle), {}, str(tmp_path / "local")) is None
+    local_db = entry.keep_db_local(
+        bundle, {"FTA_DB_SNAPSHOT_SECONDS": "60"}, str(tmp_path / "local")
+    )
+    local_db.snapshot()  # freqtrade made no database yet: nothing to copy
+    assert not shared.exists()
 
 
 def cause(entry: ModuleType, lines: list[str], strategy: str | None = "Mine") -> str | None:

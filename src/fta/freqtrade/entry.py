@@ -85,6 +85,11 @@ BUNDLE_VERSION = 1
 # same script run with --hand-off (the one command the socket proxy lets the worker exec).
 WAIT_FOR_JOB_ENV = "FTA_WAIT_FOR_JOB"
 HANDOFF_SOCKET = "/tmp/fta-job.sock"  # noqa: S108 - the container's own tmpfs
+# Set for a bot whose data directory is on a network file system (EFS, on ECS), where
+# SQLite's locks are not to be relied on: its trade database lives on the task's own storage
+# and is copied back whole every this many seconds, and once more when the bot stops.
+DB_SNAPSHOT_ENV = "FTA_DB_SNAPSHOT_SECONDS"
+LOCAL_DB_DIR = "/tmp/fta-db"  # noqa: S108 - the task's own storage
 HANDOFF_MAX_BYTES = 16 * 1024 * 1024
 HANDOFF_CONNECT_SECONDS = 30.0
 HANDOFF_OK = b"ok"
@@ -1183,19 +1188,80 @@ def report_bot(
         output.own(f"{STATUS_PREFIX}{line}\n".encode())
 
 
-def run_bot(bundle: dict[str, Any]) -> int:
+class LocalDatabase:
+    """A bot's trade database kept on local storage, its copy on the shared file system
+    replaced whole: a reader (the bot's next task) finds the previous copy or the new one,
+    never half of one, and SQLite never writes over NFS. One task per bot is the only writer."""
+
+    def __init__(self, local: Path, shared: Path, every_s: float) -> None:
+        self.local, self.shared, self.every_s = local, shared, every_s
+
+    def snapshot(self) -> None:
+        """A consistent copy through SQLite's backup API, then copied aside and renamed."""
+        if not self.local.exists():
+            return
+        consistent = self.local.with_name(self.local.name + ".snapshot")
+        consistent.unlink(missing_ok=True)
+        with (
+            contextlib.closing(sqlite3.connect(self.local, timeout=30)) as source,
+            contextlib.closing(sqlite3.connect(consistent)) as target,
+        ):
+            source.backup(target)
+        aside = self.shared.with_name(self.shared.name + ".fta-copy")
+        with consistent.open("rb") as reader, aside.open("wb") as writer:
+            shutil.copyfileobj(reader, writer)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.replace(aside, self.shared)
+        consistent.unlink()
+
+    def keep(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every_s):
+            try:
+                self.snapshot()
+            except (sqlite3.Error, OSError) as error:
+                # Not the bot's end: the next copy may succeed.
+                print(f"fta: the trade database was not copied back: {error}", file=sys.stderr)
+
+
+def keep_db_local(
+    bundle: dict[str, Any], environ: MutableMapping[str, str], local_dir: str = LOCAL_DB_DIR
+) -> LocalDatabase | None:
+    """With DB_SNAPSHOT_ENV set, points the bot at a local copy of its trade database (made
+    from the shared one, if any) and returns what copies it back."""
+    every = environ.pop(DB_SNAPSHOT_ENV, None)
+    if not every:
+        return None
+    shared = Path(bundle["report"]["db_path"])
+    local = Path(local_dir) / shared.name
+    local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if shared.exists():
+        shutil.copyfile(shared, local)
+    bundle["config"]["db_url"] = f"sqlite:///{local}"
+    bundle["report"]["db_path"] = str(local)
+    return LocalDatabase(local, shared, float(every))
+
+
+def run_bot(bundle: dict[str, Any], local_db: LocalDatabase | None = None) -> int:
     """Runs `freqtrade trade` until it ends or is stopped; its output is capped per hour."""
     watch = BotWatch()
     output = Output(window_s=BOT_OUTPUT_WINDOW_SECONDS)
     stop = threading.Event()
     reporter = threading.Thread(target=report_bot, args=(bundle, watch, output, stop), daemon=True)
     reporter.start()
+    if local_db is not None:
+        threading.Thread(target=local_db.keep, args=(stop,), daemon=True).start()
     try:
         returncode, cause = run_freqtrade(
             bundle["argv"], bundle.get("strategy_name"), output, watch
         )
     finally:
         stop.set()
+        if local_db is not None:
+            try:
+                local_db.snapshot()
+            except (sqlite3.Error, OSError) as error:
+                _fail(f"the trade database was not copied back: {error}")
     if returncode != 0:
         _fail(cause or f"freqtrade exited with code {returncode}")
     return returncode
@@ -1228,12 +1294,13 @@ def main() -> int:
             bundle = receive_bundle(HANDOFF_SOCKET)
         else:
             bundle = take_bundle(os.environ)
+        local_db = keep_db_local(bundle, os.environ) if bundle["kind"] == "bot" else None
         write_job_files(bundle)
     except (ValueError, KeyError, OSError) as error:
         _fail(f"invalid job bundle: {error}")
         return 2
     if bundle["kind"] == "bot":
-        return run_bot(bundle)
+        return run_bot(bundle, local_db)
     strategy = bundle.get("strategy_name")
     hyperopt_run = HyperoptWatch()
     fingerprint: InBackground | None = None

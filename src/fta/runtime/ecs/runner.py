@@ -86,6 +86,8 @@ if TYPE_CHECKING:
 
 # The bundle's variables FTA_BUNDLE_0..N (fta.freqtrade.bundle, below this layer's reach).
 BUNDLE_ENV_PREFIX = "FTA_BUNDLE_"
+# Tells a bot's entry to keep its trade database local (fta.freqtrade.entry.DB_SNAPSHOT_ENV).
+DB_SNAPSHOT_ENV = "FTA_DB_SNAPSHOT_SECONDS"
 # The environment variable through which a task is given its bundle's address.
 BUNDLE_URL_ENV = f"{BUNDLE_ENV_PREFIX}URL"
 BUNDLE_URL_SECONDS = 3600
@@ -494,6 +496,10 @@ class EcsJobRunner:
             for name, value in spec.env.items()
             if not name.startswith(BUNDLE_ENV_PREFIX)
         ]
+        if spec.owner_kind == "bot":
+            # Its data directory is on EFS: the entry keeps the trade database local.
+            seconds = str(self._config.bot_db_snapshot_seconds)
+            environment.append({"name": DB_SNAPSHOT_ENV, "value": seconds})
         if not bundle:
             return environment, None
         key = f"bundles/{spec.tenant_id}/{spec.owner_id}-{secrets.token_hex(8)}"

@@ -47,6 +47,9 @@ class EcsSettings(BaseSettings):
     # Where a bot's freqtrade API listens (fta.freqtrade.bot_api.API_PORT): the gateway's
     # relay is let in there.
     bot_api_port: int = 8080
+    # How often a bot's trade database, kept on its task's own storage (SQLite and NFS do
+    # not mix), is copied back to its EFS directory; once more when it stops.
+    bot_db_snapshot_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
     # How often a task's state and its log are read.
     poll_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 

@@ -17,8 +17,9 @@ from fta.runtime.ecs.settings import EcsSettings
 from fta.runtime.spec import JOB_USER, TMPFS_TARGET, ContainerSpec
 
 CONTAINER_NAME = "job"
-# Fargate allows at most 120 s between SIGTERM and SIGKILL.
-STOP_TIMEOUT_SECONDS = 30
+# Fargate allows at most 120 s between SIGTERM and SIGKILL. A bot gets longer: freqtrade stops,
+# then its trade database is copied back to EFS (fta.freqtrade.entry.LocalDatabase).
+STOP_TIMEOUT_SECONDS = {"job": 30, "cache-fill": 30, "bot": 90}
 FARGATE_MAX_STOP_TIMEOUT = 120
 # The task's own ephemeral storage (not an EFS volume): /tmp, as Docker's tmpfs is.
 TMP_VOLUME = "tmp"
@@ -101,7 +102,7 @@ def task_definition(
         "ulimits": [
             {"name": "nproc", "softLimit": spec.limits.pids, "hardLimit": spec.limits.pids}
         ],
-        "stopTimeout": STOP_TIMEOUT_SECONDS,
+        "stopTimeout": STOP_TIMEOUT_SECONDS[spec.owner_kind],
         "mountPoints": mount_points,
         "portMappings": [],
         "logConfiguration": {
@@ -152,7 +153,8 @@ def verify_task_definition(expected: Mapping[str, Any], stored: Mapping[str, Any
     if len(containers) != 1:
         return [*mismatches, f"containerDefinitions: {len(containers)} containers, not 1"]
     want, got = expected["containerDefinitions"][0], containers[0]
-    for key in ("name", "image", "user", "cpu", "memory", "logConfiguration", "command"):
+    keys = ("name", "image", "user", "cpu", "memory", "logConfiguration", "command", "stopTimeout")
+    for key in keys:
         same(f"container {key}", want.get(key), got.get(key))
     same("container readonlyRootFilesystem", True, got.get("readonlyRootFilesystem"))
     if got.get("privileged"):
