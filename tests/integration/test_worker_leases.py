@@ -7,6 +7,7 @@ acting as its jobs' owner. The same against the real engine: test_job_adoption.p
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import uuid
@@ -17,22 +18,27 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from fta.accounts.models import Tenant, TenantStatus
+from fta.bots.models import ActualState
 from fta.db import session_scope
 from fta.jobs.models import Job, JobStatus
 from fta.operators.models import WorkerLease
 from fta.settings import get_settings
 from fta.worker import leases
 from fta.worker.leases import Lease
+from fta.worker.warm_pool import warm_worker
 from tests.integration.test_worker_fake_runtime import (
     DATA_CONFIG,
     SUMMARY,
+    _bot,
     _job,
+    _stored,
     _stored_log,
     _until,
 )
 from tests.support.api import Client, leave_nothing_waiting, sign_up
 from tests.support.fake_runtime import FakeRuntime, Outcome
-from tests.support.scoped_worker import ScopedWorker
+from tests.support.scoped_worker import ScopedBotSupervisor, ScopedWorker
 
 RESULT = "FTA-RESULT:" + json.dumps(SUMMARY)
 JOBS = 24
@@ -275,3 +281,98 @@ def test_a_worker_whose_lease_ran_out_stops_acting_as_owner(
 def _live(worker_id: str) -> bool:
     with session_scope() as session:
         return leases.is_live(session, worker_id)
+
+
+@pytest.mark.timeout(120)
+def test_a_bot_is_converged_by_one_worker_and_taken_over_from_a_dead_one(
+    http: TestClient, clients: list[Client]
+) -> None:
+    client = clients[0]
+    runtime = FakeRuntime()
+    runtime.script(Outcome(lines=("starting", "running"), seconds=math.inf), owner_kind="bot")
+    bot_id = _bot(http, client)
+    first_lease, second_lease = Lease("first", 30), Lease("second", 30)
+    first_lease.acquire(), second_lease.acquire()
+    settings, tenants = get_settings(), {client.tenant_id}
+    first = ScopedBotSupervisor(runtime, settings, tenants, first_lease)
+    second = ScopedBotSupervisor(runtime, settings, tenants, second_lease)
+    first.converge()
+    (container_id,) = runtime.called("start")
+    bot = _stored(bot_id)
+    assert bot.worker_id == first_lease.worker_id and bot.container_id == container_id
+    _until(lambda: runtime.called("follow_logs") == [container_id])
+    # The first's lease is live: the second neither starts, stops nor follows the bot.
+    for _ in range(3):
+        second.converge()
+    assert runtime.called("start") == [container_id]
+    assert runtime.called("follow_logs") == [container_id]
+    assert not runtime.called("stop") and container_id in runtime.containers
+    assert _stored(bot_id).worker_id == first_lease.worker_id
+    # The first dies: once its lease has run out, the second follows the running bot again,
+    # without starting it twice.
+    _expire(first_lease.worker_id)
+    second.converge()
+    bot = _stored(bot_id)
+    assert bot.worker_id == second_lease.worker_id and bot.container_id == container_id
+    assert bot.actual_state in (ActualState.STARTING, ActualState.RUNNING)
+    _until(lambda: runtime.called("follow_logs") == [container_id, container_id])
+    assert runtime.called("start") == [container_id] and not runtime.called("stop")
+    # Stopped by its client: the second stops it.
+    stopped = http.post(f"/api/v1/bots/{bot_id}/stop", headers=client.auth)
+    assert stopped.status_code == 202, stopped.text
+    first.converge()  # its lease ran out: it does nothing
+    assert not runtime.called("stop")
+    second.converge()
+    second.wait_for_stops(10)
+    assert runtime.called("stop") == [container_id]
+    _until(lambda: _stored(bot_id).actual_state == ActualState.STOPPED)
+    for lease in (first_lease, second_lease):
+        lease.release()
+
+
+@pytest.mark.timeout(120)
+def test_a_warm_container_goes_only_with_its_pools_worker(
+    clients: list[Client], workers: Callable[..., ScopedWorker]
+) -> None:
+    runtime = FakeRuntime()
+    runtime.script(*[Outcome(lines=("filled",))] * 2, owner_kind="cache-fill")
+    runtime.script(Outcome(lines=(RESULT,)), owner_kind="job")
+    first, second = workers(runtime, warm_containers=1), workers(runtime, warm_containers=1)
+    assert first.warm is not None
+    job_id = _submit(clients[0])
+    assert first.claim_and_start() == 1
+    _until(lambda: _job(job_id).status == JobStatus.SUCCEEDED)
+    _until(lambda: bool(first.warm and first.warm.held()))
+    (warm_id,) = first.warm.held()
+    assert warm_worker(runtime.containers[warm_id].spec.owner_id) == first.lease.worker_id
+    # The first is live: its pool's container is not the second's to remove.
+    second.reconcile()
+    assert warm_id in runtime.containers
+    # Its lease ran out: the container goes.
+    _expire(first.lease.worker_id)
+    second.reconcile()
+    assert warm_id not in runtime.containers and warm_id in runtime.removed
+
+
+@pytest.mark.timeout(120)
+def test_no_warm_container_is_made_for_an_account_that_stopped_being_active(
+    clients: list[Client], workers: Callable[..., ScopedWorker]
+) -> None:
+    runtime = FakeRuntime()
+    runtime.script(*[Outcome(lines=("filled",))] * 2, owner_kind="cache-fill")
+    runtime.script(Outcome(lines=(RESULT,), seconds=1.0), owner_kind="job")
+    worker = workers(runtime, warm_containers=1)
+    job_id = _submit(clients[0])
+    assert worker.claim_and_start() == 1
+    _until(lambda: _job(job_id).status == JobStatus.RUNNING)
+    # Suspended while its job runs (any worker's network round may now remove its network).
+    with session_scope() as session:
+        session.execute(
+            update(Tenant)
+            .where(Tenant.id == clients[0].tenant_id)
+            .values(status=TenantStatus.SUSPENDED)
+        )
+    _until(lambda: _job(job_id).status == JobStatus.SUCCEEDED)
+    _until(lambda: not worker.in_flight)
+    assert worker.warm is not None and not worker.warm.held()
+    assert not [spec for spec in runtime.created.values() if spec.handoff]

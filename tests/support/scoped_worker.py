@@ -24,13 +24,20 @@ from fta.privacy.erasure import erase_pending
 from fta.runtime import JobRunner
 from fta.settings import Settings
 from fta.worker.bots import BotSupervisor
+from fta.worker.leases import Lease
 from fta.worker.main import Worker
 from fta.worker.network_slots import release_unused_networks
 
 
 class ScopedBotSupervisor(BotSupervisor):
-    def __init__(self, runner: JobRunner, settings: Settings, tenants: Collection[str]) -> None:
-        super().__init__(runner, settings)
+    def __init__(
+        self,
+        runner: JobRunner,
+        settings: Settings,
+        tenants: Collection[str],
+        lease: Lease | None = None,
+    ) -> None:
+        super().__init__(runner, settings, lease)
         self.tenants = tenants
 
     def bots_to_converge(self, session: Session) -> set[uuid.UUID]:
@@ -55,7 +62,7 @@ class ScopedWorker(Worker):
     ) -> None:
         super().__init__(runner, settings, max_parallel)
         self.tenants = tenants
-        self.bots = ScopedBotSupervisor(runner, settings, tenants)
+        self.bots = ScopedBotSupervisor(runner, settings, tenants, self.lease)
 
     def claim_next_job(self, session: Session) -> Job | None:
         return jobs.claim_next_job(session, slots=self.max_parallel, tenants=self.tenants)

@@ -282,13 +282,15 @@ def _cancel_billing(paypal: PayPal | None, tenant_id: str, now: datetime) -> Non
 def _wait_until_nothing_runs(tenant_id: str) -> None:
     with session_scope() as session:
         running = jobs.cancel_tenant_jobs(session, tenant_id, JOB_CANCELLED)
-        bots = session.scalar(
-            select(func.count())
-            .select_from(Bot)
-            .where(
-                Bot.tenant_id == tenant_id,
-                Bot.actual_state.not_in(list(AT_REST)) | Bot.container_id.is_not(None),
-            )
+        # Locked: a bot that a worker is starting right now (its row held) is counted once
+        # that worker has recorded its container.
+        locked = session.execute(
+            select(Bot.actual_state, Bot.container_id)
+            .where(Bot.tenant_id == tenant_id)
+            .with_for_update()
+        ).all()
+        bots = sum(
+            1 for state, container in locked if state not in AT_REST or container is not None
         )
     if running or bots:
         raise ErasureWaits(f"{running} job(s) still ending, {bots} bot(s) still stopping")

@@ -9,6 +9,11 @@ bots' convergence nor its own row lock through its grace period. Each container 
 metered (CPU time, peak memory, running time) in `bot_runs`, like a job. Its data (trade
 database, candles) lives in the tenant's volume and outlives every container. A worker that
 restarts finds running bots by their labels and follows them again: nothing is started twice.
+
+Several workers may converge at once (fta.worker.leases): a bot is converged by the worker
+its row names while that worker's lease is live; a worker takes over, under the bot's row
+lock, a bot that names no worker or one whose lease ran out. So no bot is started, stopped or
+followed by two workers.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from fta.freqtrade.options import parse_bot_config
 from fta.runtime import ContainerRuntimeError, JobRunner, ManagedContainer, Mount, Usage
 from fta.runtime.spec import market_data_url, tenant_network_name
 from fta.settings import Settings
+from fta.worker import leases
 from fta.worker.containers import UsageSampler, container_spec, cpu_decimal
+from fta.worker.leases import Lease
 from fta.worker.limits import plan_disk_bytes, plan_limits
 from fta.worker.log_capture import exit_error, output_capture
 from fta.worker.network_slots import AtCapacity, take_slot_now
@@ -50,9 +57,11 @@ USAGE_SAMPLE_SECONDS = 30.0
 
 
 class BotSupervisor:
-    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+    def __init__(self, runner: JobRunner, settings: Settings, lease: Lease | None = None) -> None:
         self.runner = runner
         self.settings = settings
+        # This worker's lease; None: the only supervisor (it owns every bot).
+        self.lease = lease
         self._followers: dict[str, threading.Thread] = {}
         # Containers being stopped and removed, by id: a round leaves their bots alone.
         self._stoppers: dict[str, threading.Thread] = {}
@@ -67,7 +76,8 @@ class BotSupervisor:
         """Converges until `stopping` is set; bots keep running when the worker stops."""
         while not stopping.is_set():
             try:
-                self.converge()
+                if self.lease is None or self.lease.held():
+                    self.converge()
             except Exception:
                 log.exception("bot convergence round failed; retrying")
             stopping.wait(self.settings.bot_converge_seconds)
@@ -112,9 +122,11 @@ class BotSupervisor:
     # --- one bot --------------------------------------------------------------------------
 
     def _converge_one(self, bot_id: uuid.UUID, containers: list[ManagedContainer]) -> None:
+        if not self._take(bot_id):
+            return
         with session_scope() as session:
             bot = bots.lock_bot(session, bot_id)
-            if bot is None or self._stopping(bot.container_id):
+            if bot is None or self._stopping(bot.container_id) or not self._owns(bot):
                 return
             tenant = session.get(Tenant, bot.tenant_id)
             assert tenant is not None  # noqa: S101 - foreign key
@@ -141,6 +153,30 @@ class BotSupervisor:
             if ActualState(bot.actual_state) is ActualState.CRASHED and not self._may_restart(bot):
                 return
             self._start(session, bot, tenant)
+
+    def _take(self, bot_id: uuid.UUID) -> bool:
+        """Whether this worker converges the bot: its row names this worker's live lease, or
+        named none or a worker whose lease ran out and now names this one (changed under the
+        row's lock, in a transaction of its own: the round's changes to the bot come after)."""
+        if self.lease is None:
+            return True
+        if not self.lease.held():
+            return False
+        worker_id = self.lease.worker_id
+        with session_scope() as session:
+            bot = bots.lock_bot(session, bot_id)
+            if bot is None or bot.worker_id == worker_id:
+                return bot is not None
+            if leases.is_live(session, bot.worker_id):
+                return False
+            if bot.worker_id is not None:
+                log.info("bot %s: taken over from worker %s", bot.id, bot.worker_id)
+            bot.worker_id = worker_id
+        return True
+
+    def _owns(self, bot: Bot) -> bool:
+        """Whether the bot, its row locked, is this worker's to converge now."""
+        return self.lease is None or self.lease.holds(bot.worker_id)
 
     def _may_restart(self, bot: Bot) -> bool:
         if bot.restarts >= self.settings.bot_max_restarts:
@@ -310,17 +346,25 @@ class BotSupervisor:
                 return
             since = bot.status_at
             follower = threading.Thread(
-                target=self._read, args=(bot.id, container_id, since), daemon=True,
-                name=f"bot-{str(bot.id)[:8]}",
+                target=self._read, args=(bot.id, container_id, since, bot.worker_id),
+                daemon=True, name=f"bot-{str(bot.id)[:8]}",
             )  # fmt: skip
             self._followers[container_id] = follower
         follower.start()
 
-    def _read(self, bot_id: uuid.UUID, container_id: str, since: datetime | None) -> None:
+    def _read(
+        self, bot_id: uuid.UUID, container_id: str, since: datetime | None, owner: str | None
+    ) -> None:
+        """Stores the bot's reports and log while this worker's lease `owner` is live (the
+        worker that takes the bot over follows it then)."""
         capture = output_capture(self.settings, capped=False)
         flushed = time.monotonic()
         try:
             for line in self.runner.follow_logs(container_id, since=since):
+                if self.lease is not None and not self.lease.holds(owner):
+                    log.info("bot %s: no longer followed by this worker", bot_id)
+                    capture.take_pending()
+                    break
                 report = parse_report_line(line)
                 if report is not None:
                     with session_scope() as session:

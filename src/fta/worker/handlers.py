@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fta.access.quotas import quotas
-from fta.accounts.models import Tenant
+from fta.accounts.models import Tenant, TenantStatus
 from fta.billing import metering
 from fta.db import session_scope, utcnow
 from fta.errors import Invalid
@@ -270,7 +270,28 @@ class JobHandler:
             window = CgroupWindow(start, utcnow(), after - (before or 0))
         self._record(context, _with_fill(report, fill), capture, window, preparing=preparing)
         if self.warm is not None and job_spec is not None:
-            self.warm.prepare(job_spec)
+            self._prepare_warm(self.warm, context, job_spec)
+
+    def _prepare_warm(self, pool: WarmPool, context: JobContext, spec: ContainerSpec) -> None:
+        """Starts a warm container for the tenant's next job while its row is held shared, and
+        only if its account is active and still holds the network slot the job ran on: the
+        release of an unused network and an account's erasure remove the network under the
+        same row's lock (any worker's), so none is made on a network being removed, nor for
+        an account being erased."""
+        with session_scope() as session:
+            tenant = session.scalars(
+                select(Tenant)
+                .where(Tenant.id == context.tenant_id)
+                .with_for_update(read=True)
+                .execution_options(populate_existing=True)
+            ).first()
+            if (
+                tenant is None
+                or tenant.status != TenantStatus.ACTIVE
+                or tenant.subnet_index != context.subnet_index
+            ):
+                return
+            pool.prepare(spec)
 
     # --- steps ------------------------------------------------------------------------
 

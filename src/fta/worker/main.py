@@ -91,7 +91,7 @@ class Worker:
             )
         self.started_at = utcnow()
         self.handler = JobHandler(runner, settings, self.warm, self.stopping, self.lease)
-        self.bots = BotSupervisor(runner, settings)
+        self.bots = BotSupervisor(runner, settings, self.lease)
         # The job slots: this worker's pool, shared fairly between tenants.
         self.max_parallel = max_parallel or settings.job_slots
         self.pool = ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="job")

@@ -170,13 +170,11 @@ def release_unused_networks(
         return []
     # A warm container waits for the tenant's next job (fta.worker.warm_pool): it goes with
     # the network. One that serves a job makes the job active, and the tenant is kept.
-    with_containers: set[str] = set()
-    waiting: dict[str, list[str]] = {}
-    for container in runner.list_managed():
-        if container.owner_id.startswith(WARM_OWNER_PREFIX):
-            waiting.setdefault(container.tenant, []).append(container.id)
-        else:
-            with_containers.add(container.tenant)
+    with_containers = {
+        container.tenant
+        for container in runner.list_managed()
+        if not container.owner_id.startswith(WARM_OWNER_PREFIX)
+    }
     released = []
     for tenant_id in candidates:
         if tenant_id in with_containers:
@@ -186,7 +184,12 @@ def release_unused_networks(
                 tenant = lock_unused(session, tenant_id, now, idle_days)
                 if tenant is None:
                     continue
-                for container_id in waiting.get(tenant_id, []):
+                # Listed again under the lock: another worker may have started a warm
+                # container since (fta.worker.handlers holds the row shared meanwhile).
+                own = [c for c in runner.list_managed() if c.tenant == tenant_id]
+                if any(not c.owner_id.startswith(WARM_OWNER_PREFIX) for c in own):
+                    continue
+                for container_id in [c.id for c in own]:
                     runner.remove(container_id)
                 # Removed while the row is locked: no start of the tenant's can come between.
                 runner.remove_tenant_network(tenant_id)
