@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from fta.accounts.models import Tenant, TenantStatus
+from fta.bots import service as bots
 from fta.bots.models import ActualState
 from fta.db import session_scope
 from fta.jobs.models import Job, JobStatus
@@ -301,8 +302,15 @@ def test_a_bot_is_converged_by_one_worker_and_taken_over_from_a_dead_one(
     bot = _stored(bot_id)
     assert bot.worker_id == first_lease.worker_id and bot.container_id == container_id
     _until(lambda: runtime.called("follow_logs") == [container_id])
-    # The first's lease is live: the second neither starts, stops nor follows the bot.
-    for _ in range(3):
+    # The first's lease is live: the second neither starts, stops nor follows the bot, nor
+    # waits for its row while the first holds it.
+    with session_scope() as session:
+        assert bots.lock_bot(session, bot_id) is not None
+        waiting = threading.Thread(target=second.converge, daemon=True)
+        waiting.start()
+        waiting.join(timeout=10)
+        assert not waiting.is_alive()
+    for _ in range(2):
         second.converge()
     assert runtime.called("start") == [container_id]
     assert runtime.called("follow_logs") == [container_id]

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fta.access.quotas import quotas
@@ -100,6 +101,7 @@ class BotSupervisor:
             todo = self.bots_to_converge(session)
             labelled = [_uuid(owner) for owner in by_bot]
             known = bots.known_bot_ids(session, [i for i in labelled if i is not None])
+            others = self._others_bots(session)
         for owner, containers in by_bot.items():
             bot_id = _uuid(owner)
             if bot_id is None or bot_id not in known:
@@ -107,7 +109,8 @@ class BotSupervisor:
                 self._discard(containers)
             else:
                 todo.add(bot_id)
-        for bot_id in sorted(todo):
+        # Another live worker's bots are its own: not even their rows are locked here.
+        for bot_id in sorted(todo - others):
             try:
                 self._converge_one(bot_id, by_bot.get(str(bot_id), []))
             except Exception:
@@ -153,6 +156,20 @@ class BotSupervisor:
             if ActualState(bot.actual_state) is ActualState.CRASHED and not self._may_restart(bot):
                 return
             self._start(session, bot, tenant)
+
+    def _others_bots(self, session: Session) -> set[uuid.UUID]:
+        """The bots that other workers with a live lease converge."""
+        if self.lease is None:
+            return set()
+        return set(
+            session.scalars(
+                select(Bot.id).where(
+                    Bot.worker_id.is_not(None),
+                    Bot.worker_id != self.lease.worker_id,
+                    leases.live(Bot.worker_id),
+                )
+            )
+        )
 
     def _take(self, bot_id: uuid.UUID) -> bool:
         """Whether this worker converges the bot: its row names this worker's live lease, or

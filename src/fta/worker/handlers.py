@@ -47,7 +47,7 @@ from fta.runtime import (
     TenantNetwork,
     Usage,
 )
-from fta.runtime.spec import OwnerKind, market_data_url
+from fta.runtime.spec import OwnerKind
 from fta.settings import Settings
 from fta.strategies.models import Strategy, StrategyVersion
 from fta.worker.containers import container_spec, cpu_decimal
@@ -140,7 +140,7 @@ class JobHandler:
 
     @property
     def gateway_url(self) -> str:
-        return market_data_url(self.settings.gateway_port)
+        return self.runner.market_data_url()
 
     @property
     def container_paths(self) -> ContainerPaths:

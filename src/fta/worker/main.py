@@ -37,7 +37,8 @@ from fta.jobs.service import NOTIFY_CHANNEL
 from fta.mail import service as mail
 from fta.operators.operations import record_disk_check, record_heartbeat
 from fta.privacy.erasure import ERASURE_CHECK_SECONDS, erase_pending
-from fta.runtime import ContainerRuntimeError, DockerJobRunner, JobRunner
+from fta.runtime import ContainerRuntimeError, JobRunner
+from fta.runtime.choice import job_runner
 from fta.settings import Settings, get_settings
 from fta.worker import leases
 from fta.worker.bots import BotSupervisor
@@ -322,7 +323,10 @@ class Worker:
 
 def run_worker() -> None:
     settings = get_settings()
-    runner = DockerJobRunner(settings)
+    if settings.runner == "ecs":
+        # A warm container takes its job through an exec, which ECS tasks are not given.
+        settings = settings.model_copy(update={"warm_containers": 0})
+    runner = job_runner(settings)
     worker = Worker(runner, settings)
 
     def _stop(signum: int, _: FrameType | None) -> None:
