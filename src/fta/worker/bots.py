@@ -39,7 +39,7 @@ from fta.db import session_scope
 from fta.freqtrade.bundle import build_bot_bundle, encode_bundle
 from fta.freqtrade.options import parse_bot_config
 from fta.runtime import ContainerRuntimeError, JobRunner, ManagedContainer, Mount, Usage
-from fta.runtime.spec import market_data_url, tenant_network_name
+from fta.runtime.spec import tenant_network_name
 from fta.settings import Settings
 from fta.worker import leases
 from fta.worker.containers import UsageSampler, container_spec, cpu_decimal
@@ -71,7 +71,7 @@ class BotSupervisor:
 
     @property
     def gateway_url(self) -> str:
-        return market_data_url(self.settings.gateway_port)
+        return self.runner.market_data_url()
 
     def run_forever(self, stopping: threading.Event) -> None:
         """Converges until `stopping` is set; bots keep running when the worker stops."""
