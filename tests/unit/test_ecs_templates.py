@@ -984,3 +984,13 @@ def test_the_data_is_private_encrypted_and_kept(template: Mapping[str, Any]) -> 
     logs = template["Resources"]["JobsLogGroup"]["Properties"]
     assert logs["LogGroupName"] == {"Fn::Sub": "/fta/${Instance}/jobs"}
     assert "RetentionInDays" in logs
+
+
+def test_workers_are_several_and_replaced_without_a_gap(template: Mapping[str, Any]) -> None:
+    service = template["Resources"]["WorkerService"]["Properties"]
+    assert service["DesiredCount"] == {"Fn::If": ["ServicesRun", {"Ref": "WorkerCount"}, 0]}
+    assert int(template["Parameters"]["WorkerCount"]["Default"]) >= 2
+    # The new tasks start before the old ones stop (the leases keep them apart).
+    deployment = service["DeploymentConfiguration"]
+    assert deployment["MinimumHealthyPercent"] == 100
+    assert deployment["MaximumPercent"] == 200
