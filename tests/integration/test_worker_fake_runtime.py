@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from fta.bots.models import ActualState, Bot
 from fta.db import session_scope, utcnow
-from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobLogChunk, JobStatus
 from fta.runtime import ContainerSpec, Limits, Usage
 from fta.settings import get_settings
@@ -29,23 +28,10 @@ from fta.worker.reconciler import reconcile
 from fta.worker.warm_pool import WARM_OWNER_PREFIX, WarmPool
 from tests.support.api import Client, leave_nothing_waiting, sign_up, upload_strategy
 from tests.support.fake_runtime import FAKE_IMAGE_ID, FakeRuntime, Outcome
-from tests.support.jobs import running_job
+from tests.support.jobs import DOWNLOAD_SUMMARY, claimed_download_job, running_job
 from tests.support.scoped_worker import ScopedBotSupervisor
 
 LIMITS = Limits(nano_cpus=500_000_000, memory_bytes=64 << 20, pids=64, tmpfs_bytes=1 << 20)
-DATA_CONFIG = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "1h",
-    "timerange": "20240101-20240103",
-}
-SUMMARY = {
-    "kind": "download-data",
-    "exchange": "binance",
-    "timeframe": "1h",
-    "timerange": "20240101-20240103",
-    "data": {"sha256": "0" * 64, "startup_candles": 0, "pairs": []},
-}
 BOT_CONFIG = {
     "exchange": "binance",
     "pairs": ["BTC/USDT"],
@@ -63,19 +49,6 @@ def client(http: TestClient) -> Iterator[Client]:
     leave_nothing_waiting(client)
 
 
-def _claimed_job(client: Client) -> uuid.UUID:
-    response = client.http.post(
-        "/api/v1/jobs",
-        json={"kind": "download-data", "config": DATA_CONFIG},
-        headers=client.auth,
-    )
-    assert response.status_code == 202, response.text
-    with session_scope() as session:
-        job = jobs.claim_next_job(session, slots=4, tenants=[client.tenant_id])
-        assert job is not None
-        return job.id
-
-
 def _job(job_id: uuid.UUID) -> Job:
     with session_scope() as session:
         job = session.get(Job, job_id)
@@ -88,7 +61,7 @@ def _job(job_id: uuid.UUID) -> Job:
     ("outcome", "status", "error"),
     [
         (
-            Outcome(lines=("fetching", "FTA-RESULT:" + json.dumps(SUMMARY)), seconds=0.2),
+            Outcome(lines=("fetching", "FTA-RESULT:" + json.dumps(DOWNLOAD_SUMMARY)), seconds=0.2),
             JobStatus.SUCCEEDED,
             None,
         ),
@@ -110,7 +83,7 @@ def test_a_jobs_container_end_is_recorded(
     # Whether the shared candle cache lacks these candles depends on the tests before.
     runtime.script(Outcome(lines=("filled",)), owner_kind="cache-fill")
     runtime.script(outcome, owner_kind="job")
-    job_id = _claimed_job(client)
+    job_id = claimed_download_job(client)
     JobHandler(runtime, get_settings()).run(job_id)
     job = _job(job_id)
     assert job.status == status
@@ -184,12 +157,14 @@ def test_a_job_left_running_by_a_stopping_worker_is_finished_by_the_next(
     if warm:
         # A job of the same shape before leaves a warm container for the next one.
         pool = WarmPool(runtime, capacity=1, idle_seconds=60, tenant_cpu=lambda _: None, now=utcnow)
-        runtime.script(Outcome(lines=("FTA-RESULT:" + json.dumps(SUMMARY),)), owner_kind="job")
-        JobHandler(runtime, get_settings(), pool).run(_claimed_job(client))
+        runtime.script(
+            Outcome(lines=("FTA-RESULT:" + json.dumps(DOWNLOAD_SUMMARY),)), owner_kind="job"
+        )
+        JobHandler(runtime, get_settings(), pool).run(claimed_download_job(client))
         assert pool.held()
-    lines = ("loading", "trading", "FTA-RESULT:" + json.dumps(SUMMARY))
+    lines = ("loading", "trading", "FTA-RESULT:" + json.dumps(DOWNLOAD_SUMMARY))
     runtime.script(Outcome(lines=lines, seconds=4, usage=Usage(3.5, 80 << 20)), owner_kind="job")
-    job_id = _claimed_job(client)
+    job_id = claimed_download_job(client)
     stopping = threading.Event()
     first = JobHandler(runtime, get_settings(), pool, stopping)
     thread = threading.Thread(target=first.run, args=(job_id,))

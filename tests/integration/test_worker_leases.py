@@ -29,8 +29,6 @@ from fta.worker import leases
 from fta.worker.leases import Lease
 from fta.worker.warm_pool import warm_worker
 from tests.integration.test_worker_fake_runtime import (
-    DATA_CONFIG,
-    SUMMARY,
     _bot,
     _job,
     _stored,
@@ -39,9 +37,10 @@ from tests.integration.test_worker_fake_runtime import (
 )
 from tests.support.api import Client, leave_nothing_waiting, sign_up
 from tests.support.fake_runtime import FakeRuntime, Outcome
+from tests.support.jobs import DOWNLOAD_CONFIG, DOWNLOAD_SUMMARY
 from tests.support.scoped_worker import ScopedBotSupervisor, ScopedWorker
 
-RESULT = "FTA-RESULT:" + json.dumps(SUMMARY)
+RESULT = "FTA-RESULT:" + json.dumps(DOWNLOAD_SUMMARY)
 JOBS = 24
 
 
@@ -81,7 +80,9 @@ def _submit(client: Client) -> uuid.UUID:
 def _try_submit(client: Client) -> uuid.UUID | None:
     """A job of the client's submitted, or None while its queue is full (a trial's is short)."""
     response = client.http.post(
-        "/api/v1/jobs", json={"kind": "download-data", "config": DATA_CONFIG}, headers=client.auth
+        "/api/v1/jobs",
+        json={"kind": "download-data", "config": DOWNLOAD_CONFIG},
+        headers=client.auth,
     )
     if response.status_code == 429:
         return None

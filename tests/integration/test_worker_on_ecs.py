@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,29 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fta.db import session_scope
-from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobStatus
 from fta.runtime.ecs import EcsJobRunner
 from fta.settings import get_settings
 from fta.worker.handlers import JobHandler
 from tests.support.api import Client, leave_nothing_waiting, sign_up
 from tests.support.ecs_standin import EcsWorld, ecs_standin
+from tests.support.jobs import DOWNLOAD_SUMMARY, claimed_download_job
 
 pytestmark = pytest.mark.timeout(120)
 
-DATA_CONFIG = {
-    "exchange": "binance",
-    "pairs": ["BTC/USDT"],
-    "timeframe": "1h",
-    "timerange": "20240101-20240103",
-}
-SUMMARY = {
-    "kind": "download-data",
-    "exchange": "binance",
-    "timeframe": "1h",
-    "timerange": "20240101-20240103",
-    "data": {"sha256": "0" * 64, "startup_candles": 0, "pairs": []},
-}
 # The job's task: its image pulled 5 s before it starts, then 95 s of work.
 RUN_SECONDS = 95
 
@@ -82,22 +68,11 @@ class Fargate(threading.Thread):
                 agent = self.world.agent
                 agent.start(task_id, pulled_at=datetime.now(UTC) - timedelta(seconds=60))
                 if tags["fta:kind"] == "job":
-                    lines = ("fetching", "FTA-RESULT:" + json.dumps(SUMMARY))
+                    lines = ("fetching", "FTA-RESULT:" + json.dumps(DOWNLOAD_SUMMARY))
                 else:
                     lines = ("filled",)
                 agent.log(task_id, tags["fta:tenant"], *lines)
                 agent.exit(task_id, 0, after_s=RUN_SECONDS)
-
-
-def _claimed_job(client: Client) -> uuid.UUID:
-    response = client.http.post(
-        "/api/v1/jobs", json={"kind": "download-data", "config": DATA_CONFIG}, headers=client.auth
-    )
-    assert response.status_code == 202, response.text
-    with session_scope() as session:
-        job = jobs.claim_next_job(session, slots=4, tenants=[client.tenant_id])
-        assert job is not None
-        return job.id
 
 
 def test_a_job_runs_as_a_fargate_task_and_is_billed_as_fargate_bills(
@@ -109,7 +84,7 @@ def test_a_job_runs_as_a_fargate_task_and_is_billed_as_fargate_bills(
     fargate = Fargate(world)
     fargate.start()
     try:
-        job_id = _claimed_job(client)
+        job_id = claimed_download_job(client)
         JobHandler(runner, settings).run(job_id)
     finally:
         fargate.done.set()

@@ -11,11 +11,40 @@ import docker
 import pytest
 
 from fta.db import session_scope
+from fta.jobs import service as jobs
 from fta.jobs.models import Job, JobStatus
 from fta.runtime.spec import LABEL_HANDOFF, LABEL_TENANT
 from tests.support.api import Client
 
 ENDED = frozenset({"succeeded", "failed", "timed_out", "oom_killed", "cancelled"})
+# A small download, and the result line a runtime that fakes the container prints for it.
+DOWNLOAD_CONFIG = {
+    "exchange": "binance",
+    "pairs": ["BTC/USDT"],
+    "timeframe": "1h",
+    "timerange": "20240101-20240103",
+}
+DOWNLOAD_SUMMARY = {
+    "kind": "download-data",
+    "exchange": "binance",
+    "timeframe": "1h",
+    "timerange": "20240101-20240103",
+    "data": {"sha256": "0" * 64, "startup_candles": 0, "pairs": []},
+}
+
+
+def claimed_download_job(client: Client) -> uuid.UUID:
+    """The client's new download, submitted through the API and claimed as a worker would."""
+    response = client.http.post(
+        "/api/v1/jobs",
+        json={"kind": "download-data", "config": DOWNLOAD_CONFIG},
+        headers=client.auth,
+    )
+    assert response.status_code == 202, response.text
+    with session_scope() as session:
+        job = jobs.claim_next_job(session, slots=4, tenants=[client.tenant_id])
+        assert job is not None
+        return job.id
 
 
 def wait_for_job(

@@ -78,11 +78,25 @@ class UsageSampler:
     def read(self, container_id: str) -> Usage | None:
         """The usage so far, read now; None if no reading ever succeeded."""
         self._read_at[container_id] = self._clock()
-        previous = self._peaks.get(container_id)
         try:
             usage = self._runner.read_usage(container_id)
         except ContainerRuntimeError:
-            return previous
+            return self._peaks.get(container_id)
+        return self._keep_highest(container_id, usage)
+
+    def read_final(self, container_id: str) -> Usage | None:
+        """The usage of a container that stopped: the runner's own total when it keeps one
+        (it is what the provider bills), else the highest reading taken while it ran."""
+        try:
+            final = self._runner.final_usage(container_id)
+        except ContainerRuntimeError:
+            final = None
+        if final is None:
+            return self._peaks.get(container_id)
+        return self._keep_highest(container_id, final)
+
+    def _keep_highest(self, container_id: str, usage: Usage) -> Usage:
+        previous = self._peaks.get(container_id)
         if previous is not None:
             usage = Usage(
                 max(previous.cpu_seconds, usage.cpu_seconds),
@@ -90,24 +104,6 @@ class UsageSampler:
             )
         self._peaks[container_id] = usage
         return usage
-
-    def read_final(self, container_id: str) -> Usage | None:
-        """The usage of a container that stopped: the runner's own total when it keeps one
-        (it is what the provider bills), else the highest reading taken while it ran."""
-        previous = self._peaks.get(container_id)
-        try:
-            final = self._runner.final_usage(container_id)
-        except ContainerRuntimeError:
-            final = None
-        if final is None:
-            return previous
-        if previous is not None:
-            final = Usage(
-                max(previous.cpu_seconds, final.cpu_seconds),
-                max(previous.memory_max_bytes, final.memory_max_bytes),
-            )
-        self._peaks[container_id] = final
-        return final
 
     def forget(self, container_id: str) -> None:
         """The container is gone: its readings are dropped."""
