@@ -4,6 +4,7 @@ a bot's whole lives as Fargate tasks, and what keeps one tenant's tasks to their
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from fta.runtime.ecs import EcsJobRunner
 from fta.runtime.ecs.network import security_group_name
 from fta.runtime.ecs.runner import BUNDLE_URL_ENV
 from fta.runtime.ecs.task_definition import TAG_TENANT
+from fta.runtime.network import tenant_subnet
 from fta.settings import Settings
 from fta.worker.containers import container_spec
 from tests.support.ecs_standin import EcsWorld, ecs_standin
@@ -64,6 +66,10 @@ def runner(world: EcsWorld, settings: Settings, tenants_mount: Path) -> Iterator
     runner.close()
 
 
+# Each tenant of the module its own subnet of the pool.
+SUBNETS = itertools.count(1)
+
+
 def new_tenant() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -99,7 +105,7 @@ def test_a_job_runs_its_whole_life_as_a_hardened_fargate_task(
     world: EcsWorld, runner: EcsJobRunner, settings: Settings
 ) -> None:
     tenant_id = new_tenant()
-    network = runner.ensure_tenant_network(tenant_id, 0)
+    network = runner.ensure_tenant_network(tenant_id, next(SUBNETS))
     assert network.extra_hosts == {} and network.dns == []
     spec = job_spec(runner, settings, tenant_id, network)
     assert runner.market_data_url() == "http://market-data.fta.internal:8090"
@@ -171,7 +177,7 @@ def test_the_task_definition_carries_every_hardening_field(
     world: EcsWorld, runner: EcsJobRunner, settings: Settings
 ) -> None:
     tenant_id = new_tenant()
-    network = runner.ensure_tenant_network(tenant_id, 0)
+    network = runner.ensure_tenant_network(tenant_id, next(SUBNETS))
     task_id = runner.create(job_spec(runner, settings, tenant_id, network))
     definition = world.agent.definition(task_id)
     assert definition["family"] == f"fta-{INSTANCE}-{tenant_id}-job-1024-2048"
@@ -223,7 +229,9 @@ def test_a_tenants_task_uses_only_its_own_access_point_and_security_group(
     world: EcsWorld, runner: EcsJobRunner, settings: Settings
 ) -> None:
     first, second = new_tenant(), new_tenant()
-    networks = {tenant: runner.ensure_tenant_network(tenant, 0) for tenant in (first, second)}
+    networks = {
+        tenant: runner.ensure_tenant_network(tenant, next(SUBNETS)) for tenant in (first, second)
+    }
     assert networks[first].name != networks[second].name
     tasks = {
         tenant: runner.create(job_spec(runner, settings, tenant, networks[tenant]))
@@ -286,8 +294,8 @@ def test_a_tenants_task_uses_only_its_own_access_point_and_security_group(
 
 
 def test_a_group_opened_behind_fta_is_refused(world: EcsWorld, runner: EcsJobRunner) -> None:
-    tenant_id = new_tenant()
-    network = runner.ensure_tenant_network(tenant_id, 0)
+    tenant_id, index = new_tenant(), next(SUBNETS)
+    network = runner.ensure_tenant_network(tenant_id, index)
     world.client("ec2").authorize_security_group_egress(
         GroupId=network.name,
         IpPermissions=[
@@ -300,14 +308,78 @@ def test_a_group_opened_behind_fta_is_refused(world: EcsWorld, runner: EcsJobRun
         ],
     )
     with pytest.raises(ResourceMismatch, match="egress allows"):
-        runner.ensure_tenant_network(tenant_id, 0)
+        runner.ensure_tenant_network(tenant_id, index)
+
+
+def test_each_tenant_runs_in_its_own_subnet_of_the_pool(
+    world: EcsWorld, runner: EcsJobRunner, settings: Settings
+) -> None:
+    """The gateway tells tenants apart by their source subnet, on ECS as on a host."""
+    first, second = new_tenant(), new_tenant()
+    indexes = {first: next(SUBNETS), second: next(SUBNETS)}
+    ec2 = world.client("ec2")
+    for tenant, index in indexes.items():
+        network = runner.ensure_tenant_network(tenant, index)
+        layout = tenant_subnet(settings.tenant_subnet_pool, settings.tenant_subnet_prefix, index)
+        assert network.subnet == str(layout.subnet)
+        (subnet,) = ec2.describe_subnets(Filters=[{"Name": "tag:fta:tenant", "Values": [tenant]}])[
+            "Subnets"
+        ]
+        assert subnet["CidrBlock"] == str(layout.subnet)
+        assert subnet["VpcId"] == world.settings.vpc_id and not subnet["MapPublicIpOnLaunch"]
+        (table,) = ec2.describe_route_tables(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
+        )["RouteTables"]
+        assert table["RouteTableId"] == world.settings.route_table
+        # Its tasks' interfaces are there.
+        task_id = runner.create(job_spec(runner, settings, tenant, network))
+        (task,) = world.client("ecs").describe_tasks(
+            cluster=world.settings.cluster, tasks=[task_id]
+        )["tasks"]
+        details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+        assert details["subnetId"] == subnet["SubnetId"]
+        runner.remove(task_id)
+    # The same index twice is refused (another tenant's range), and so is a subnet moved to
+    # another route table behind fta's back.
+    with pytest.raises(ResourceMismatch, match="CidrBlock"):
+        runner.ensure_tenant_network(first, indexes[second])
+    (subnet,) = ec2.describe_subnets(Filters=[{"Name": "tag:fta:tenant", "Values": [first]}])[
+        "Subnets"
+    ]
+    other = ec2.create_route_table(VpcId=world.settings.vpc_id)["RouteTable"]["RouteTableId"]
+    (table,) = ec2.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
+    )["RouteTables"]
+    (association,) = [a for a in table["Associations"] if a.get("SubnetId") == subnet["SubnetId"]]
+    ec2.replace_route_table_association(
+        AssociationId=association["RouteTableAssociationId"], RouteTableId=other
+    )
+    with pytest.raises(ResourceMismatch, match="route table"):
+        runner.ensure_tenant_network(first, indexes[first])
+
+
+def test_a_tenants_network_is_removed_with_its_subnet(
+    world: EcsWorld, runner: EcsJobRunner
+) -> None:
+    tenant = new_tenant()
+    runner.ensure_tenant_network(tenant, next(SUBNETS))
+    runner.remove_tenant_network(tenant)
+    ec2 = world.client("ec2")
+    assert not ec2.describe_subnets(Filters=[{"Name": "tag:fta:tenant", "Values": [tenant]}])[
+        "Subnets"
+    ]
+    name = security_group_name(INSTANCE, tenant)
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])[
+        "SecurityGroups"
+    ]
+    runner.remove_tenant_network(tenant)  # gone already: nothing to do
 
 
 def test_a_bot_runs_until_stopped_and_an_out_of_memory_end_is_told(
     world: EcsWorld, runner: EcsJobRunner, settings: Settings
 ) -> None:
     tenant_id = new_tenant()
-    network = runner.ensure_tenant_network(tenant_id, 0)
+    network = runner.ensure_tenant_network(tenant_id, next(SUBNETS))
     volume = runner.ensure_tenant_volume(tenant_id, GIB)
     bot = container_spec(
         runner,

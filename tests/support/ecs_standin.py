@@ -29,8 +29,8 @@ from tests.support.s3_standin import CREDENTIALS
 ACCOUNT = "123456789012"
 REGION = CREDENTIALS["AWS_DEFAULT_REGION"]
 CLUSTER = "fta-test"
-# Where the worker's settings find the gateway and the bot's API (fta.settings defaults).
-GATEWAY_PORT = 8090
+# The tenants' subnets, as fta.settings has them by default.
+TENANT_POOL = "10.210.0.0/16"
 
 
 @dataclass
@@ -148,12 +148,17 @@ def _provision(endpoint: str) -> EcsSettings:
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     # moto gives a task's interface a DNS name only in a VPC with DNS host names, as AWS does.
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    # The tenants' subnets come from the pool, a range of the VPC's own (fta.settings).
+    ec2.associate_vpc_cidr_block(VpcId=vpc, CidrBlock=TENANT_POOL)
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=f"{REGION}{zone}")["Subnet"][
             "SubnetId"
         ]
         for cidr, zone in (("10.40.1.0/24", "a"), ("10.40.2.0/24", "b"))
     ]
+    route_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=route_table, SubnetId=subnet)
 
     def group(name: str) -> str:
         return str(
@@ -193,6 +198,7 @@ def _provision(endpoint: str) -> EcsSettings:
         cluster=CLUSTER,
         vpc_id=vpc,
         subnets=",".join(subnets),
+        route_table=route_table,
         gateway_security_group=group("fta-test-market-data"),
         endpoints_security_group=group("fta-test-endpoints"),
         s3_prefix_list=prefix_list,

@@ -18,6 +18,7 @@ SETTINGS = EcsSettings(
     cluster="fta",
     vpc_id="vpc-1",
     subnets="subnet-1,subnet-2",
+    route_table="rtb-1",
     gateway_security_group="sg-gateway",
     endpoints_security_group="sg-endpoints",
     s3_prefix_list="pl-1",

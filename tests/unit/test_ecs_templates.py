@@ -815,6 +815,8 @@ WORKER_SETTINGS = {
     "FTA_RUNNER",
     "AWS_REGION",
     "FTA_ECS_TENANTS_MOUNT",
+    "FTA_TENANT_SUBNET_POOL",
+    "FTA_TENANT_SUBNET_PREFIX",
     *(
         f"FTA_ECS_{name.upper()}"
         for name, field in EcsSettings.model_fields.items()
@@ -994,3 +996,47 @@ def test_workers_are_several_and_replaced_without_a_gap(template: Mapping[str, A
     deployment = service["DeploymentConfiguration"]
     assert deployment["MinimumHealthyPercent"] == 100
     assert deployment["MaximumPercent"] == 200
+
+
+SUBNET = f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/subnet-0123456789abcdef0"
+
+
+def test_the_worker_makes_tenant_subnets_in_its_vpc_tagged_with_the_job_routes(
+    worker: list[Any],
+) -> None:
+    tagged = {"aws:RequestTag/fta:instance": INSTANCE}
+    assert is_allowed(worker, "ec2:CreateSubnet", VPC_ARN, tagged)
+    assert is_allowed(worker, "ec2:CreateSubnet", SUBNET, tagged)
+    assert not is_allowed(worker, "ec2:CreateSubnet", SUBNET)
+    other_vpc = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-0other"
+    assert not is_allowed(worker, "ec2:CreateSubnet", other_vpc, tagged)
+    assert is_allowed(worker, "ec2:CreateTags", SUBNET, {"ec2:CreateAction": "CreateSubnet"})
+    assert not is_allowed(worker, "ec2:CreateTags", SUBNET, {"ec2:CreateAction": "CreateVpc"})
+    own = {"ec2:ResourceTag/fta:instance": INSTANCE, "ec2:Vpc": VPC_ARN}
+    job_routes = f"arn:aws:ec2:{REGION}:{ACCOUNT}:route-table/jobroutetable-physical-id"
+    other_routes = f"arn:aws:ec2:{REGION}:{ACCOUNT}:route-table/rtb-0services"
+    assert is_allowed(worker, "ec2:AssociateRouteTable", job_routes)
+    assert is_allowed(worker, "ec2:AssociateRouteTable", SUBNET, own)
+    assert not is_allowed(worker, "ec2:AssociateRouteTable", other_routes)
+    assert not is_allowed(worker, "ec2:AssociateRouteTable", SUBNET)
+    assert is_allowed(worker, "ec2:DeleteSubnet", SUBNET, own)
+    assert not is_allowed(worker, "ec2:DeleteSubnet", SUBNET)
+    assert not is_allowed(worker, "ec2:CreateRoute", job_routes)
+
+
+def test_the_tenant_pool_is_the_vpcs_and_the_gateway_counts_its_subnets(
+    template: Mapping[str, Any],
+) -> None:
+    resources = template["Resources"]
+    assert resources["TenantPoolCidr"]["Properties"] == {
+        "VpcId": {"Ref": "Vpc"},
+        "CidrBlock": {"Ref": "TenantSubnetPool"},
+    }
+    worker = _container(template, "WorkerTaskDefinition")["environment"]
+    gateway = _container(template, "GatewayTaskDefinition")["environment"]
+    for environment in (worker, gateway):
+        assert environment["FTA_TENANT_SUBNET_POOL"] == "10.210.0.0/16"
+        assert environment["FTA_TENANT_SUBNET_PREFIX"] == "27"
+    # Tenant traffic is admitted from the pool, to the gateway, the endpoints and EFS.
+    for name in ("GatewayFromTenants", "EndpointsFromTenants", "EfsFromTenants"):
+        assert resources[name]["Properties"]["CidrIp"] == {"Ref": "TenantSubnetPool"}

@@ -1,11 +1,13 @@
-"""A tenant's security group on ECS: the tenant network's counterpart.
+"""A tenant's subnet and security group on ECS: the tenant network's counterpart.
 
-Tasks of one tenant share it. Their traffic may go to the market-data gateway and to what
-Fargate itself needs through the task's interface (the ECR and CloudWatch Logs endpoints, S3
-for image layers and bundles, EFS for the tenant's files); only the gateway may reach in, to
-a bot's API. Names do not resolve outside: the VPC's DNS Firewall answers only the service
-discovery namespace and the AWS endpoints (deploy/ecs/), since no security group can stop a
-query to the VPC's resolver.
+The subnet is the one a host would give the tenant's network (fta.runtime.network), made in
+the VPC: the market-data gateway tells tenants apart by their source subnet, as on a host.
+Tasks of one tenant share the subnet and the group. Their traffic may go to the market-data
+gateway and to what Fargate itself needs through the task's interface (the ECR and
+CloudWatch Logs endpoints, S3 for image layers and bundles, EFS for the tenant's files); only
+the gateway may reach in, to a bot's API. Names do not resolve outside: the VPC's DNS
+Firewall answers only the service discovery namespace and the AWS endpoints (deploy/ecs/),
+since no security group can stop a query to the VPC's resolver.
 """
 
 from __future__ import annotations
@@ -23,6 +25,22 @@ Rule = tuple[int, str, str]
 
 def security_group_name(instance: str, tenant_id: str) -> str:
     return f"fta-{instance}-client-{tenant_id}"
+
+
+def verify_subnet(
+    subnet: dict[str, Any], *, vpc_id: str, cidr: str, route_table: str | None, expected: str
+) -> list[str]:
+    """What differs between a described subnet and the tenant's; `route_table` is the one
+    explicitly associated with it, `expected` the job subnets' own."""
+    mismatches = []
+    for key, want in (("VpcId", vpc_id), ("CidrBlock", cidr)):
+        if subnet.get(key) != want:
+            mismatches.append(f"{key}: {subnet.get(key)!r}, not {want!r}")
+    if subnet.get("MapPublicIpOnLaunch"):
+        mismatches.append("MapPublicIpOnLaunch: public addresses")
+    if route_table != expected:
+        mismatches.append(f"route table: {route_table!r}, not {expected!r}")
+    return mismatches
 
 
 def egress_rules(settings: EcsSettings, gateway_port: int) -> set[Rule]:

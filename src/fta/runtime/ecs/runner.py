@@ -41,6 +41,7 @@ from fta.runtime.ecs.network import (
     ip_permissions,
     security_group_name,
     verify_security_group,
+    verify_subnet,
 )
 from fta.runtime.ecs.settings import EcsSettings
 from fta.runtime.ecs.task_definition import (
@@ -54,6 +55,7 @@ from fta.runtime.ecs.task_definition import (
     task_tags,
     verify_task_definition,
 )
+from fta.runtime.network import tenant_subnet
 from fta.runtime.protocol import (
     ContainerRuntimeError,
     ContainerState,
@@ -137,6 +139,8 @@ class EcsJobRunner:
         self._access_points: dict[str, str] = {}
         self._definitions: dict[str, str] = {}  # JSON of a definition -> its ARN
         self._bundles: dict[str, str] = {}  # task id -> its bundle's S3 key
+        self._subnets: dict[str, str] = {}  # tenant id -> its subnet id
+        self._zones: list[str] = []  # the job subnets' availability zones
 
     def close(self) -> None:
         for client in (self._ecs, self._ec2, self._efs, self._logs, self._s3):
@@ -148,35 +152,48 @@ class EcsJobRunner:
     # Tenant resources.
 
     def ensure_tenant_network(self, tenant_id: str, subnet_index: int) -> TenantNetwork:
-        """The tenant's security group (`subnet_index` is Docker's: the VPC's subnets are
-        shared, the group is what separates tenants)."""
+        """The tenant's subnet (the `subnet_index`th of the pool, as on a host) and its
+        security group."""
         _check_tenant_id(tenant_id)
-        name = security_group_name(self._settings.instance, tenant_id)
+        settings = self._settings
+        layout = tenant_subnet(
+            settings.tenant_subnet_pool, settings.tenant_subnet_prefix, subnet_index
+        )
         with self._lock:
+            subnet = self._ensure_subnet(tenant_id, str(layout.subnet), subnet_index)
+            name = security_group_name(settings.instance, tenant_id)
             group = self._find_group(name) or self._create_group(name, tenant_id)
         mismatches = verify_security_group(
             group,
             vpc_id=self._config.vpc_id,
-            egress=egress_rules(self._config, self._settings.gateway_port),
+            egress=egress_rules(self._config, settings.gateway_port),
             ingress=ingress_rules(self._config),
         )
         tags = {tag["Key"]: tag["Value"] for tag in group.get("Tags") or []}
-        if tags.get(TAG_TENANT) != tenant_id or tags.get(TAG_INSTANCE) != self._settings.instance:
+        if tags.get(TAG_TENANT) != tenant_id or tags.get(TAG_INSTANCE) != settings.instance:
             mismatches.append(f"tags: {tags}")
         if mismatches:
             raise ResourceMismatch("security group", name, mismatches)
-        return TenantNetwork(name=group["GroupId"], subnet="", gateway_ip="", dns_ip="")
+        self._subnets[tenant_id] = subnet
+        return TenantNetwork(
+            name=group["GroupId"], subnet=str(layout.subnet), gateway_ip="", dns_ip=""
+        )
 
     def remove_tenant_network(self, tenant_id: str) -> None:
+        """Removes the tenant's security group, then its subnet; refused while a task of the
+        tenant still has its interface there."""
         _check_tenant_id(tenant_id)
         name = security_group_name(self._settings.instance, tenant_id)
         group = self._find_group(name)
-        if group is None:
-            return
         try:
-            self._ec2.delete_security_group(GroupId=group["GroupId"])
+            if group is not None:
+                self._ec2.delete_security_group(GroupId=group["GroupId"])
+            subnet = self._find_subnet(tenant_id)
+            if subnet is not None:
+                self._ec2.delete_subnet(SubnetId=subnet["SubnetId"])
         except ClientError as error:
-            raise ContainerRuntimeError(f"security group {name} not removed: {error}") from error
+            raise ContainerRuntimeError(f"network of {tenant_id} not removed: {error}") from error
+        self._subnets.pop(tenant_id, None)
 
     def ensure_tenant_volume(self, tenant_id: str, size_bytes: int) -> str:
         """The tenant's access point: its own directory, entered as the job's user. EFS
@@ -287,7 +304,7 @@ class EcsJobRunner:
             "count": 1,
             "networkConfiguration": {
                 "awsvpcConfiguration": {
-                    "subnets": self._config.subnet_ids,
+                    "subnets": [self._tenant_subnet_id(spec.tenant_id)],
                     "securityGroups": [spec.network],
                     "assignPublicIp": "DISABLED",
                 }
@@ -556,6 +573,69 @@ class EcsJobRunner:
                 return [], token  # the driver creates the stream when the task starts
             raise ContainerRuntimeError(f"log {stream} unreadable: {error}") from error
         return [dict(e) for e in response.get("events") or []], response.get("nextForwardToken")
+
+    def _tenant_subnet_id(self, tenant_id: str) -> str:
+        known = self._subnets.get(tenant_id)
+        if known is None:
+            found = self._find_subnet(tenant_id)
+            if found is None:
+                raise ContainerRuntimeError(f"tenant {tenant_id} has no subnet")
+            known = self._subnets[tenant_id] = str(found["SubnetId"])
+        return known
+
+    def _find_subnet(self, tenant_id: str) -> dict[str, Any] | None:
+        subnets = self._ec2.describe_subnets(
+            Filters=[
+                {"Name": "vpc-id", "Values": [self._config.vpc_id]},
+                {"Name": f"tag:{TAG_INSTANCE}", "Values": [self._settings.instance]},
+                {"Name": f"tag:{TAG_TENANT}", "Values": [tenant_id]},
+            ]
+        )["Subnets"]
+        if len(subnets) > 1:
+            raise ResourceMismatch("subnet", tenant_id, [f"{len(subnets)} subnets, not 1"])
+        return dict(subnets[0]) if subnets else None
+
+    def _ensure_subnet(self, tenant_id: str, cidr: str, index: int) -> str:
+        subnet = self._find_subnet(tenant_id)
+        if subnet is None:
+            zones = self._job_zones()
+            tags = [
+                {"Key": k, "Value": v} for k, v in {**self._tags, TAG_TENANT: tenant_id}.items()
+            ]
+            request: dict[str, Any] = {
+                "VpcId": self._config.vpc_id,
+                "CidrBlock": cidr,
+                # Tenants spread over the zones of the job subnets.
+                "AvailabilityZone": zones[index % len(zones)],
+                "TagSpecifications": [{"ResourceType": "subnet", "Tags": tags}],
+            }
+            try:
+                subnet = dict(self._ec2.create_subnet(**request)["Subnet"])
+                self._ec2.associate_route_table(
+                    RouteTableId=self._config.route_table, SubnetId=subnet["SubnetId"]
+                )
+            except ClientError as error:
+                raise ContainerRuntimeError(f"subnet of {tenant_id} not made: {error}") from error
+        associations = self._ec2.describe_route_tables(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}]
+        )["RouteTables"]
+        route_table = str(associations[0]["RouteTableId"]) if associations else None
+        mismatches = verify_subnet(
+            subnet,
+            vpc_id=self._config.vpc_id,
+            cidr=cidr,
+            route_table=route_table,
+            expected=self._config.route_table,
+        )
+        if mismatches:
+            raise ResourceMismatch("subnet", str(subnet["SubnetId"]), mismatches)
+        return str(subnet["SubnetId"])
+
+    def _job_zones(self) -> list[str]:
+        if not self._zones:
+            subnets = self._ec2.describe_subnets(SubnetIds=self._config.subnet_ids)["Subnets"]
+            self._zones = sorted({str(subnet["AvailabilityZone"]) for subnet in subnets})
+        return self._zones
 
     def _find_group(self, name: str) -> dict[str, Any] | None:
         groups = self._ec2.describe_security_groups(

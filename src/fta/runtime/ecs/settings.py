@@ -19,9 +19,12 @@ class EcsSettings(BaseSettings):
     endpoint_url: str | None = None
     cluster: str
     vpc_id: str
-    # Private subnets without a public route: tasks get no public address.
-    # Comma-separated.
+    # The job subnets (comma-separated): each tenant's own subnet is made in one of their
+    # availability zones, from FTA_TENANT_SUBNET_POOL (a range of the VPC's), as on a host.
     subnets: Annotated[str, Field(min_length=1)]
+    # The job subnets' route table (the VPC and the S3 endpoint, no way out): a tenant's
+    # subnet gets it too.
+    route_table: str
     # The market-data gateway's security group: the one destination of the tasks' traffic to
     # the outside, besides the AWS endpoints below.
     gateway_security_group: str
