@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,6 +32,8 @@ from fta.runtime.network import tenant_subnet
 from fta.settings import Settings
 from fta.worker.containers import container_spec
 from tests.support.ecs_standin import EcsWorld, ecs_standin
+from tests.support.ecs_templates import MAIN, load, role_statements
+from tests.support.iam_policy import glob_match
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -474,3 +477,61 @@ def test_an_unmounted_file_system_is_told_not_taken_for_empty(
     with pytest.raises(StorageUnavailable, match="not mounted"):
         runner.remove_tenant_volume(tenant)
     runner.close()
+
+
+def test_every_call_the_runner_makes_is_one_the_worker_role_grants(
+    world: EcsWorld, settings: Settings, tenants_mount: Path
+) -> None:
+    """A job's and a bot's lives, a tenant's files measured and erased, its network removed:
+    each AWS action the runner called is in an Allow of the worker's role (deploy/ecs)."""
+    called: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        called.add(f"{model.service_model.signing_name}:{model.name}")
+
+    session = world.session()
+    session.events.register("before-call", record)
+    config = world.settings.model_copy(update={"tenants_mount": str(tenants_mount)})
+    runner = EcsJobRunner(settings, config, session=session)
+    tenant = new_tenant()
+    network = runner.ensure_tenant_network(tenant, next(SUBNETS))
+    spec = job_spec(runner, settings, tenant, network)
+    task_id = runner.create(spec)
+    world.agent.start(task_id)
+    world.agent.log(task_id, tenant, "FTA-RESULT: {}")
+    world.agent.exit(task_id, 0)
+    assert list(runner.follow_logs(task_id)) == ["FTA-RESULT: {}"]
+    runner.wait(task_id, 5)
+    runner.tail_logs(task_id, 5)
+    runner.read_usage(task_id)
+    runner.final_usage(task_id)
+    runner.container_address(task_id, network.name)
+    runner.list_managed()
+    runner.remove(task_id)
+    bot = dataclasses.replace(spec, owner_kind="bot", owner_id=str(uuid.uuid4()))
+    bot_task = runner.create(bot)
+    runner.stop(bot_task, 30)
+    runner.remove(bot_task)
+    runner.volume_created_at(settings.candle_volume)
+    runner.ensure_tenant_volume(tenant, 2 * GIB)
+    runner.tenant_disk_usage()
+    runner.remove_tenant_volume(tenant)
+    runner.remove_tenant_network(tenant)
+    runner.close()
+
+    worker = role_statements(load(MAIN), "WorkerTaskRole")
+    granted = [
+        pattern
+        for statement in worker
+        if statement["Effect"] == "Allow"
+        for pattern in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    ]
+    assert "ecs:RunTask" in called and "elasticfilesystem:DeleteAccessPoint" in called
+    missing = {
+        action
+        for action in called
+        if not any(glob_match(pattern, action, ignore_case=True) for pattern in granted)
+    }
+    assert missing == set()
