@@ -31,7 +31,7 @@ from fta.runtime.ecs.task_definition import TAG_TENANT
 from fta.runtime.network import tenant_subnet
 from fta.settings import Settings
 from fta.worker.containers import container_spec
-from tests.support.ecs_standin import EcsWorld, ecs_standin
+from tests.support.ecs_standin import EcsWorld, ecs_standin, worker_settings
 from tests.support.ecs_templates import MAIN, load, role_statements
 from tests.support.iam_policy import glob_match
 
@@ -52,7 +52,7 @@ def world() -> Iterator[EcsWorld]:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(instance=INSTANCE, gateway_port=8090)
+    return worker_settings(Settings(gateway_port=8090), INSTANCE)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from fta.runtime import ContainerSpec, DockerJobRunner, Mount
 from fta.runtime.ecs import EcsJobRunner
 from fta.settings import Settings
 from tests.support.docker_resources import BASE_IMAGE, DockerResources
-from tests.support.ecs_standin import EcsWorld, ecs_standin
+from tests.support.ecs_standin import EcsWorld, ecs_standin, worker_settings
 from tests.support.socket_proxy import TEST_LIMITS, StandinWorld
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -187,9 +187,8 @@ def _docker_stored(
 
 
 def _ecs_stored(world: EcsWorld) -> Stored:
-    runner = EcsJobRunner(
-        Settings(instance="parity", job_image=BASE_IMAGE), world.settings, session=world.session()
-    )
+    settings = worker_settings(Settings(job_image=BASE_IMAGE), "parity")
+    runner = EcsJobRunner(settings, world.settings, session=world.session())
     try:
         tenant_id = "parity1"
         network = runner.ensure_tenant_network(tenant_id, 0)

@@ -20,7 +20,7 @@ from fta.runtime.ecs import EcsJobRunner
 from fta.settings import get_settings
 from fta.worker.handlers import JobHandler
 from tests.support.api import Client, leave_nothing_waiting, sign_up
-from tests.support.ecs_standin import EcsWorld, ecs_standin
+from tests.support.ecs_standin import EcsWorld, ecs_standin, worker_settings
 from tests.support.jobs import DOWNLOAD_SUMMARY, claimed_download_job
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,7 +78,7 @@ class Fargate(threading.Thread):
 def test_a_job_runs_as_a_fargate_task_and_is_billed_as_fargate_bills(
     client: Client, world: EcsWorld, tmp_path: Path
 ) -> None:
-    settings = get_settings().model_copy(update={"instance": "ecsworker"})
+    settings = worker_settings(get_settings(), "ecsworker")
     config = world.settings.model_copy(update={"tenants_mount": str(tmp_path)})
     runner = EcsJobRunner(settings, config, session=world.session())
     fargate = Fargate(world)

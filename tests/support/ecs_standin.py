@@ -24,13 +24,27 @@ from moto.server import ThreadedMotoServer
 
 from fta.runtime.ecs import EcsSettings
 from fta.runtime.ecs.task_definition import CONTAINER_NAME
+from fta.settings import Settings
 from tests.support.s3_standin import CREDENTIALS
 
 ACCOUNT = "123456789012"
 REGION = CREDENTIALS["AWS_DEFAULT_REGION"]
 CLUSTER = "fta-test"
-# The tenants' subnets, as fta.settings has them by default.
+# The tenants' subnets: a range of the stand-in VPC's, whatever the test session's own
+# settings say (its sandbox picks a free pool of its own).
 TENANT_POOL = "10.210.0.0/16"
+TENANT_PREFIX = 27
+
+
+def worker_settings(settings: Settings, instance: str) -> Settings:
+    """`settings` for a worker of this account: its installation, the VPC's tenant pool."""
+    return settings.model_copy(
+        update={
+            "instance": instance,
+            "tenant_subnet_pool": TENANT_POOL,
+            "tenant_subnet_prefix": TENANT_PREFIX,
+        }
+    )
 
 
 @dataclass
