@@ -118,3 +118,15 @@ def test_openapi_is_published(http: TestClient) -> None:
         "/api/v1/jobs/{job_id}/result",
     ):
         assert path in spec["paths"]
+
+
+def test_a_nul_character_is_refused_not_sent_to_the_database(http: TestClient) -> None:
+    for path, body in (
+        ("/api/v1/auth/token", {"email": "\x00", "password": "x"}),
+        ("/api/v1/auth/token", {"email": "a@example.com", "password": "x", "otp": "1\x00"}),
+        ("/api/v1/auth/password/forgot", {"email": "a\x00@example.com"}),
+    ):
+        response = http.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "NUL" in response.text

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from fta.accounts import password_reset, personal_tokens, service, verification
 from fta.accounts.deps import PrincipalDep
@@ -21,6 +21,15 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # Postgres refuses NUL in text: such a value is the client's mistake (422), never a
+        # failed query.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 class SignupIn(StrictModel):
