@@ -8,31 +8,19 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, EmailStr, Field
 
 from fta.accounts import password_reset, personal_tokens, service, verification
 from fta.accounts.deps import PrincipalDep
 from fta.accounts.models import PersonalToken, TokenScope
 from fta.db import utcnow
 from fta.web.deps import ClientIpDep, SessionDep
+from fta.web.request_model import RequestModel
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # Postgres refuses NUL in text: such a value is the client's mistake (422), never a
-        # failed query.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-        return value
-
-
-class SignupIn(StrictModel):
+class SignupIn(RequestModel):
     email: EmailStr
     password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
     # No control character (Postgres refuses NUL; names are printed on invoices and pages).
@@ -44,7 +32,7 @@ class SignupOut(BaseModel):
     user_id: uuid.UUID
 
 
-class TokenIn(StrictModel):
+class TokenIn(RequestModel):
     email: str = Field(max_length=254)
     password: str = Field(max_length=200)
     # With two-factor log-in: the app's 6-digit code, or a recovery code.
@@ -57,7 +45,7 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-class PasswordChangeIn(StrictModel):
+class PasswordChangeIn(RequestModel):
     current_password: str = Field(max_length=200)
     new_password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
 
@@ -115,7 +103,7 @@ def logout(principal: PrincipalDep, session: SessionDep, ip: ClientIpDep) -> Res
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordForgotIn(StrictModel):
+class PasswordForgotIn(RequestModel):
     email: str = Field(max_length=254)
 
 
@@ -123,7 +111,7 @@ class PasswordForgotOut(BaseModel):
     detail: str
 
 
-class PasswordResetIn(StrictModel):
+class PasswordResetIn(RequestModel):
     token: str = Field(max_length=200)
     new_password: str = Field(min_length=service.MIN_PASSWORD_LENGTH, max_length=200)
 
@@ -159,7 +147,7 @@ def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-class PersonalTokenIn(StrictModel):
+class PersonalTokenIn(RequestModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
     scope: TokenScope = TokenScope.READ
     # None: the token never expires (until revoked).

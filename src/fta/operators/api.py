@@ -25,6 +25,7 @@ from fta.operators.service import TenantRow
 from fta.plans import service as catalog
 from fta.web.deps import ClientIpDep, SessionDep
 from fta.web.downloads import csv_attachment
+from fta.web.request_model import RequestModel
 
 router = APIRouter(prefix="/admin", tags=["operators"])
 
@@ -45,8 +46,7 @@ class TenantOut(BaseModel):
     created_at: datetime
 
 
-class SuspensionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SuspensionIn(RequestModel):
     reason: str = Field(
         min_length=3, max_length=service.REASON_MAX, description="shown to the client"
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from fta.accounts.deps import AdminDep
 from fta.billing.alerts import service
 from fta.billing.alerts.models import BillingAlert
 from fta.db import utcnow
 from fta.web.deps import SessionDep
+from fta.web.request_model import RequestModel
 
 router = APIRouter(prefix="/admin/billing/alerts", tags=["billing"])
 
@@ -31,8 +32,7 @@ class AlertOut(BaseModel):
     resolution: str | None
 
 
-class ResolutionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResolutionIn(RequestModel):
     resolution: str = Field(min_length=1, max_length=2000, description="what was done about it")
 
 
