@@ -88,11 +88,7 @@ def _container_running(container_id: str) -> bool:
 def test_a_running_job_survives_its_worker_and_ends_with_the_next(
     client: Client, new_worker: Callable[..., ScopedWorker]
 ) -> None:
-    strategy_id = upload_strategy(client, "Patient")
-    body = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
-    submitted = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["id"]
+    job_id = _submit_patient(client)
 
     first = new_worker()
     assert first.claim_and_start() == 1
@@ -124,6 +120,15 @@ def test_a_running_job_survives_its_worker_and_ends_with_the_next(
     assert not _container_running(container_id)
 
 
+def _submit_patient(client: Client) -> str:
+    """A backtest of the strategy that prints one numbered line a second, submitted."""
+    strategy_id = upload_strategy(client, "Patient")
+    body = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
+    submitted = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
+    assert submitted.status_code == 202, submitted.text
+    return str(submitted.json()["id"])
+
+
 def _logs(client: Client, job_id: str) -> str:
     return client.http.get(f"/api/v1/jobs/{job_id}/logs", headers=client.auth).text
 
@@ -132,11 +137,7 @@ def _logs(client: Client, job_id: str) -> str:
 def test_a_killed_workers_running_job_is_left_alone_while_its_lease_runs_then_adopted(
     client: Client, new_worker: Callable[..., ScopedWorker]
 ) -> None:
-    strategy_id = upload_strategy(client, "Patient")
-    body = {"kind": "backtest", "strategy_id": strategy_id, "config": BACKTEST}
-    submitted = client.http.post("/api/v1/jobs", json=body, headers=client.auth)
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["id"]
+    job_id = _submit_patient(client)
 
     first, second = new_worker(worker_lease_seconds=8.0), new_worker(worker_lease_seconds=8.0)
     assert first.claim_and_start() == 1
